@@ -1,0 +1,63 @@
+"""keel: a self-hosted MLOps platform.
+
+>>> import keel
+>>> with keel.start_run(experiment="demo") as run:      # doctest: +SKIP
+...     run.log_param("lr", 0.1)
+...     run.log_metric("loss", 0.42, step=1)
+"""
+
+from __future__ import annotations
+
+from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus
+from keel.core.errors import Conflict, IntegrityError, InvalidArgument, KeelError, NotFound
+from keel.tracking.client import Client
+from keel.tracking.fluent import (
+    active_run,
+    end_run,
+    flush,
+    get_client,
+    log_artifact,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    search_runs,
+    set_client,
+    set_tag,
+    set_tags,
+    start_run,
+)
+from keel.tracking.run import ActiveRun
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveRun",
+    "ArtifactRef",
+    "Client",
+    "Conflict",
+    "Experiment",
+    "IntegrityError",
+    "InvalidArgument",
+    "KeelError",
+    "Metric",
+    "NotFound",
+    "Run",
+    "RunPage",
+    "RunStatus",
+    "__version__",
+    "active_run",
+    "end_run",
+    "flush",
+    "get_client",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "search_runs",
+    "set_client",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]

@@ -1,0 +1,57 @@
+"""Entry point of the ``keel`` command.
+
+Errors are one line on stderr (``keel: error: ...``) with exit code 2, whether they come
+from a bad argument or from keel refusing the input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from keel.cli import quickstart, runs, server
+from keel.core.errors import KeelError
+
+try:  # typer >= 0.24 vendors click; older releases use click itself
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc  # type: ignore[no-redef]
+
+app = typer.Typer(
+    name="keel",
+    help="keel: a self-hosted MLOps platform. Start with `keel quickstart`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(runs.app, name="runs")
+app.command("server")(server.server)
+app.command("quickstart")(quickstart.quickstart)
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="keel", standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else "")
+        return 0
+    except click_exc.UsageError as exc:
+        where = f"{exc.ctx.command_path}: " if exc.ctx else ""
+        typer.echo(f"keel: error: {where}{exc.format_message()}".replace("\n", " "), err=True)
+        return 2
+    except KeelError as exc:
+        typer.echo(f"keel: error: {exc.message}".replace("\n", " "), err=True)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("keel: aborted", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""``keel runs list|show|compare``."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+import typer
+from rich.table import Table
+
+from keel.cli.output import console, fmt_duration, fmt_num, fmt_time, runs_table, status_text
+from keel.core.entities import Run, to_plain
+from keel.core.errors import InvalidArgument, NotFound
+from keel.tracking.client import Client
+
+app = typer.Typer(help="Look at tracked runs.", no_args_is_help=True)
+
+
+def _resolve(client: Client, run_id: str) -> Run:
+    """A full run id, or a unique prefix of one (as the tables show 12 characters)."""
+    try:
+        return client.get_run(run_id)
+    except NotFound:
+        if len(run_id) < 4 or not run_id.isalnum():
+            raise
+    matches = [r for r in client.iter_runs(filter=f"run_id like '{run_id}%'")]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFound(f"no run id starts with {run_id!r}")
+    raise InvalidArgument.for_field("run id", run_id, f"a unique prefix ({len(matches)} runs match)")
+
+
+@app.command("list")
+def list_runs(
+    experiment: str = typer.Option(None, "--experiment", "-e", help="Only runs of this experiment."),
+    filter: str = typer.Option("", "--filter", "-f", help="e.g. \"metrics.acc > 0.9 and params.model = 'rf'\""),
+    order_by: list[str] = typer.Option([], "--order-by", "-o", help="e.g. 'metrics.acc DESC' (repeatable)"),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs to show."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List runs, newest first, with their params and latest metrics."""
+    client = Client()
+    page = client.search_runs(experiment, filter, order_by, limit)
+    if as_json:
+        typer.echo(orjson.dumps(to_plain(page.runs), option=orjson.OPT_INDENT_2).decode())
+        return
+    if not page.runs:
+        console.print("No runs yet. Try [bold]keel quickstart[/].")
+        return
+    # the keys most runs share, so the table stays readable
+    metric_keys = [k for k, _ in Counter(k for r in page.runs for k in r.metrics).most_common(4)]
+    param_keys = [k for k, _ in Counter(k for r in page.runs for k in r.params).most_common(2)]
+    compact = console.width < 140
+    console.print(runs_table(page.runs, sorted(metric_keys), sorted(param_keys), f"{len(page.runs)} runs", compact))
+    if page.next_page_token:
+        console.print(f"[dim]more runs exist: raise --limit (now {limit})[/]")
+
+
+@app.command("show")
+def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix).")) -> None:
+    """Everything about one run: status, code, environment, params, metrics, artifacts."""
+    client = Client()
+    run = _resolve(client, run_id)
+    experiment = client.store.get_experiment(run.experiment_id)
+    console.print(f"[bold]{run.name}[/]  {run.id}  {status_text(run.status)}")
+    console.print(f"experiment  {experiment.project}/{experiment.name}")
+    console.print(f"started     {fmt_time(run.start_time)}   duration {fmt_duration(run.duration_ms)}")
+    if run.parent_run_id:
+        console.print(f"parent      {run.parent_run_id}")
+    code, env = run.code, run.environment
+    dirty = " (dirty)" if code.git_dirty_hash else ""
+    console.print(f"code        git {code.git_commit or '-'}{dirty}  entry {code.entry_point or '-'}")
+    console.print(f"environment python {env.python_version or '-'}  packages {(env.packages_hash or '-')[:12]}")
+    for title, items in (("params", run.params), ("tags", run.tags)):
+        if items:
+            table = Table(title=title, show_header=False, title_justify="left")
+            for k, v in sorted(items.items()):
+                table.add_row(k, v)
+            console.print(table)
+    if run.metrics:
+        table = Table(title="metrics (latest)", title_justify="left")
+        for col in ("key", "value", "step", "values logged"):
+            table.add_column(col)
+        for key, m in sorted(run.metrics.items()):
+            table.add_row(key, fmt_num(m.value), str(m.step), str(len(client.get_metric_history(run.id, key))))
+        console.print(table)
+    artifacts = client.list_artifacts(run.id)
+    if artifacts:
+        table = Table(title="artifacts", title_justify="left")
+        for col in ("path", "size", "sha256"):
+            table.add_column(col)
+        for a in artifacts:
+            table.add_row(a.path, f"{a.size:,}", a.sha256[:16])
+        console.print(table)
+
+
+@app.command("compare")
+def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or unique prefixes).")) -> None:
+    """Runs side by side: params that differ are highlighted, the best value of each metric is bold."""
+    if len(run_ids) < 2:
+        raise InvalidArgument.for_field("run_ids", run_ids, "at least two run ids")
+    client = Client()
+    runs = [_resolve(client, r) for r in run_ids]
+    data = client.compare([r.id for r in runs])
+    table = Table(header_style="bold")
+    table.add_column("")
+    for run in runs:
+        table.add_column(f"{run.name}\n{run.id[:12]}")
+    for key, values in data["params"].items():
+        differs = len({v for v in values}) > 1
+        style = "magenta" if differs else "dim"
+        table.add_row(f"[{style}]{key}[/]", *[f"[{style}]{v if v is not None else '-'}[/]" for v in values])
+    for key, values in data["metrics"].items():
+        finite = [v for v in values if v is not None and v == v]
+        best = max(finite) if finite else None
+        table.add_row(
+            f"[bold]{key}[/]",
+            *[
+                f"[bold green]{fmt_num(v)}[/]" if v is not None and v == best and len(finite) > 1 else fmt_num(v)
+                for v in values
+            ],
+        )
+    table.add_row("status", *[status_text(r.status) for r in runs])
+    table.add_row("duration", *[fmt_duration(r.duration_ms) for r in runs])
+    console.print(table)
+    console.print("[dim]bold green: the highest value of each metric[/]")

@@ -1,0 +1,1 @@
+"""Layer 0: entities, errors, configuration and validation. Standard library only."""

@@ -1,0 +1,84 @@
+"""Configuration in one place: ``KEEL_*`` environment variables, then ``keel.toml``, then defaults.
+
+This is the only module of keel that reads ``os.environ``.
+
+=====================  ==============================  ==========================================
+setting                environment                     default
+=====================  ==============================  ==========================================
+home                   KEEL_HOME                       ``./.keel``
+store                  KEEL_STORE                      ``sqlite:///<home>/keel.db``
+artifacts              KEEL_ARTIFACTS                  ``<home>/artifacts`` (the server's, for http stores)
+flush_interval         KEEL_FLUSH_INTERVAL             0.5 s (metric buffer flush)
+heartbeat_interval     KEEL_HEARTBEAT_INTERVAL         5 s
+heartbeat_timeout      KEEL_HEARTBEAT_TIMEOUT          30 s (a running run silent this long reads as killed)
+experiment             KEEL_EXPERIMENT                 ``default``
+=====================  ==============================  ==========================================
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keel.core.errors import InvalidArgument
+
+_FLOAT_SETTINGS = ("flush_interval", "heartbeat_interval", "heartbeat_timeout")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    store: str
+    artifacts: str | None
+    flush_interval: float = 0.5
+    heartbeat_interval: float = 5.0
+    heartbeat_timeout: float = 30.0
+    experiment: str = "default"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument(f"{path} is not valid TOML: {exc}") from None
+    section = data.get("keel", data)
+    return section if isinstance(section, dict) else {}
+
+
+def load_settings(cwd: Path | None = None) -> Settings:
+    """Resolve settings from the environment, then ``./keel.toml`` (``[keel]`` table), then defaults."""
+    cwd = cwd or Path.cwd()
+    file_values = _read_toml(cwd / "keel.toml")
+
+    def pick(name: str) -> Any:
+        env = os.environ.get(f"KEEL_{name.upper()}")
+        if env not in (None, ""):
+            return env
+        return file_values.get(name)
+
+    home = Path(pick("home") or cwd / ".keel")
+    store = pick("store") or f"sqlite:///{home / 'keel.db'}"
+    floats: dict[str, float] = {}
+    for name in _FLOAT_SETTINGS:
+        raw = pick(name)
+        if raw is None:
+            continue
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise InvalidArgument.for_field(f"KEEL_{name.upper()}", raw, "a number of seconds") from None
+        if not value > 0:
+            raise InvalidArgument.for_field(f"KEEL_{name.upper()}", raw, "a positive number of seconds")
+        floats[name] = value
+    return Settings(
+        home=home,
+        store=str(store),
+        artifacts=pick("artifacts"),
+        experiment=str(pick("experiment") or "default"),
+        **floats,
+    )

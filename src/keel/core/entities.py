@@ -1,0 +1,137 @@
+"""Entities of the metadata store as frozen dataclasses.
+
+They are separate from ORM rows (``keel.store.metadata.sql.schema``) and from wire
+schemas (``keel.server``): stores convert at their edges.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    KILLED = "killed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    id: int
+    name: str
+    project: str = "default"
+    created_at: int = 0  # ms since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class CodeVersion:
+    """Where the code of a run came from: git commit, a hash of uncommitted changes, entry point."""
+
+    git_commit: str | None = None
+    git_dirty_hash: str | None = None  # sha256 of `git diff HEAD`; None when clean
+    entry_point: str | None = None
+    entry_point_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """The interpreter a run ran in; ``packages_blob`` is the artifact holding the package list."""
+
+    python_version: str | None = None
+    platform: str | None = None
+    packages_hash: str | None = None
+    packages_blob: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    run_id: str
+    key: str
+    value: float
+    step: int = 0
+    timestamp: int = 0  # ms since the epoch
+
+    def same_value(self, other: Metric) -> bool:
+        """Equality that treats NaN as equal to NaN (a NaN metric is a real outcome)."""
+        if math.isnan(self.value) and math.isnan(other.value):
+            return True
+        return self.value == other.value
+
+
+@dataclass(frozen=True, slots=True)
+class LatestMetric:
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """An artifact of a run: a name within the run and the sha256 of its content."""
+
+    path: str
+    sha256: str
+    size: int
+    media_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: str
+    experiment_id: int
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None = None
+    parent_run_id: str | None = None
+    heartbeat: int | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, LatestMetric] = field(default_factory=dict)
+    code: CodeVersion = field(default_factory=CodeVersion)
+    environment: Environment = field(default_factory=Environment)
+
+    @property
+    def duration_ms(self) -> int | None:
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    def metric(self, key: str) -> float | None:
+        latest = self.metrics.get(key)
+        return None if latest is None else latest.value
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of a run search; pass ``next_page_token`` back for the next one."""
+
+    runs: list[Run]
+    next_page_token: str | None = None
+
+
+def to_plain(obj: Any) -> Any:
+    """Turn entities into JSON-friendly dicts (for the CLI's --json and tests)."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if hasattr(obj, "__dataclass_fields__"):
+        return {name: to_plain(getattr(obj, name)) for name in obj.__dataclass_fields__}
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj

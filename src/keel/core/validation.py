@@ -1,0 +1,98 @@
+"""Validation shared by the SDK (to fail at the call) and the stores (to never trust a client).
+
+Every message follows one template: ``<field> must be <expected>; got <value>``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from keel.core.errors import InvalidArgument
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+_KEY_RE = re.compile(r"^[A-Za-z0-9_\-./ :]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}$")
+_KEY_EXPECTED = "a non-empty string of at most 250 characters from letters, digits, '_', '-', '.', '/', ':' and spaces"
+
+
+def check_key(key: Any, field: str = "key") -> str:
+    """Validate a param/metric/tag key."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or not _KEY_RE.match(key):
+        raise InvalidArgument.for_field(field, key, _KEY_EXPECTED)
+    if key.startswith("/") or ".." in key.split("/"):
+        raise InvalidArgument.for_field(field, key, "a relative key without '..' segments")
+    return key
+
+
+def check_name(name: Any, field: str) -> str:
+    """Validate an experiment/project/run name."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidArgument.for_field(
+            field, name, "1-128 characters from letters, digits, '_', '-', '.', spaces, starting with a letter or digit"
+        )
+    return name
+
+
+def check_step(step: Any) -> int:
+    """A metric step: a finite integer (floats that are whole numbers are accepted)."""
+    if isinstance(step, bool):
+        raise InvalidArgument.for_field("step", step, "a finite integer")
+    if isinstance(step, int):
+        return step
+    if isinstance(step, float) and math.isfinite(step) and step.is_integer():
+        return int(step)
+    raise InvalidArgument.for_field("step", step, "a finite integer")
+
+
+def check_timestamp(ts: Any) -> int:
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0:
+        raise InvalidArgument.for_field("timestamp", ts, "a non-negative number of milliseconds since the epoch")
+    return int(ts)
+
+
+def check_metric_value(value: Any, key: str = "") -> float:
+    """A metric value: any real number. NaN and infinities are kept (they are real outcomes)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            return float(value)  # numpy scalars and the like
+        except (TypeError, ValueError):
+            field = f"metric {key!r} value" if key else "metric value"
+            raise InvalidArgument.for_field(field, value, "a number") from None
+    return float(value)
+
+
+def param_to_str(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_PARAM_VALUE_LENGTH:
+        raise InvalidArgument.for_field(f"param {key!r} value", text, f"at most {MAX_PARAM_VALUE_LENGTH} characters")
+    return text
+
+
+def tag_to_str(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_TAG_VALUE_LENGTH:
+        raise InvalidArgument.for_field(f"tag {key!r} value", text, f"at most {MAX_TAG_VALUE_LENGTH} characters")
+    return text
+
+
+def check_artifact_path(path: Any) -> str:
+    """An artifact name inside a run: relative, '/'-separated, no '..', no NUL, no backslash."""
+    expected = "a relative path without '..', NUL bytes, backslashes or a leading '/'"
+    if not isinstance(path, str) or not path or len(path) > 1024:
+        raise InvalidArgument.for_field("artifact path", path, expected)
+    if "\x00" in path or "\\" in path or path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise InvalidArgument.for_field("artifact path", path, expected)
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise InvalidArgument.for_field("artifact path", path, expected)
+    return path
+
+
+def check_sha256(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise InvalidArgument.for_field("sha256", value, "64 lowercase hex characters")
+    return value

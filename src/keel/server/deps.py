@@ -1,0 +1,18 @@
+"""FastAPI dependencies giving routes the server's stores."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from keel.store.artifacts import ArtifactStore
+from keel.store.metadata.base import TrackingStore
+
+
+def store_of(request: Request) -> TrackingStore:
+    store: TrackingStore = request.app.state.store
+    return store
+
+
+def artifacts_of(request: Request) -> ArtifactStore:
+    artifacts: ArtifactStore = request.app.state.artifacts
+    return artifacts

@@ -1,0 +1,125 @@
+"""Tracking routes: experiments, runs, params, tags, metrics, artifact references, search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from keel.core.entities import ArtifactRef, CodeVersion, Environment, RunStatus
+from keel.core.errors import InvalidArgument
+from keel.server import schemas
+from keel.server.auth import require_writer
+from keel.server.deps import store_of
+from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.rest import wire
+
+read = APIRouter(prefix="/api/v1", tags=["tracking"])
+write = APIRouter(prefix="/api/v1", tags=["tracking"], dependencies=[Depends(require_writer)])
+
+
+@write.post("/experiments")
+def create_experiment(body: schemas.ExperimentIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    return wire.experiment_to_json(store.get_or_create_experiment(body.name, body.project))
+
+
+@read.get("/experiments")
+def list_experiments(
+    name: str | None = None, project: str | None = None, store: TrackingStore = Depends(store_of)
+) -> list[dict[str, Any]]:
+    experiments = store.list_experiments(project)
+    if name is not None:
+        experiments = [e for e in experiments if e.name == name]
+    return [wire.experiment_to_json(e) for e in experiments]
+
+
+@read.get("/experiments/{experiment_id}")
+def get_experiment(experiment_id: int, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    return wire.experiment_to_json(store.get_experiment(experiment_id))
+
+
+@write.post("/runs")
+def create_run(body: schemas.RunIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    run = store.create_run(
+        body.experiment_id,
+        body.name,
+        parent_run_id=body.parent_run_id,
+        tags=body.tags,
+        params=body.params,
+        code=CodeVersion(**body.code.model_dump()) if body.code else None,
+        environment=Environment(**body.environment.model_dump()) if body.environment else None,
+        start_time=body.start_time,
+    )
+    return wire.run_to_json(run)
+
+
+@write.post("/runs/search")
+def search_runs(body: schemas.SearchIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    # a POST because filters and order lists are awkward in a query string; it writes nothing
+    page = store.search_runs(body.experiment_ids, body.filter, body.order_by, body.max_results, body.page_token)
+    return {"runs": [wire.run_to_json(r) for r in page.runs], "next_page_token": page.next_page_token}
+
+
+@write.post("/runs/heartbeat")
+def heartbeat(body: schemas.HeartbeatIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    store.heartbeat(body.run_ids, body.time)
+    return {}
+
+
+@read.get("/runs/{run_id}")
+def get_run(run_id: str, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    return wire.run_to_json(store.get_run(run_id))
+
+
+@write.post("/runs/{run_id}/end")
+def end_run(run_id: str, body: schemas.EndRunIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    try:
+        status = RunStatus(body.status)
+    except ValueError:
+        raise InvalidArgument.for_field("status", body.status, "one of finished, failed, killed") from None
+    return wire.run_to_json(store.end_run(run_id, status, body.end_time))
+
+
+@write.post("/runs/{run_id}/params")
+def log_params(run_id: str, body: schemas.ParamsIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    store.log_params(run_id, body.params)
+    return {}
+
+
+@write.post("/runs/{run_id}/tags")
+def set_tags(run_id: str, body: schemas.TagsIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    store.set_tags(run_id, body.tags)
+    return {}
+
+
+@write.post("/metrics")
+async def log_metrics(request: Request, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    """One flush of a client's metric buffer: ``{"rows": [[run_id, key, value, step, timestamp], ...]}``.
+
+    Parsed with orjson rather than pydantic: batches carry up to tens of thousands of rows.
+    """
+    try:
+        payload = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
+    rows = wire.metric_rows_from_json(payload)
+    await run_in_threadpool(store.log_metrics, rows)
+    return {"stored": len(rows)}
+
+
+@read.get("/runs/{run_id}/metrics")
+def metric_history(run_id: str, key: str, store: TrackingStore = Depends(store_of)) -> list[list[Any]]:
+    return [wire.metric_to_json(m) for m in store.get_metric_history(run_id, key)]
+
+
+@write.post("/runs/{run_id}/artifacts")
+def log_artifacts(run_id: str, body: schemas.ArtifactsIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    store.log_artifacts(run_id, [ArtifactRef(a.path, a.sha256, a.size, a.media_type) for a in body.artifacts])
+    return {}
+
+
+@read.get("/runs/{run_id}/artifacts")
+def list_artifacts(run_id: str, store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+    return [wire.artifact_to_json(a) for a in store.list_artifacts(run_id)]

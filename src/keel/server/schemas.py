@@ -1,0 +1,76 @@
+"""Wire schemas of request bodies (pydantic). Entities are converted at the edges by ``wire``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExperimentIn(_Body):
+    name: str
+    project: str = "default"
+
+
+class CodeIn(_Body):
+    git_commit: str | None = None
+    git_dirty_hash: str | None = None
+    entry_point: str | None = None
+    entry_point_hash: str | None = None
+
+
+class EnvironmentIn(_Body):
+    python_version: str | None = None
+    platform: str | None = None
+    packages_hash: str | None = None
+    packages_blob: str | None = None
+
+
+class RunIn(_Body):
+    experiment_id: int
+    name: str | None = None
+    parent_run_id: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    code: CodeIn | None = None
+    environment: EnvironmentIn | None = None
+    start_time: int | None = None
+
+
+class EndRunIn(_Body):
+    status: str
+    end_time: int | None = None
+
+
+class HeartbeatIn(_Body):
+    run_ids: list[str]
+    time: int | None = None
+
+
+class ParamsIn(_Body):
+    params: dict[str, str]
+
+
+class TagsIn(_Body):
+    tags: dict[str, str]
+
+
+class ArtifactIn(_Body):
+    path: str
+    sha256: str
+    size: int
+    media_type: str = "application/octet-stream"
+
+
+class ArtifactsIn(_Body):
+    artifacts: list[ArtifactIn]
+
+
+class SearchIn(_Body):
+    experiment_ids: list[int] | None = None
+    filter: str = ""
+    order_by: list[str] = Field(default_factory=list)
+    max_results: int = 100
+    page_token: str | None = None

@@ -1,0 +1,1 @@
+"""Layer 1: the metadata store (SQL or REST) and the content-addressed artifact store."""

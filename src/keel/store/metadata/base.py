@@ -1,0 +1,128 @@
+"""The tracking store interface: the one seam between keel's services and its metadata backends.
+
+Contract (every backend, checked by ``keel.testing.store_contract`` on SQLite,
+PostgreSQL and REST):
+
+- Thread safe: one instance may be shared by threads.
+- Every method is one transaction: it either writes everything or nothing.
+- Returned entities are immutable snapshots (frozen dataclasses).
+- Raises only ``keel.core.errors`` types: ``InvalidArgument`` for bad input (nothing
+  written), ``NotFound`` for a missing run or experiment, ``Conflict`` for a write
+  that contradicts stored state (a param re-logged with another value),
+  ``StoreUnavailable`` when the backend cannot be reached.
+- Validates everything it is given, whoever calls it: a server never trusts its clients.
+- A run that is ``running`` but whose heartbeat is older than ``heartbeat_timeout``
+  reads as ``killed`` (in ``get_run`` and in searches).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+
+from keel.core.entities import (
+    ArtifactRef,
+    CodeVersion,
+    Environment,
+    Experiment,
+    Metric,
+    Run,
+    RunPage,
+    RunStatus,
+)
+
+MetricRow = tuple[str, str, float, int, int]
+"""A metric as it travels in batches: (run_id, key, value, step, timestamp_ms)."""
+
+
+class TrackingStore(abc.ABC):
+    """Experiments, runs, params, tags, metrics and artifact references."""
+
+    heartbeat_timeout: float = 30.0
+
+    # experiments -----------------------------------------------------------------
+    @abc.abstractmethod
+    def get_or_create_experiment(self, name: str, project: str = "default") -> Experiment:
+        """Return the experiment ``name`` of ``project``, creating both if needed (idempotent)."""
+
+    @abc.abstractmethod
+    def get_experiment(self, experiment_id: int) -> Experiment: ...
+
+    @abc.abstractmethod
+    def get_experiment_by_name(self, name: str, project: str = "default") -> Experiment:
+        """Raises ``NotFound`` when there is no such experiment."""
+
+    @abc.abstractmethod
+    def list_experiments(self, project: str | None = None) -> list[Experiment]: ...
+
+    # runs ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_run(
+        self,
+        experiment_id: int,
+        name: str | None = None,
+        *,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        code: CodeVersion | None = None,
+        environment: Environment | None = None,
+        start_time: int | None = None,
+    ) -> Run:
+        """Create a ``running`` run (with its first tags and params, in one transaction)."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> Run:
+        """The run with its params, tags and latest metrics. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run:
+        """Set a terminal status. Ending an ended run raises ``Conflict``."""
+
+    @abc.abstractmethod
+    def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
+        """Record that these runs are alive (ended runs are left alone)."""
+
+    @abc.abstractmethod
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Log params. Re-logging the same value is a no-op; another value raises ``Conflict``."""
+
+    @abc.abstractmethod
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags (overwrites)."""
+
+    @abc.abstractmethod
+    def log_metrics(self, rows: Sequence[MetricRow]) -> None:
+        """Append metric values, possibly of several runs, in one transaction.
+
+        Values may be NaN or infinite and are stored faithfully.
+        """
+
+    @abc.abstractmethod
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every value of ``key`` in ``run_id``, ordered by step then timestamp."""
+
+    @abc.abstractmethod
+    def log_artifacts(self, run_id: str, refs: Sequence[ArtifactRef]) -> None:
+        """Record artifacts of a run (the blobs are in the artifact store). Same path again overwrites."""
+
+    @abc.abstractmethod
+    def list_artifacts(self, run_id: str) -> list[ArtifactRef]: ...
+
+    @abc.abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: Sequence[int] | None = None,
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> RunPage:
+        """Search runs. ``filter`` is a conjunction such as
+        ``"metrics.acc > 0.9 and params.model = 'rf' and status = 'finished'"``;
+        ``order_by`` items such as ``"metrics.acc DESC"``, ``"start_time"``.
+        See ``keel.store.metadata.search`` for the grammar.
+        """
+
+    def close(self) -> None:
+        """Release connections."""

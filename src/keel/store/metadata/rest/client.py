@@ -1,0 +1,158 @@
+"""``RestStore``: the tracking store interface over HTTP, against a ``keel server``.
+
+One HTTP request per store call; a metric flush is one ``POST /api/v1/metrics``.
+Server errors come back as the same ``keel`` error classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from keel.core.entities import ArtifactRef, CodeVersion, Environment, Experiment, Metric, Run, RunPage, RunStatus
+from keel.core.errors import InvalidArgument, NotFound, StoreUnavailable, error_from_dict
+from keel.store.metadata.base import MetricRow, TrackingStore
+from keel.store.metadata.rest import wire
+
+API = "/api/v1"
+
+
+class RestStore(TrackingStore):
+    def __init__(
+        self,
+        uri: str,
+        *,
+        heartbeat_timeout: float | None = None,
+        timeout: float = 60.0,
+        token: str | None = None,
+    ) -> None:
+        import httpx
+
+        self.uri = uri.rstrip("/")
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._httpx = httpx
+        self._client = httpx.Client(base_url=self.uri, timeout=timeout, headers=headers)
+
+    def __repr__(self) -> str:
+        return f"RestStore({self.uri!r})"
+
+    def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        content = orjson.dumps(body) if body is not None else None
+        try:
+            response = self._client.request(method, API + path, content=content, params=params)
+        except self._httpx.HTTPError as exc:
+            raise StoreUnavailable(f"cannot reach keel server {self.uri}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                payload = orjson.loads(response.content).get("error", {})
+            except (orjson.JSONDecodeError, AttributeError):
+                payload = {"message": response.text[:200]}
+            raise error_from_dict(payload, response.status_code)
+        return orjson.loads(response.content) if response.content else None
+
+    # experiments -----------------------------------------------------------------------
+    def get_or_create_experiment(self, name: str, project: str = "default") -> Experiment:
+        return wire.experiment_from_json(self._call("POST", "/experiments", {"name": name, "project": project}))
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        return wire.experiment_from_json(self._call("GET", f"/experiments/{int(experiment_id)}"))
+
+    def get_experiment_by_name(self, name: str, project: str = "default") -> Experiment:
+        found = self._call("GET", "/experiments", params={"name": name, "project": project})
+        if not found:
+            raise NotFound(f"experiment {name!r} does not exist in project {project!r}")
+        return wire.experiment_from_json(found[0])
+
+    def list_experiments(self, project: str | None = None) -> list[Experiment]:
+        params = {"project": project} if project is not None else None
+        return [wire.experiment_from_json(e) for e in self._call("GET", "/experiments", params=params)]
+
+    # runs ------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: int,
+        name: str | None = None,
+        *,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        code: CodeVersion | None = None,
+        environment: Environment | None = None,
+        start_time: int | None = None,
+    ) -> Run:
+        body = {
+            "experiment_id": experiment_id,
+            "name": name,
+            "parent_run_id": parent_run_id,
+            "tags": {k: str(v) for k, v in (tags or {}).items()},
+            "params": {k: str(v) for k, v in (params or {}).items()},
+            "code": wire.code_to_json(code) if code else None,
+            "environment": wire.environment_to_json(environment) if environment else None,
+            "start_time": start_time,
+        }
+        return wire.run_from_json(self._call("POST", "/runs", body))
+
+    def get_run(self, run_id: str) -> Run:
+        return wire.run_from_json(self._call("GET", f"/runs/{_rid(run_id)}"))
+
+    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run:
+        body = {"status": RunStatus(status).value if isinstance(status, RunStatus) else status, "end_time": end_time}
+        return wire.run_from_json(self._call("POST", f"/runs/{_rid(run_id)}/end", body))
+
+    def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
+        if run_ids:
+            self._call("POST", "/runs/heartbeat", {"run_ids": list(run_ids), "time": time_ms})
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        self._call("POST", f"/runs/{_rid(run_id)}/params", {"params": {k: str(v) for k, v in params.items()}})
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        self._call("POST", f"/runs/{_rid(run_id)}/tags", {"tags": {k: str(v) for k, v in tags.items()}})
+
+    def log_metrics(self, rows: Sequence[MetricRow]) -> None:
+        if rows:
+            self._call("POST", "/metrics", {"rows": wire.metric_rows_to_json(rows)})
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        data = self._call("GET", f"/runs/{_rid(run_id)}/metrics", params={"key": key})
+        return [Metric(run_id, key, wire.decode_float(v), s, t) for v, s, t in data]
+
+    def log_artifacts(self, run_id: str, refs: Sequence[ArtifactRef]) -> None:
+        if refs:
+            self._call(
+                "POST", f"/runs/{_rid(run_id)}/artifacts", {"artifacts": [wire.artifact_to_json(r) for r in refs]}
+            )
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
+        return [wire.artifact_from_json(a) for a in self._call("GET", f"/runs/{_rid(run_id)}/artifacts")]
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[int] | None = None,
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> RunPage:
+        body = {
+            "experiment_ids": list(experiment_ids) if experiment_ids is not None else None,
+            "filter": filter,
+            "order_by": list(order_by),
+            "max_results": max_results,
+            "page_token": page_token,
+        }
+        data = self._call("POST", "/runs/search", body)
+        return RunPage([wire.run_from_json(r) for r in data["runs"]], data.get("next_page_token"))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _rid(run_id: str) -> str:
+    if not isinstance(run_id, str) or not run_id or not run_id.isalnum():
+        raise InvalidArgument.for_field("run_id", run_id, "a run id (letters and digits)")
+    return run_id

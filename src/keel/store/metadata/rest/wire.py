@@ -1,0 +1,152 @@
+"""JSON shapes shared by the server and the REST client.
+
+JSON has no NaN or infinity, and keel stores them faithfully, so non-finite floats travel
+as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from keel.core.entities import (
+    ArtifactRef,
+    CodeVersion,
+    Environment,
+    Experiment,
+    LatestMetric,
+    Metric,
+    Run,
+    RunStatus,
+)
+from keel.core.errors import InvalidArgument
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode_float(x: float) -> float | str:
+    if math.isfinite(x):
+        return x
+    if math.isnan(x):
+        return "NaN"
+    return "Infinity" if x > 0 else "-Infinity"
+
+
+def decode_float(x: Any, field: str = "value") -> float:
+    if isinstance(x, str):
+        if x in _NONFINITE:
+            return _NONFINITE[x]
+        raise InvalidArgument.for_field(field, x, "a number, 'NaN', 'Infinity' or '-Infinity'")
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise InvalidArgument.for_field(field, x, "a number, 'NaN', 'Infinity' or '-Infinity'")
+    return float(x)
+
+
+def experiment_to_json(e: Experiment) -> dict[str, Any]:
+    return {"id": e.id, "name": e.name, "project": e.project, "created_at": e.created_at}
+
+
+def experiment_from_json(d: dict[str, Any]) -> Experiment:
+    return Experiment(id=d["id"], name=d["name"], project=d["project"], created_at=d["created_at"])
+
+
+def run_to_json(r: Run) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "experiment_id": r.experiment_id,
+        "name": r.name,
+        "status": r.status.value,
+        "start_time": r.start_time,
+        "end_time": r.end_time,
+        "parent_run_id": r.parent_run_id,
+        "heartbeat": r.heartbeat,
+        "params": r.params,
+        "tags": r.tags,
+        "metrics": {
+            k: {"value": encode_float(m.value), "step": m.step, "timestamp": m.timestamp} for k, m in r.metrics.items()
+        },
+        "code": code_to_json(r.code),
+        "environment": environment_to_json(r.environment),
+    }
+
+
+def code_to_json(c: CodeVersion) -> dict[str, Any]:
+    return {
+        "git_commit": c.git_commit,
+        "git_dirty_hash": c.git_dirty_hash,
+        "entry_point": c.entry_point,
+        "entry_point_hash": c.entry_point_hash,
+    }
+
+
+def environment_to_json(e: Environment) -> dict[str, Any]:
+    return {
+        "python_version": e.python_version,
+        "platform": e.platform,
+        "packages_hash": e.packages_hash,
+        "packages_blob": e.packages_blob,
+    }
+
+
+def run_from_json(d: dict[str, Any]) -> Run:
+    return Run(
+        id=d["id"],
+        experiment_id=d["experiment_id"],
+        name=d["name"],
+        status=RunStatus(d["status"]),
+        start_time=d["start_time"],
+        end_time=d.get("end_time"),
+        parent_run_id=d.get("parent_run_id"),
+        heartbeat=d.get("heartbeat"),
+        params=dict(d.get("params") or {}),
+        tags=dict(d.get("tags") or {}),
+        metrics={
+            k: LatestMetric(k, decode_float(m["value"]), m["step"], m["timestamp"])
+            for k, m in (d.get("metrics") or {}).items()
+        },
+        code=CodeVersion(**(d.get("code") or {})),
+        environment=Environment(**(d.get("environment") or {})),
+    )
+
+
+def metric_to_json(m: Metric) -> list[Any]:
+    return [encode_float(m.value), m.step, m.timestamp]
+
+
+def artifact_to_json(a: ArtifactRef) -> dict[str, Any]:
+    return {"path": a.path, "sha256": a.sha256, "size": a.size, "media_type": a.media_type}
+
+
+def artifact_from_json(d: Any) -> ArtifactRef:
+    if not isinstance(d, dict):
+        raise InvalidArgument.for_field("artifact", d, "an object with path, sha256, size, media_type")
+    try:
+        return ArtifactRef(
+            path=d["path"],
+            sha256=d["sha256"],
+            size=d["size"],
+            media_type=d.get("media_type") or "application/octet-stream",
+        )
+    except KeyError as exc:
+        raise InvalidArgument.for_field(f"artifact.{exc.args[0]}", None, "present") from None
+
+
+def metric_rows_to_json(rows: Any) -> list[list[Any]]:
+    # x - x == 0 holds exactly for finite floats: one cheap test per value on the hot path
+    return [[r[0], r[1], r[2] if r[2] - r[2] == 0 else encode_float(r[2]), r[3], r[4]] for r in rows]
+
+
+def metric_rows_from_json(payload: Any) -> list[tuple[Any, ...]]:
+    """Rows from a request body ``{"rows": [[run_id, key, value, step, ts], ...]}``; strict about shape."""
+    rows = payload.get("rows") if isinstance(payload, dict) else None
+    if not isinstance(rows, list):
+        raise InvalidArgument.for_field("rows", rows, "a list of [run_id, key, value, step, timestamp]")
+    out = []
+    for row in rows:
+        if not isinstance(row, list) or len(row) != 5:
+            raise InvalidArgument.for_field("metric row", row, "[run_id, key, value, step, timestamp]")
+        value = row[2]
+        if type(value) is not float:
+            value = decode_float(value, f"metric {row[1]!r} value")
+        out.append((row[0], row[1], value, row[3], row[4]))
+    return out

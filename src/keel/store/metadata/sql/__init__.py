@@ -1,0 +1,1 @@
+"""SQL backend (SQLite, PostgreSQL) on SQLAlchemy Core, schema managed by Alembic."""

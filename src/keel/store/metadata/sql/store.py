@@ -1,0 +1,605 @@
+"""``SqlStore``: the tracking store on SQLite or PostgreSQL (SQLAlchemy Core).
+
+Hot path: ``log_metrics`` sends a whole batch with one ``executemany`` per table in
+one transaction, and keeps ``latest_metrics`` current with one upsert per
+(run, key) of the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import operator
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, not_, or_, select
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from keel.core import validation as v
+from keel.core.clock import now_ms
+from keel.core.entities import (
+    ArtifactRef,
+    CodeVersion,
+    Environment,
+    Experiment,
+    LatestMetric,
+    Metric,
+    Run,
+    RunPage,
+    RunStatus,
+)
+from keel.core.errors import Conflict, InvalidArgument, KeelError, NotFound, StoreUnavailable
+from keel.store.metadata import search
+from keel.store.metadata.base import MetricRow, TrackingStore
+from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.engine import ensure_schema, make_engine
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "like": lambda col, val: col.like(val),
+}
+_CHUNK = 900  # below SQLite's variable limit on old builds
+_RETRIES = 8
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+class SqlStore(TrackingStore):
+    """Tracking store over a SQL database. See ``TrackingStore`` for the contract."""
+
+    def __init__(self, uri: str, *, heartbeat_timeout: float = 30.0, migrate: bool = True) -> None:
+        self.uri = uri
+        self.heartbeat_timeout = heartbeat_timeout
+        self._pk_cache: dict[str, int] = {}
+        self.engine = make_engine(uri)
+        self.dialect = self.engine.dialect.name
+        ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        values = " VALUES (" + ", ".join([ph] * 5) + ")"
+        self._insert_metrics_sql = "INSERT INTO metrics (run_pk, key, value, step, timestamp)" + values
+        self._upsert_latest_sql = (
+            "INSERT INTO latest_metrics (run_id, key, value, step, timestamp)"
+            + values
+            + " ON CONFLICT (run_id, key) DO UPDATE SET "
+            "value = excluded.value, step = excluded.step, timestamp = excluded.timestamp "
+            "WHERE excluded.step > latest_metrics.step OR "
+            "(excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)"
+        )
+        if migrate:
+            ensure_schema(self.engine)
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # transactions -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _tx(self, write: bool = True) -> Iterator[Connection]:
+        """One transaction; retried on SQLite lock contention, driver errors translated."""
+        attempt = 0
+        while True:
+            try:
+                with self.engine.connect() as conn:
+                    if write:
+                        conn = conn.execution_options(keel_write=True)
+                    with conn.begin():
+                        yield conn
+                return
+            except OperationalError as exc:
+                locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
+                attempt += 1
+                if not locked or attempt >= _RETRIES:
+                    raise StoreUnavailable(f"metadata store error: {exc.orig}") from None
+                time.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
+            except KeelError:
+                raise
+            except SAIntegrityError as exc:
+                raise Conflict(f"write refused by the database: {exc.orig}") from None
+            except SQLAlchemyError as exc:
+                raise StoreUnavailable(f"metadata store error: {exc.__class__.__name__}: {exc}") from None
+
+    def _insert(self, table: Any) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    # experiments ----------------------------------------------------------------------
+    def get_or_create_experiment(self, name: str, project: str = "default") -> Experiment:
+        v.check_name(name, "experiment")
+        v.check_name(project, "project")
+        for _ in range(3):
+            try:
+                with self._tx() as conn:
+                    project_id = conn.execute(select(t.projects.c.id).where(t.projects.c.name == project)).scalar()
+                    if project_id is None:
+                        project_id = conn.execute(
+                            t.projects.insert().values(name=project, description="", created_at=now_ms())
+                        ).inserted_primary_key[0]
+                    row = conn.execute(
+                        select(t.experiments).where(
+                            t.experiments.c.project_id == project_id, t.experiments.c.name == name
+                        )
+                    ).first()
+                    if row is None:
+                        created = now_ms()
+                        exp_id = conn.execute(
+                            t.experiments.insert().values(project_id=project_id, name=name, created_at=created)
+                        ).inserted_primary_key[0]
+                        return Experiment(id=exp_id, name=name, project=project, created_at=created)
+                    return Experiment(id=row.id, name=row.name, project=project, created_at=row.created_at)
+            except Conflict:
+                continue  # created concurrently by another writer: read it on the next pass
+        return self.get_experiment_by_name(name, project)
+
+    def _experiment_query(self) -> Any:
+        return select(t.experiments, t.projects.c.name.label("project")).join(
+            t.projects, t.projects.c.id == t.experiments.c.project_id
+        )
+
+    @staticmethod
+    def _experiment(row: Any) -> Experiment:
+        return Experiment(id=row.id, name=row.name, project=row.project, created_at=row.created_at)
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        with self._tx(write=False) as conn:
+            row = conn.execute(self._experiment_query().where(t.experiments.c.id == experiment_id)).first()
+        if row is None:
+            raise NotFound(f"experiment {experiment_id} does not exist")
+        return self._experiment(row)
+
+    def get_experiment_by_name(self, name: str, project: str = "default") -> Experiment:
+        with self._tx(write=False) as conn:
+            row = conn.execute(
+                self._experiment_query().where(t.experiments.c.name == name, t.projects.c.name == project)
+            ).first()
+        if row is None:
+            raise NotFound(f"experiment {name!r} does not exist in project {project!r}")
+        return self._experiment(row)
+
+    def list_experiments(self, project: str | None = None) -> list[Experiment]:
+        query = self._experiment_query().order_by(t.experiments.c.id)
+        if project is not None:
+            query = query.where(t.projects.c.name == project)
+        with self._tx(write=False) as conn:
+            return [self._experiment(r) for r in conn.execute(query)]
+
+    # runs -----------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: int,
+        name: str | None = None,
+        *,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        code: CodeVersion | None = None,
+        environment: Environment | None = None,
+        start_time: int | None = None,
+    ) -> Run:
+        run_id = uuid.uuid4().hex
+        name = v.check_name(name, "run name") if name else f"run-{run_id[:8]}"
+        tag_rows = self._tag_rows(run_id, tags or {})
+        param_rows = self._param_rows(run_id, params or {})
+        start = v.check_timestamp(start_time) if start_time is not None else now_ms()
+        code = code or CodeVersion()
+        env = environment or Environment()
+        with self._tx() as conn:
+            if conn.execute(select(t.experiments.c.id).where(t.experiments.c.id == experiment_id)).first() is None:
+                raise NotFound(f"experiment {experiment_id} does not exist")
+            if parent_run_id is not None and self._status(conn, parent_run_id) is None:
+                raise NotFound(f"parent run {parent_run_id!r} does not exist")
+            conn.execute(
+                t.runs.insert().values(
+                    id=run_id,
+                    experiment_id=experiment_id,
+                    name=name,
+                    status=RunStatus.RUNNING.value,
+                    start_time=start,
+                    heartbeat=start,
+                    parent_run_id=parent_run_id,
+                    git_commit=code.git_commit,
+                    git_dirty_hash=code.git_dirty_hash,
+                    entry_point=code.entry_point,
+                    entry_point_hash=code.entry_point_hash,
+                    python_version=env.python_version,
+                    platform=env.platform,
+                    packages_hash=env.packages_hash,
+                    packages_blob=env.packages_blob,
+                )
+            )
+            if tag_rows:
+                conn.execute(t.tags.insert(), tag_rows)
+            if param_rows:
+                conn.execute(t.params.insert(), param_rows)
+        return Run(
+            id=run_id,
+            experiment_id=experiment_id,
+            name=name,
+            status=RunStatus.RUNNING,
+            start_time=start,
+            parent_run_id=parent_run_id,
+            heartbeat=start,
+            params={r["key"]: r["value"] for r in param_rows},
+            tags={r["key"]: r["value"] for r in tag_rows},
+            code=code,
+            environment=env,
+        )
+
+    @staticmethod
+    def _tag_rows(run_id: str, tags: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if not isinstance(tags, Mapping):
+            raise InvalidArgument.for_field("tags", tags, "a mapping of key to value")
+        return [
+            {"run_id": run_id, "key": v.check_key(k, "tag key"), "value": v.tag_to_str(k, val)}
+            for k, val in tags.items()
+        ]
+
+    @staticmethod
+    def _param_rows(run_id: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if not isinstance(params, Mapping):
+            raise InvalidArgument.for_field("params", params, "a mapping of key to value")
+        rows = []
+        for k, val in params.items():
+            text = v.param_to_str(v.check_key(k, "param key"), val)
+            rows.append({"run_id": run_id, "key": k, "value": text, "num": _as_number(text)})
+        return rows
+
+    def _status(self, conn: Connection, run_id: str) -> str | None:
+        if not isinstance(run_id, str):
+            raise InvalidArgument.for_field("run_id", run_id, "a run id string")
+        return conn.execute(select(t.runs.c.status).where(t.runs.c.id == run_id)).scalar()
+
+    def _require_run(self, conn: Connection, run_id: str) -> str:
+        status = self._status(conn, run_id)
+        if status is None:
+            raise NotFound(f"run {run_id!r} does not exist")
+        return status
+
+    def get_run(self, run_id: str) -> Run:
+        with self._tx(write=False) as conn:
+            row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
+            if row is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            return self._load_runs(conn, [row])[0]
+
+    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run:
+        try:
+            status = RunStatus(status)
+        except ValueError:
+            raise InvalidArgument.for_field("status", status, "one of finished, failed, killed") from None
+        if not status.is_terminal:
+            raise InvalidArgument.for_field("status", status.value, "one of finished, failed, killed")
+        end = v.check_timestamp(end_time) if end_time is not None else now_ms()
+        with self._tx() as conn:
+            current = self._require_run(conn, run_id)
+            if current != RunStatus.RUNNING.value:
+                raise Conflict(f"run {run_id!r} has already ended as {current}")
+            conn.execute(
+                t.runs.update().where(t.runs.c.id == run_id).values(status=status.value, end_time=end, heartbeat=end)
+            )
+        return self.get_run(run_id)
+
+    def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
+        if not run_ids:
+            return
+        moment = v.check_timestamp(time_ms) if time_ms is not None else now_ms()
+        with self._tx() as conn:
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.id.in_(list(run_ids)), t.runs.c.status == RunStatus.RUNNING.value)
+                .values(heartbeat=moment)
+            )
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        rows = self._param_rows(run_id, params)
+        if not rows:
+            return
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            existing = dict(
+                conn.execute(
+                    select(t.params.c.key, t.params.c.value).where(
+                        t.params.c.run_id == run_id, t.params.c.key.in_([r["key"] for r in rows])
+                    )
+                ).all()
+            )
+            for r in rows:
+                if r["key"] in existing and existing[r["key"]] != r["value"]:
+                    raise Conflict(
+                        f"param {r['key']!r} of run {run_id} is already {existing[r['key']]!r}; "
+                        f"it cannot be changed to {r['value']!r} (params are immutable; log a new run)"
+                    )
+            new = [r for r in rows if r["key"] not in existing]
+            if new:
+                conn.execute(t.params.insert(), new)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        rows = self._tag_rows(run_id, tags)
+        if not rows:
+            return
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            stmt = self._insert(t.tags)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}), rows
+            )
+
+    # metrics: the hot path --------------------------------------------------------------
+    def log_metrics(self, rows: Sequence[MetricRow]) -> None:
+        if not rows:
+            return
+        rows = rows if isinstance(rows, list) else list(rows)
+        try:
+            run_ids = {r[0] for r in rows}
+        except (TypeError, IndexError, KeyError):
+            rows = _slow_checked_metric_rows(rows)
+            run_ids = {r[0] for r in rows}
+        pks = self._run_pks(run_ids)
+        try:
+            prepared, latest = _prepare_metric_rows(rows, pks)
+        except _NotFastPath:
+            prepared, latest = _prepare_metric_rows(_slow_checked_metric_rows(rows), pks)
+        for _, key in latest:
+            v.check_key(key, "metric key")
+        with self._tx() as conn:
+            conn.exec_driver_sql(self._insert_metrics_sql, prepared)
+            conn.exec_driver_sql(self._upsert_latest_sql, list(latest.values()))
+
+    def _run_pks(self, run_ids: set[Any]) -> dict[str, int]:
+        """Integer keys of runs (cached: a run's key never changes). Raises ``NotFound``."""
+        unknown = [r for r in run_ids if r not in self._pk_cache]
+        if unknown:
+            for run_id in unknown:
+                if not isinstance(run_id, str):
+                    raise InvalidArgument.for_field("run_id", run_id, "a run id string")
+            with self._tx(write=False) as conn:
+                for i in range(0, len(unknown), _CHUNK):
+                    chunk = unknown[i : i + _CHUNK]
+                    self._pk_cache.update(
+                        conn.execute(select(t.runs.c.id, t.runs.c.pk).where(t.runs.c.id.in_(chunk))).all()
+                    )
+            missing = run_ids - self._pk_cache.keys()
+            if missing:
+                raise NotFound(f"run {sorted(missing)[0]!r} does not exist")
+        return self._pk_cache
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        with self._tx(write=False) as conn:
+            pk = conn.execute(select(t.runs.c.pk).where(t.runs.c.id == run_id)).scalar()
+            if pk is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            result = conn.execute(
+                select(t.metrics.c.value, t.metrics.c.step, t.metrics.c.timestamp)
+                .where(t.metrics.c.run_pk == pk, t.metrics.c.key == key)
+                .order_by(t.metrics.c.step, t.metrics.c.timestamp)
+            )
+            return [Metric(run_id, key, math.nan if value is None else value, step, ts) for value, step, ts in result]
+
+    # artifacts ---------------------------------------------------------------------------
+    def log_artifacts(self, run_id: str, refs: Sequence[ArtifactRef]) -> None:
+        if not refs:
+            return
+        for ref in refs:
+            v.check_artifact_path(ref.path)
+            v.check_sha256(ref.sha256)
+            if isinstance(ref.size, bool) or not isinstance(ref.size, int) or ref.size < 0:
+                raise InvalidArgument.for_field("artifact size", ref.size, "a non-negative integer")
+        created = now_ms()
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            blobs = {r.sha256: r for r in refs}
+            conn.execute(
+                self._insert(t.artifacts).on_conflict_do_nothing(index_elements=["sha256"]),
+                [
+                    {"sha256": r.sha256, "size": r.size, "media_type": r.media_type, "created_at": created}
+                    for r in blobs.values()
+                ],
+            )
+            stmt = self._insert(t.run_artifacts)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["run_id", "path"], set_={"sha256": stmt.excluded.sha256}),
+                [{"run_id": run_id, "path": r.path, "sha256": r.sha256} for r in refs],
+            )
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
+        with self._tx(write=False) as conn:
+            self._require_run(conn, run_id)
+            result = conn.execute(
+                select(t.run_artifacts.c.path, t.artifacts.c.sha256, t.artifacts.c.size, t.artifacts.c.media_type)
+                .join(t.artifacts, t.artifacts.c.sha256 == t.run_artifacts.c.sha256)
+                .where(t.run_artifacts.c.run_id == run_id)
+                .order_by(t.run_artifacts.c.path)
+            )
+            return [ArtifactRef(path=p, sha256=s, size=z, media_type=m) for p, s, z, m in result]
+
+    # search ------------------------------------------------------------------------------
+    def _stale_cutoff(self) -> int:
+        return now_ms() - int(self.heartbeat_timeout * 1000)
+
+    def _status_condition(self, op: str, value: str) -> Any:
+        r = t.runs.c
+        cutoff = self._stale_cutoff()
+        if value == RunStatus.KILLED.value:
+            cond = or_(r.status == value, and_(r.status == RunStatus.RUNNING.value, r.heartbeat < cutoff))
+        elif value == RunStatus.RUNNING.value:
+            cond = and_(r.status == value, r.heartbeat >= cutoff)
+        else:
+            cond = r.status == value
+        return not_(cond) if op == "!=" else cond
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[int] | None = None,
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> RunPage:
+        clauses = search.parse_filter(filter)
+        orders = search.parse_order_by(list(order_by))
+        limit = search.check_max_results(max_results)
+        offset = search.decode_page_token(page_token)
+        r = t.runs.c
+        query: Any = select(t.runs)
+        if experiment_ids is not None:
+            query = query.where(r.experiment_id.in_(list(experiment_ids)))
+        for c in clauses:
+            op = _OPS[c.op]
+            if c.kind == "metric":
+                lm = t.latest_metrics.alias()
+                query = query.join(lm, and_(lm.c.run_id == r.id, lm.c.key == c.key)).where(op(lm.c.value, c.value))
+            elif c.kind == "param":
+                p = t.params.alias()
+                column = p.c.num if isinstance(c.value, float) else p.c.value
+                query = query.join(p, and_(p.c.run_id == r.id, p.c.key == c.key)).where(op(column, c.value))
+            elif c.kind == "tag":
+                tg = t.tags.alias()
+                query = query.join(tg, and_(tg.c.run_id == r.id, tg.c.key == c.key)).where(op(tg.c.value, c.value))
+            elif c.key == "status":
+                query = query.where(self._status_condition(c.op, str(c.value)))
+            elif c.key == "run_id":
+                query = query.where(op(r.id, c.value))
+            else:
+                query = query.where(op(getattr(r, c.key), c.value))
+        sort: list[Any] = []
+        for o in orders:
+            if o.kind == "metric":
+                lm = t.latest_metrics.alias()
+                query = query.outerjoin(lm, and_(lm.c.run_id == r.id, lm.c.key == o.key))
+                cols = [lm.c.value]
+            elif o.kind == "param":
+                p = t.params.alias()
+                query = query.outerjoin(p, and_(p.c.run_id == r.id, p.c.key == o.key))
+                cols = [p.c.num, p.c.value]
+            elif o.kind == "tag":
+                tg = t.tags.alias()
+                query = query.outerjoin(tg, and_(tg.c.run_id == r.id, tg.c.key == o.key))
+                cols = [tg.c.value]
+            else:
+                cols = [r.id if o.key == "run_id" else getattr(r, o.key)]
+            sort.extend((col.desc() if o.descending else col.asc()).nulls_last() for col in cols)
+        sort.extend([r.start_time.desc(), r.id])
+        query = query.order_by(*sort).limit(limit + 1).offset(offset)
+        with self._tx(write=False) as conn:
+            rows = conn.execute(query).all()
+            more = len(rows) > limit
+            runs = self._load_runs(conn, rows[:limit])
+        return RunPage(runs=runs, next_page_token=search.encode_page_token(offset + limit) if more else None)
+
+    # loading -------------------------------------------------------------------------------
+    def _load_runs(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        ids = [row.id for row in rows]
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, LatestMetric]] = {i: {} for i in ids}
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            for run_id, key, value in conn.execute(
+                select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(t.params.c.run_id.in_(chunk))
+            ):
+                params[run_id][key] = value
+            for run_id, key, value in conn.execute(
+                select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id.in_(chunk))
+            ):
+                tags[run_id][key] = value
+            lm = t.latest_metrics.c
+            for run_id, key, value, step, ts in conn.execute(
+                select(lm.run_id, lm.key, lm.value, lm.step, lm.timestamp).where(lm.run_id.in_(chunk))
+            ):
+                metrics[run_id][key] = LatestMetric(key, math.nan if value is None else value, step, ts)
+        cutoff = self._stale_cutoff()
+        runs = []
+        for row in rows:
+            status = RunStatus(row.status)
+            if status is RunStatus.RUNNING and (row.heartbeat or row.start_time) < cutoff:
+                status = RunStatus.KILLED
+            runs.append(
+                Run(
+                    id=row.id,
+                    experiment_id=row.experiment_id,
+                    name=row.name,
+                    status=status,
+                    start_time=row.start_time,
+                    end_time=row.end_time,
+                    parent_run_id=row.parent_run_id,
+                    heartbeat=row.heartbeat,
+                    params=params[row.id],
+                    tags=tags[row.id],
+                    metrics=metrics[row.id],
+                    code=CodeVersion(row.git_commit, row.git_dirty_hash, row.entry_point, row.entry_point_hash),
+                    environment=Environment(row.python_version, row.platform, row.packages_hash, row.packages_blob),
+                )
+            )
+        return runs
+
+    def count_metrics(self, run_id: str) -> int:
+        """How many metric values a run has (all keys)."""
+        with self._tx(write=False) as conn:
+            query = select(func.count()).select_from(t.metrics.join(t.runs, t.runs.c.pk == t.metrics.c.run_pk))
+            return int(conn.execute(query.where(t.runs.c.id == run_id)).scalar() or 0)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class _NotFastPath(Exception):
+    pass
+
+
+def _prepare_metric_rows(
+    rows: Sequence[Any], pks: Mapping[str, int]
+) -> tuple[list[tuple[Any, ...]], dict[tuple[str, str], tuple[Any, ...]]]:
+    """One pass: type checks, NaN -> NULL, run id -> run key, latest value per (run, key).
+
+    Well-typed (str, str, float, int, int) tuples take this path; anything else raises
+    ``_NotFastPath`` and goes through the slow, fully validating path first.
+    """
+    out: list[tuple[Any, ...]] = []
+    append = out.append
+    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
+    get = latest.get
+    for row in rows:
+        if type(row) is not tuple or len(row) != 5:
+            raise _NotFastPath
+        run_id, key, value, step, ts = row
+        if type(value) is not float or type(step) is not int or type(ts) is not int or ts < 0:
+            raise _NotFastPath
+        if value != value:
+            value = None
+            row = (run_id, key, None, step, ts)
+        append((pks[run_id], key, value, step, ts))
+        k = (run_id, key)
+        cur = get(k)
+        if cur is None or step > cur[3] or (step == cur[3] and ts >= cur[4]):
+            latest[k] = row
+    return out, latest
+
+
+def _slow_checked_metric_rows(rows: Sequence[Any]) -> list[MetricRow]:
+    out: list[Any] = []
+    for row in rows:
+        if not isinstance(row, (tuple, list)) or len(row) != 5:
+            raise InvalidArgument.for_field("metric row", row, "(run_id, key, value, step, timestamp)")
+        run_id, key, value, step, ts = row
+        if not isinstance(run_id, str):
+            raise InvalidArgument.for_field("run_id", run_id, "a run id string")
+        key = v.check_key(key, "metric key")
+        value = v.check_metric_value(value, key)
+        out.append((run_id, key, value, v.check_step(step), v.check_timestamp(ts)))
+    return out

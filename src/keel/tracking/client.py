@@ -1,0 +1,257 @@
+"""``Client``: explicit tracking API for code that manages several runs.
+
+>>> client = Client()                                            # doctest: +SKIP
+>>> run = client.create_run("fraud", name="baseline")            # doctest: +SKIP
+>>> client.log_metric(run.id, "auc", 0.91, step=3)               # doctest: +SKIP
+>>> client.end_run(run.id)                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from keel.core import validation as v
+from keel.core.clock import now_ms
+from keel.core.config import Settings, load_settings
+from keel.core.entities import ArtifactRef, Metric, Run, RunPage, RunStatus
+from keel.core.errors import InvalidArgument, NotFound
+from keel.store.artifacts import ArtifactStore, open_artifact_store
+from keel.store.metadata import open_store
+from keel.store.metadata.base import TrackingStore
+from keel.tracking import capture
+from keel.tracking.writer import MetricWriter
+
+
+class Client:
+    """Tracking on the store named by ``store`` (a URI or a store), else by configuration."""
+
+    def __init__(
+        self,
+        store: str | TrackingStore | None = None,
+        artifacts: str | ArtifactStore | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        uri = store if isinstance(store, str) else self.settings.store
+        self.store: TrackingStore = (
+            store
+            if isinstance(store, TrackingStore)
+            else open_store(uri, heartbeat_timeout=self.settings.heartbeat_timeout)
+        )
+        self._artifacts_arg = artifacts
+        self._artifacts: ArtifactStore | None = artifacts if isinstance(artifacts, ArtifactStore) else None
+        self.writer = MetricWriter(self.store, self.settings.flush_interval, self.settings.heartbeat_interval)
+        self._steps: dict[tuple[str, str], int] = {}
+        self._valid_keys: set[str] = set()
+        self._packages_blob: str | None = None
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The artifact store: configured URL, else the server's (http stores), else ``<home>/artifacts``."""
+        if self._artifacts is None:
+            url = self._artifacts_arg if isinstance(self._artifacts_arg, str) else self.settings.artifacts
+            if url is None:
+                store_uri = getattr(self.store, "uri", "")
+                url = (
+                    store_uri
+                    if str(store_uri).startswith(("http://", "https://"))
+                    else str(self.settings.home / "artifacts")
+                )
+            self._artifacts = open_artifact_store(url)
+        return self._artifacts
+
+    # runs ---------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment: str | None = None,
+        name: str | None = None,
+        *,
+        project: str = "default",
+        parent_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        capture_code: bool = True,
+    ) -> Run:
+        """Start a run (status ``running``), recording code version and environment."""
+        exp = self.store.get_or_create_experiment(experiment or self.settings.experiment, project)
+        code = env = None
+        if capture_code:
+            code = capture.code_version()
+            if self._packages_blob is None:
+                self._packages_blob = self.artifacts.put_bytes(capture.package_list().encode()).sha256
+            env = capture.environment(self._packages_blob)
+        run = self.store.create_run(
+            exp.id,
+            name,
+            parent_run_id=parent_run_id,
+            tags=dict(tags or {}),
+            params=dict(params or {}),
+            code=code,
+            environment=env,
+        )
+        self.writer.track(run.id)
+        return run
+
+    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+        """Flush this client's metrics, then mark the run ended."""
+        try:
+            status = RunStatus(status)
+        except ValueError:
+            raise InvalidArgument.for_field("status", status, "one of finished, failed, killed") from None
+        try:
+            self.writer.flush()
+        finally:
+            self.writer.untrack(run_id)
+        return self.store.end_run(run_id, status)
+
+    def get_run(self, run_id: str) -> Run:
+        return self.store.get_run(run_id)
+
+    # params and tags -----------------------------------------------------------------
+    def log_param(self, run_id: str, key: str, value: Any) -> None:
+        self.store.log_params(run_id, {key: value})
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        self.store.log_params(run_id, params)
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        self.store.set_tags(run_id, {key: value})
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        self.store.set_tags(run_id, tags)
+
+    # metrics (buffered) ---------------------------------------------------------------
+    def log_metric(
+        self, run_id: str, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        """Buffer one value; it reaches the store within ``flush_interval``. Validated here, at the call."""
+        if key not in self._valid_keys:
+            v.check_key(key, "metric key")
+            self._valid_keys.add(key)
+        if type(value) is not float:
+            value = v.check_metric_value(value, key)
+        slot = (run_id, key)
+        if step is None:
+            step = self._steps.get(slot, 0)
+        elif type(step) is not int:
+            step = v.check_step(step)
+        self._steps[slot] = step + 1
+        ts = now_ms() if timestamp is None else v.check_timestamp(timestamp)
+        self.writer.add((run_id, key, value, step, ts))
+
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        if not isinstance(metrics, Mapping):
+            raise InvalidArgument.for_field("metrics", metrics, "a mapping of key to number")
+        for key, value in metrics.items():
+            self.log_metric(run_id, key, value, step, timestamp)
+
+    def flush(self) -> None:
+        """Store every buffered metric value now."""
+        self.writer.flush()
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        self.writer.flush()
+        return self.store.get_metric_history(run_id, key)
+
+    # artifacts -----------------------------------------------------------------------
+    def log_artifact(self, run_id: str, path: str | os.PathLike[str], name: str | None = None) -> list[ArtifactRef]:
+        """Store a file, or every file below a directory, under ``name`` (default: the base name)."""
+        source = Path(path)
+        if not source.exists():
+            raise InvalidArgument.for_field("path", str(path), "an existing file or directory")
+        base = v.check_artifact_path(name if name is not None else source.name)
+        files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        refs = []
+        for file in files:
+            rel = base if file == source else f"{base}/{file.relative_to(source).as_posix()}"
+            v.check_artifact_path(rel)
+            refs.append((file, rel))
+        stored = []
+        for file, rel in refs:
+            info = self.artifacts.put_file(file)
+            stored.append(ArtifactRef(rel, info.sha256, info.size, _media_type(rel)))
+        self.store.log_artifacts(run_id, stored)
+        return stored
+
+    def log_bytes(self, run_id: str, data: bytes, name: str, media_type: str | None = None) -> ArtifactRef:
+        v.check_artifact_path(name)
+        info = self.artifacts.put_bytes(data)
+        ref = ArtifactRef(name, info.sha256, info.size, media_type or _media_type(name))
+        self.store.log_artifacts(run_id, [ref])
+        return ref
+
+    def log_text(self, run_id: str, text: str, name: str) -> ArtifactRef:
+        return self.log_bytes(run_id, text.encode(), name)
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
+        return self.store.list_artifacts(run_id)
+
+    def _artifact(self, run_id: str, name: str) -> ArtifactRef:
+        for ref in self.store.list_artifacts(run_id):
+            if ref.path == name:
+                return ref
+        raise NotFound(f"run {run_id} has no artifact {name!r}")
+
+    def read_artifact(self, run_id: str, name: str) -> bytes:
+        """The artifact's bytes, verified against its hash."""
+        return self.artifacts.get_bytes(self._artifact(run_id, name).sha256)
+
+    def download_artifact(self, run_id: str, name: str, dest: str | os.PathLike[str]) -> Path:
+        return self.artifacts.download(self._artifact(run_id, name).sha256, dest)
+
+    # search --------------------------------------------------------------------------
+    def search_runs(
+        self,
+        experiments: Sequence[str] | str | None = None,
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 100,
+        page_token: str | None = None,
+        project: str = "default",
+    ) -> RunPage:
+        """One page of runs; see ``keel.store.metadata.search`` for the filter grammar."""
+        ids = None
+        if experiments is not None:
+            names = [experiments] if isinstance(experiments, str) else list(experiments)
+            ids = [self.store.get_experiment_by_name(n, project).id for n in names]
+        return self.store.search_runs(ids, filter, list(order_by), max_results, page_token)
+
+    def iter_runs(
+        self, experiments: Sequence[str] | str | None = None, filter: str = "", order_by: Sequence[str] = ()
+    ) -> Iterator[Run]:
+        token = None
+        while True:
+            page = self.search_runs(experiments, filter, order_by, 1000, token)
+            yield from page.runs
+            token = page.next_page_token
+            if token is None:
+                return
+
+    def compare(self, run_ids: Sequence[str]) -> dict[str, Any]:
+        """Runs side by side: {'runs': [...], 'params': {key: [v per run]}, 'metrics': {key: [v per run]}}."""
+        if len(run_ids) < 1:
+            raise InvalidArgument.for_field("run_ids", list(run_ids), "at least one run id")
+        runs = [self.store.get_run(r) for r in run_ids]
+        param_keys = sorted({k for r in runs for k in r.params})
+        metric_keys = sorted({k for r in runs for k in r.metrics})
+        return {
+            "runs": runs,
+            "params": {k: [r.params.get(k) for r in runs] for k in param_keys},
+            "metrics": {k: [r.metric(k) for r in runs] for k in metric_keys},
+        }
+
+    def close(self) -> None:
+        self.writer.close()
+        self.store.close()
+
+
+def _media_type(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or "application/octet-stream"

@@ -1,0 +1,90 @@
+"""``ActiveRun``: a run being recorded, usable as a context manager."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any
+
+from keel.core.entities import ArtifactRef, Run, RunStatus
+from keel.tracking.client import Client
+
+
+class ActiveRun:
+    """A live run. Inside ``with``, an exception marks it failed (Ctrl-C: killed) and propagates."""
+
+    def __init__(self, client: Client, run: Run, on_end: Any = None) -> None:
+        self.client = client
+        self.info = run
+        self.id = run.id
+        self._on_end = on_end
+        self._ended = False
+
+    def __repr__(self) -> str:
+        return f"ActiveRun(id={self.id!r}, name={self.info.name!r})"
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.client.log_param(self.id, key, value)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.client.log_params(self.id, params)
+
+    def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+        self.client.log_metric(self.id, key, value, step, timestamp)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+        self.client.log_metrics(self.id, metrics, step, timestamp)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.client.set_tag(self.id, key, value)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.client.set_tags(self.id, tags)
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> list[ArtifactRef]:
+        return self.client.log_artifact(self.id, path, name)
+
+    def log_text(self, text: str, name: str) -> ArtifactRef:
+        return self.client.log_text(self.id, text, name)
+
+    def flush(self) -> None:
+        self.client.flush()
+
+    def get(self) -> Run:
+        """The run as stored now (params, tags, latest metrics)."""
+        self.client.flush()
+        return self.client.get_run(self.id)
+
+    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+        if self._ended:
+            return self.client.get_run(self.id)
+        self._ended = True
+        try:
+            return self.client.end_run(self.id, status)
+        finally:
+            if self._on_end is not None:
+                self._on_end(self)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        if exc_type is not None:
+            try:
+                self.client.set_tag(self.id, "keel.error", f"{exc_type.__name__}: {exc}"[:8000])
+            except Exception:  # noqa: BLE001 - never hide the user's exception
+                pass
+            try:
+                self.end(status)
+            except Exception:  # noqa: BLE001
+                pass
+            return
+        self.end(status)
