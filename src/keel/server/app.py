@@ -48,7 +48,12 @@ def create_app(store: TrackingStore, artifact_store: ArtifactStore) -> FastAPI:
 
     @app.get("/api/v1/health", tags=["health"])
     def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "store": repr(store)}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "store": repr(store),
+            "heartbeat_timeout": store.heartbeat_timeout,
+        }
 
     @app.exception_handler(KeelError)
     async def keel_error(_: Request, exc: KeelError) -> ORJSONResponse:

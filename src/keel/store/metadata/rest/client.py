@@ -31,6 +31,7 @@ class RestStore(TrackingStore):
         import httpx
 
         self.uri = uri.rstrip("/")
+        self._heartbeat_timeout: float | None = None
         headers = {"content-type": "application/json"}
         if token:
             headers["authorization"] = f"Bearer {token}"
@@ -39,6 +40,13 @@ class RestStore(TrackingStore):
 
     def __repr__(self) -> str:
         return f"RestStore({self.uri!r})"
+
+    @property
+    def heartbeat_timeout(self) -> float:  # type: ignore[override]
+        """The server's: it decides when a silent run reads as killed."""
+        if self._heartbeat_timeout is None:
+            self._heartbeat_timeout = float(self._call("GET", "/health")["heartbeat_timeout"])
+        return self._heartbeat_timeout
 
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         content = orjson.dumps(body) if body is not None else None

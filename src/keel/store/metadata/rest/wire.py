@@ -132,8 +132,15 @@ def artifact_from_json(d: Any) -> ArtifactRef:
 
 
 def metric_rows_to_json(rows: Any) -> list[list[Any]]:
-    # x - x == 0 holds exactly for finite floats: one cheap test per value on the hot path
-    return [[r[0], r[1], r[2] if r[2] - r[2] == 0 else encode_float(r[2]), r[3], r[4]] for r in rows]
+    # x - x == 0 holds exactly for finite floats: one cheap test per value on the hot path.
+    # Anything else travels as is (or as text) so that the server, which trusts no client, rejects it.
+    return [[r[0], r[1], r[2] if type(r[2]) is float and r[2] - r[2] == 0 else _loose(r[2]), r[3], r[4]] for r in rows]
+
+
+def _loose(x: Any) -> Any:
+    if isinstance(x, float):
+        return encode_float(x)
+    return x if isinstance(x, (int, str)) or x is None else repr(x)
 
 
 def metric_rows_from_json(payload: Any) -> list[tuple[Any, ...]]:

@@ -1,0 +1,7 @@
+"""The tracking-store contract on SQLite, PostgreSQL and the REST store against a real server."""
+
+from keel.testing.store_contract import TrackingStoreContract
+
+
+class TestTrackingStore(TrackingStoreContract):
+    pass
