@@ -11,9 +11,9 @@ import pytest
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-from keel.store.metadata import open_store  # noqa: E402
-from keel.store.metadata.base import TrackingStore  # noqa: E402
-from keel.testing import services  # noqa: E402
+from keel.store.metadata import open_store
+from keel.store.metadata.base import TrackingStore
+from keel.testing import services
 
 
 @pytest.fixture(autouse=True)

@@ -28,9 +28,7 @@ def _make_revision_0001_database(uri: str) -> None:
     sql_engine.upgrade(engine, "0001")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO projects (name, description, created_at) VALUES ('default', '', 0)"))
-        conn.execute(
-            text("INSERT INTO experiments (project_id, name, created_at) SELECT id, 'old', 0 FROM projects")
-        )
+        conn.execute(text("INSERT INTO experiments (project_id, name, created_at) SELECT id, 'old', 0 FROM projects"))
         for n, run_id in ((1, "a" * 32), (2, "b" * 32)):
             conn.execute(
                 text(
@@ -40,7 +38,9 @@ def _make_revision_0001_database(uri: str) -> None:
                 {"id": run_id, "name": f"old-{n}"},
             )
             pk = conn.execute(text("SELECT pk FROM runs WHERE id = :id"), {"id": run_id}).scalar()
-            conn.execute(text("INSERT INTO params (run_id, key, value, num) VALUES (:id, 'lr', '0.1', 0.1)"), {"id": run_id})
+            conn.execute(
+                text("INSERT INTO params (run_id, key, value, num) VALUES (:id, 'lr', '0.1', 0.1)"), {"id": run_id}
+            )
             for step in range(5):
                 conn.execute(
                     text("INSERT INTO metrics (run_pk, key, value, step, timestamp) VALUES (:pk, 'acc', :v, :s, :t)"),

@@ -32,7 +32,7 @@ def test_eight_processes_log_concurrently(store_uri: str) -> None:
         for _ in range(PROCESSES)
     ]
     outputs = [p.communicate(timeout=240) for p in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
+    for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()[-2000:]
         assert b"locked" not in err and b"Traceback" not in err, err.decode()[-2000:]
     run_ids = [out.decode().split()[0] for out, _ in outputs]

@@ -4,6 +4,7 @@
 
     KeelError                      every error keel raises on purpose
     ├── InvalidArgument            bad input: names the field, the value, what was expected  (HTTP 400)
+    ├── PermissionDenied           the caller may not do this                             (HTTP 403)
     ├── NotFound                   an entity that does not exist                          (HTTP 404)
     ├── Conflict                   a write that contradicts what is stored                (HTTP 409)
     ├── IntegrityError             stored bytes that no longer match their hash           (HTTP 500-free: 409)
@@ -47,6 +48,11 @@ class InvalidArgument(KeelError):
         return cls(f"{field} must be {expected}; got {shown}")
 
 
+class PermissionDenied(KeelError):
+    code = "permission_denied"
+    http_status = 403
+
+
 class NotFound(KeelError):
     code = "not_found"
     http_status = 404
@@ -78,7 +84,8 @@ class MissingExtra(KeelError):
 
 
 ERRORS_BY_CODE: dict[str, type[KeelError]] = {
-    cls.code: cls for cls in (KeelError, InvalidArgument, NotFound, Conflict, IntegrityError, StoreUnavailable)
+    cls.code: cls
+    for cls in (KeelError, InvalidArgument, PermissionDenied, NotFound, Conflict, IntegrityError, StoreUnavailable)
 }
 
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException
 
 from keel.core.errors import KeelError
+from keel.server.responses import OrjsonResponse
 from keel.server.routes import artifacts, tracking
 from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import TrackingStore
@@ -22,8 +22,8 @@ from keel.store.metadata.base import TrackingStore
 log = logging.getLogger("keel.server")
 
 
-def _error(status: int, code: str, message: str) -> ORJSONResponse:
-    return ORJSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(status: int, code: str, message: str) -> OrjsonResponse:
+    return OrjsonResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -40,7 +40,7 @@ def create_app(store: TrackingStore, artifact_store: ArtifactStore) -> FastAPI:
     """The REST API over ``store`` and ``artifact_store``; OpenAPI schema at ``/openapi.json``."""
     from keel import __version__
 
-    app = FastAPI(title="keel", version=__version__, default_response_class=ORJSONResponse)
+    app = FastAPI(title="keel", version=__version__, default_response_class=OrjsonResponse)
     app.state.store = store
     app.state.artifacts = artifact_store
     for router in (tracking.read, tracking.write, artifacts.read, artifacts.write):
@@ -56,20 +56,20 @@ def create_app(store: TrackingStore, artifact_store: ArtifactStore) -> FastAPI:
         }
 
     @app.exception_handler(KeelError)
-    async def keel_error(_: Request, exc: KeelError) -> ORJSONResponse:
+    async def keel_error(_: Request, exc: KeelError) -> OrjsonResponse:
         return _error(exc.http_status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def validation_error(_: Request, exc: RequestValidationError) -> OrjsonResponse:
         return _error(400, "invalid_argument", _describe_validation(exc))
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> ORJSONResponse:
+    async def http_error(_: Request, exc: HTTPException) -> OrjsonResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+    async def unexpected(_: Request, exc: Exception) -> OrjsonResponse:
         log.exception("unexpected error")
         return _error(500, "internal", f"unexpected {exc.__class__.__name__}; see the server log")
 

@@ -27,7 +27,9 @@ def free_port() -> int:
 
 
 def postgres_bin_dir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([shutil.which("initdb")] if shutil.which("initdb") else [])
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or (
+        [shutil.which("initdb")] if shutil.which("initdb") else []
+    )
     if not found:
         raise RuntimeError(
             "PostgreSQL server binaries not found: scripts/test installs them (apt-get install postgresql)"
@@ -76,7 +78,18 @@ def create_database(server_url: str, name: str) -> str:
 def keel_server(store: str, artifacts: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """Run ``keel server`` in a subprocess on a free port; yield its base URL once healthy."""
     port = free_port()
-    cmd = [sys.executable, "-m", "keel.cli.main", "server", "--port", str(port), "--store", store, "--artifacts", artifacts]
+    cmd = [
+        sys.executable,
+        "-m",
+        "keel.cli.main",
+        "server",
+        "--port",
+        str(port),
+        "--store",
+        store,
+        "--artifacts",
+        artifacts,
+    ]
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -101,3 +114,26 @@ def keel_server(store: str, artifacts: str, env: dict[str, str] | None = None) -
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def serve_app(app: object) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a background thread on 127.0.0.1; yield its base URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,29 @@
+"""The public SDK surface is pinned: adding or removing a name is a deliberate change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import keel
+
+EXPECTED = {
+    "ActiveRun", "ArtifactRef", "Client", "Conflict", "Experiment", "IntegrityError", "InvalidArgument", "KeelError",
+    "Metric", "NotFound", "Run", "RunPage", "RunStatus", "__version__", "active_run", "end_run", "flush", "get_client",
+    "log_artifact", "log_metric", "log_metrics", "log_param", "log_params", "search_runs", "set_client", "set_tag",
+    "set_tags", "start_run",
+}  # fmt: skip
+
+
+def test_public_names() -> None:
+    assert set(keel.__all__) == EXPECTED
+    for name in keel.__all__:
+        assert hasattr(keel, name)
+
+
+def test_import_keel_stays_lean() -> None:
+    """``import keel`` must not pull in database drivers, the web stack or ML libraries."""
+    code = "import sys, keel; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    for heavy in ("sqlalchemy", "alembic", "fastapi", "uvicorn", "httpx", "psycopg", "sklearn", "numpy", "fsspec", "rich"):
+        assert heavy not in loaded, f"import keel loads {heavy}"
