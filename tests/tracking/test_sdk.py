@@ -26,7 +26,7 @@ def test_run_block_finishes_and_records_everything(tmp_path: Path) -> None:
         keel.log_metrics({"acc": 0.9, "f1": 0.8})
         keel.set_tag("stage", "dev")
     stored = keel.get_client().get_run(run.id)
-    assert stored.status is RunStatus.FINISHED and stored.end_time is not None
+    assert stored.name == "baseline" and stored.status is RunStatus.FINISHED and stored.end_time is not None
     assert stored.params == {"lr": "0.01", "layers": "3", "optimizer": "adam"}
     assert stored.tags == {"team": "risk", "stage": "dev"}
     assert stored.metrics["loss"].value == pytest.approx(1 / 3) and stored.metrics["loss"].step == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -42,6 +44,7 @@ class RunIn(_Body):
 class EndRunIn(_Body):
     status: str
     end_time: int | None = None
+    metrics: list[Any] = Field(default_factory=list)  # the client's last buffered rows, checked by wire
 
 
 class HeartbeatIn(_Body):

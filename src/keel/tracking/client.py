@@ -17,7 +17,7 @@ from typing import Any
 from keel.core import validation as v
 from keel.core.clock import now_ms
 from keel.core.config import Settings, load_settings
-from keel.core.entities import ArtifactRef, Metric, Run, RunPage, RunStatus
+from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus
 from keel.core.errors import InvalidArgument, NotFound
 from keel.store.artifacts import ArtifactStore, open_artifact_store
 from keel.store.metadata import open_store
@@ -49,6 +49,7 @@ class Client:
         self._steps: dict[tuple[str, str], int] = {}
         self._valid_keys: set[str] = set()
         self._packages_blob: str | None = None
+        self._experiments: dict[tuple[str, str], Experiment] = {}
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -78,7 +79,10 @@ class Client:
         capture_code: bool = True,
     ) -> Run:
         """Start a run (status ``running``), recording code version and environment."""
-        exp = self.store.get_or_create_experiment(experiment or self.settings.experiment, project)
+        exp_name = experiment or self.settings.experiment
+        exp = self._experiments.get((project, exp_name))
+        if exp is None:  # experiments are never deleted: one lookup per process
+            exp = self._experiments[(project, exp_name)] = self.store.get_or_create_experiment(exp_name, project)
         code = env = None
         if capture_code:
             code = capture.code_version()
@@ -104,10 +108,12 @@ class Client:
         except ValueError:
             raise InvalidArgument.for_field("status", status, "one of finished, failed, killed") from None
         try:
-            self.writer.flush()
+            # the last buffered values and the status go in one transaction (one request remotely)
+            run = self.writer.flush_into(lambda batch: self.store.end_run(run_id, status, metrics=batch))
         finally:
             self.writer.untrack(run_id)
-        return self.store.end_run(run_id, status)
+        self.writer.raise_background_error()
+        return run
 
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(run_id)

@@ -12,13 +12,15 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from keel.core.clock import now_ms
 from keel.core.errors import KeelError, StoreUnavailable
 from keel.store.metadata.base import MetricRow, TrackingStore
 
 log = logging.getLogger("keel.tracking")
+T = TypeVar("T")
 _WRITERS: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
 
 
@@ -73,9 +75,26 @@ class MetricWriter:
     def flush(self) -> None:
         """Store everything added so far; raise the first error a background flush met."""
         self._flush_once(raise_errors=True)
+        self.raise_background_error()
+
+    def raise_background_error(self) -> None:
+        """Raise (once) the first error a background flush met, e.g. values for a run that does not exist."""
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+    def flush_into(self, write: Callable[[list[MetricRow]], T]) -> T:
+        """Hand everything buffered to ``write`` (e.g. an ``end_run`` that stores it in its own
+        transaction). If ``write`` fails, the values go back to the buffer."""
+        with self._flush_lock:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+            try:
+                return write(batch)
+            except BaseException:
+                with self._lock:
+                    self._buffer[:0] = batch
+                raise
 
     def close(self) -> None:
         self._stop.set()

@@ -79,7 +79,8 @@ def end_run(run_id: str, body: schemas.EndRunIn, store: TrackingStore = Depends(
         status = RunStatus(body.status)
     except ValueError:
         raise InvalidArgument.for_field("status", body.status, "one of finished, failed, killed") from None
-    return wire.run_to_json(store.end_run(run_id, status, body.end_time))
+    rows = wire.metric_rows_from_json({"rows": body.metrics})
+    return wire.run_to_json(store.end_run(run_id, status, body.end_time, rows))
 
 
 @write.post("/runs/{run_id}/params")

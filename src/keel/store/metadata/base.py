@@ -76,8 +76,11 @@ class TrackingStore(abc.ABC):
         """The run with its params, tags and latest metrics. Raises ``NotFound``."""
 
     @abc.abstractmethod
-    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run:
-        """Set a terminal status. Ending an ended run raises ``Conflict``."""
+    def end_run(
+        self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()
+    ) -> Run:
+        """Set a terminal status, first storing ``metrics`` (the last buffered values) in the same
+        transaction. Ending an ended run raises ``Conflict`` and stores nothing."""
 
     @abc.abstractmethod
     def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:

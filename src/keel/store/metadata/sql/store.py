@@ -37,6 +37,7 @@ from keel.core.errors import Conflict, InvalidArgument, KeelError, NotFound, Sto
 from keel.store.metadata import search
 from keel.store.metadata.base import MetricRow, TrackingStore
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql import statements as q
 from keel.store.metadata.sql.engine import ensure_schema, make_engine
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -67,10 +68,14 @@ class SqlStore(TrackingStore):
         self.uri = uri
         self.heartbeat_timeout = heartbeat_timeout
         self._pk_cache: dict[str, int] = {}
+        self._known_experiments: set[int] = set()
         self.engine = make_engine(uri)
         self.dialect = self.engine.dialect.name
         ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         values = " VALUES (" + ", ".join([ph] * 5) + ")"
+        self._insert_params_sql = (
+            f"INSERT INTO params (run_id, key, value, num) VALUES ({ph}, {ph}, {ph}, {ph}) ON CONFLICT DO NOTHING"
+        )
         self._insert_metrics_sql = "INSERT INTO metrics (run_pk, key, value, step, timestamp)" + values
         self._upsert_latest_sql = (
             "INSERT INTO latest_metrics (run_id, key, value, step, timestamp)"
@@ -200,12 +205,14 @@ class SqlStore(TrackingStore):
         code = code or CodeVersion()
         env = environment or Environment()
         with self._tx() as conn:
-            if conn.execute(select(t.experiments.c.id).where(t.experiments.c.id == experiment_id)).first() is None:
-                raise NotFound(f"experiment {experiment_id} does not exist")
+            if experiment_id not in self._known_experiments:  # experiments are never deleted
+                if conn.execute(q.experiment_exists, {"experiment_id": experiment_id}).first() is None:
+                    raise NotFound(f"experiment {experiment_id} does not exist")
             if parent_run_id is not None and self._status(conn, parent_run_id) is None:
                 raise NotFound(f"parent run {parent_run_id!r} does not exist")
-            conn.execute(
-                t.runs.insert().values(
+            result = conn.execute(
+                q.insert_run,
+                dict(
                     id=run_id,
                     experiment_id=experiment_id,
                     name=name,
@@ -221,12 +228,15 @@ class SqlStore(TrackingStore):
                     platform=env.platform,
                     packages_hash=env.packages_hash,
                     packages_blob=env.packages_blob,
-                )
+                ),
             )
+            pk = result.inserted_primary_key[0]
             if tag_rows:
-                conn.execute(t.tags.insert(), tag_rows)
+                conn.execute(q.insert_tags, tag_rows)
             if param_rows:
-                conn.execute(t.params.insert(), param_rows)
+                conn.execute(q.insert_params, param_rows)
+        self._known_experiments.add(experiment_id)
+        self._pk_cache[run_id] = pk
         return Run(
             id=run_id,
             experiment_id=experiment_id,
@@ -263,7 +273,12 @@ class SqlStore(TrackingStore):
     def _status(self, conn: Connection, run_id: str) -> str | None:
         if not isinstance(run_id, str):
             raise InvalidArgument.for_field("run_id", run_id, "a run id string")
-        return conn.execute(select(t.runs.c.status).where(t.runs.c.id == run_id)).scalar()
+        return conn.execute(q.run_status, {"run_id": run_id}).scalar()
+
+    def _require_known_run(self, conn: Connection, run_id: str) -> None:
+        """Existence check, skipped for runs this store has seen (runs are never deleted)."""
+        if run_id not in self._pk_cache:
+            self._require_run(conn, run_id)
 
     def _require_run(self, conn: Connection, run_id: str) -> str:
         status = self._status(conn, run_id)
@@ -273,12 +288,17 @@ class SqlStore(TrackingStore):
 
     def get_run(self, run_id: str) -> Run:
         with self._tx(write=False) as conn:
-            row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).first()
-            if row is None:
-                raise NotFound(f"run {run_id!r} does not exist")
-            return self._load_runs(conn, [row])[0]
+            return self._get_run(conn, run_id)
 
-    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> Run:
+    def _get_run(self, conn: Connection, run_id: str) -> Run:
+        row = conn.execute(q.run_row, {"run_id": run_id}).first()
+        if row is None:
+            raise NotFound(f"run {run_id!r} does not exist")
+        return self._load_runs(conn, [row])[0]
+
+    def end_run(
+        self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()
+    ) -> Run:
         try:
             status = RunStatus(status)
         except ValueError:
@@ -286,14 +306,15 @@ class SqlStore(TrackingStore):
         if not status.is_terminal:
             raise InvalidArgument.for_field("status", status.value, "one of finished, failed, killed")
         end = v.check_timestamp(end_time) if end_time is not None else now_ms()
+        prepared = self._prepare_metrics(metrics) if metrics else None
         with self._tx() as conn:
-            current = self._require_run(conn, run_id)
-            if current != RunStatus.RUNNING.value:
+            if prepared is not None:
+                self._write_metrics(conn, *prepared)
+            updated = conn.execute(q.end_run, {"run_id": run_id, "status": status.value, "end_time": end}).rowcount
+            if updated != 1:
+                current = self._require_run(conn, run_id)
                 raise Conflict(f"run {run_id!r} has already ended as {current}")
-            conn.execute(
-                t.runs.update().where(t.runs.c.id == run_id).values(status=status.value, end_time=end, heartbeat=end)
-            )
-        return self.get_run(run_id)
+            return self._get_run(conn, run_id)
 
     def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
         if not run_ids:
@@ -311,30 +332,28 @@ class SqlStore(TrackingStore):
         if not rows:
             return
         with self._tx() as conn:
-            self._require_run(conn, run_id)
-            existing = dict(
-                conn.execute(
-                    select(t.params.c.key, t.params.c.value).where(
-                        t.params.c.run_id == run_id, t.params.c.key.in_([r["key"] for r in rows])
-                    )
-                ).all()
-            )
+            self._require_known_run(conn, run_id)
+            # Insert what is new; only when some key already existed, compare values (and roll
+            # everything back on a difference). The common case is one statement.
+            inserted = conn.exec_driver_sql(
+                self._insert_params_sql, [(r["run_id"], r["key"], r["value"], r["num"]) for r in rows]
+            ).rowcount
+            if inserted == len(rows):
+                return
+            existing = dict(conn.execute(q.existing_params, {"run_id": run_id, "keys": [r["key"] for r in rows]}).all())
             for r in rows:
                 if r["key"] in existing and existing[r["key"]] != r["value"]:
                     raise Conflict(
                         f"param {r['key']!r} of run {run_id} is already {existing[r['key']]!r}; "
                         f"it cannot be changed to {r['value']!r} (params are immutable; log a new run)"
                     )
-            new = [r for r in rows if r["key"] not in existing]
-            if new:
-                conn.execute(t.params.insert(), new)
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         rows = self._tag_rows(run_id, tags)
         if not rows:
             return
         with self._tx() as conn:
-            self._require_run(conn, run_id)
+            self._require_known_run(conn, run_id)
             stmt = self._insert(t.tags)
             conn.execute(
                 stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}), rows
@@ -344,6 +363,12 @@ class SqlStore(TrackingStore):
     def log_metrics(self, rows: Sequence[MetricRow]) -> None:
         if not rows:
             return
+        prepared = self._prepare_metrics(rows)
+        with self._tx() as conn:
+            self._write_metrics(conn, *prepared)
+
+    def _prepare_metrics(self, rows: Sequence[Any]) -> tuple[list[Any], dict[Any, Any]]:
+        """Validate a batch and map run ids to run keys, outside any transaction."""
         rows = rows if isinstance(rows, list) else list(rows)
         try:
             run_ids = {r[0] for r in rows}
@@ -357,9 +382,11 @@ class SqlStore(TrackingStore):
             prepared, latest = _prepare_metric_rows(_slow_checked_metric_rows(rows), pks)
         for _, key in latest:
             v.check_key(key, "metric key")
-        with self._tx() as conn:
-            conn.exec_driver_sql(self._insert_metrics_sql, prepared)
-            conn.exec_driver_sql(self._upsert_latest_sql, list(latest.values()))
+        return prepared, latest
+
+    def _write_metrics(self, conn: Connection, prepared: list[Any], latest: dict[Any, Any]) -> None:
+        conn.exec_driver_sql(self._insert_metrics_sql, prepared)
+        conn.exec_driver_sql(self._upsert_latest_sql, list(latest.values()))
 
     def _run_pks(self, run_ids: set[Any]) -> dict[str, int]:
         """Integer keys of runs (cached: a run's key never changes). Raises ``NotFound``."""
@@ -402,7 +429,7 @@ class SqlStore(TrackingStore):
                 raise InvalidArgument.for_field("artifact size", ref.size, "a non-negative integer")
         created = now_ms()
         with self._tx() as conn:
-            self._require_run(conn, run_id)
+            self._require_known_run(conn, run_id)
             blobs = {r.sha256: r for r in refs}
             conn.execute(
                 self._insert(t.artifacts).on_conflict_do_nothing(index_elements=["sha256"]),
@@ -509,19 +536,12 @@ class SqlStore(TrackingStore):
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, LatestMetric]] = {i: {} for i in ids}
         for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            for run_id, key, value in conn.execute(
-                select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(t.params.c.run_id.in_(chunk))
-            ):
+            chunk = {"ids": ids[i : i + _CHUNK]}
+            for run_id, key, value in conn.execute(q.params_of, chunk):
                 params[run_id][key] = value
-            for run_id, key, value in conn.execute(
-                select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id.in_(chunk))
-            ):
+            for run_id, key, value in conn.execute(q.tags_of, chunk):
                 tags[run_id][key] = value
-            lm = t.latest_metrics.c
-            for run_id, key, value, step, ts in conn.execute(
-                select(lm.run_id, lm.key, lm.value, lm.step, lm.timestamp).where(lm.run_id.in_(chunk))
-            ):
+            for run_id, key, value, step, ts in conn.execute(q.latest_of, chunk):
                 metrics[run_id][key] = LatestMetric(key, math.nan if value is None else value, step, ts)
         cutoff = self._stale_cutoff()
         runs = []
