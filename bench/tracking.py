@@ -162,8 +162,9 @@ def main() -> None:
         table.add_row(label, *cells)
     console.print(table)
     if "mlflow" in results:
+        peer = results["mlflow"]
         console.print(
-            f"MLflow {results['mlflow']['version']} logged {int(results['mlflow']['metric_calls']):,} values one by one "
+            f"MLflow {peer['version']} logged {int(peer['metric_calls']):,} values one by one "
             "(a rate: it would take minutes for 100,000)."
         )
     console.print("targets: (a) >= 500,000 values/s, (b) <= 1 ms per run, (c) <= 20 ms over 10,000 runs")
