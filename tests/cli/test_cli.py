@@ -48,6 +48,12 @@ def test_quickstart_tracks_every_model_in_an_empty_folder(
         assert child.environment.packages_hash is not None
     boosted = next(r for r in children if r.params["model"] == "gradient_boosting")
     assert len(client.get_metric_history(boosted.id, "train_loss")) == 120  # a per-stage curve
+    report = folder / ".keel" / "reports" / "quickstart.html"
+    assert str(report) in done.stdout
+    page = report.read_text()
+    assert page.count("<svg") >= 4  # fold_accuracy, fold_f1, fold_roc_auc, train_loss
+    assert "train_loss" in page and all(r.name in page for r in children)
+    assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 
 def test_runs_list_show_and_compare(quickstarted: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

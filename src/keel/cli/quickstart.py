@@ -152,6 +152,12 @@ def quickstart(
         f"best: [bold green]{best.name}[/] (cv ROC AUC {fmt_num(best.metric('cv_roc_auc'))}, "
         f"test ROC AUC {fmt_num(best.metric('test_roc_auc'))}) in {elapsed:.1f}s"
     )
+    from keel.tracking.report import runs_report
+
+    report = settings.home / "reports" / "quickstart.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(runs_report(client, [r.id for r in children], title="keel quickstart: model sweep"))
+    console.print(f"report with metric curves: [bold]{report}[/] (offline HTML)")
     console.print("\n[bold]Look further[/]")
     for command, what in (
         ("keel runs list", "all runs, newest first"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import orjson
 import typer
@@ -125,3 +126,19 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
     table.add_row("duration", *[fmt_duration(r.duration_ms) for r in runs])
     console.print(table)
     console.print("[dim]bold green: the highest value of each metric[/]")
+
+
+@app.command("report")
+def report(
+    run_ids: list[str] = typer.Argument(..., help="Run ids (or unique prefixes)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Where to write the HTML (default: .keel/reports/)."),
+) -> None:
+    """Write an offline HTML report: params, latest metrics and a chart per metric curve."""
+    from keel.tracking.report import runs_report
+
+    client = Client()
+    runs = [_resolve(client, r) for r in run_ids]
+    path = output or client.settings.home / "reports" / f"runs-{runs[0].id[:12]}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(runs_report(client, [r.id for r in runs], title=f"{len(runs)} keel runs"))
+    console.print(f"report written to [bold]{path}[/] (open it in a browser; it works offline)")

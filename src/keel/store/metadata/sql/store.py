@@ -595,10 +595,11 @@ def _prepare_metric_rows(
     latest: dict[tuple[str, str], tuple[Any, ...]] = {}
     get = latest.get
     for row in rows:
-        if type(row) is not tuple or len(row) != 5:
-            raise _NotFastPath
-        run_id, key, value, step, ts = row
-        if type(value) is not float or type(step) is not int or type(ts) is not int or ts < 0:
+        try:
+            run_id, key, value, step, ts = row
+        except (TypeError, ValueError):
+            raise _NotFastPath from None
+        if value.__class__ is not float or step.__class__ is not int or ts.__class__ is not int or ts < 0:
             raise _NotFastPath
         if value != value:
             value = None
