@@ -27,9 +27,8 @@ def free_port() -> int:
 
 
 def postgres_bin_dir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or (
-        [shutil.which("initdb")] if shutil.which("initdb") else []
-    )
+    on_path = shutil.which("initdb")
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([on_path] if on_path else [])
     if not found:
         raise RuntimeError(
             "PostgreSQL server binaries not found: scripts/test installs them (apt-get install postgresql)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from typing import Any
 
 import pytest
 
@@ -160,7 +161,7 @@ class TrackingStoreContract:
 
     def test_bad_metric_batches_write_nothing(self, store: TrackingStore) -> None:
         run = store.create_run(store.get_or_create_experiment(unique()).id)
-        bad_batches = {
+        bad_batches: dict[str, list[Any]] = {
             "step": [(run.id, "m", 1.0, 0, 0), (run.id, "m", 1.0, math.inf, 0)],
             "metric key": [(run.id, "m", 1.0, 0, 0), (run.id, "", 1.0, 1, 0)],
             "value": [(run.id, "m", 1.0, 0, 0), (run.id, "m", "high", 1, 0)],

@@ -118,11 +118,10 @@ class SqlStore(TrackingStore):
                 raise StoreUnavailable(f"metadata store error: {exc.__class__.__name__}: {exc}") from None
 
     def _insert(self, table: Any) -> Any:
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+        """An INSERT with ``on_conflict_*`` (same API on both dialects)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
     # experiments ----------------------------------------------------------------------
     def get_or_create_experiment(self, name: str, project: str = "default") -> Experiment:
@@ -135,7 +134,7 @@ class SqlStore(TrackingStore):
                     if project_id is None:
                         project_id = conn.execute(
                             t.projects.insert().values(name=project, description="", created_at=now_ms())
-                        ).inserted_primary_key[0]
+                        ).inserted_primary_key[0]  # type: ignore[index]
                     row = conn.execute(
                         select(t.experiments).where(
                             t.experiments.c.project_id == project_id, t.experiments.c.name == name
@@ -145,7 +144,7 @@ class SqlStore(TrackingStore):
                         created = now_ms()
                         exp_id = conn.execute(
                             t.experiments.insert().values(project_id=project_id, name=name, created_at=created)
-                        ).inserted_primary_key[0]
+                        ).inserted_primary_key[0]  # type: ignore[index]
                         return Experiment(id=exp_id, name=name, project=project, created_at=created)
                     return Experiment(id=row.id, name=row.name, project=project, created_at=row.created_at)
             except Conflict:
@@ -230,7 +229,7 @@ class SqlStore(TrackingStore):
                     packages_blob=env.packages_blob,
                 ),
             )
-            pk = result.inserted_primary_key[0]
+            pk = result.inserted_primary_key[0]  # type: ignore[index]
             if tag_rows:
                 conn.execute(q.insert_tags, tag_rows)
             if param_rows:
