@@ -262,3 +262,20 @@ def test_bad_configuration_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("KEEL_STORE", "mysql://nope")
     with pytest.raises(InvalidArgument, match="store URI must be a URI starting with sqlite://"):
         Client()
+
+
+def test_html_report_marks_the_best_value_by_the_metric_direction(tmp_path: Path) -> None:
+    from keel.tracking.report import lower_is_better, runs_report
+
+    assert lower_is_better("val_loss") and lower_is_better("cv_roc_auc_std") and not lower_is_better("accuracy")
+    ids = []
+    for acc, loss in ((0.9, 0.3), (0.8, 0.1)):
+        with keel.start_run(experiment="report") as run:
+            for step in range(3):
+                run.log_metric("loss", loss + step, step=step)
+            run.log_metric("acc", acc)
+        ids.append(run.id)
+    page = runs_report(keel.get_client(), ids, title="two runs")
+    assert "<td class=best>0.9</td>" in page  # highest accuracy
+    assert "<td class=best>2.1</td>" in page  # lowest final loss (0.1 + 2)
+    assert page.count("<polyline") == 2 and "<script" not in page

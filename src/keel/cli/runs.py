@@ -13,6 +13,7 @@ from keel.cli.output import console, fmt_duration, fmt_num, fmt_time, runs_table
 from keel.core.entities import Run, to_plain
 from keel.core.errors import InvalidArgument, NotFound
 from keel.tracking.client import Client
+from keel.tracking.report import best_value
 
 app = typer.Typer(help="Look at tracked runs.", no_args_is_help=True)
 
@@ -113,19 +114,16 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
         style = "magenta" if differs else "dim"
         table.add_row(f"[{style}]{key}[/]", *[f"[{style}]{v if v is not None else '-'}[/]" for v in values])
     for key, values in data["metrics"].items():
-        finite = [v for v in values if v is not None and v == v]
-        best = max(finite) if finite else None
+        best = best_value(key, values)
+        several = sum(v is not None for v in values) > 1
         table.add_row(
             f"[bold]{key}[/]",
-            *[
-                f"[bold green]{fmt_num(v)}[/]" if v is not None and v == best and len(finite) > 1 else fmt_num(v)
-                for v in values
-            ],
+            *[f"[bold green]{fmt_num(v)}[/]" if several and v == best else fmt_num(v) for v in values],
         )
     table.add_row("status", *[status_text(r.status) for r in runs])
     table.add_row("duration", *[fmt_duration(r.duration_ms) for r in runs])
     console.print(table)
-    console.print("[dim]bold green: the highest value of each metric[/]")
+    console.print("[dim]bold green: the best value of each metric (lowest for losses, errors, spreads, times)[/]")
 
 
 @app.command("report")

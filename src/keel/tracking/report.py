@@ -25,8 +25,25 @@ td,th{border-bottom:1px solid #ddd;padding:.25rem .6rem;text-align:right}
 th{background:#f6f6f6} td.l,th.l{text-align:left} .best{font-weight:700;color:#1a7f37}
 .charts{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0;border:1px solid #e5e5e5;border-radius:6px;padding:.5rem}
 figcaption{font-size:.85rem;font-weight:600} .legend span{display:inline-block;margin-right:.8rem;font-size:.8rem}
+.wide{overflow-x:auto} td.l:first-child{white-space:nowrap}
 .sw{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.25rem;vertical-align:middle}
 """
+
+
+_LOWER_IS_BETTER = ("loss", "error", "err", "std", "mae", "mse", "rmse", "latency", "time", "duration")
+
+
+def lower_is_better(key: str) -> bool:
+    """Whether a smaller value of this metric is the better one (losses, errors, spreads, times)."""
+    words = key.lower().replace("-", "_").replace("/", "_").replace(".", "_").split("_")
+    return any(w in _LOWER_IS_BETTER for w in words)
+
+
+def best_value(key: str, values: Sequence[float | None]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return None
+    return min(finite) if lower_is_better(key) else max(finite)
 
 
 def _fmt(x: float | None) -> str:
@@ -91,15 +108,12 @@ def runs_report(client: Client, run_ids: Sequence[str], title: str = "keel runs"
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        "<h2>Runs</h2><table><tr><th class=l>run</th><th class=l>status</th>",
+        "<h2>Runs</h2><div class=wide><table><tr><th class=l>run</th><th class=l>status</th>",
     ]
     out += [f"<th class=l>{html.escape(k)}</th>" for k in param_keys]
     out += [f"<th>{html.escape(k)}</th>" for k in metric_keys]
     out.append("</tr>")
-    best = {}
-    for key in metric_keys:
-        finite = [v for r in runs if (v := r.metric(key)) is not None and math.isfinite(v)]
-        best[key] = max(finite) if finite else None
+    best = {key: best_value(key, [r.metric(key) for r in runs]) for key in metric_keys}
     for i, run in enumerate(runs):
         sw = f"<span class=sw style='background:{PALETTE[i % len(PALETTE)]}'></span>"
         out.append(f"<tr><td class=l>{sw}{html.escape(run.name)} <small>{run.id[:8]}</small></td>")
@@ -110,7 +124,8 @@ def runs_report(client: Client, run_ids: Sequence[str], title: str = "keel runs"
             cls = " class=best" if value is not None and value == best[key] and len(runs) > 1 else ""
             out.append(f"<td{cls}>{_fmt(value)}</td>")
         out.append("</tr>")
-    out.append("</table><p><small>bold: the highest value of each metric</small></p>")
+    out.append("</table></div><p><small>bold: the best value of each metric (the lowest for losses, errors, ")
+    out.append("spreads and times; the highest otherwise)</small></p>")
     charts = []
     for key in metric_keys:
         histories = [(r.name, client.get_metric_history(r.id, key)) for r in runs]
