@@ -1,7 +1,12 @@
 """The tracking-store contract on SQLite, PostgreSQL and the REST store against a real server."""
 
+from keel.testing.dataset_contract import DatasetStoreContract
 from keel.testing.store_contract import TrackingStoreContract
 
 
 class TestTrackingStore(TrackingStoreContract):
+    pass
+
+
+class TestDatasetStore(DatasetStoreContract):
     pass

@@ -77,3 +77,30 @@ class SearchIn(_Body):
     order_by: list[str] = Field(default_factory=list)
     max_results: int = 100
     page_token: str | None = None
+
+
+class DatasetVersionIn(_Body):
+    name: str
+    content_hash: str
+    artifact_sha256: str
+    size: int
+    row_count: int
+    schema_: list[Any] = Field(alias="schema")
+    source: str = ""
+    role: str = "data"
+    parent_ids: list[int] = Field(default_factory=list)
+    transform: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None
+
+
+class RunLinkIn(_Body):
+    run_id: str
+    direction: str
+
+
+class ValidationIn(_Body):
+    suite: str
+    passed: bool
+    errors: int
+    warnings: int
+    result: dict[str, Any]

@@ -30,6 +30,7 @@ from keel.core.entities import (
     RunPage,
     RunStatus,
 )
+from keel.store.metadata.datasets import DatasetStore
 
 MetricRow = tuple[str, str, float, int, int]
 """A metric as it travels in batches: (run_id, key, value, step, timestamp_ms)."""
@@ -39,6 +40,11 @@ class TrackingStore(abc.ABC):
     """Experiments, runs, params, tags, metrics and artifact references."""
 
     heartbeat_timeout: float = 30.0
+
+    @property
+    @abc.abstractmethod
+    def datasets(self) -> DatasetStore:
+        """Dataset versions, lineage and validation records, on the same backend."""
 
     # experiments -----------------------------------------------------------------
     @abc.abstractmethod

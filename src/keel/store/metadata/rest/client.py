@@ -7,7 +7,7 @@ Server errors come back as the same ``keel`` error classes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -15,6 +15,9 @@ from keel.core.entities import ArtifactRef, CodeVersion, Environment, Experiment
 from keel.core.errors import InvalidArgument, NotFound, StoreUnavailable, error_from_dict
 from keel.store.metadata.base import MetricRow, TrackingStore
 from keel.store.metadata.rest import wire
+
+if TYPE_CHECKING:
+    from keel.store.metadata.rest.datasets import RestDatasetStore
 
 API = "/api/v1"
 
@@ -40,6 +43,12 @@ class RestStore(TrackingStore):
 
     def __repr__(self) -> str:
         return f"RestStore({self.uri!r})"
+
+    @property
+    def datasets(self) -> RestDatasetStore:
+        from keel.store.metadata.rest.datasets import RestDatasetStore
+
+        return RestDatasetStore(self)
 
     @property
     def heartbeat_timeout(self) -> float:  # type: ignore[override]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from keel.core.datasets import ColumnSchema, DatasetVersion, ValidationRecord
 from keel.core.entities import (
     ArtifactRef,
     CodeVersion,
@@ -157,3 +158,67 @@ def metric_rows_from_json(payload: Any) -> list[tuple[Any, ...]]:
             value = decode_float(value, f"metric {row[1]!r} value")
         out.append((row[0], row[1], value, row[3], row[4]))
     return out
+
+
+def version_to_json(d: DatasetVersion) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "name": d.name,
+        "version": d.version,
+        "content_hash": d.content_hash,
+        "artifact_sha256": d.artifact_sha256,
+        "size": d.size,
+        "row_count": d.row_count,
+        "schema": [[c.name, c.type, c.nullable] for c in d.schema],
+        "source": d.source,
+        "role": d.role,
+        "transform": d.transform,
+        "parents": list(d.parents),
+        "created_at": d.created_at,
+    }
+
+
+def schema_from_json(items: Any) -> tuple[ColumnSchema, ...]:
+    if not isinstance(items, list):
+        raise InvalidArgument.for_field("schema", items, "a list of [name, type, nullable]")
+    out = []
+    for item in items:
+        if not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], str) or not isinstance(item[1], str):
+            raise InvalidArgument.for_field("schema column", item, "[name, type, nullable]")
+        out.append(ColumnSchema(item[0], item[1], bool(item[2])))
+    return tuple(out)
+
+
+def version_from_json(d: dict[str, Any]) -> DatasetVersion:
+    return DatasetVersion(
+        id=d["id"],
+        name=d["name"],
+        version=d["version"],
+        content_hash=d["content_hash"],
+        artifact_sha256=d["artifact_sha256"],
+        size=d["size"],
+        row_count=d["row_count"],
+        schema=schema_from_json(d["schema"]),
+        source=d.get("source", ""),
+        role=d.get("role", "data"),
+        transform=d.get("transform"),
+        parents=tuple(d.get("parents") or ()),
+        created_at=d.get("created_at", 0),
+    )
+
+
+def validation_to_json(r: ValidationRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "version_id": r.version_id,
+        "suite": r.suite,
+        "passed": r.passed,
+        "errors": r.errors,
+        "warnings": r.warnings,
+        "result": r.result,
+        "created_at": r.created_at,
+    }
+
+
+def validation_from_json(d: dict[str, Any]) -> ValidationRecord:
+    return ValidationRecord(**d)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -121,4 +122,63 @@ run_artifacts = Table(
     Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
     Column("path", String(1024), primary_key=True),
     Column("sha256", String(64), ForeignKey("artifacts.sha256"), nullable=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("schema", Text, nullable=False),  # JSON list of [name, type, nullable]
+    Column("source", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("transform", Text),  # JSON: name, code hash, params
+    Column("profile", Text),  # JSON, computed once at logging
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_number"),
+    UniqueConstraint("dataset_id", "content_hash", name="uq_dataset_versions_content"),
+)
+
+dataset_parents = Table(
+    "dataset_parents",
+    metadata,
+    Column("version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("parent_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+    Index("ix_dataset_parents_parent", "parent_id"),
+)
+
+run_datasets = Table(
+    "run_datasets",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("direction", String(8), primary_key=True),
+    Index("ix_run_datasets_version", "version_id"),
+)
+
+validation_results = Table(
+    "validation_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("dataset_versions.id"), nullable=False),
+    Column("suite", String(256), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("warnings", Integer, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_validation_results_version", "version_id"),
 )

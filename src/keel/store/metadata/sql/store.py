@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, func, not_, or_, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -38,6 +38,9 @@ from keel.store.metadata import search
 from keel.store.metadata.base import MetricRow, TrackingStore
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql import statements as q
+
+if TYPE_CHECKING:
+    from keel.store.metadata.sql.datasets import SqlDatasetStore
 from keel.store.metadata.sql.engine import ensure_schema, make_engine
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -69,6 +72,7 @@ class SqlStore(TrackingStore):
         self.heartbeat_timeout = heartbeat_timeout
         self._pk_cache: dict[str, int] = {}
         self._known_experiments: set[int] = set()
+        self._datasets: SqlDatasetStore | None = None
         self.engine = make_engine(uri)
         self.dialect = self.engine.dialect.name
         ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
@@ -87,6 +91,15 @@ class SqlStore(TrackingStore):
         )
         if migrate:
             ensure_schema(self.engine)
+
+    @property
+    def datasets(self) -> SqlDatasetStore:
+        """Dataset versions on the same database."""
+        if self._datasets is None:
+            from keel.store.metadata.sql.datasets import SqlDatasetStore
+
+            self._datasets = SqlDatasetStore(self)
+        return self._datasets
 
     def __repr__(self) -> str:
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"

@@ -1,0 +1,108 @@
+"""The dataset-store contract, as tests every backend must pass (see ``store_contract``)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from keel.core.datasets import ColumnSchema
+from keel.core.errors import InvalidArgument, NotFound
+from keel.store.metadata.base import TrackingStore
+from keel.testing.store_contract import unique
+
+SCHEMA = (ColumnSchema("x", "double", True), ColumnSchema("city", "string", False))
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def log(store: TrackingStore, name: str, content: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    defaults: dict = {
+        "content_hash": sha(content),
+        "artifact_sha256": sha("blob" + content),
+        "size": 10,
+        "row_count": 3,
+        "schema": SCHEMA,
+    }
+    return store.datasets.log_version(name, **{**defaults, **kwargs})
+
+
+class DatasetStoreContract:
+    def test_versions_count_up_and_identical_content_is_not_a_new_version(self, store: TrackingStore) -> None:
+        name = unique("data")
+        v1, created1 = log(store, name, "a", source="s3://raw/a.csv", profile={"columns": {"x": {"mean": 1.5}}})
+        v2, created2 = log(store, name, "b")
+        again, created3 = log(store, name, "a")
+        assert (v1.version, v2.version, created1, created2, created3) == (1, 2, True, True, False)
+        assert again == v1
+        assert v1.schema == SCHEMA and v1.source == "s3://raw/a.csv" and v1.row_count == 3
+        assert store.datasets.get_version(name).id == v2.id  # latest
+        assert store.datasets.get_version(name, 1) == v1
+        assert store.datasets.get_version_by_id(v2.id) == v2
+        assert [v.version for v in store.datasets.list_versions(name)] == [1, 2]
+        assert store.datasets.get_profile(v1.id) == {"columns": {"x": {"mean": 1.5}}}
+        assert store.datasets.get_profile(v2.id) is None
+        latest = {d.name: d.version for d in store.datasets.list_datasets()}
+        assert latest[name] == 2
+
+    def test_lineage_parents_and_children(self, store: TrackingStore) -> None:
+        raw, _ = log(store, unique("raw"), "raw")
+        other, _ = log(store, unique("lookup"), "lookup")
+        transform = {"name": "merge", "code_hash": sha("code"), "params": {"on": "id"}}
+        clean, _ = log(store, unique("clean"), "clean", parent_ids=[raw.id, other.id], transform=transform)
+        assert set(clean.parents) == {raw.ref, other.ref}
+        assert clean.transform == transform
+        assert [c.id for c in store.datasets.children(raw.id)] == [clean.id]
+        with pytest.raises(NotFound, match="parent dataset version"):
+            log(store, unique("orphan"), "orphan", parent_ids=[987654321])
+
+    def test_runs_record_what_they_read_and_wrote(self, store: TrackingStore) -> None:
+        exp = store.get_or_create_experiment(unique())
+        run = store.create_run(exp.id)
+        inp, _ = log(store, unique("in"), "in")
+        out, _ = log(store, unique("out"), "out", parent_ids=[inp.id])
+        store.datasets.link_run(run.id, inp.id, "input")
+        store.datasets.link_run(run.id, inp.id, "input")  # idempotent
+        store.datasets.link_run(run.id, out.id, "output")
+        assert store.datasets.runs_of_version(inp.id) == [(run.id, "input")]
+        links = store.datasets.versions_of_run(run.id)
+        assert [(link.direction, link.version.id) for link in links] == [("input", inp.id), ("output", out.id)]
+        with pytest.raises(InvalidArgument, match="direction"):
+            store.datasets.link_run(run.id, inp.id, "sideways")
+        with pytest.raises(NotFound):
+            store.datasets.link_run("0" * 32, inp.id, "input")
+        with pytest.raises(NotFound):
+            store.datasets.link_run(run.id, 987654321, "input")
+
+    def test_validation_records(self, store: TrackingStore) -> None:
+        version, _ = log(store, unique("checked"), "checked")
+        first = store.datasets.save_validation(version.id, "suite-a", True, 0, 1, {"checks": [{"kind": "range"}]})
+        second = store.datasets.save_validation(version.id, "suite-b", False, 2, 0, {"checks": []})
+        records = store.datasets.list_validations(version.id)
+        assert [r.id for r in records] == [second.id, first.id]  # newest first
+        assert records[1].passed is True and records[1].result == {"checks": [{"kind": "range"}]}
+        assert records[0].passed is False and records[0].errors == 2
+
+    @pytest.mark.parametrize(
+        "kwargs, needle",
+        [
+            ({"content_hash": "nothex"}, "sha256"),
+            ({"row_count": -1}, "row_count"),
+            ({"role": "scratch"}, "role"),
+            ({"schema": []}, "schema"),
+        ],
+    )
+    def test_bad_versions_are_refused(self, store: TrackingStore, kwargs: dict, needle: str) -> None:
+        name = unique("bad")
+        with pytest.raises(InvalidArgument, match=needle):
+            log(store, name, "x", **kwargs)
+        with pytest.raises(NotFound):
+            store.datasets.list_versions(name)
+
+    def test_unknown_dataset_is_not_found(self, store: TrackingStore) -> None:
+        with pytest.raises(NotFound, match="does not exist"):
+            store.datasets.get_version(unique("missing"))
+        with pytest.raises(InvalidArgument, match="dataset name"):
+            log(store, "../etc", "x")
