@@ -119,9 +119,7 @@ def main() -> None:
     if args.install_peers and not (PEER_VENV / "bin" / "python").exists():
         install_peers()
 
-    console.print(
-        f"[bold]keel[/] (SQLite) — {args.metric_calls:,} metrics, {args.runs:,} runs, {args.search_runs:,} searched"
-    )
+    console.print(f"[bold]keel[/] (SQLite) — {args.metric_calls:,} metrics, {args.runs:,} runs, {args.search_runs:,} searched")
     results = {"keel": keel_workloads(args.metric_calls, args.runs, args.search_runs)}
     if not args.no_rest:
         console.print("[bold]keel over REST[/] (keel server on 127.0.0.1, SQLite behind it)")

@@ -24,9 +24,7 @@ def test_public_names() -> None:
 def test_import_keel_stays_lean() -> None:
     """``import keel`` must not pull in database drivers, the web stack or ML libraries."""
     code = "import sys, keel; print(' '.join(sorted(sys.modules)))"
-    loaded = set(
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    )
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
     for heavy in (
         "sqlalchemy",
         "alembic",

@@ -72,9 +72,7 @@ def test_runs_list_show_and_compare(quickstarted: tuple[Path, subprocess.Complet
     assert best in shown.stdout and "fold_roc_auc" in shown.stdout and "model.pkl" in shown.stdout
     compared = keel_cmd(folder, "runs", "compare", best, worst[:12])
     assert compared.returncode == 0, compared.stderr
-    assert (
-        runs[0]["name"] in compared.stdout and runs[-1]["name"] in compared.stdout and "cv_roc_auc" in compared.stdout
-    )
+    assert runs[0]["name"] in compared.stdout and runs[-1]["name"] in compared.stdout and "cv_roc_auc" in compared.stdout
 
 
 @pytest.mark.parametrize(
@@ -102,6 +100,4 @@ def test_bad_arguments_give_one_line_and_exit_code_2(tmp_path: Path, args: list[
 def test_bad_configuration_is_one_line_too(tmp_path: Path) -> None:
     (tmp_path / "keel.toml").write_text("[keel\nstore = ")
     done = keel_cmd(tmp_path, "runs", "list")
-    assert (
-        done.returncode == 2 and done.stderr.startswith("keel: error:") and "keel.toml is not valid TOML" in done.stderr
-    )
+    assert done.returncode == 2 and done.stderr.startswith("keel: error:") and "keel.toml is not valid TOML" in done.stderr

@@ -38,9 +38,7 @@ def _make_revision_0001_database(uri: str) -> None:
                 {"id": run_id, "name": f"old-{n}"},
             )
             pk = conn.execute(text("SELECT pk FROM runs WHERE id = :id"), {"id": run_id}).scalar()
-            conn.execute(
-                text("INSERT INTO params (run_id, key, value, num) VALUES (:id, 'lr', '0.1', 0.1)"), {"id": run_id}
-            )
+            conn.execute(text("INSERT INTO params (run_id, key, value, num) VALUES (:id, 'lr', '0.1', 0.1)"), {"id": run_id})
             for step in range(5):
                 conn.execute(
                     text("INSERT INTO metrics (run_pk, key, value, step, timestamp) VALUES (:pk, 'acc', :v, :s, :t)"),

@@ -64,7 +64,5 @@ def test_sigkill_loses_at_most_the_last_flush_interval(crash_store_uri: str) -> 
 
     time.sleep(HEARTBEAT_TIMEOUT + 0.5)
     assert reader.get_run(run_id).status is RunStatus.KILLED
-    assert [r.id for r in reader.search_runs(None, filter=f"run_id = '{run_id}' and status = 'killed'").runs] == [
-        run_id
-    ]
+    assert [r.id for r in reader.search_runs(None, filter=f"run_id = '{run_id}' and status = 'killed'").runs] == [run_id]
     reader.close()

@@ -212,9 +212,7 @@ def test_run_left_open_is_flushed_and_finished_at_interpreter_exit(tmp_path: Pat
     assert len(client.get_metric_history(run.id, "v")) == 5000
 
 
-def test_same_code_works_against_a_remote_server(
-    server_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_same_code_works_against_a_remote_server(server_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KEEL_STORE", server_url)
     keel.set_client(None)
     model = tmp_path / "model.bin"

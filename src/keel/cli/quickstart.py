@@ -77,9 +77,7 @@ def quickstart(
     console.print(f"[bold]keel quickstart[/] — tracking into [cyan]{settings.store}[/]")
     X, y = load_breast_cancer(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    console.print(
-        f"dataset: breast cancer, {X.shape[0]} rows x {X.shape[1]} features; {len(y_test)} held out for testing"
-    )
+    console.print(f"dataset: breast cancer, {X.shape[0]} rows x {X.shape[1]} features; {len(y_test)} held out for testing")
     candidates = _candidates()
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(X_train, y_train))
     child_ids: list[str] = []

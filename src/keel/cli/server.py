@@ -27,9 +27,7 @@ def server(
     settings = load_settings()
     store_uri = store or settings.store
     if store_uri.startswith(("http://", "https://")):
-        raise InvalidArgument.for_field(
-            "--store", store_uri, "a sqlite:// or postgresql:// URI (the server owns the database)"
-        )
+        raise InvalidArgument.for_field("--store", store_uri, "a sqlite:// or postgresql:// URI (the server owns the database)")
     app = create_app(
         open_store(store_uri, heartbeat_timeout=settings.heartbeat_timeout),
         open_artifact_store(artifacts or settings.artifacts or str(settings.home / "artifacts")),

@@ -84,8 +84,7 @@ class MissingExtra(KeelError):
 
 
 ERRORS_BY_CODE: dict[str, type[KeelError]] = {
-    cls.code: cls
-    for cls in (KeelError, InvalidArgument, PermissionDenied, NotFound, Conflict, IntegrityError, StoreUnavailable)
+    cls.code: cls for cls in (KeelError, InvalidArgument, PermissionDenied, NotFound, Conflict, IntegrityError, StoreUnavailable)
 }
 
 

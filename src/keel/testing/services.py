@@ -30,9 +30,7 @@ def postgres_bin_dir() -> Path:
     on_path = shutil.which("initdb")
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([on_path] if on_path else [])
     if not found:
-        raise RuntimeError(
-            "PostgreSQL server binaries not found: scripts/test installs them (apt-get install postgresql)"
-        )
+        raise RuntimeError("PostgreSQL server binaries not found: scripts/test installs them (apt-get install postgresql)")
     return Path(found[-1]).parent
 
 

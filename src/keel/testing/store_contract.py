@@ -230,9 +230,7 @@ class TrackingStoreContract:
         assert [r.name for r in page.runs] == ["run-11", "run-10", "run-09", "run-08", "run-07"]
         seen = [r.name for r in page.runs]
         while page.next_page_token:
-            page = store.search_runs(
-                [exp_id], order_by=["metrics.acc DESC"], max_results=5, page_token=page.next_page_token
-            )
+            page = store.search_runs([exp_id], order_by=["metrics.acc DESC"], max_results=5, page_token=page.next_page_token)
             seen.extend(r.name for r in page.runs)
         assert seen == [f"run-{i:02d}" for i in range(11, -1, -1)]
         by_param = store.search_runs([exp_id], order_by=["params.model", "params.lr DESC"], max_results=3).runs

@@ -39,9 +39,7 @@ class Client:
         self.settings = settings or load_settings()
         uri = store if isinstance(store, str) else self.settings.store
         self.store: TrackingStore = (
-            store
-            if isinstance(store, TrackingStore)
-            else open_store(uri, heartbeat_timeout=self.settings.heartbeat_timeout)
+            store if isinstance(store, TrackingStore) else open_store(uri, heartbeat_timeout=self.settings.heartbeat_timeout)
         )
         self._artifacts_arg = artifacts
         self._artifacts: ArtifactStore | None = artifacts if isinstance(artifacts, ArtifactStore) else None
@@ -58,11 +56,7 @@ class Client:
             url = self._artifacts_arg if isinstance(self._artifacts_arg, str) else self.settings.artifacts
             if url is None:
                 store_uri = getattr(self.store, "uri", "")
-                url = (
-                    store_uri
-                    if str(store_uri).startswith(("http://", "https://"))
-                    else str(self.settings.home / "artifacts")
-                )
+                url = store_uri if str(store_uri).startswith(("http://", "https://")) else str(self.settings.home / "artifacts")
             self._artifacts = open_artifact_store(url)
         return self._artifacts
 
@@ -132,9 +126,7 @@ class Client:
         self.store.set_tags(run_id, tags)
 
     # metrics (buffered) ---------------------------------------------------------------
-    def log_metric(
-        self, run_id: str, key: str, value: float, step: int | None = None, timestamp: int | None = None
-    ) -> None:
+    def log_metric(self, run_id: str, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
         """Buffer one value; it reaches the store within ``flush_interval``. Validated here, at the call.
 
         Without ``step``, steps count up per (run, key) from 0 across step-less calls.

@@ -82,9 +82,7 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[Metric]]]) -> st
         parts.append(f'<line x1="{PAD}" y1="{y:.1f}" x2="{WIDTH - PAD}" y2="{y:.1f}" stroke="#eee"/>')
         parts.append(f'<text x="{PAD - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{_fmt(value)}</text>')
     for value in (x0, x1):
-        parts.append(
-            f'<text x="{sx(value):.1f}" y="{HEIGHT - PAD + 14}" font-size="10" text-anchor="middle">{value:g}</text>'
-        )
+        parts.append(f'<text x="{sx(value):.1f}" y="{HEIGHT - PAD + 14}" font-size="10" text-anchor="middle">{value:g}</text>')
     parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT - 8}" font-size="10" text-anchor="middle">step</text>')
     for i, (label, hist) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
@@ -138,9 +136,7 @@ def runs_report(client: Client, run_ids: Sequence[str], title: str = "keel runs"
                 for i, (n, h) in enumerate(histories)
                 if h
             )
-            charts.append(
-                f"<figure><figcaption>{html.escape(key)}</figcaption>{chart}<div class=legend>{legend}</div></figure>"
-            )
+            charts.append(f"<figure><figcaption>{html.escape(key)}</figcaption>{chart}<div class=legend>{legend}</div></figure>")
     if charts:
         out.append("<h2>Metric curves</h2><div class=charts>" + "".join(charts) + "</div>")
     out.append("</body></html>")

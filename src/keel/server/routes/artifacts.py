@@ -33,9 +33,7 @@ def get_artifact(sha256: str, artifacts: ArtifactStore = Depends(artifacts_of)) 
 
 
 @write.put("/artifacts/{sha256}")
-async def put_artifact(
-    sha256: str, request: Request, artifacts: ArtifactStore = Depends(artifacts_of)
-) -> dict[str, object]:
+async def put_artifact(sha256: str, request: Request, artifacts: ArtifactStore = Depends(artifacts_of)) -> dict[str, object]:
     check_sha256(sha256)
     digest = hashlib.sha256()
     size = 0

@@ -92,12 +92,8 @@ def versions_of_run(run_id: str, store: TrackingStore = Depends(store_of)) -> li
 
 
 @write.post("/datasets/versions/{version_id}/validations")
-def save_validation(
-    version_id: int, body: schemas.ValidationIn, store: TrackingStore = Depends(store_of)
-) -> dict[str, Any]:
-    record = store.datasets.save_validation(
-        version_id, body.suite, body.passed, body.errors, body.warnings, body.result
-    )
+def save_validation(version_id: int, body: schemas.ValidationIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    record = store.datasets.save_validation(version_id, body.suite, body.passed, body.errors, body.warnings, body.result)
     return wire.validation_to_json(record)
 
 

@@ -38,9 +38,7 @@ def hash_file(path: str | os.PathLike[str]) -> BlobInfo:
 def check_digest(sha256: str, actual: str, where: str) -> None:
     """Raise ``IntegrityError`` unless the content read hashed to the blob's name."""
     if actual != sha256:
-        raise IntegrityError(
-            f"artifact {sha256} at {where} is corrupted or was tampered with: its content hashes to {actual}"
-        )
+        raise IntegrityError(f"artifact {sha256} at {where} is corrupted or was tampered with: its content hashes to {actual}")
 
 
 class ArtifactStore(abc.ABC):

@@ -114,9 +114,7 @@ class FsspecArtifactStore(ArtifactStore):
         tmp = dest.with_name(f".{dest.name}.part")
         digest = hashlib.sha256()
         try:
-            opener = (
-                open(self._path(sha256), "rb") if self.local else self._call(self.fs.open, self._remote(sha256), "rb")
-            )
+            opener = open(self._path(sha256), "rb") if self.local else self._call(self.fs.open, self._remote(sha256), "rb")
         except FileNotFoundError:
             raise NotFound(f"artifact {sha256} is not in {self.url}") from None
         try:

@@ -81,8 +81,7 @@ def _split_field(text: str, filter_text: str) -> tuple[Kind, str]:
     if name not in ATTRIBUTES:
         raise _bad(
             filter_text,
-            f"unknown field {text!r}; expected metrics.<key>, params.<key>, tags.<key> "
-            f"or one of {', '.join(ATTRIBUTES)}",
+            f"unknown field {text!r}; expected metrics.<key>, params.<key>, tags.<key> or one of {', '.join(ATTRIBUTES)}",
         )
     return "attr", name
 

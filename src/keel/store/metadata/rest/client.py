@@ -116,9 +116,7 @@ class RestStore(TrackingStore):
     def get_run(self, run_id: str) -> Run:
         return wire.run_from_json(self._call("GET", f"/runs/{_rid(run_id)}"))
 
-    def end_run(
-        self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()
-    ) -> Run:
+    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> Run:
         body = {
             "status": RunStatus(status).value if isinstance(status, RunStatus) else status,
             "end_time": end_time,
@@ -146,9 +144,7 @@ class RestStore(TrackingStore):
 
     def log_artifacts(self, run_id: str, refs: Sequence[ArtifactRef]) -> None:
         if refs:
-            self._call(
-                "POST", f"/runs/{_rid(run_id)}/artifacts", {"artifacts": [wire.artifact_to_json(r) for r in refs]}
-            )
+            self._call("POST", f"/runs/{_rid(run_id)}/artifacts", {"artifacts": [wire.artifact_to_json(r) for r in refs]})
 
     def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
         return [wire.artifact_from_json(a) for a in self._call("GET", f"/runs/{_rid(run_id)}/artifacts")]

@@ -57,9 +57,7 @@ class RestDatasetStore(DatasetStore):
 
     def get_version(self, name: str, version: int | None = None) -> DatasetVersion:
         number = "latest" if version is None else str(version)
-        return wire.version_from_json(
-            self._call("GET", "/datasets/by-name/versions", params={"name": name, "version": number})
-        )
+        return wire.version_from_json(self._call("GET", "/datasets/by-name/versions", params={"name": name, "version": number}))
 
     def get_version_by_id(self, version_id: int) -> DatasetVersion:
         return wire.version_from_json(self._call("GET", f"/datasets/versions/{_vid(version_id)}"))

@@ -63,9 +63,7 @@ def run_to_json(r: Run) -> dict[str, Any]:
         "heartbeat": r.heartbeat,
         "params": r.params,
         "tags": r.tags,
-        "metrics": {
-            k: {"value": encode_float(m.value), "step": m.step, "timestamp": m.timestamp} for k, m in r.metrics.items()
-        },
+        "metrics": {k: {"value": encode_float(m.value), "step": m.step, "timestamp": m.timestamp} for k, m in r.metrics.items()},
         "code": code_to_json(r.code),
         "environment": environment_to_json(r.environment),
     }
@@ -102,8 +100,7 @@ def run_from_json(d: dict[str, Any]) -> Run:
         params=dict(d.get("params") or {}),
         tags=dict(d.get("tags") or {}),
         metrics={
-            k: LatestMetric(k, decode_float(m["value"]), m["step"], m["timestamp"])
-            for k, m in (d.get("metrics") or {}).items()
+            k: LatestMetric(k, decode_float(m["value"]), m["step"], m["timestamp"]) for k, m in (d.get("metrics") or {}).items()
         },
         code=CodeVersion(**(d.get("code") or {})),
         environment=Environment(**(d.get("environment") or {})),

@@ -46,9 +46,7 @@ class SqlDatasetStore(DatasetStore):
         self._store = store
 
     def _version_query(self) -> Any:
-        return select(t.dataset_versions, t.datasets.c.name).join(
-            t.datasets, t.datasets.c.id == t.dataset_versions.c.dataset_id
-        )
+        return select(t.dataset_versions, t.datasets.c.name).join(t.datasets, t.datasets.c.id == t.dataset_versions.c.dataset_id)
 
     def _load(self, conn: Connection, rows: Sequence[Any]) -> list[DatasetVersion]:
         ids = [r.id for r in rows]
@@ -134,9 +132,7 @@ class SqlDatasetStore(DatasetStore):
         with self._store._tx() as conn:
             dataset_id = conn.execute(select(t.datasets.c.id).where(t.datasets.c.name == name)).scalar()
             if dataset_id is None:
-                dataset_id = conn.execute(
-                    t.datasets.insert().values(name=name, created_at=now_ms())
-                ).inserted_primary_key[0]  # type: ignore[index]
+                dataset_id = conn.execute(t.datasets.insert().values(name=name, created_at=now_ms())).inserted_primary_key[0]  # type: ignore[index]
             existing = conn.execute(
                 self._version_query().where(_dv.dataset_id == dataset_id, _dv.content_hash == content_hash)
             ).first()
@@ -165,9 +161,7 @@ class SqlDatasetStore(DatasetStore):
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             if parent_ids:
-                conn.execute(
-                    t.dataset_parents.insert(), [{"version_id": version_id, "parent_id": p} for p in set(parent_ids)]
-                )
+                conn.execute(t.dataset_parents.insert(), [{"version_id": version_id, "parent_id": p} for p in set(parent_ids)])
             row = conn.execute(self._version_query().where(_dv.id == version_id)).one()
             return self._load(conn, [row])[0], True
 
@@ -257,9 +251,7 @@ class SqlDatasetStore(DatasetStore):
             links = conn.execute(select(rd.version_id, rd.direction).where(rd.run_id == run_id)).all()
             rows = conn.execute(self._version_query().where(_dv.id.in_([vid for vid, _ in links]))).all()
             versions = {dv.id: dv for dv in self._load(conn, rows)}
-        return sorted(
-            (RunDatasetLink(run_id, versions[vid], d) for vid, d in links), key=lambda x: (x.direction, x.version.ref)
-        )
+        return sorted((RunDatasetLink(run_id, versions[vid], d) for vid, d in links), key=lambda x: (x.direction, x.version.ref))
 
     def save_validation(
         self, version_id: int, suite: str, passed: bool, errors: int, warnings: int, result: Mapping[str, Any]
@@ -280,17 +272,13 @@ class SqlDatasetStore(DatasetStore):
                     created_at=created,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-        return ValidationRecord(
-            record_id, version_id, suite, bool(passed), int(errors), int(warnings), dict(result), created
-        )
+        return ValidationRecord(record_id, version_id, suite, bool(passed), int(errors), int(warnings), dict(result), created)
 
     def list_validations(self, version_id: int) -> list[ValidationRecord]:
         vr = t.validation_results.c
         with self._store._tx(write=False) as conn:
             self._require_version(conn, version_id)
-            rows = conn.execute(
-                select(t.validation_results).where(vr.version_id == version_id).order_by(vr.id.desc())
-            ).all()
+            rows = conn.execute(select(t.validation_results).where(vr.version_id == version_id).order_by(vr.id.desc())).all()
         return [
             ValidationRecord(
                 r.id, r.version_id, r.suite, bool(r.passed), r.errors, r.warnings, json.loads(r.result), r.created_at

@@ -132,11 +132,7 @@ def ensure_schema(engine: Engine) -> None:
         if revision == SCHEMA_HEAD:
             return
         if revision is not None and revision > SCHEMA_HEAD:
-            raise KeelError(
-                f"the database is at schema revision {revision}, newer than this keel ({SCHEMA_HEAD}); upgrade keel"
-            )
+            raise KeelError(f"the database is at schema revision {revision}, newer than this keel ({SCHEMA_HEAD}); upgrade keel")
         upgrade(engine)
     except SQLAlchemyError as exc:
-        raise StoreUnavailable(
-            f"cannot open the metadata store {engine.url!r}: {exc.__class__.__name__}: {exc}"
-        ) from None
+        raise StoreUnavailable(f"cannot open the metadata store {engine.url!r}: {exc.__class__.__name__}: {exc}") from None

@@ -28,9 +28,7 @@ end_run = (
 params_of = select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
     t.params.c.run_id.in_(bindparam("ids", expanding=True))
 )
-tags_of = select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(
-    t.tags.c.run_id.in_(bindparam("ids", expanding=True))
-)
+tags_of = select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id.in_(bindparam("ids", expanding=True)))
 _lm = t.latest_metrics.c
 latest_of = select(_lm.run_id, _lm.key, _lm.value, _lm.step, _lm.timestamp).where(
     _lm.run_id.in_(bindparam("ids", expanding=True))

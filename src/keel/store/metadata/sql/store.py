@@ -149,9 +149,7 @@ class SqlStore(TrackingStore):
                             t.projects.insert().values(name=project, description="", created_at=now_ms())
                         ).inserted_primary_key[0]  # type: ignore[index]
                     row = conn.execute(
-                        select(t.experiments).where(
-                            t.experiments.c.project_id == project_id, t.experiments.c.name == name
-                        )
+                        select(t.experiments).where(t.experiments.c.project_id == project_id, t.experiments.c.name == name)
                     ).first()
                     if row is None:
                         created = now_ms()
@@ -182,9 +180,7 @@ class SqlStore(TrackingStore):
 
     def get_experiment_by_name(self, name: str, project: str = "default") -> Experiment:
         with self._tx(write=False) as conn:
-            row = conn.execute(
-                self._experiment_query().where(t.experiments.c.name == name, t.projects.c.name == project)
-            ).first()
+            row = conn.execute(self._experiment_query().where(t.experiments.c.name == name, t.projects.c.name == project)).first()
         if row is None:
             raise NotFound(f"experiment {name!r} does not exist in project {project!r}")
         return self._experiment(row)
@@ -267,10 +263,7 @@ class SqlStore(TrackingStore):
     def _tag_rows(run_id: str, tags: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(tags, Mapping):
             raise InvalidArgument.for_field("tags", tags, "a mapping of key to value")
-        return [
-            {"run_id": run_id, "key": v.check_key(k, "tag key"), "value": v.tag_to_str(k, val)}
-            for k, val in tags.items()
-        ]
+        return [{"run_id": run_id, "key": v.check_key(k, "tag key"), "value": v.tag_to_str(k, val)} for k, val in tags.items()]
 
     @staticmethod
     def _param_rows(run_id: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -308,9 +301,7 @@ class SqlStore(TrackingStore):
             raise NotFound(f"run {run_id!r} does not exist")
         return self._load_runs(conn, [row])[0]
 
-    def end_run(
-        self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()
-    ) -> Run:
+    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> Run:
         try:
             status = RunStatus(status)
         except ValueError:
@@ -367,9 +358,7 @@ class SqlStore(TrackingStore):
         with self._tx() as conn:
             self._require_known_run(conn, run_id)
             stmt = self._insert(t.tags)
-            conn.execute(
-                stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}), rows
-            )
+            conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}), rows)
 
     # metrics: the hot path --------------------------------------------------------------
     def log_metrics(self, rows: Sequence[MetricRow]) -> None:
@@ -410,9 +399,7 @@ class SqlStore(TrackingStore):
             with self._tx(write=False) as conn:
                 for i in range(0, len(unknown), _CHUNK):
                     chunk = unknown[i : i + _CHUNK]
-                    self._pk_cache.update(
-                        conn.execute(select(t.runs.c.id, t.runs.c.pk).where(t.runs.c.id.in_(chunk))).all()
-                    )
+                    self._pk_cache.update(conn.execute(select(t.runs.c.id, t.runs.c.pk).where(t.runs.c.id.in_(chunk))).all())
             missing = run_ids - self._pk_cache.keys()
             if missing:
                 raise NotFound(f"run {sorted(missing)[0]!r} does not exist")
@@ -445,10 +432,7 @@ class SqlStore(TrackingStore):
             blobs = {r.sha256: r for r in refs}
             conn.execute(
                 self._insert(t.artifacts).on_conflict_do_nothing(index_elements=["sha256"]),
-                [
-                    {"sha256": r.sha256, "size": r.size, "media_type": r.media_type, "created_at": created}
-                    for r in blobs.values()
-                ],
+                [{"sha256": r.sha256, "size": r.size, "media_type": r.media_type, "created_at": created} for r in blobs.values()],
             )
             stmt = self._insert(t.run_artifacts)
             conn.execute(

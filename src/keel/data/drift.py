@@ -1,0 +1,228 @@
+"""Drift between a reference and current data, column by column, from profiles.
+
+The reference may be a stored dataset version: its profile (computed once at logging)
+is used and the reference data is never reloaded. Every test works on profiles:
+
+- numeric: Kolmogorov-Smirnov (statistic from the two 1001-point quantile grids, p-value
+  from the exact two-sample distribution), Wasserstein-1 (normed by the reference's
+  standard deviation) and PSI on the reference's deciles;
+- categorical: chi-square on the category counts, Jensen-Shannon distance, PSI.
+
+Which test decides depends on type and size, as in most drift tools: with at most
+``small_sample`` current rows the p-value tests (KS, chi-square) decide, since they are
+well calibrated there; above it every tiny shift becomes "significant", so the distance
+tests (Wasserstein, Jensen-Shannon) decide. ``method={"col": "psi"}`` picks a test per column.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keel.core.datasets import DatasetVersion
+from keel.core.errors import InvalidArgument
+from keel.data import frames
+from keel.data.profile import GRID, compute_profile
+
+TESTS = ("ks", "wasserstein", "psi", "chi2", "jensenshannon")
+DEFAULT_THRESHOLDS = {"ks": 0.05, "chi2": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "psi": 0.2}
+_EPS = 1e-4
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    column: str
+    kind: str
+    test: str  # the test that decided
+    statistic: float
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    tests: dict[str, dict[str, float | None]] = field(default_factory=dict)  # every test computed
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DriftResult:
+    columns: list[ColumnDrift]
+    reference: str
+    current: str
+    drift_share: float
+    reference_rows: int
+    current_rows: int
+    seconds: float = 0.0
+    reference_profile: dict[str, Any] = field(default_factory=dict, repr=False)
+    current_profile: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def drifted(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def share_drifted(self) -> float:
+        return len(self.drifted) / len(self.columns) if self.columns else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return bool(self.columns) and self.share_drifted >= self.drift_share
+
+    def column(self, name: str) -> ColumnDrift:
+        for c in self.columns:
+            if c.column == name:
+                return c
+        raise InvalidArgument.for_field("column", name, f"one of {', '.join(c.column for c in self.columns)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "current": self.current,
+            "dataset_drift": self.dataset_drift,
+            "share_drifted": self.share_drifted,
+            "drift_share": self.drift_share,
+            "drifted": self.drifted,
+            "seconds": round(self.seconds, 4),
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+
+def _cdf_at(grid_values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The empirical CDF described by a quantile grid, evaluated at ``x``."""
+    return np.interp(x, grid_values, GRID, left=0.0, right=1.0)
+
+
+def numeric_tests(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    from scipy.stats import kstwo
+
+    qr, qc = np.asarray(ref["grid"]), np.asarray(cur["grid"])
+    xs = np.union1d(qr, qc)
+    d = float(np.max(np.abs(_cdf_at(qr, xs) - _cdf_at(qc, xs))))
+    n, m = ref["count"], cur["count"]
+    n_eff = max(1, round(n * m / (n + m)))
+    p = float(kstwo.sf(d, n_eff))
+    w = float(np.mean(np.abs(qr - qc)))
+    std = ref.get("std") or 0.0
+    w_norm = w / std if std > 0 else (0.0 if w == 0 else math.inf)
+    edges = qr[::100]  # the reference's deciles
+    expected = np.full(edges.size - 1, 0.1)
+    actual = np.diff(_cdf_at(qc, edges))
+    actual[0] += float(_cdf_at(qc, edges[:1])[0])  # below the reference's minimum
+    actual[-1] += 1.0 - float(_cdf_at(qc, edges[-1:])[0])  # above its maximum
+    psi = _psi(expected, actual)
+    return {
+        "ks": {"statistic": d, "p_value": p},
+        "wasserstein": {"statistic": w_norm, "p_value": None, "raw": w},
+        "psi": {"statistic": psi, "p_value": None},
+    }
+
+
+def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    e = np.clip(expected, _EPS, None)
+    a = np.clip(actual, _EPS, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def categorical_tests(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import chi2_contingency
+
+    keys = sorted(set(ref["frequencies"]) | set(cur["frequencies"]))
+    r = np.array([ref["frequencies"].get(k, 0) for k in keys], dtype=float)
+    c = np.array([cur["frequencies"].get(k, 0) for k in keys], dtype=float)
+    pr, pc = r / max(r.sum(), 1), c / max(c.sum(), 1)
+    if len(keys) > 1:
+        table = np.vstack([r, c]) + 0.5  # continuity for categories absent on one side
+        stat, p, _, _ = chi2_contingency(table)
+    else:
+        stat, p = 0.0, 1.0
+    js = float(jensenshannon(pr, pc, base=2)) if len(keys) > 1 else 0.0
+    return {
+        "chi2": {"statistic": float(stat), "p_value": float(p)},
+        "jensenshannon": {"statistic": 0.0 if math.isnan(js) else js, "p_value": None},
+        "psi": {"statistic": _psi(pr, pc), "p_value": None},
+    }
+
+
+def _profile_of(data: Any, label: str) -> tuple[dict[str, Any], str]:
+    if isinstance(data, dict) and "columns" in data:
+        return data, label
+    if isinstance(data, DatasetVersion) or (isinstance(data, str) and not data.endswith((".csv", ".parquet", ".tsv"))):
+        from keel.data.versions import profile, resolve
+
+        version = resolve(data)
+        return profile(version), version.ref
+    return compute_profile(frames.to_arrow(data, what=label)), label
+
+
+def drift(
+    reference: Any,
+    current: Any,
+    *,
+    columns: list[str] | None = None,
+    method: dict[str, str] | None = None,
+    thresholds: dict[str, float] | None = None,
+    small_sample: int = 1000,
+    drift_share: float = 0.5,
+) -> DriftResult:
+    """Compare ``current`` with ``reference`` column by column.
+
+    ``reference``/``current``: a dataset version or reference (``"orders@3"``: its stored
+    profile is used), a frame/table/path, or a profile dict. ``thresholds`` override the
+    defaults (p-value below 0.05 for KS and chi-square; 0.1 for the normed Wasserstein and
+    Jensen-Shannon distances; 0.2 for PSI). The dataset drifts when at least
+    ``drift_share`` of the columns do.
+    """
+    import time
+
+    started = time.perf_counter()
+    limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    for name in thresholds or {}:
+        if name not in TESTS:
+            raise InvalidArgument.for_field("thresholds key", name, f"one of {', '.join(TESTS)}")
+    if not 0 < drift_share <= 1:
+        raise InvalidArgument.for_field("drift_share", drift_share, "a share in (0, 1]")
+    ref, ref_label = _profile_of(reference, "reference")
+    cur, cur_label = _profile_of(current, "current")
+    ref_cols, cur_cols = ref["columns"], cur["columns"]
+    wanted = columns if columns is not None else [c for c in ref_cols if c in cur_cols]
+    for name in wanted:
+        for side, cols in (("reference", ref_cols), ("current", cur_cols)):
+            if name not in cols:
+                raise InvalidArgument(f"column {name!r} is not in the {side} data; expected one of: {', '.join(cols)}")
+    missing_in_current = [c for c in ref_cols if c not in cur_cols]
+    if columns is None and missing_in_current:
+        raise InvalidArgument(
+            f"the current data lacks column {missing_in_current[0]!r} of the reference; expected columns: {', '.join(ref_cols)}"
+        )
+    results = []
+    for name in wanted:
+        r, c = ref_cols[name], cur_cols[name]
+        if r["kind"] != c["kind"]:
+            raise InvalidArgument(
+                f"column {name!r} is {r['kind']} ({r['type']}) in the reference but {c['kind']} ({c['type']}) now; "
+                "expected the same kind"
+            )
+        if r["kind"] == "datetime" or not r.get("count") or not c.get("count") or (r["kind"] == "numeric" and "grid" not in r):
+            continue
+        small = c["count"] <= small_sample
+        if r["kind"] == "numeric":
+            tests = numeric_tests(r, c)
+            default = "ks" if small else "wasserstein"
+        else:
+            tests = categorical_tests(r, c)
+            default = "chi2" if small else "jensenshannon"
+        chosen = (method or {}).get(name, default)
+        if chosen not in tests:
+            raise InvalidArgument.for_field(f"method for {name!r}", chosen, f"one of {', '.join(tests)}")
+        stat, p = float(tests[chosen]["statistic"] or 0.0), tests[chosen]["p_value"]
+        threshold = limits[chosen]
+        drifted = (p < threshold) if p is not None else (stat >= threshold)
+        results.append(ColumnDrift(name, r["kind"], chosen, stat, p, threshold, bool(drifted), tests))
+    return DriftResult(
+        results, ref_label, cur_label, drift_share, ref["row_count"], cur["row_count"],
+        time.perf_counter() - started, ref, cur,
+    )  # fmt: skip

@@ -1,0 +1,88 @@
+"""``validate(data, suite)``: run every check, vectorised, and say what failed and where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keel.core.errors import InvalidArgument
+from keel.data.checks import CheckResult
+from keel.data.frames import to_arrow
+from keel.data.suite import Suite
+
+
+@dataclass
+class ValidationResult:
+    suite: str
+    row_count: int
+    results: list[CheckResult]
+    seconds: float = 0.0
+    failing_rows: np.ndarray | None = field(default=None, repr=False)  # rows failing error-level row checks
+
+    @property
+    def errors(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed and r.severity == "error"]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed and r.severity == "warn"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+    @property
+    def splittable(self) -> bool:
+        """Whether every error is row-level, so failing rows can be quarantined and the rest kept."""
+        column_level = ("columns", "type", "row_count", "max_missing")
+        return self.failing_rows is not None and not any(r.kind in column_level for r in self.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "row_count": self.row_count,
+            "passed": self.passed,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "seconds": round(self.seconds, 4),
+            "checks": [r.to_dict() for r in self.results],
+        }
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"suite {self.suite!r}: all {len(self.results)} checks passed" + (
+                f" ({len(self.warnings)} warnings)" if self.warnings else ""
+            )
+        failed = "; ".join(f"{r.kind}{'(' + r.column + ')' if r.column else ''}: {r.message}" for r in self.errors[:5])
+        return f"suite {self.suite!r}: {len(self.errors)} of {len(self.results)} checks failed: {failed}"
+
+
+def validate(data: Any, suite: Suite) -> ValidationResult:
+    """Validate ``data`` (any frame, table or path) against ``suite``.
+
+    A check on a column that the data does not have is an error in the suite, not in the
+    data: it raises ``InvalidArgument`` naming the column and the columns there are.
+    """
+    import time
+
+    if not isinstance(suite, Suite):
+        raise InvalidArgument.for_field("suite", type(suite).__name__, "a keel.data.Suite")
+    started = time.perf_counter()
+    table = to_arrow(data)
+    present = set(table.column_names)
+    unknown = sorted(suite.columns() - present)
+    if unknown:
+        raise InvalidArgument(
+            f"suite {suite.name!r} checks column {unknown[0]!r}, which the data does not have; "
+            f"expected one of: {', '.join(table.column_names)}"
+        )
+    results: list[CheckResult] = []
+    failing = np.zeros(table.num_rows, dtype=bool)
+    for check in suite.checks:
+        result, mask = check.evaluate(table)
+        results.append(result)
+        if mask is not None and not result.passed and result.severity == "error":
+            failing |= mask
+    return ValidationResult(suite.name, table.num_rows, results, time.perf_counter() - started, failing)
