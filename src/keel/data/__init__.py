@@ -25,11 +25,11 @@ from keel.data.checks import (
     Unique,
     register_check,
 )
-from keel.data.drift import ColumnDrift, DriftResult, drift
+from keel.data.drift_detection import ColumnDrift, DriftResult, drift
 from keel.data.suite import Suite, infer_suite
 from keel.data.transforms import apply, get_transform, registered, transform
 from keel.data.validation import ValidationResult, validate
-from keel.data.versions import (
+from keel.data.dataset_versions import (
     ValidationFailed,
     datasets,
     get,

@@ -16,7 +16,7 @@ import numpy as np
 
 from keel.core.errors import InvalidArgument
 from keel.data.frames import require_arrow
-from keel.data.profile import column_kind
+from keel.data.profiling import column_kind
 
 SEVERITIES = ("error", "warn")
 TYPE_FAMILIES = ("numeric", "integer", "float", "string", "bool", "datetime", "categorical")
@@ -34,6 +34,12 @@ class CheckResult:
     failed_share: float = 0.0
     examples: list[Any] = field(default_factory=list)
     message: str = ""
+
+    def __post_init__(self) -> None:  # numpy scalars in, plain JSON-ready values out
+        object.__setattr__(self, "passed", bool(self.passed))
+        object.__setattr__(self, "failed_count", int(self.failed_count))
+        object.__setattr__(self, "failed_share", float(self.failed_share))
+        object.__setattr__(self, "examples", [_plain(x) for x in self.examples])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

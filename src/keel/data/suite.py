@@ -28,7 +28,7 @@ from keel.data.checks import (
     Unique,
 )
 from keel.data.frames import require_arrow, to_arrow
-from keel.data.profile import compute_profile
+from keel.data.profiling import compute_profile
 
 
 @dataclass

@@ -225,7 +225,7 @@ def apply(
 ) -> DatasetVersion:
     """Run ``step`` on dataset versions and log the result as a new version of ``name``, with the
     inputs as parents and the transform (name, code hash, params) recorded."""
-    from keel.data.versions import get, log, resolve
+    from keel.data.dataset_versions import get, log, resolve
     from keel.tracking.fluent import get_client
 
     t = get_transform(step)

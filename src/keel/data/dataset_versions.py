@@ -16,7 +16,7 @@ from typing import Any
 from keel.core.datasets import DatasetVersion, ValidationRecord
 from keel.core.errors import InvalidArgument, KeelError
 from keel.data import frames
-from keel.data.profile import compute_profile
+from keel.data.profiling import compute_profile
 from keel.data.suite import Suite
 from keel.data.validation import ValidationResult, validate
 from keel.tracking.client import Client

@@ -25,7 +25,7 @@ import numpy as np
 from keel.core.datasets import DatasetVersion
 from keel.core.errors import InvalidArgument
 from keel.data import frames
-from keel.data.profile import GRID, compute_profile
+from keel.data.profiling import GRID, compute_profile
 
 TESTS = ("ks", "wasserstein", "psi", "chi2", "jensenshannon")
 DEFAULT_THRESHOLDS = {"ks": 0.05, "chi2": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "psi": 0.2}
@@ -151,7 +151,7 @@ def _profile_of(data: Any, label: str) -> tuple[dict[str, Any], str]:
     if isinstance(data, dict) and "columns" in data:
         return data, label
     if isinstance(data, DatasetVersion) or (isinstance(data, str) and not data.endswith((".csv", ".parquet", ".tsv"))):
-        from keel.data.versions import profile, resolve
+        from keel.data.dataset_versions import profile, resolve
 
         version = resolve(data)
         return profile(version), version.ref
