@@ -75,7 +75,7 @@ def test_mismatched_data_is_a_clear_error() -> None:
     reference = synthetic(1000, 1, False)
     with pytest.raises(InvalidArgument, match="the current data lacks column 'n7'"):
         keel.data.drift(reference, reference.drop(columns=["n7"]))
-    with pytest.raises(InvalidArgument, match="column 'n3' is numeric .* but categorical .* now"):
+    with pytest.raises(InvalidArgument, match=r"column 'n3' is numeric .* but categorical .* now"):
         keel.data.drift(reference, reference.assign(n3=reference["n3"].astype(str)))
     with pytest.raises(InvalidArgument, match="thresholds key must be one of"):
         keel.data.drift(reference, reference, thresholds={"magic": 1.0})

@@ -30,7 +30,7 @@ def test_builtin_cleaning_steps(orders: pd.DataFrame) -> None:
 def test_bad_arguments_name_the_problem(orders: pd.DataFrame) -> None:
     with pytest.raises(InvalidArgument, match="impute: column 'zip' is not in the data"):
         t.impute(orders, columns=["zip"])
-    with pytest.raises(InvalidArgument, match="impute: column 'city' is .*; strategy 'mean' needs numbers"):
+    with pytest.raises(InvalidArgument, match=r"impute: column 'city' is .*; strategy 'mean' needs numbers"):
         t.impute(orders, strategy="mean", columns=["city"])
     with pytest.raises(InvalidArgument, match="clip quantiles must be"):
         t.clip(orders, ["amount"], quantiles=[0.9, 0.1])

@@ -25,10 +25,6 @@ from keel.data.checks import (
     Unique,
     register_check,
 )
-from keel.data.drift_detection import ColumnDrift, DriftResult, drift
-from keel.data.suite import Suite, infer_suite
-from keel.data.transforms import apply, get_transform, registered, transform
-from keel.data.validation import ValidationResult, validate
 from keel.data.dataset_versions import (
     ValidationFailed,
     datasets,
@@ -41,6 +37,10 @@ from keel.data.dataset_versions import (
     save_validation,
     versions,
 )
+from keel.data.drift_detection import ColumnDrift, DriftResult, drift
+from keel.data.suite import Suite, infer_suite
+from keel.data.transforms import apply, get_transform, registered, transform
+from keel.data.validation import ValidationResult, validate
 
 __all__ = [
     "AllowedValues", "Check", "CheckResult", "ColumnDrift", "Columns", "Custom", "DriftResult", "MaxMissing",
