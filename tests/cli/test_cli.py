@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from keel.core.entities import RunStatus
+from keel.testing.cli import keel_cmd
 from keel.tracking.client import Client
-
-
-def keel_cmd(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "160", "HOME": str(cwd)}
-    return subprocess.run(
-        [sys.executable, "-m", "keel.cli.main", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
-    )
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +47,25 @@ def test_quickstart_tracks_every_model_in_an_empty_folder(
     assert page.count("<svg") >= 4  # fold_accuracy, fold_f1, fold_roc_auc, train_loss
     assert "train_loss" in page and all(r.name in page for r in children)
     assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_quickstart_versions_validates_and_checks_drift_of_its_data(
+    quickstarted: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    folder, done = quickstarted
+    client = Client(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
+    datasets = client.store.datasets
+    version = datasets.get_version("breast-cancer")
+    assert (version.ref, version.row_count, len(version.schema)) == ("breast-cancer@1", 569, 31)
+    assert datasets.list_validations(version.id)[0].passed
+    assert (folder / ".keel" / "suites" / "breast-cancer.yaml").is_file()
+    sweep = next(r for r in client.iter_runs("quickstart") if r.name == "model-sweep")
+    assert (sweep.id, "input") in datasets.runs_of_version(version.id)  # lineage: data -> sweep -> models
+    assert datasets.get_version("breast-cancer-reference").parents == ("breast-cancer@1",)
+    assert "0 of 31 columns drifted" in done.stdout.replace("\n", " ")
+    assert "mean radius" in done.stdout and "mean texture" in done.stdout
+    drift_page = (folder / ".keel" / "reports" / "drift.html").read_text()
+    assert "mean radius (drifted)" in drift_page and drift_page.count("<svg") == 31
 
 
 def test_runs_list_show_and_compare(quickstarted: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

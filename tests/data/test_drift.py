@@ -81,3 +81,25 @@ def test_mismatched_data_is_a_clear_error() -> None:
         keel.data.drift(reference, reference, thresholds={"magic": 1.0})
     with pytest.raises(InvalidArgument, match="method for 'c0' must be one of chi2"):
         keel.data.drift(reference, reference, method={"c0": "ks"})
+
+
+def test_p_values_are_corrected_for_the_number_of_columns() -> None:
+    from keel.data.drift_detection import ColumnDrift, _corrected
+
+    cols = [ColumnDrift(f"c{i}", "numeric", "ks", 0.1, p, 0.05, p < 0.05) for i, p in enumerate([0.001, 0.02, 0.04, 0.2])]
+    assert [c.drifted for c in _corrected(cols, "none")] == [True, True, True, False]
+    assert [c.drifted for c in _corrected(cols, "bh")] == [True, True, False, False]
+    assert [c.drifted for c in _corrected(cols, "bonferroni")] == [True, False, False, False]
+
+
+def test_two_halves_of_one_dataset_do_not_drift() -> None:
+    """Many small-sample p-value tests at once: without a correction some stable column fails by chance."""
+    data = synthetic(800, 5, False)
+    for i in range(8, 40):
+        data[f"x{i}"] = np.random.default_rng(i).normal(size=800)
+    for seed in (4, 5, 6):
+        first = data.sample(frac=0.5, random_state=seed)
+        uncorrected = keel.data.drift(first, data.drop(first.index), correction="none")
+        result = keel.data.drift(first, data.drop(first.index))
+        assert len(uncorrected.drifted) >= 2  # p < 0.05 by chance, as expected among 44 columns
+        assert result.drifted == [] and result.to_dict()["correction"] == "bh"

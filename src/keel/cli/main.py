@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from keel.cli import quickstart, runs, server
+from keel.cli import data, quickstart, runs, server
 from keel.core.errors import KeelError
 
 try:  # typer >= 0.24 vendors click; older releases use click itself
@@ -27,6 +27,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(runs.app, name="runs")
+app.add_typer(data.app, name="data")
 app.command("server")(server.server)
 app.command("quickstart")(quickstart.quickstart)
 

@@ -11,6 +11,7 @@ import os
 import pickle
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -72,17 +73,23 @@ def quickstart(
     except ImportError:
         raise MissingExtra("scikit-learn", "quickstart") from None
     import keel
+    import keel.data
 
     settings = load_settings()
     console.print(f"[bold]keel quickstart[/] — tracking into [cyan]{settings.store}[/]")
-    X, y = load_breast_cancer(return_X_y=True)
+    console.print("\n[bold]1. data[/]")
+    dataset = _ingest(load_breast_cancer(as_frame=True).frame, settings.home)
+    console.print("\n[bold]2. experiments[/]")
+    frame = keel.data.get(dataset, run=False)
+    X, y = frame.drop(columns=["target"]).to_numpy(), frame["target"].to_numpy()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    console.print(f"dataset: breast cancer, {X.shape[0]} rows x {X.shape[1]} features; {len(y_test)} held out for testing")
+    console.print(f"{X.shape[0]} rows x {X.shape[1]} features; {len(y_test)} held out for testing")
     candidates = _candidates()
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(X_train, y_train))
     child_ids: list[str] = []
     started = time.perf_counter()
     with keel.start_run(experiment=EXPERIMENT, name="model-sweep", tags={"keel.quickstart": "1"}) as sweep:
+        keel.data.get(dataset)  # recorded as the sweep's input: lineage from data to models
         sweep.log_params({"dataset": "sklearn.breast_cancer", "folds": FOLDS, "candidates": len(candidates)})
         with Progress(
             TextColumn("[progress.description]{task.description:<22}"),
@@ -156,13 +163,65 @@ def quickstart(
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(runs_report(client, [r.id for r in children], title="keel quickstart: model sweep"))
     console.print(f"report with metric curves: [bold]{report}[/] (offline HTML)")
+    console.print("\n[bold]3. drift[/]")
+    drift_report = _drift_check(frame, settings.home)
     console.print("\n[bold]Look further[/]")
     for command, what in (
         ("keel runs list", "all runs, newest first"),
         (f"keel runs show {best.id[:12]}", "params, metrics, artifacts, code, environment"),
         (f"keel runs compare {children[0].id[:12]} {children[-1].id[:12]}", "best against worst"),
         ("keel runs list -f 'metrics.cv_roc_auc > 0.99' -o 'metrics.cv_roc_auc DESC'", "search"),
+        (f"keel data show {dataset.ref}", "the dataset: schema, profile, validations, lineage"),
+        (f"open {drift_report}", "reference-vs-current histograms of every column"),
         ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs)"),
     ):
         console.print(f"  [cyan]{command}[/]\n      {what}")
     console.print(f"[dim]everything is stored in {settings.home}[/]")
+
+
+def _ingest(frame: Any, home: Path) -> Any:
+    """Log the dataset after validating it against a proposed suite, kept as YAML for review."""
+    import keel.data
+
+    suite = keel.data.infer_suite(frame, "breast-cancer")
+    suite_path = suite.save(home / "suites" / "breast-cancer.yaml")
+    version = keel.data.log(frame, "breast-cancer", source="sklearn.datasets.load_breast_cancer", suite=suite, run=False)
+    record = keel.get_client().store.datasets.list_validations(version.id)[0]
+    console.print(
+        f"dataset [bold]{version.ref}[/]: {version.row_count} rows x {len(version.schema)} columns, "
+        f"content {version.content_hash[:12]}, profiled and stored as Parquet"
+    )
+    console.print(
+        f"validated against {len(suite.checks)} proposed checks ({suite_path}): "
+        + ("[green]passed[/]" if record.passed else f"[red]{record.errors} failed[/]")
+    )
+    return version
+
+
+def _drift_check(frame: Any, home: Path) -> Path:
+    """Two halves of the data should agree; a copy with recalibrated sensors should not."""
+    import numpy as np
+
+    import keel.data
+    from keel.data.report import drift_html
+
+    first = frame.sample(frac=0.5, random_state=1)
+    second = frame.drop(first.index)
+    reference = keel.data.log(first, "breast-cancer-reference", parents=["breast-cancer"], run=False)
+    stable = keel.data.drift(reference, second)
+    shifted = second.copy()
+    shifted["mean radius"] *= 1.15  # a recalibrated instrument
+    shifted["mean texture"] += np.random.default_rng(0).normal(3.0, 1.0, len(shifted))
+    drifted = keel.data.drift(reference, shifted)
+    console.print(
+        f"other half against {reference.ref} (stored profile): {len(stable.drifted)} of {len(stable.columns)} columns drifted"
+    )
+    console.print(
+        f"recalibrated copy: [red]{len(drifted.drifted)}[/] drifted: {', '.join(drifted.drifted)} "
+        f"({', '.join(drifted.column(c).test for c in drifted.drifted)})"
+    )
+    path = home / "reports" / "drift.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(drift_html(drifted, "keel quickstart: recalibrated copy against the reference half"))
+    console.print(f"drift report: [bold]{path}[/]")
+    return path

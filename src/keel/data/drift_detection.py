@@ -17,7 +17,7 @@ tests (Wasserstein, Jensen-Shannon) decide. ``method={"col": "psi"}`` picks a te
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from keel.data import frames
 from keel.data.profiling import GRID, compute_profile
 
 TESTS = ("ks", "wasserstein", "psi", "chi2", "jensenshannon")
+CORRECTIONS = ("bh", "bonferroni", "none")
 DEFAULT_THRESHOLDS = {"ks": 0.05, "chi2": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "psi": 0.2}
 _EPS = 1e-4
 
@@ -58,6 +59,7 @@ class DriftResult:
     seconds: float = 0.0
     reference_profile: dict[str, Any] = field(default_factory=dict, repr=False)
     current_profile: dict[str, Any] = field(default_factory=dict, repr=False)
+    correction: str = "bh"
 
     @property
     def drifted(self) -> list[str]:
@@ -84,6 +86,7 @@ class DriftResult:
             "dataset_drift": self.dataset_drift,
             "share_drifted": self.share_drifted,
             "drift_share": self.drift_share,
+            "correction": self.correction,
             "drifted": self.drifted,
             "seconds": round(self.seconds, 4),
             "columns": [c.to_dict() for c in self.columns],
@@ -139,7 +142,8 @@ def categorical_tests(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, dic
         stat, p, _, _ = chi2_contingency(table)
     else:
         stat, p = 0.0, 1.0
-    js = float(jensenshannon(pr, pc, base=2)) if len(keys) > 1 else 0.0
+    # natural log, as scipy and Evidently compute it, so a 0.1 threshold means the same in both
+    js = float(jensenshannon(pr, pc)) if len(keys) > 1 else 0.0
     return {
         "chi2": {"statistic": float(stat), "p_value": float(p)},
         "jensenshannon": {"statistic": 0.0 if math.isnan(js) else js, "p_value": None},
@@ -167,6 +171,7 @@ def drift(
     thresholds: dict[str, float] | None = None,
     small_sample: int = 1000,
     drift_share: float = 0.5,
+    correction: str = "bh",
 ) -> DriftResult:
     """Compare ``current`` with ``reference`` column by column.
 
@@ -175,6 +180,11 @@ def drift(
     defaults (p-value below 0.05 for KS and chi-square; 0.1 for the normed Wasserstein and
     Jensen-Shannon distances; 0.2 for PSI). The dataset drifts when at least
     ``drift_share`` of the columns do.
+
+    Testing many columns at once, some stable column will show p < 0.05 by chance (one in
+    twenty), so p-value verdicts are corrected for the number of columns tested:
+    ``correction="bh"`` (Benjamini-Hochberg, the default: controls the share of false
+    alarms), ``"bonferroni"``, or ``"none"``.
     """
     import time
 
@@ -185,6 +195,8 @@ def drift(
             raise InvalidArgument.for_field("thresholds key", name, f"one of {', '.join(TESTS)}")
     if not 0 < drift_share <= 1:
         raise InvalidArgument.for_field("drift_share", drift_share, "a share in (0, 1]")
+    if correction not in CORRECTIONS:
+        raise InvalidArgument.for_field("correction", correction, f"one of {', '.join(CORRECTIONS)}")
     ref, ref_label = _profile_of(reference, "reference")
     cur, cur_label = _profile_of(current, "current")
     ref_cols, cur_cols = ref["columns"], cur["columns"]
@@ -222,7 +234,32 @@ def drift(
         threshold = limits[chosen]
         drifted = (p < threshold) if p is not None else (stat >= threshold)
         results.append(ColumnDrift(name, r["kind"], chosen, stat, p, threshold, bool(drifted), tests))
+    results = _corrected(results, correction)
     return DriftResult(
         results, ref_label, cur_label, drift_share, ref["row_count"], cur["row_count"],
-        time.perf_counter() - started, ref, cur,
+        time.perf_counter() - started, ref, cur, correction,
     )  # fmt: skip
+
+
+def _corrected(results: list[ColumnDrift], correction: str) -> list[ColumnDrift]:
+    """Re-judge the p-value verdicts for testing several columns at once."""
+    tested = [i for i, c in enumerate(results) if c.p_value is not None]
+    m = len(tested)
+    if correction == "none" or m < 2:
+        return results
+    out = list(results)
+    if correction == "bonferroni":
+        for i in tested:
+            c = results[i]
+            out[i] = replace(c, threshold=c.threshold / m, drifted=bool(c.p_value is not None and c.p_value < c.threshold / m))
+        return out
+    order = sorted(tested, key=lambda i: results[i].p_value or 0.0)
+    cutoff_rank = 0
+    for rank, i in enumerate(order, start=1):
+        c = results[i]
+        if (c.p_value or 0.0) <= rank / m * c.threshold:
+            cutoff_rank = rank
+    for rank, i in enumerate(order, start=1):
+        c = results[i]
+        out[i] = replace(c, threshold=rank / m * c.threshold, drifted=rank <= cutoff_rank)
+    return out

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from keel.core.errors import InvalidArgument
 from keel.data.checks import (
     CHECKS,
@@ -152,8 +154,14 @@ def infer_suite(data: Any, name: str = "inferred", *, margin: float = 0.05, max_
             else:
                 lo, hi = _round_out(lo, up=False), _round_out(hi, up=True)
             checks.append(Range(column=f.name, min=lo, max=hi))
-            if col["distinct"] > max_categories:
-                checks.append(Outliers(column=f.name, method="iqr", threshold=3.0, max_share=0.01))
+            if col["distinct"] > max_categories and "quantiles" in col:
+                # allow what this data has (skewed columns have a long tail), and a little more
+                q1, q3 = col["quantiles"]["p25"], col["quantiles"]["p75"]
+                lo_o, hi_o = q1 - 3.0 * (q3 - q1), q3 + 3.0 * (q3 - q1)
+                values = table.column(f.name).to_numpy(zero_copy_only=False).astype(float)
+                with np.errstate(invalid="ignore"):
+                    share = float(np.mean((values < lo_o) | (values > hi_o)))
+                checks.append(Outliers(column=f.name, method="iqr", threshold=3.0, max_share=round(max(0.01, share * 1.5), 4)))
         if col["kind"] == "categorical" and col["distinct"] <= max_categories and col["distinct"] < 0.5 * n:
             values = sorted(k for k in col["frequencies"] if k != "__other__")
             if family == "bool":

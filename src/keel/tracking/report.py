@@ -12,23 +12,10 @@ import math
 from collections.abc import Sequence
 
 from keel.core.entities import Metric, Run
+from keel.core.html import PALETTE, figure, page, swatch
 from keel.tracking.client import Client
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 WIDTH, HEIGHT, PAD = 560, 260, 44
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}
-h1{font-size:1.4rem} h2{font-size:1.05rem;margin:1.6rem 0 .4rem}
-table{border-collapse:collapse;font-size:.85rem}
-td,th{border-bottom:1px solid #ddd;padding:.25rem .6rem;text-align:right}
-th{background:#f6f6f6} td.l,th.l{text-align:left} .best{font-weight:700;color:#1a7f37}
-.charts{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0;border:1px solid #e5e5e5;border-radius:6px;padding:.5rem}
-figcaption{font-size:.85rem;font-weight:600} .legend span{display:inline-block;margin-right:.8rem;font-size:.8rem}
-.wide{overflow-x:auto} td.l:first-child{white-space:nowrap}
-.sw{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.25rem;vertical-align:middle}
-"""
-
 
 _LOWER_IS_BETTER = ("loss", "error", "err", "std", "mae", "mse", "rmse", "latency", "time", "duration")
 
@@ -102,19 +89,13 @@ def runs_report(client: Client, run_ids: Sequence[str], title: str = "keel runs"
     runs: list[Run] = [client.get_run(r) for r in run_ids]
     param_keys = sorted({k for r in runs for k in r.params})
     metric_keys = sorted({k for r in runs for k in r.metrics})
-    out = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        "<h2>Runs</h2><div class=wide><table><tr><th class=l>run</th><th class=l>status</th>",
-    ]
+    out = ["<h2>Runs</h2><div class=wide><table><tr><th class=l>run</th><th class=l>status</th>"]
     out += [f"<th class=l>{html.escape(k)}</th>" for k in param_keys]
     out += [f"<th>{html.escape(k)}</th>" for k in metric_keys]
     out.append("</tr>")
     best = {key: best_value(key, [r.metric(key) for r in runs]) for key in metric_keys}
     for i, run in enumerate(runs):
-        sw = f"<span class=sw style='background:{PALETTE[i % len(PALETTE)]}'></span>"
-        out.append(f"<tr><td class=l>{sw}{html.escape(run.name)} <small>{run.id[:8]}</small></td>")
+        out.append(f"<tr><td class=l>{swatch(i)}{html.escape(run.name)} <small>{run.id[:8]}</small></td>")
         out.append(f"<td class=l>{run.status.value}</td>")
         out += [f"<td class=l>{html.escape(run.params.get(k, '-'))}</td>" for k in param_keys]
         for key in metric_keys:
@@ -131,13 +112,7 @@ def runs_report(client: Client, run_ids: Sequence[str], title: str = "keel runs"
             continue  # a single value is in the table already
         chart = line_chart(key, histories)
         if chart:
-            legend = "".join(
-                f"<span><span class=sw style='background:{PALETTE[i % len(PALETTE)]}'></span>{html.escape(n)}</span>"
-                for i, (n, h) in enumerate(histories)
-                if h
-            )
-            charts.append(f"<figure><figcaption>{html.escape(key)}</figcaption>{chart}<div class=legend>{legend}</div></figure>")
+            charts.append(figure(key, chart, [n for n, _ in histories]))
     if charts:
         out.append("<h2>Metric curves</h2><div class=charts>" + "".join(charts) + "</div>")
-    out.append("</body></html>")
-    return "".join(out)
+    return page(title, "".join(out))

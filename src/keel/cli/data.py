@@ -1,0 +1,214 @@
+"""``keel data log|list|show|infer|validate|drift|report``.
+
+A SOURCE is a dataset reference (``orders``, ``orders@3``) or a path to a CSV/Parquet file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from keel.cli.output import console, fmt_num, fmt_time
+from keel.core.errors import InvalidArgument
+
+app = typer.Typer(help="Versioned datasets: log, inspect, validate, compare.", no_args_is_help=True)
+
+
+def _is_path(source: str) -> bool:
+    return Path(source).suffix.lower() in (".csv", ".tsv", ".parquet", ".pq") or Path(source).is_file()
+
+
+def _load(source: str) -> Any:
+    """A frame-like for a path, or the stored table of a dataset reference."""
+    import keel.data
+
+    return Path(source) if _is_path(source) else keel.data.get(source, as_="arrow", run=False)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )  # fmt: skip
+
+
+def _reports_dir() -> Path:
+    from keel.core.config import load_settings
+
+    return load_settings().home / "reports"
+
+
+@app.command("log")
+def log(
+    path: Path = typer.Argument(..., help="A .csv or .parquet file."),
+    name: str = typer.Option(..., "--name", "-n", help="Dataset name."),
+    suite: Path = typer.Option(None, "--suite", "-s", help="Validate against this YAML suite first."),
+    on_fail: str = typer.Option("refuse", help="With --suite: 'refuse' the data, or 'quarantine' the failing rows."),
+    source: str = typer.Option(None, help="Where the data came from (default: the path)."),
+) -> None:
+    """Store a file as a new version of a dataset (nothing new if the content is already there)."""
+    import keel.data
+    from keel.data.frames import read_path
+
+    table = read_path(path)
+    loaded_suite = keel.data.Suite.load(suite) if suite else None
+    with _progress() as progress:
+        task = progress.add_task(f"profiling {table.num_columns} columns", total=table.num_columns)
+        version = keel.data.log(
+            table, name, source=source or str(path), suite=loaded_suite, on_fail=on_fail, run=False,
+            on_column=lambda _: progress.advance(task),
+        )  # fmt: skip
+    console.print(
+        f"[bold]{version.ref}[/]  {version.row_count:,} rows x {len(version.schema)} columns, "
+        f"{version.size:,} bytes as Parquet, content {version.content_hash[:12]}"
+    )
+    if loaded_suite is not None:
+        console.print(f"validated against {loaded_suite.name!r}: see [cyan]keel data show {version.ref}[/]")
+
+
+@app.command("list")
+def list_datasets() -> None:
+    """Every dataset with its latest version."""
+    import keel.data
+
+    latest = keel.data.datasets()
+    if not latest:
+        console.print("No datasets yet. Try [bold]keel data log FILE --name NAME[/] or [bold]keel quickstart[/].")
+        return
+    table = Table(header_style="bold")
+    for col in ("dataset", "latest", "rows", "columns", "role", "logged", "parents"):
+        table.add_column(col)
+    for v in latest:
+        table.add_row(v.name, f"@{v.version}", f"{v.row_count:,}", str(len(v.schema)), v.role, fmt_time(v.created_at),
+                      ", ".join(v.parents) or "-")  # fmt: skip
+    console.print(table)
+
+
+@app.command("show")
+def show(ref: str = typer.Argument(..., help="Dataset reference, e.g. orders or orders@2.")) -> None:
+    """A version: schema and profile, lineage, the runs that used it, its validations."""
+    import keel.data
+    from keel.data.profiling import summary_rows
+
+    info = keel.data.lineage(ref)
+    v = info["version"]
+    console.print(f"[bold]{v.ref}[/]  {v.row_count:,} rows, {v.size:,} bytes, content {v.content_hash[:16]}, role {v.role}")
+    console.print(f"source {v.source or '-'}   logged {fmt_time(v.created_at)}")
+    if v.transform:
+        console.print(f"made by transform {v.transform.get('name')} {orjson.dumps(v.transform.get('params', {})).decode()}")
+    parents = ", ".join(p.ref for p in info["parents"]) or "-"
+    children = ", ".join(c.ref for c in info["children"]) or "-"
+    console.print(f"parents {parents}   children {children}")
+    table = Table(title="columns", title_justify="left", header_style="bold")
+    for col in ("column", "type", "missing", "distinct", "min", "mean", "max", "top"):
+        table.add_column(col)
+    for row in summary_rows(keel.data.profile(v)):
+        table.add_row(row["column"], row["type"], str(row["missing"]), str(row["distinct"]), fmt_num(row.get("min")),
+                      fmt_num(row.get("mean")), fmt_num(row.get("max")), row.get("top", ""))  # fmt: skip
+    console.print(table)
+    if info["runs"]:
+        console.print("runs: " + ", ".join(f"{r[:12]} ({d})" for r, d in info["runs"]))
+    from keel.tracking.fluent import get_client
+
+    for record in get_client().store.datasets.list_validations(v.id)[:5]:
+        verdict = "[green]passed[/]" if record.passed else "[red]failed[/]"
+        counts = f"{record.errors} errors, {record.warnings} warnings"
+        console.print(f"validation {record.suite!r}: {verdict}, {counts}, {fmt_time(record.created_at)}")
+
+
+@app.command("infer")
+def infer(
+    source: str = typer.Argument(..., help="Dataset reference or file."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the proposed YAML suite."),
+    name: str = typer.Option(None, help="Suite name (default: the source's)."),
+) -> None:
+    """Propose a validation suite from data; review it, then version it with your code."""
+    import keel.data
+
+    suite = keel.data.infer_suite(_load(source), name or Path(source).stem.split("@")[0])
+    suite.save(output)
+    console.print(f"{len(suite.checks)} checks proposed in [bold]{output}[/]: review them before you rely on them")
+
+
+@app.command("validate")
+def validate(
+    source: str = typer.Argument(..., help="Dataset reference or file."),
+    suite: Path = typer.Option(..., "--suite", "-s", help="YAML suite."),
+    save: bool = typer.Option(False, help="Attach the result to the dataset version."),
+    report: Path = typer.Option(None, help="Also write an HTML report here."),
+) -> None:
+    """Validate data against a suite. Exit code 0 when no error-level check fails, 1 otherwise."""
+    import keel.data
+    from keel.data.report import validation_html
+
+    loaded = keel.data.Suite.load(suite)
+    result = keel.data.validate(_load(source), loaded)
+    table = Table(title=result.summary(), title_justify="left", header_style="bold")
+    for col in ("check", "column", "severity", "result", "failing", "share", "examples"):
+        table.add_column(col)
+    for r in sorted(result.results, key=lambda r: (r.passed, r.severity != "error")):
+        mark = "[green]pass[/]" if r.passed else ("[red]FAIL[/]" if r.severity == "error" else "[yellow]warn[/]")
+        examples = ", ".join(str(x) for x in r.examples[:3])
+        table.add_row(r.kind, r.column or "", r.severity, mark, f"{r.failed_count:,}", f"{r.failed_share:.2%}", examples)
+    console.print(table)
+    if save:
+        if _is_path(source):
+            raise InvalidArgument.for_field("--save", source, "a dataset reference (a file has no version to attach to)")
+        keel.data.save_validation(source, result)
+    if report:
+        report.write_text(validation_html(result))
+        console.print(f"report: [bold]{report}[/]")
+    raise typer.Exit(0 if result.passed else 1)
+
+
+@app.command("drift")
+def drift(
+    reference: str = typer.Argument(..., help="Reference: dataset reference (its stored profile is used) or file."),
+    current: str = typer.Argument(..., help="Current: dataset reference or file."),
+    report: Path = typer.Option(None, help="HTML report path (default: .keel/reports/drift-*.html)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Column-by-column drift of CURRENT against REFERENCE, with an HTML report of both distributions."""
+    import keel.data
+    from keel.data.report import drift_html
+
+    ref = Path(reference) if _is_path(reference) else reference
+    cur = Path(current) if _is_path(current) else current
+    with console.status("comparing distributions"):
+        result = keel.data.drift(ref, cur)
+    if as_json:
+        typer.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY).decode())
+        return
+    table = Table(title=f"{len(result.drifted)} of {len(result.columns)} columns drifted", title_justify="left")
+    for col in ("column", "test", "statistic", "p-value", "threshold", "verdict"):
+        table.add_column(col)
+    for c in sorted(result.columns, key=lambda c: (not c.drifted, c.column)):
+        verdict = "[red]drifted[/]" if c.drifted else "[green]stable[/]"
+        table.add_row(c.column, c.test, fmt_num(c.statistic), fmt_num(c.p_value), fmt_num(c.threshold), verdict)
+    console.print(table)
+    console.print("[red bold]dataset drift[/]" if result.dataset_drift else "[green]no dataset drift[/]")
+    path = report or _reports_dir() / f"drift-{Path(str(reference)).stem}-vs-{Path(str(current)).stem}.html".replace("@", "_v")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(drift_html(result))
+    console.print(f"report with reference-vs-current histograms: [bold]{path}[/]")
+
+
+@app.command("report")
+def report(
+    ref: str = typer.Argument(..., help="Dataset reference."),
+    output: Path = typer.Option(None, "--output", "-o", help="HTML path (default: .keel/reports/)."),
+) -> None:
+    """An offline HTML profile report of a dataset version."""
+    import keel.data
+    from keel.data.report import profile_html
+
+    version = keel.data.resolve(ref)
+    path = output or _reports_dir() / f"profile-{version.name}-v{version.version}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(profile_html(keel.data.profile(version), f"profile: {version.ref}"))
+    console.print(f"report: [bold]{path}[/]")

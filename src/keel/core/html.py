@@ -1,0 +1,89 @@
+"""Offline HTML building blocks: one stylesheet, a page wrapper and SVG charts. No script, no CDN.
+
+Reports from every capability use these, so they look alike and open from disk anywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1200px}
+h1{font-size:1.4rem} h2{font-size:1.1rem;margin:1.6rem 0 .4rem} h3{font-size:.95rem;margin:1rem 0 .3rem}
+table{border-collapse:collapse;font-size:.85rem}
+td,th{border-bottom:1px solid #ddd;padding:.25rem .6rem;text-align:right}
+th{background:#f6f6f6} td.l,th.l{text-align:left} .best{font-weight:700;color:#1a7f37}
+.bad{color:#b42318;font-weight:600} .ok{color:#1a7f37} .warn{color:#b54708;font-weight:600}
+.charts{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0;border:1px solid #e5e5e5;border-radius:6px;padding:.5rem}
+figcaption{font-size:.85rem;font-weight:600} .legend span{display:inline-block;margin-right:.8rem;font-size:.8rem}
+.wide{overflow-x:auto} td.l:first-child{white-space:nowrap} .muted{color:#666;font-size:.85rem}
+.sw{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.25rem;vertical-align:middle}
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>{body}</body></html>"
+    )
+
+
+def swatch(i: int) -> str:
+    return f"<span class=sw style='background:{PALETTE[i % len(PALETTE)]}'></span>"
+
+
+def legend(names: Sequence[str]) -> str:
+    return "<div class=legend>" + "".join(f"<span>{swatch(i)}{esc(n)}</span>" for i, n in enumerate(names)) + "</div>"
+
+
+def figure(caption: str, svg: str, names: Sequence[str] = ()) -> str:
+    return f"<figure><figcaption>{esc(caption)}</figcaption>{svg}{legend(names) if names else ''}</figure>"
+
+
+def bar_chart(labels: Sequence[str], series: Sequence[Sequence[float]], width: int = 520, height: int = 220) -> str:
+    """Grouped bars: one group per label, one bar per series (e.g. reference and current shares)."""
+    pad_l, pad_b, pad_t = 44, 40, 10
+    top = max((v for s in series for v in s if math.isfinite(v)), default=0.0) or 1.0
+    groups = max(len(labels), 1)
+    group_w = (width - pad_l - 8) / groups
+    bar_w = max(group_w * 0.8 / max(len(series), 1), 1.0)
+    inner_h = height - pad_b - pad_t
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    for frac in (0.0, 0.5, 1.0):
+        y = pad_t + inner_h * (1 - frac)
+        parts.append(f'<line x1="{pad_l}" y1="{y:.1f}" x2="{width - 8}" y2="{y:.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{fmt(top * frac)}</text>')
+    for g, label in enumerate(labels):
+        x0 = pad_l + g * group_w + group_w * 0.1
+        for s, values in enumerate(series):
+            v = values[g] if g < len(values) and math.isfinite(values[g]) else 0.0
+            h = inner_h * v / top
+            x = x0 + s * bar_w
+            parts.append(
+                f'<rect x="{x:.1f}" y="{pad_t + inner_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                f'fill="{PALETTE[s % len(PALETTE)]}" fill-opacity="0.85"><title>{esc(label)}: {fmt(v)}</title></rect>'
+            )
+        if groups <= 12 or g % max(1, groups // 6) == 0:
+            parts.append(
+                f'<text x="{x0 + group_w * 0.4:.1f}" y="{height - pad_b + 14}" font-size="9" text-anchor="middle">'
+                f"{esc(label[:12])}</text>"
+            )
+    parts.append(f'<line x1="{pad_l}" y1="{pad_t + inner_h}" x2="{width - 8}" y2="{pad_t + inner_h}" stroke="#999"/>')
+    parts.append("</svg>")
+    return "".join(parts)
