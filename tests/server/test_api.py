@@ -32,7 +32,7 @@ def test_every_mutating_route_goes_through_the_auth_dependency(tmp_path: Path) -
         mutating = [(m.upper(), p) for p, ops in paths.items() for m in ops if m.upper() in MUTATING]
         assert len(mutating) >= 9
         for method, path in mutating:
-            concrete = path.replace("{run_id}", "0" * 32).replace("{sha256}", "a" * 64)
+            concrete = path.replace("{run_id}", "0" * 32).replace("{sha256}", "a" * 64).replace("{version_id}", "1")
             response = httpx.request(method, url + concrete, json={})
             assert response.status_code == 403, f"{method} {path} skips the auth dependency: {response.text}"
         assert httpx.get(f"{url}/api/v1/experiments").status_code == 200  # reads stay open
