@@ -64,7 +64,8 @@ class TrackingStoreContract:
     def test_end_run_sets_status_once(self, store: TrackingStore) -> None:
         exp = store.get_or_create_experiment(unique())
         run = store.create_run(exp.id)
-        ended = store.end_run(run.id, RunStatus.FAILED)
+        store.end_run(run.id, RunStatus.FAILED)
+        ended = store.get_run(run.id)
         assert ended.status is RunStatus.FAILED
         assert ended.end_time is not None and ended.end_time >= run.start_time
         with pytest.raises(Conflict, match="already ended as failed"):

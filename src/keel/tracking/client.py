@@ -95,7 +95,7 @@ class Client:
         self.writer.track(run.id)
         return run
 
-    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Flush this client's metrics, then mark the run ended."""
         try:
             status = RunStatus(status)
@@ -103,11 +103,10 @@ class Client:
             raise InvalidArgument.for_field("status", status, "one of finished, failed, killed") from None
         try:
             # the last buffered values and the status go in one transaction (one request remotely)
-            run = self.writer.flush_into(lambda batch: self.store.end_run(run_id, status, metrics=batch))
+            self.writer.flush_into(lambda batch: self.store.end_run(run_id, status, metrics=batch))
         finally:
             self.writer.untrack(run_id)
         self.writer.raise_background_error()
-        return run
 
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(run_id)

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from keel.core.entities import ArtifactRef, Run, RunPage, RunStatus
+from keel.core.entities import ArtifactRef, RunPage, RunStatus
 from keel.core.errors import KeelError
 from keel.tracking.client import Client
 from keel.tracking.run import ActiveRun
@@ -80,8 +80,8 @@ def _require_active() -> ActiveRun:
     return _stack[-1]
 
 
-def end_run(status: RunStatus | str = RunStatus.FINISHED) -> Run:
-    return _require_active().end(status)
+def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
+    _require_active().end(status)
 
 
 def log_param(key: str, value: Any) -> None:

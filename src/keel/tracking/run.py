@@ -55,12 +55,13 @@ class ActiveRun:
         self.client.flush()
         return self.client.get_run(self.id)
 
-    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
+        """End the run (once; later calls do nothing). ``get()`` reads it back."""
         if self._ended:
-            return self.client.get_run(self.id)
+            return
         self._ended = True
         try:
-            return self.client.end_run(self.id, status)
+            self.client.end_run(self.id, status)
         finally:
             if self._on_end is not None:
                 self._on_end(self)

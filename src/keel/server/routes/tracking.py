@@ -80,7 +80,8 @@ def end_run(run_id: str, body: schemas.EndRunIn, store: TrackingStore = Depends(
     except ValueError:
         raise InvalidArgument.for_field("status", body.status, "one of finished, failed, killed") from None
     rows = wire.metric_rows_from_json({"rows": body.metrics})
-    return wire.run_to_json(store.end_run(run_id, status, body.end_time, rows))
+    store.end_run(run_id, status, body.end_time, rows)
+    return {}
 
 
 @write.post("/runs/{run_id}/params")

@@ -82,7 +82,7 @@ class TrackingStore(abc.ABC):
         """The run with its params, tags and latest metrics. Raises ``NotFound``."""
 
     @abc.abstractmethod
-    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> Run:
+    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> None:
         """Set a terminal status, first storing ``metrics`` (the last buffered values) in the same
         transaction. Ending an ended run raises ``Conflict`` and stores nothing."""
 

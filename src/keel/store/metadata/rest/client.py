@@ -116,13 +116,13 @@ class RestStore(TrackingStore):
     def get_run(self, run_id: str) -> Run:
         return wire.run_from_json(self._call("GET", f"/runs/{_rid(run_id)}"))
 
-    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> Run:
+    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> None:
         body = {
             "status": RunStatus(status).value if isinstance(status, RunStatus) else status,
             "end_time": end_time,
             "metrics": wire.metric_rows_to_json(metrics),
         }
-        return wire.run_from_json(self._call("POST", f"/runs/{_rid(run_id)}/end", body))
+        self._call("POST", f"/runs/{_rid(run_id)}/end", body)
 
     def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
         if run_ids:

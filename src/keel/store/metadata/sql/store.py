@@ -301,7 +301,7 @@ class SqlStore(TrackingStore):
             raise NotFound(f"run {run_id!r} does not exist")
         return self._load_runs(conn, [row])[0]
 
-    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> Run:
+    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> None:
         try:
             status = RunStatus(status)
         except ValueError:
@@ -317,7 +317,6 @@ class SqlStore(TrackingStore):
             if updated != 1:
                 current = self._require_run(conn, run_id)
                 raise Conflict(f"run {run_id!r} has already ended as {current}")
-            return self._get_run(conn, run_id)
 
     def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
         if not run_ids:
