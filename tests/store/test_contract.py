@@ -1,6 +1,6 @@
 """The tracking-store contract on SQLite, PostgreSQL and the REST store against a real server."""
 
-from keel.testing.dataset_contract import DatasetStoreContract
+from keel.testing.dataset_contract import DatasetStoreContract, PipelineStoreContract
 from keel.testing.store_contract import TrackingStoreContract
 
 
@@ -9,4 +9,8 @@ class TestTrackingStore(TrackingStoreContract):
 
 
 class TestDatasetStore(DatasetStoreContract):
+    pass
+
+
+class TestPipelineStore(PipelineStoreContract):
     pass

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from keel.core.errors import KeelError
 from keel.server.responses import OrjsonResponse
-from keel.server.routes import artifacts, datasets, tracking
+from keel.server.routes import artifacts, datasets, pipelines, tracking
 from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import TrackingStore
 
@@ -43,7 +43,8 @@ def create_app(store: TrackingStore, artifact_store: ArtifactStore) -> FastAPI:
     app = FastAPI(title="keel", version=__version__, default_response_class=OrjsonResponse)
     app.state.store = store
     app.state.artifacts = artifact_store
-    for router in (tracking.read, tracking.write, artifacts.read, artifacts.write, datasets.read, datasets.write):
+    routers = (tracking, artifacts, datasets, pipelines)
+    for router in [r for module in routers for r in (module.read, module.write)]:
         app.include_router(router)
 
     @app.get("/api/v1/health", tags=["health"])

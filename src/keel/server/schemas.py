@@ -104,3 +104,9 @@ class ValidationIn(_Body):
     errors: int
     warnings: int
     result: dict[str, Any]
+
+
+class StepCacheIn(_Body):
+    run_id: str
+    step: str
+    outputs: dict[str, Any]

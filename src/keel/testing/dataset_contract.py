@@ -106,3 +106,19 @@ class DatasetStoreContract:
             store.datasets.get_version(unique("missing"))
         with pytest.raises(InvalidArgument, match="dataset name"):
             log(store, "../etc", "x")
+
+
+class PipelineStoreContract:
+    def test_step_cache_keeps_the_newest_success(self, store: TrackingStore) -> None:
+        exp = store.get_or_create_experiment(unique())
+        first, second = store.create_run(exp.id), store.create_run(exp.id)
+        key = sha(unique("key"))
+        assert store.pipelines.find_step(key) is None
+        store.pipelines.save_step(key, first.id, "fit", {"output": {"sha256": "a" * 64, "kind": "pickle"}})
+        store.pipelines.save_step(key, second.id, "fit", {"output": {"sha256": "b" * 64, "kind": "pickle"}})
+        found = store.pipelines.find_step(key)
+        assert found is not None and found.run_id == second.id and found.outputs["output"]["sha256"] == "b" * 64
+        with pytest.raises(InvalidArgument, match="sha256"):
+            store.pipelines.save_step("not-a-key", first.id, "fit", {})
+        with pytest.raises(NotFound):
+            store.pipelines.save_step(sha("other"), "0" * 32, "fit", {})

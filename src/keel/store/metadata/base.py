@@ -31,6 +31,7 @@ from keel.core.entities import (
     RunStatus,
 )
 from keel.store.metadata.datasets import DatasetStore
+from keel.store.metadata.pipelines import PipelineStore
 
 MetricRow = tuple[str, str, float, int, int]
 """A metric as it travels in batches: (run_id, key, value, step, timestamp_ms)."""
@@ -45,6 +46,11 @@ class TrackingStore(abc.ABC):
     @abc.abstractmethod
     def datasets(self) -> DatasetStore:
         """Dataset versions, lineage and validation records, on the same backend."""
+
+    @property
+    @abc.abstractmethod
+    def pipelines(self) -> PipelineStore:
+        """The pipeline step cache, on the same backend."""
 
     # experiments -----------------------------------------------------------------
     @abc.abstractmethod

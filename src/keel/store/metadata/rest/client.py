@@ -18,6 +18,7 @@ from keel.store.metadata.rest import wire
 
 if TYPE_CHECKING:
     from keel.store.metadata.rest.datasets import RestDatasetStore
+    from keel.store.metadata.rest.pipelines import RestPipelineStore
 
 API = "/api/v1"
 
@@ -43,6 +44,12 @@ class RestStore(TrackingStore):
 
     def __repr__(self) -> str:
         return f"RestStore({self.uri!r})"
+
+    @property
+    def pipelines(self) -> RestPipelineStore:
+        from keel.store.metadata.rest.pipelines import RestPipelineStore
+
+        return RestPipelineStore(self)
 
     @property
     def datasets(self) -> RestDatasetStore:

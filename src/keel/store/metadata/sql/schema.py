@@ -182,3 +182,13 @@ validation_results = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_validation_results_version", "version_id"),
 )
+
+step_cache = Table(
+    "step_cache",
+    metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=False),
+    Column("step", String(128), nullable=False),
+    Column("outputs", Text, nullable=False),  # JSON: how to load the step's outputs
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -41,6 +41,7 @@ from keel.store.metadata.sql import statements as q
 
 if TYPE_CHECKING:
     from keel.store.metadata.sql.datasets import SqlDatasetStore
+    from keel.store.metadata.sql.pipelines import SqlPipelineStore
 from keel.store.metadata.sql.engine import ensure_schema, make_engine
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -100,6 +101,13 @@ class SqlStore(TrackingStore):
 
             self._datasets = SqlDatasetStore(self)
         return self._datasets
+
+    @property
+    def pipelines(self) -> SqlPipelineStore:
+        """The step cache on the same database."""
+        from keel.store.metadata.sql.pipelines import SqlPipelineStore
+
+        return SqlPipelineStore(self)
 
     def __repr__(self) -> str:
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"

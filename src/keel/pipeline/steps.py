@@ -1,0 +1,158 @@
+"""``@keel.step`` and ``@keel.pipeline``: plain functions become steps; a pipeline wires them.
+
+Inside a pipeline function, calling a step does not run it: it records a node and
+returns a ``StepOutput`` placeholder. Passing placeholders to other steps creates the
+edges. Outside a pipeline, a step is the plain function.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from keel.core.errors import InvalidArgument
+from keel.pipeline.dag import Dag, Node
+
+_trace = threading.local()
+
+
+def code_hash(fn: Callable[..., Any]) -> str:
+    """sha256 of a function's source (its code version); bytecode when the source is not available."""
+    target = inspect.unwrap(fn)
+    try:
+        source = inspect.getsource(target).encode()
+    except (OSError, TypeError):
+        code = getattr(target, "__code__", None)
+        source = code.co_code + repr(code.co_consts).encode() if code else repr(target).encode()
+    return hashlib.sha256(source).hexdigest()
+
+
+class StepOutput:
+    """A step's future output, inside a pipeline definition. Index it (``out[0]``) for tuple outputs."""
+
+    def __init__(self, node_id: str, index: int | str | None = None, n_outputs: int | None = None) -> None:
+        self.node_id = node_id
+        self.index = index
+        self.n_outputs = n_outputs
+
+    def __getitem__(self, index: int | str) -> StepOutput:
+        return StepOutput(self.node_id, index if self.index is None else (self.index, index))  # type: ignore[arg-type]
+
+    def __iter__(self) -> Any:
+        if self.n_outputs is None:
+            raise InvalidArgument(
+                f"cannot unpack the output of step {self.node_id!r}: declare @keel.step(outputs=N) or index it (out[0])"
+            )
+        return iter(self[i] for i in range(self.n_outputs))
+
+    def __bool__(self) -> bool:
+        raise InvalidArgument(
+            f"the output of step {self.node_id!r} is not known while the pipeline is defined; "
+            "branch inside a step instead of on its output"
+        )
+
+    def __repr__(self) -> str:
+        return f"StepOutput({self.node_id!r}{'' if self.index is None else f', {self.index!r}'})"
+
+
+def find_outputs(value: Any) -> list[StepOutput]:
+    """StepOutputs in an argument: top level, or inside lists, tuples and dict values."""
+    if isinstance(value, StepOutput):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [o for v in value for o in find_outputs(v)]
+    if isinstance(value, dict):
+        return [o for v in value.values() for o in find_outputs(v)]
+    return []
+
+
+class Step:
+    """A pipeline step. ``retry``: extra attempts after a failure; ``cache``: reuse earlier results."""
+
+    def __init__(
+        self, fn: Callable[..., Any], name: str | None = None, retry: int = 0, cache: bool = True, outputs: int | None = None
+    ) -> None:
+        if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
+            raise InvalidArgument.for_field("retry", retry, "a non-negative integer")
+        if outputs is not None and (not isinstance(outputs, int) or outputs < 1):
+            raise InvalidArgument.for_field("outputs", outputs, "a positive integer")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.retry = retry
+        self.cache = cache
+        self.outputs = outputs
+        self.code_hash = code_hash(fn)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        dag: Dag | None = getattr(_trace, "dag", None)
+        if dag is None:
+            return self.fn(*args, **kwargs)
+        n = sum(1 for node in dag.nodes.values() if node.step.name == self.name)
+        node_id = self.name if n == 0 else f"{self.name}_{n + 1}"
+        deps = {o.node_id for a in (*args, *kwargs.values()) for o in find_outputs(a)}
+        dag.add(Node(node_id, self, args, kwargs, deps))
+        return StepOutput(node_id, None, self.outputs)
+
+    def __repr__(self) -> str:
+        return f"Step({self.name!r})"
+
+
+def step(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    retry: int = 0,
+    cache: bool = True,
+    outputs: int | None = None,
+) -> Any:
+    """Make a function a pipeline step: ``@keel.step`` or ``@keel.step(retry=2, cache=False, outputs=2)``."""
+    if fn is not None:
+        return Step(fn, name, retry, cache, outputs)
+    return lambda f: Step(f, name, retry, cache, outputs)
+
+
+class Pipeline:
+    """A function that wires steps. ``run(...)`` executes it; ``build(...)`` only returns the DAG."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.ref = f"{fn.__module__}:{fn.__qualname__}"
+        functools.update_wrapper(self, fn)
+
+    def build(self, **params: Any) -> Dag:
+        if getattr(_trace, "dag", None) is not None:
+            raise InvalidArgument(f"pipeline {self.name!r} cannot be built inside another pipeline definition")
+        dag = Dag()
+        _trace.dag = dag
+        try:
+            dag.output = self.fn(**params)
+        except TypeError as exc:
+            raise InvalidArgument(f"pipeline {self.name!r}: {exc}") from None
+        finally:
+            _trace.dag = None
+        if not dag.nodes:
+            raise InvalidArgument(f"pipeline {self.name!r} calls no step; decorate its functions with @keel.step")
+        dag.order()
+        return dag
+
+    def run(self, *, executor: str = "inline", cache: bool = True, experiment: str | None = None, **params: Any) -> Any:
+        """Run the pipeline; returns a ``PipelineResult``. See ``keel.pipeline.runner.run_pipeline``."""
+        from keel.pipeline.runner import run_pipeline
+
+        return run_pipeline(self, params, executor=executor, cache=cache, experiment=experiment)
+
+    def __call__(self, **params: Any) -> Any:
+        return self.run(**params)
+
+
+def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Make a function a pipeline: ``@keel.pipeline`` or ``@keel.pipeline(name="train")``."""
+    if fn is not None:
+        return Pipeline(fn, name)
+    return lambda f: Pipeline(f, name)
