@@ -11,7 +11,7 @@ EXPECTED = {
     "ActiveRun", "ArtifactRef", "Client", "Conflict", "Experiment", "IntegrityError", "InvalidArgument", "KeelError",
     "Metric", "NotFound", "Run", "RunPage", "RunStatus", "__version__", "active_run", "end_run", "flush", "get_client",
     "log_artifact", "log_metric", "log_metrics", "log_param", "log_params", "search_runs", "set_client", "set_tag",
-    "set_tags", "start_run",
+    "set_tags", "start_run", "step", "pipeline",
 }  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus
 from keel.core.errors import Conflict, IntegrityError, InvalidArgument, KeelError, NotFound
+from keel.pipelines.steps import pipeline, step
 from keel.tracking.client import Client
 from keel.tracking.fluent import (
     active_run,
@@ -55,9 +56,11 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "pipeline",
     "search_runs",
     "set_client",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
 ]

@@ -12,6 +12,7 @@ flush_interval         KEEL_FLUSH_INTERVAL             0.5 s (metric buffer flus
 heartbeat_interval     KEEL_HEARTBEAT_INTERVAL         5 s
 heartbeat_timeout      KEEL_HEARTBEAT_TIMEOUT          30 s (a running run silent this long reads as killed)
 experiment             KEEL_EXPERIMENT                 ``default``
+ray_address            KEEL_RAY_ADDRESS                none: a local Ray started on demand
 =====================  ==============================  ==========================================
 """
 
@@ -37,6 +38,7 @@ class Settings:
     heartbeat_interval: float = 5.0
     heartbeat_timeout: float = 30.0
     experiment: str = "default"
+    ray_address: str | None = None  # a running cluster ("ray://host:10001", "auto"); None: local Ray on demand
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -80,5 +82,6 @@ def load_settings(cwd: Path | None = None) -> Settings:
         store=str(store),
         artifacts=pick("artifacts"),
         experiment=str(pick("experiment") or "default"),
+        ray_address=pick("ray_address"),
         **floats,
     )

@@ -6,9 +6,10 @@ A run started while another is active becomes its child (nested runs).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from keel.core.entities import ArtifactRef, RunPage, RunStatus
@@ -63,6 +64,21 @@ def start_run(
     active = ActiveRun(client, run, on_end=_pop)
     _stack.append(active)
     return active
+
+
+@contextlib.contextmanager
+def attach(run_id: str, client: Client | None = None) -> Iterator[ActiveRun]:
+    """Make an existing run the active one for a block (a pipeline step, a trial in a worker).
+
+    The run is not ended on exit: whoever created it ends it.
+    """
+    client = client or get_client()
+    active = ActiveRun(client, client.get_run(run_id))
+    _stack.append(active)
+    try:
+        yield active
+    finally:
+        _pop(active)
 
 
 def _pop(run: ActiveRun) -> None:

@@ -21,7 +21,7 @@ class Node:
     """One call of a step inside a pipeline: its arguments may reference other nodes' outputs."""
 
     id: str
-    step: Any  # keel.pipeline.steps.Step
+    step: Any  # keel.pipelines.steps.Step
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     deps: set[str] = field(default_factory=set)

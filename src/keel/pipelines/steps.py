@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keel.core.errors import InvalidArgument
-from keel.pipeline.dag import Dag, Node
+from keel.pipelines.dag import Dag, Node
 
 _trace = threading.local()
 
@@ -142,8 +142,8 @@ class Pipeline:
         return dag
 
     def run(self, *, executor: str = "inline", cache: bool = True, experiment: str | None = None, **params: Any) -> Any:
-        """Run the pipeline; returns a ``PipelineResult``. See ``keel.pipeline.runner.run_pipeline``."""
-        from keel.pipeline.runner import run_pipeline
+        """Run the pipeline; returns a ``PipelineResult``. See ``keel.pipelines.runner.run_pipeline``."""
+        from keel.pipelines.runner import run_pipeline
 
         return run_pipeline(self, params, executor=executor, cache=cache, experiment=experiment)
 
