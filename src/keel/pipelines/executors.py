@@ -121,6 +121,25 @@ def execute(task: StepTask, client: Any = None, echo: bool = False) -> TaskResul
         )  # fmt: skip
 
 
+def pack(task: StepTask) -> bytes:
+    """Pickle a task for another process. Step code from the user's own modules travels by value,
+    so workers need not import it (a Ray worker does not share the driver's sys.path)."""
+    import sys
+
+    import cloudpickle
+
+    module = sys.modules.get(getattr(task.fn, "__module__", "") or "")
+    path = getattr(module, "__file__", None) or ""
+    if (
+        module is not None
+        and module.__name__ != "__main__"
+        and "site-packages" not in path
+        and not module.__name__.startswith("keel.")
+    ):
+        cloudpickle.register_pickle_by_value(module)
+    return bytes(cloudpickle.dumps(task))
+
+
 def _execute_pickled(blob: bytes) -> TaskResult:
     import cloudpickle
 
@@ -173,9 +192,7 @@ class ProcessExecutor(Executor):
         return self.workers
 
     def submit(self, task: StepTask) -> Future[TaskResult]:
-        import cloudpickle
-
-        return self.pool.submit(_execute_pickled, cloudpickle.dumps(task))
+        return self.pool.submit(_execute_pickled, pack(task))
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -208,9 +225,7 @@ class RayExecutor(Executor):
         return int(self.ray.cluster_resources().get("CPU", 1))
 
     def submit(self, task: StepTask) -> Future[TaskResult]:
-        import cloudpickle
-
-        future: Future[TaskResult] = self._remote.remote(cloudpickle.dumps(task)).future()
+        future: Future[TaskResult] = self._remote.remote(pack(task)).future()
         return future
 
 

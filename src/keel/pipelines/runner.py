@@ -119,6 +119,12 @@ def run_pipeline(
     from keel.tracking.fluent import get_client
 
     client = client or get_client()
+    try:  # record the defaults too: a run says every value it ran with
+        bound = inspect.signature(pipeline.fn).bind(**params)
+    except TypeError as exc:
+        raise InvalidArgument(f"pipeline {pipeline.name!r}: {exc}") from None
+    bound.apply_defaults()
+    params = dict(bound.arguments)
     dag = pipeline.build(**params)  # bad params and cycles fail here, before anything is recorded
     order = dag.order()
     keys: dict[str, str] = {}
