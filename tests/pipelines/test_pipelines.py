@@ -212,7 +212,7 @@ def empty():
     client = keel.get_client()
     with pytest.raises(InvalidArgument, match="executor must be one of inline, process, ray"):
         mod.flow.run(executor="gpu-farm")
-    with pytest.raises(InvalidArgument, match="pipeline 'flow': .*unexpected keyword argument 'colour'"):
+    with pytest.raises(InvalidArgument, match=r"pipeline 'flow': .*unexpected keyword argument 'colour'"):
         mod.flow.run(colour="red")
     with pytest.raises(InvalidArgument, match=r"step 'total' argument 0 \(lock\) cannot be hashed"):
         mod.unhashable.run()
