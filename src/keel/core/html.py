@@ -87,3 +87,41 @@ def bar_chart(labels: Sequence[str], series: Sequence[Sequence[float]], width: i
     parts.append(f'<line x1="{pad_l}" y1="{pad_t + inner_h}" x2="{width - 8}" y2="{pad_t + inner_h}" stroke="#999"/>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def xy_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float], str]], width: int = 560, height: int = 260) -> str:
+    """Lines or points: each series is (label, xs, ys, style) with style "line" or "points"."""
+    pad = 44
+    xs_all = [x for _, xs, _, _ in series for x in xs]
+    ys_all = [y for _, _, ys, _ in series for y in ys if math.isfinite(y)]
+    if not xs_all or not ys_all:
+        return ""
+    x0, x1 = min(xs_all), max(xs_all)
+    y0, y1 = min(ys_all), max(ys_all)
+    x1 = x1 if x1 > x0 else x0 + 1
+    if y1 == y0:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+
+    def sx(x: float) -> float:
+        return pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
+
+    def sy(y: float) -> float:
+        return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    for value in (y0, (y0 + y1) / 2, y1):
+        parts.append(f'<line x1="{pad}" y1="{sy(value):.1f}" x2="{width - pad}" y2="{sy(value):.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{pad - 4}" y="{sy(value) + 4:.1f}" font-size="10" text-anchor="end">{fmt(value)}</text>')
+    for value in (x0, x1):
+        parts.append(f'<text x="{sx(value):.1f}" y="{height - pad + 14}" font-size="10" text-anchor="middle">{value:g}</text>')
+    for i, (label, xs, ys, style) in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        points = [(sx(x), sy(y)) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
+        if style == "line" and len(points) > 1:
+            coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            line = f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{coords}">'
+            parts.append(f"{line}<title>{esc(label)}</title></polyline>")
+        else:
+            parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}" fill-opacity="0.7"/>' for x, y in points)
+    parts.append("</svg>")
+    return "".join(parts)

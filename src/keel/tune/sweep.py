@@ -1,0 +1,119 @@
+"""Parallel training experiments: the same objective over a list of configurations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from keel.core.entities import RunStatus
+from keel.core.errors import InvalidArgument
+from keel.tune.trials import TrialRecord, _remote_entry, finish_trial, is_better, run_inline, split_result, start_trial
+
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class SweepResult:
+    run_id: str
+    metric: str
+    direction: str
+    trials: list[TrialRecord] = field(default_factory=list)
+
+    @property
+    def best(self) -> TrialRecord | None:
+        best: TrialRecord | None = None
+        for t in self.trials:
+            if t.state == "complete" and t.value is not None and is_better(t.value, best.value if best else None, self.direction):
+                best = t
+        return best
+
+
+def run_trials_on_executor(
+    client: Any, executor: Any, objective: Callable[..., Any], jobs: list[tuple[int, dict[str, Any], str]], metric: str
+) -> list[TrialRecord]:
+    """Run trials as tasks (processes, Ray); results come back as stored outputs."""
+    from keel.pipelines.executors import StepTask
+    from keel.pipelines.runner import _artifacts_url, _store_uri
+    from keel.pipelines.values import load_output
+
+    store, artifacts = _store_uri(client), _artifacts_url(client)
+    futures = {}
+    for number, params, run_id in jobs:
+        task = StepTask(
+            f"trial-{number}", "trial", _remote_entry, (objective, number, params, metric), {}, run_id, store, artifacts
+        )
+        futures[executor.submit(task)] = (number, params, run_id)
+    records = []
+    while futures:
+        done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+        for future in done:
+            number, params, run_id = futures.pop(future)
+            outcome = future.result()
+            if outcome.ok and outcome.output is not None:
+                try:
+                    returned = load_output(outcome.output, client.artifacts)
+                    value, metrics = split_result(returned["result"], metric)
+                    records.append(
+                        TrialRecord(number, run_id, params, "complete", value, metrics, last_step=returned["last_step"])
+                    )
+                except InvalidArgument as exc:
+                    records.append(TrialRecord(number, run_id, params, "failed", error=exc.message))
+            else:
+                pruned = "TrialPruned" in outcome.error
+                if not pruned:
+                    client.log_text(run_id, outcome.traceback, "traceback.txt")
+                records.append(TrialRecord(number, run_id, params, "pruned" if pruned else "failed", error=outcome.error))
+    return sorted(records, key=lambda r: r.number)
+
+
+def sweep(
+    objective: Callable[..., Any],
+    configs: Sequence[dict[str, Any]],
+    *,
+    metric: str = "score",
+    direction: str = "maximize",
+    executor: str = "inline",
+    experiment: str | None = None,
+    name: str = "sweep",
+) -> SweepResult:
+    """Run ``objective(trial)`` for each configuration (``trial.params``), in parallel on ``executor``.
+
+    Each trial is a child run of one sweep run with its params and the metrics the
+    objective returns (a number, or a mapping that includes ``metric``) or logs. The sweep
+    run gets the best trial (tag ``best_trial``, metric ``best_<metric>``) and an HTML table.
+    """
+    from keel.pipelines.executors import make_executor
+    from keel.tracking.fluent import get_client
+    from keel.tune.report import study_html
+
+    if direction not in DIRECTIONS:
+        raise InvalidArgument.for_field("direction", direction, "'maximize' or 'minimize'")
+    configs = list(configs)
+    if not configs or not all(isinstance(c, dict) for c in configs):
+        raise InvalidArgument.for_field("configs", configs[:3], "a non-empty list of parameter mappings")
+    client = get_client()
+    runner = make_executor(executor, client)
+    parent = client.create_run(
+        experiment, name, tags={"keel.kind": "sweep", "keel.metric": metric, "keel.direction": direction},
+        params={"trials": len(configs), "executor": runner.name},
+    )  # fmt: skip
+    result = SweepResult(parent.id, metric, direction)
+    try:
+        jobs = [(i, dict(c), start_trial(client, parent.id, i, dict(c), "trial").id) for i, c in enumerate(configs)]
+        if runner.name == "inline":
+            result.trials = [run_inline(client, objective, n, p, rid, metric) for n, p, rid in jobs]
+        else:
+            result.trials = run_trials_on_executor(client, runner, objective, jobs, metric)
+        for record in result.trials:
+            finish_trial(client, record, metric)
+    finally:
+        runner.shutdown()
+    best = result.best
+    if best is not None:
+        client.log_metrics(parent.id, {f"best_{metric}": best.value or 0.0})
+        client.set_tags(parent.id, {"best_trial": best.run_id, "best_params": str(best.params)})
+    client.log_text(parent.id, study_html(result.trials, metric, direction, title=f"sweep {name}"), "trials.html")
+    client.end_run(parent.id, RunStatus.FINISHED)
+    return result

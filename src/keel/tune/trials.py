@@ -1,0 +1,137 @@
+"""Trials: one child run each, executed in process (with pruning) or as tasks on an executor."""
+
+from __future__ import annotations
+
+import json
+import math
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from keel.core.entities import RunStatus
+from keel.core.errors import InvalidArgument, KeelError
+
+
+class TrialPruned(KeelError):
+    """Raised inside an objective to stop a trial that is not promising (``trial.prune()``)."""
+
+    code = "trial_pruned"
+
+
+class Trial:
+    """What an objective receives: the trial's ``params``, and ``report``/``should_prune`` for pruning.
+
+    ``report(value, step)`` logs ``value`` as the study's metric at ``step`` on the trial's run
+    and feeds it to the pruner.
+    """
+
+    def __init__(
+        self, number: int, params: dict[str, Any], run_id: str, client: Any, metric: str, optuna_trial: Any = None
+    ) -> None:
+        self.number = number
+        self.params = params
+        self.run_id = run_id
+        self.metric = metric
+        self._client = client
+        self._optuna = optuna_trial
+        self.last_step: int | None = None
+
+    def report(self, value: float, step: int) -> None:
+        self._client.log_metric(self.run_id, self.metric, float(value), step=step)
+        self.last_step = step if self.last_step is None else max(self.last_step, step)
+        if self._optuna is not None:
+            self._optuna.report(float(value), step)
+
+    def should_prune(self) -> bool:
+        return bool(self._optuna is not None and self._optuna.should_prune())
+
+    def prune(self) -> None:
+        raise TrialPruned(f"trial {self.number} pruned")
+
+    def __getitem__(self, name: str) -> Any:
+        return self.params[name]
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    run_id: str
+    params: dict[str, Any]
+    state: str  # "complete", "pruned", "failed"
+    value: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+    intermediate: dict[int, float] = field(default_factory=dict)
+    last_step: int | None = None  # the last step the objective reported; the final value goes after it
+
+
+def split_result(result: Any, metric: str) -> tuple[float, dict[str, float]]:
+    """An objective's return: a number, or a mapping of metrics that includes ``metric``."""
+    if isinstance(result, dict):
+        if metric not in result:
+            raise InvalidArgument(f"the objective returned metrics {sorted(result)} without {metric!r}, the metric to optimise")
+        metrics = {str(k): float(v) for k, v in result.items()}
+        return metrics[metric], metrics
+    try:
+        value = float(result)
+    except (TypeError, ValueError):
+        raise InvalidArgument.for_field("objective result", result, f"a number or a mapping that includes {metric!r}") from None
+    return value, {metric: value}
+
+
+def _remote_entry(objective: Callable[[Trial], Any], number: int, params: dict[str, Any], metric: str) -> Any:
+    """Runs in a worker with the trial's run active: no pruner here (it lives with the study)."""
+    from keel.tracking.fluent import active_run
+
+    run = active_run()
+    assert run is not None
+    trial = Trial(number, params, run.id, run.client, metric)
+    return {"result": objective(trial), "last_step": trial.last_step}
+
+
+def start_trial(client: Any, parent_id: str, number: int, params: dict[str, Any], kind: str) -> Any:
+    shown = {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool))}
+    return client.create_run(
+        None, f"trial-{number}", parent_run_id=parent_id, params=shown, capture_code=False,
+        tags={"keel.kind": kind, "keel.trial": number, "keel.trial_params": json.dumps(params, default=str)},
+    )  # fmt: skip
+
+
+def run_inline(
+    client: Any, objective: Callable[[Trial], Any], number: int, params: dict[str, Any], run_id: str, metric: str,
+    optuna_trial: Any = None,
+) -> TrialRecord:  # fmt: skip
+    from keel.tracking.fluent import attach
+
+    trial = Trial(number, params, run_id, client, metric, optuna_trial)
+    try:
+        with attach(run_id, client):
+            outcome = objective(trial)
+        value, metrics = split_result(outcome, metric)
+    except TrialPruned:
+        return TrialRecord(number, run_id, params, "pruned", last_step=trial.last_step)
+    except Exception as exc:  # noqa: BLE001 - a failed trial is a result, the study goes on
+        client.log_text(run_id, traceback.format_exc(), "traceback.txt")
+        return TrialRecord(number, run_id, params, "failed", error=f"{type(exc).__name__}: {exc}")
+    return TrialRecord(number, run_id, params, "complete", value, metrics, last_step=trial.last_step)
+
+
+def finish_trial(client: Any, record: TrialRecord, metric: str) -> None:
+    if record.state == "complete" and record.metrics:
+        step = 0 if record.last_step is None else record.last_step + 1
+        client.log_metrics(record.run_id, record.metrics, step=step)
+    tags = {"keel.trial_state": record.state}
+    if record.value is not None:
+        tags["keel.trial_value"] = repr(record.value)  # exact, for a study that resumes
+    if record.error:
+        tags["keel.error"] = record.error[:8000]
+    client.set_tags(record.run_id, tags)
+    status = {"complete": RunStatus.FINISHED, "pruned": RunStatus.KILLED, "failed": RunStatus.FAILED}[record.state]
+    client.end_run(record.run_id, status)
+
+
+def is_better(value: float, best: float | None, direction: str) -> bool:
+    if value is None or math.isnan(value):
+        return False
+    return best is None or (value > best if direction == "maximize" else value < best)
