@@ -122,21 +122,25 @@ def execute(task: StepTask, client: Any = None, echo: bool = False) -> TaskResul
 
 
 def pack(task: StepTask) -> bytes:
-    """Pickle a task for another process. Step code from the user's own modules travels by value,
-    so workers need not import it (a Ray worker does not share the driver's sys.path)."""
+    """Pickle a task for another process. Code from the user's own modules (the step, or an
+    objective passed as an argument) travels by value, so workers need not import it: a Ray
+    worker does not share the driver's sys.path."""
     import sys
 
     import cloudpickle
 
-    module = sys.modules.get(getattr(task.fn, "__module__", "") or "")
-    path = getattr(module, "__file__", None) or ""
-    if (
-        module is not None
-        and module.__name__ != "__main__"
-        and "site-packages" not in path
-        and not module.__name__.startswith("keel.")
-    ):
-        cloudpickle.register_pickle_by_value(module)
+    for fn in (task.fn, *task.args, *task.kwargs.values()):
+        if not callable(fn):
+            continue
+        module = sys.modules.get(getattr(fn, "__module__", "") or "")
+        path = getattr(module, "__file__", None) or ""
+        if (
+            module is not None
+            and module.__name__ != "__main__"
+            and "site-packages" not in path
+            and not module.__name__.startswith("keel.")
+        ):
+            cloudpickle.register_pickle_by_value(module)
     return bytes(cloudpickle.dumps(task))
 
 
@@ -216,8 +220,11 @@ class RayExecutor(Executor):
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             if address:
                 ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+            else:  # a local Ray stays on loopback
+                ray.init(
+                    num_cpus=num_cpus or os.cpu_count() or 2, include_dashboard=False, log_to_driver=False,
+                    _node_ip_address="127.0.0.1",
+                )  # fmt: skip
         self._remote = ray.remote(_execute_pickled)
 
     @property

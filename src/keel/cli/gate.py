@@ -1,0 +1,43 @@
+"""``keel gate``: pass or fail a candidate run on metric rules, for any CI system.
+
+Exit code 0 when every rule holds, 1 when one fails, 2 for bad input (an unknown run or
+metric, a rule that does not parse).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import typer
+from rich.table import Table
+
+from keel.cli.output import console, fmt_num
+
+
+def gate(
+    candidate: str = typer.Argument(..., help="The candidate run id."),
+    rule: list[str] = typer.Option(..., "--rule", "-r", help="e.g. 'accuracy >= 0.9', 'auc >= baseline + 0.005' (repeatable)."),
+    baseline: str = typer.Option(None, "--baseline", "-b", help="The run to compare with."),
+    json_out: str = typer.Option(None, "--json", help="Write the result as JSON to this file ('-' for stdout)."),
+) -> None:
+    """Check a run's metrics against thresholds and a baseline; exit 0 pass, 1 fail."""
+    from keel.evaluation.gate import gate as run_gate
+
+    result = run_gate(candidate, list(rule), baseline)
+    payload = orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2)
+    if json_out == "-":
+        typer.echo(payload.decode())
+    else:
+        against = f" against {result.baseline[:12]}" if result.baseline else ""
+        table = Table(title=f"gate on run {result.candidate[:12]}{against}", header_style="bold")
+        for col in ("rule", "candidate", "baseline", "threshold", "result"):
+            table.add_column(col)
+        for c in result.checks:
+            table.add_row(c.rule, fmt_num(c.candidate), fmt_num(c.baseline), fmt_num(c.threshold),
+                          "[green]pass[/]" if c.passed else "[red]FAIL[/]")  # fmt: skip
+        console.print(table)
+        console.print("[bold green]gate passed[/]" if result.passed else "[bold red]gate failed[/]")
+        if json_out:
+            Path(json_out).write_bytes(payload)
+    raise typer.Exit(0 if result.passed else 1)

@@ -1,0 +1,112 @@
+"""``keel pipeline run|resume|show``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from keel.cli.output import console, fmt_duration
+from keel.core.errors import InvalidArgument
+
+app = typer.Typer(help="Run and inspect pipelines.", no_args_is_help=True)
+STATUS = {"ran": "[green]ran[/]", "cached": "[cyan]cached[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
+
+
+def _load(ref: str) -> Any:
+    from keel.pipelines import Pipeline
+
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise InvalidArgument.for_field("pipeline", ref, "'module:function', e.g. 'flows.train:train'")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidArgument(f"cannot import pipeline {ref!r}: {exc}") from None
+    if not isinstance(target, Pipeline):
+        raise InvalidArgument.for_field("pipeline", ref, "a function decorated with @keel.pipeline")
+    return target
+
+
+def _params(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument.for_field("--param", item, "'name=value'")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _show(result: Any) -> None:
+    table = Table(title=f"pipeline {result.pipeline}: {result.status.value} (run {result.run_id[:12]})", header_style="bold")
+    for col in ("step", "status", "attempts", "time", "run"):
+        table.add_column(col)
+    for s in result.steps:
+        table.add_row(s.node, STATUS.get(s.status, s.status), str(s.attempts or "-"), fmt_duration(int(s.seconds * 1000)),
+                      s.run_id[:12] or "-")  # fmt: skip
+    console.print(table)
+    for s in result.steps:
+        if s.status == "failed":
+            console.print(f"[red]{s.node}[/]: {s.error}  (traceback: keel runs show {s.run_id[:12]})")
+
+
+def _printer() -> Any:
+    return lambda record: console.print(f"  {record.node:<24} {STATUS.get(record.status, record.status)}")
+
+
+@app.command("run")
+def run(
+    pipeline: str = typer.Argument(..., help="module:function of a @keel.pipeline."),
+    param: list[str] = typer.Option([], "--param", "-p", help="name=value (JSON values allowed; repeatable)."),
+    executor: str = typer.Option("inline", help="inline, process or ray."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, reuse nothing."),
+) -> None:
+    """Run a pipeline; exit code 1 when a step fails."""
+    from keel.pipelines import run_pipeline
+
+    target = _load(pipeline)
+    result = run_pipeline(target, _params(param), executor=executor, cache=not no_cache, on_step=_printer())
+    _show(result)
+    raise typer.Exit(0 if result.status.value == "finished" else 1)
+
+
+@app.command("resume")
+def resume(run_id: str = typer.Argument(..., help="A failed pipeline run.")) -> None:
+    """Run a failed pipeline again from the failed step, reusing the steps that succeeded."""
+    from keel.pipelines import resume as resume_run
+
+    sys.path.insert(0, str(Path.cwd()))
+    result = resume_run(run_id, on_step=_printer())
+    _show(result)
+    raise typer.Exit(0 if result.status.value == "finished" else 1)
+
+
+@app.command("show")
+def show(run_id: str = typer.Argument(..., help="A pipeline run.")) -> None:
+    """The steps of a pipeline run: status, cache, time."""
+    from keel.tracking.client import Client
+
+    client = Client()
+    run = client.get_run(run_id)
+    if run.tags.get("keel.kind") != "pipeline":
+        raise InvalidArgument.for_field("run", run_id, "the id of a pipeline run")
+    table = Table(title=f"pipeline {run.name} ({run.status.value})", header_style="bold")
+    for col in ("step", "status", "cached", "time", "run"):
+        table.add_column(col)
+    for step in sorted(client.iter_runs(filter=f"parent_run_id = '{run.id}'"), key=lambda r: r.start_time):
+        table.add_row(
+            step.name, step.status.value, step.tags.get("keel.cached", "-"), fmt_duration(step.duration_ms), step.id[:12]
+        )
+    console.print(table)
