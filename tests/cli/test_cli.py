@@ -19,34 +19,46 @@ def quickstarted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
     return folder, keel_cmd(folder, "quickstart")
 
 
-def test_quickstart_tracks_every_model_in_an_empty_folder(
-    quickstarted: tuple[Path, subprocess.CompletedProcess[str]],
-) -> None:
+def test_quickstart_runs_the_lifecycle_in_an_empty_folder(quickstarted: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     folder, done = quickstarted
     assert done.returncode == 0, done.stderr
-    assert "best:" in done.stdout and "keel runs list" in done.stdout and "keel server" in done.stdout
+    for text in ("1. data", "2. experiments", "3. drift", "baseline pipeline", "HPO: 8 trials", "gate", "keel server"):
+        assert text in done.stdout
     client = Client(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
     runs = list(client.iter_runs("quickstart"))
-    sweep = next(r for r in runs if r.name == "model-sweep")
-    children = [r for r in runs if r.parent_run_id == sweep.id]
-    assert len(children) == 6 and all(r.status is RunStatus.FINISHED for r in runs)
-    best = client.get_run(sweep.tags["best_run"])
-    assert best.metric("cv_roc_auc") == max(r.metric("cv_roc_auc") for r in children)
-    assert best.name in done.stdout
-    for child in children:
-        assert len(client.get_metric_history(child.id, "fold_roc_auc")) == 5  # one value per fold
-        assert 0.9 < child.metric("test_roc_auc") <= 1.0
-        assert child.params["model"] in {"logistic_regression", "random_forest", "gradient_boosting"}
-        assert [a.path for a in client.list_artifacts(child.id)] == ["model.pkl"]
-        assert child.environment.packages_hash is not None
-    boosted = next(r for r in children if r.params["model"] == "gradient_boosting")
-    assert len(client.get_metric_history(boosted.id, "train_loss")) == 120  # a per-stage curve
+    assert all(r.status is RunStatus.FINISHED or r.tags.get("keel.trial_state") == "pruned" for r in runs)
+    pipelines = sorted((r for r in runs if r.tags.get("keel.kind") == "pipeline"), key=lambda r: r.start_time)
+    assert len(pipelines) == 2
+    steps = {p.id: {r.name: r for r in runs if r.parent_run_id == p.id} for p in pipelines}
+    baseline_steps, tuned_steps = steps[pipelines[0].id], steps[pipelines[1].id]
+    assert set(baseline_steps) == {"load", "split", "fit", "evaluate"}
+    assert tuned_steps["load"].tags["keel.cached"] == "true" and tuned_steps["split"].tags["keel.cached"] == "true"
+    assert tuned_steps["fit"].tags["keel.cached"] == "false"  # other params: trained again
+    evaluate = tuned_steps["evaluate"]
+    assert 0.9 < evaluate.metric("test_roc_auc") <= 1.0 and "test_f1" in evaluate.metrics
+    assert "test_evaluation.html" in [a.path for a in client.list_artifacts(evaluate.id)]
+    assert client.list_artifacts(tuned_steps["fit"].id)  # the fitted model, stored as the step's output
+    study = next(r for r in runs if r.tags.get("keel.kind") == "study")
+    trials = [r for r in runs if r.parent_run_id == study.id]
+    assert len(trials) == 8 and {t.params["model"] for t in trials} <= {
+        "logistic_regression",
+        "random_forest",
+        "gradient_boosting",
+    }
+    assert study.tags["best_trial"] in {t.id for t in trials}
+    best = client.get_run(study.tags["best_trial"])
+    assert best.metric("value") == max(t.metric("value") for t in trials)
+    assert [m.step for m in client.get_metric_history(best.id, "value")] == [0, 1, 2, 3, 4, 5]  # 5 folds, then the mean
+    assert "optimisation history" in client.read_artifact(study.id, "study.html").decode()
+    from keel.evaluation import gate
+
+    rules = ["test_roc_auc >= 0.95", "test_roc_auc >= baseline - 0.01"]
+    verdict = gate(evaluate.id, rules, baseline=baseline_steps["evaluate"].id, client=client)
+    assert ("gate passed" in done.stdout) == verdict.passed and ("gate failed" in done.stdout) != verdict.passed
     report = folder / ".keel" / "reports" / "quickstart.html"
-    assert str(report) in done.stdout
+    assert str(report) in done.stdout.replace("\n", "")
     page = report.read_text()
-    assert page.count("<svg") >= 4  # fold_accuracy, fold_f1, fold_roc_auc, train_loss
-    assert "train_loss" in page and all(r.name in page for r in children)
-    assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert page.count("<polyline") >= 8 and "<script" not in page  # a fold curve per trial
 
 
 def test_quickstart_versions_validates_and_checks_drift_of_its_data(
@@ -59,8 +71,8 @@ def test_quickstart_versions_validates_and_checks_drift_of_its_data(
     assert (version.ref, version.row_count, len(version.schema)) == ("breast-cancer@1", 569, 31)
     assert datasets.list_validations(version.id)[0].passed
     assert (folder / ".keel" / "suites" / "breast-cancer.yaml").is_file()
-    sweep = next(r for r in client.iter_runs("quickstart") if r.name == "model-sweep")
-    assert (sweep.id, "input") in datasets.runs_of_version(version.id)  # lineage: data -> sweep -> models
+    load_steps = [r for r in client.iter_runs("quickstart") if r.name == "load" and r.tags.get("keel.cached") == "false"]
+    assert (load_steps[0].id, "input") in datasets.runs_of_version(version.id)  # lineage: data -> pipeline -> model
     assert datasets.get_version("breast-cancer-reference").parents == ("breast-cancer@1",)
     assert "0 of 31 columns drifted" in done.stdout.replace("\n", " ")
     assert "mean radius" in done.stdout and "mean texture" in done.stdout
@@ -68,23 +80,27 @@ def test_quickstart_versions_validates_and_checks_drift_of_its_data(
     assert "mean radius (drifted)" in drift_page and drift_page.count("<svg") == 31
 
 
-def test_runs_list_show_and_compare(quickstarted: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_runs_list_show_compare_and_report(quickstarted: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     folder, _ = quickstarted
-    listed = keel_cmd(folder, "runs", "list", "--json", "-f", "metrics.cv_roc_auc > 0", "-o", "metrics.cv_roc_auc DESC")
+    listed = keel_cmd(folder, "runs", "list", "--json", "-f", "metrics.value > 0", "-o", "metrics.value DESC")
     assert listed.returncode == 0, listed.stderr
-    runs = json.loads(listed.stdout)
-    assert len(runs) == 6
-    scores = [r["metrics"]["cv_roc_auc"]["value"] for r in runs]
+    trials = json.loads(listed.stdout)
+    assert len(trials) == 8
+    scores = [r["metrics"]["value"]["value"] for r in trials]
     assert scores == sorted(scores, reverse=True)
-    table = keel_cmd(folder, "runs", "list", "-e", "quickstart")
-    assert table.returncode == 0 and "model-sweep" in table.stdout and "7 runs" in table.stdout
-    best, worst = runs[0]["id"], runs[-1]["id"]
+    table = keel_cmd(folder, "runs", "list", "-e", "quickstart", "-n", "50")
+    assert table.returncode == 0 and "model-search" in table.stdout and "evaluate" in table.stdout
+    best, worst = trials[0]["id"], trials[-1]["id"]
     shown = keel_cmd(folder, "runs", "show", best[:10])
     assert shown.returncode == 0, shown.stderr
-    assert best in shown.stdout and "fold_roc_auc" in shown.stdout and "model.pkl" in shown.stdout
+    assert best in shown.stdout and "value" in shown.stdout and "model" in shown.stdout
     compared = keel_cmd(folder, "runs", "compare", best, worst[:12])
     assert compared.returncode == 0, compared.stderr
-    assert runs[0]["name"] in compared.stdout and runs[-1]["name"] in compared.stdout and "cv_roc_auc" in compared.stdout
+    assert trials[0]["name"] in compared.stdout and trials[-1]["name"] in compared.stdout
+    out = folder / "two.html"
+    reported = keel_cmd(folder, "runs", "report", best, worst, "-o", str(out))
+    assert reported.returncode == 0, reported.stderr
+    assert trials[0]["name"] in out.read_text() and out.read_text().count("<polyline") == 2
 
 
 @pytest.mark.parametrize(

@@ -1,182 +1,124 @@
 """``keel quickstart``: the whole (current) lifecycle on the embedded default, in the current folder.
 
-Trains several scikit-learn models on the breast-cancer dataset bundled with scikit-learn,
-tracks every run (params, per-fold and per-stage metrics, the model file, code and
-environment) as children of one sweep run, and prints a comparison.
+1. data: version the breast-cancer dataset bundled with scikit-learn, validated by an inferred suite;
+2. experiments: a baseline trained by a pipeline, a small parallel HPO (each trial a run with
+   per-fold metrics), the best configuration trained by the same pipeline (cached steps reused),
+   and a gate of the candidate against the baseline;
+3. drift: a check between two halves of the data and against a perturbed copy.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from keel.cli.output import console, fmt_num, runs_table
+from keel.cli.output import console, fmt_num
 from keel.core.config import load_settings
 from keel.core.errors import MissingExtra
 
 EXPERIMENT = "quickstart"
-FOLDS = 5
-
-
-def _candidates() -> list[tuple[str, dict[str, Any], Any]]:
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    out: list[tuple[str, dict[str, Any], Any]] = []
-    for c in (0.1, 1.0, 10.0):
-        params = {"model": "logistic_regression", "C": c}
-        out.append(
-            (
-                f"logreg-C{c:g}",
-                params,
-                lambda c=c: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)),
-            )
-        )
-    for depth in (4, None):
-        params = {"model": "random_forest", "n_estimators": 150, "max_depth": depth}
-        out.append(
-            (
-                f"forest-depth{depth}",
-                params,
-                lambda d=depth: RandomForestClassifier(n_estimators=150, max_depth=d, random_state=0, n_jobs=1),
-            )
-        )
-    params = {"model": "gradient_boosting", "n_estimators": 120, "learning_rate": 0.1, "max_depth": 2}
-    out.append(
-        (
-            "gboost",
-            params,
-            lambda: GradientBoostingClassifier(n_estimators=120, learning_rate=0.1, max_depth=2, random_state=0),
-        )
-    )
-    return out
+TRIALS = 8
+STATUS = {"ran": "[green]ran[/]", "cached": "[cyan]cached[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
 
 
 def quickstart(
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Less output."),
+    trials: int = typer.Option(TRIALS, help="HPO trials."),
+    executor: str = typer.Option("process", help="Where trials run: inline, process or ray."),
 ) -> None:
-    """Train and track several models on a bundled dataset, then compare them."""
+    """Version data, train a baseline, tune, gate the best model, check drift: the lifecycle in one go."""
     try:
-        import numpy as np
-        from sklearn.datasets import load_breast_cancer
-        from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-        from sklearn.model_selection import StratifiedKFold, train_test_split
+        import sklearn  # noqa: F401
     except ImportError:
         raise MissingExtra("scikit-learn", "quickstart") from None
-    import keel
+    from sklearn.datasets import load_breast_cancer
+
     import keel.data
 
     settings = load_settings()
+    started = time.perf_counter()
     console.print(f"[bold]keel quickstart[/] — tracking into [cyan]{settings.store}[/]")
     console.print("\n[bold]1. data[/]")
     dataset = _ingest(load_breast_cancer(as_frame=True).frame, settings.home)
     console.print("\n[bold]2. experiments[/]")
-    frame = keel.data.get(dataset, run=False)
-    X, y = frame.drop(columns=["target"]).to_numpy(), frame["target"].to_numpy()
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    console.print(f"{X.shape[0]} rows x {X.shape[1]} features; {len(y_test)} held out for testing")
-    candidates = _candidates()
-    folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(X_train, y_train))
-    child_ids: list[str] = []
-    started = time.perf_counter()
-    with keel.start_run(experiment=EXPERIMENT, name="model-sweep", tags={"keel.quickstart": "1"}) as sweep:
-        keel.data.get(dataset)  # recorded as the sweep's input: lineage from data to models
-        sweep.log_params({"dataset": "sklearn.breast_cancer", "folds": FOLDS, "candidates": len(candidates)})
-        with Progress(
-            TextColumn("[progress.description]{task.description:<22}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=quiet,
-        ) as progress:
-            task = progress.add_task("training", total=len(candidates) * (FOLDS + 1))
-            for name, params, make in candidates:
-                progress.update(task, description=name)
-                with keel.start_run(name=name, params=params) as run:
-                    scores: dict[str, list[float]] = {"accuracy": [], "roc_auc": [], "f1": []}
-                    for fold, (tr, va) in enumerate(folds):
-                        model = make().fit(X_train[tr], y_train[tr])
-                        proba = model.predict_proba(X_train[va])[:, 1]
-                        pred = (proba >= 0.5).astype(int)
-                        fold_scores = {
-                            "accuracy": accuracy_score(y_train[va], pred),
-                            "roc_auc": roc_auc_score(y_train[va], proba),
-                            "f1": f1_score(y_train[va], pred),
-                        }
-                        for key, value in fold_scores.items():
-                            scores[key].append(float(value))
-                            run.log_metric(f"fold_{key}", float(value), step=fold)
-                        progress.advance(task)
-                    model = make().fit(X_train, y_train)
-                    if hasattr(model, "train_score_"):  # boosting: the training loss per stage, a real curve
-                        for stage, loss in enumerate(model.train_score_):
-                            run.log_metric("train_loss", float(loss), step=stage)
-                    proba = model.predict_proba(X_test)[:, 1]
-                    run.log_metrics({f"cv_{k}": float(np.mean(v)) for k, v in scores.items()})
-                    run.log_metrics({f"cv_{k}_std": float(np.std(v)) for k, v in scores.items()})
-                    run.log_metrics(
-                        {
-                            "test_accuracy": float(accuracy_score(y_test, (proba >= 0.5).astype(int))),
-                            "test_roc_auc": float(roc_auc_score(y_test, proba)),
-                        }
-                    )
-                    with tempfile.TemporaryDirectory() as tmp:
-                        path = os.path.join(tmp, "model.pkl")
-                        with open(path, "wb") as fh:
-                            pickle.dump(model, fh)
-                        run.log_artifact(path)
-                    child_ids.append(run.id)
-                    progress.advance(task)
-        client = keel.get_client()
-        children = [client.get_run(r) for r in child_ids]
-        best = max(children, key=lambda r: r.metric("cv_roc_auc") or 0.0)
-        sweep.log_metrics({"best_cv_roc_auc": best.metric("cv_roc_auc") or 0.0})
-        sweep.set_tags({"best_run": best.id})
-    elapsed = time.perf_counter() - started
-    children.sort(key=lambda r: -(r.metric("cv_roc_auc") or 0.0))
-    console.print(
-        runs_table(
-            children,
-            ["cv_roc_auc", "cv_accuracy", "test_roc_auc"],
-            [],
-            title=f"{len(children)} models, {FOLDS}-fold cross-validation (best first)",
-            compact=True,
-        )
-    )
-    console.print(
-        f"best: [bold green]{best.name}[/] (cv ROC AUC {fmt_num(best.metric('cv_roc_auc'))}, "
-        f"test ROC AUC {fmt_num(best.metric('test_roc_auc'))}) in {elapsed:.1f}s"
-    )
-    from keel.tracking.report import runs_report
-
-    report = settings.home / "reports" / "quickstart.html"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(runs_report(client, [r.id for r in children], title="keel quickstart: model sweep"))
-    console.print(f"report with metric curves: [bold]{report}[/] (offline HTML)")
+    candidate, baseline, study = _experiments(executor, trials, settings.home)
     console.print("\n[bold]3. drift[/]")
-    drift_report = _drift_check(frame, settings.home)
+    drift_report = _drift_check(keel.data.get(dataset, run=False), settings.home)
+    console.print(f"\ndone in {time.perf_counter() - started:.1f}s")
     console.print("\n[bold]Look further[/]")
     for command, what in (
-        ("keel runs list", "all runs, newest first"),
-        (f"keel runs show {best.id[:12]}", "params, metrics, artifacts, code, environment"),
-        (f"keel runs compare {children[0].id[:12]} {children[-1].id[:12]}", "best against worst"),
-        ("keel runs list -f 'metrics.cv_roc_auc > 0.99' -o 'metrics.cv_roc_auc DESC'", "search"),
+        ("keel runs list -e quickstart", "every run: pipeline steps, trials, the study"),
+        (f"keel runs compare {baseline[:12]} {candidate[:12]}", "baseline against the tuned model"),
+        (f"keel runs show {study[:12]}", "the study: best trial, history and importances (study.html)"),
+        ("keel runs list -f 'metrics.value > 0.99' -o 'metrics.value DESC'", "search the trials"),
         (f"keel data show {dataset.ref}", "the dataset: schema, profile, validations, lineage"),
         (f"open {drift_report}", "reference-vs-current histograms of every column"),
         ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs)"),
     ):
         console.print(f"  [cyan]{command}[/]\n      {what}")
     console.print(f"[dim]everything is stored in {settings.home}[/]")
+
+
+def _print_steps(result: Any, title: str) -> None:
+    cells = ", ".join(f"{s.node} {STATUS.get(s.status, s.status)}" for s in result.steps)
+    console.print(f"{title}: {cells}")
+
+
+def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str]:
+    """Baseline pipeline, parallel HPO, tuned pipeline, gate. Returns (candidate, baseline, study) run ids."""
+    import keel.tune as tune
+    from keel.cli import quickstart_pipeline as qp
+    from keel.evaluation import gate
+    from keel.tracking.fluent import get_client
+    from keel.tracking.report import runs_report
+
+    client = get_client()
+    base = qp.train.run(experiment=EXPERIMENT, model="logistic_regression", params={"C": 1.0})
+    _print_steps(base, "baseline pipeline (logistic regression)")
+    baseline = base.step("evaluate").run_id
+    console.print(f"baseline test ROC AUC {fmt_num(base.output['test_roc_auc'])}")
+
+    space = {
+        "model": tune.choice(list(qp.MODELS)),
+        "C": tune.loguniform(0.01, 100.0),
+        "n_estimators": tune.intrange(30, 120),
+        "max_depth": tune.intrange(2, 6),
+    }
+    with console.status(f"tuning: {trials} trials, {qp.FOLDS}-fold CV each, on {executor}"):
+        study = tune.optimize(
+            qp.cv_objective, space, n_trials=trials, name="model-search", experiment=EXPERIMENT, executor=executor, seed=0
+        )
+    table = Table(title=f"HPO: {trials} trials ({executor}), best first", header_style="bold")
+    for col in ("trial", "model", "C", "trees", "depth", "cv ROC AUC"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    for t in sorted(study.trials, key=lambda t: -(t.value or 0.0)):
+        p = t.params
+        table.add_row(str(t.number), p["model"], fmt_num(p["C"]), str(p["n_estimators"]), str(p["max_depth"]), fmt_num(t.value))
+    console.print(table)
+    best = study.best_params
+    tuned = qp.train.run(experiment=EXPERIMENT, model=best["model"], params=best)
+    _print_steps(tuned, f"tuned pipeline ({best['model']})")
+    candidate = tuned.step("evaluate").run_id
+    result = gate(candidate, ["test_roc_auc >= 0.95", "test_roc_auc >= baseline - 0.01"], baseline=baseline, client=client)
+    for check in result.checks:
+        verdict = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+        console.print(
+            f"gate  {check.rule:<34} candidate {fmt_num(check.candidate)}  threshold {fmt_num(check.threshold)}  {verdict}"
+        )
+    console.print(
+        "[bold green]gate passed: the tuned model may replace the baseline[/]"
+        if result.passed
+        else "[bold red]gate failed[/]: the tuned model does not beat the baseline on held-out data; keep the baseline"
+    )
+    report = home / "reports" / "quickstart.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    trial_runs = [t.run_id for t in sorted(study.trials, key=lambda t: -(t.value or 0.0))]
+    report.write_text(runs_report(client, trial_runs, title="keel quickstart: HPO trials (fold-by-fold CV ROC AUC)"))
+    console.print(f"trials with their fold curves: [bold]{report}[/]; study history: keel runs show {study.run_id[:12]}")
+    return candidate, baseline, study.run_id
 
 
 def _ingest(frame: Any, home: Path) -> Any:

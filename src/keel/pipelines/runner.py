@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.core.entities import RunStatus
+from keel.core.entities import ArtifactRef, RunStatus
 from keel.core.errors import InvalidArgument, KeelError
 from keel.pipelines.dag import Dag, Node
 from keel.pipelines.executors import StepTask, TaskResult, Upstream, make_executor
@@ -236,9 +236,11 @@ def _schedule(
                 client.log_text(task.run_id, outcome.logs, f"logs/attempt-{attempt}.txt")
             if outcome.ok and outcome.output is not None:
                 client.store.pipelines.save_step(keys[node_id], task.run_id, node.step.name, {"output": outcome.output.to_dict()})
-                client.set_tags(
-                    task.run_id, {"keel.attempts": attempt, "keel.output": outcome.output.sha256 or outcome.output.dataset}
-                )
+                output = outcome.output
+                client.set_tags(task.run_id, {"keel.attempts": attempt, "keel.output": output.sha256 or output.dataset})
+                if output.kind == "pickle":  # the output is an artifact of the step's run
+                    ref = ArtifactRef("output.pkl", output.sha256, output.size, "application/x-python-pickle")
+                    client.store.log_artifacts(task.run_id, [ref])
                 client.end_run(task.run_id, RunStatus.FINISHED)
                 result.outputs[node_id] = outcome.output
                 finish(StepRecord(node_id, node.step.name, task.run_id, "ran", keys[node_id], attempt, outcome.seconds))

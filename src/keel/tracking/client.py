@@ -48,6 +48,7 @@ class Client:
         self._valid_keys: set[str] = set()
         self._packages_blob: str | None = None
         self._experiments: dict[tuple[str, str], Experiment] = {}
+        self._run_experiments: dict[str, int] = {}
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -72,11 +73,20 @@ class Client:
         params: Mapping[str, Any] | None = None,
         capture_code: bool = True,
     ) -> Run:
-        """Start a run (status ``running``), recording code version and environment."""
-        exp_name = experiment or self.settings.experiment
-        exp = self._experiments.get((project, exp_name))
-        if exp is None:  # experiments are never deleted: one lookup per process
-            exp = self._experiments[(project, exp_name)] = self.store.get_or_create_experiment(exp_name, project)
+        """Start a run (status ``running``), recording code version and environment.
+
+        Without ``experiment``, a child run goes to its parent's experiment, others to the configured one.
+        """
+        if experiment is None and parent_run_id is not None:
+            experiment_id = self._run_experiments.get(parent_run_id)  # a child lives with its parent
+            if experiment_id is None:
+                experiment_id = self._run_experiments[parent_run_id] = self.store.get_run(parent_run_id).experiment_id
+        else:
+            exp_name = experiment or self.settings.experiment
+            exp = self._experiments.get((project, exp_name))
+            if exp is None:  # experiments are never deleted: one lookup per process
+                exp = self._experiments[(project, exp_name)] = self.store.get_or_create_experiment(exp_name, project)
+            experiment_id = exp.id
         code = env = None
         if capture_code:
             code = capture.code_version()
@@ -84,7 +94,7 @@ class Client:
                 self._packages_blob = self.artifacts.put_bytes(capture.package_list().encode()).sha256
             env = capture.environment(self._packages_blob)
         run = self.store.create_run(
-            exp.id,
+            experiment_id,
             name,
             parent_run_id=parent_run_id,
             tags=dict(tags or {}),
