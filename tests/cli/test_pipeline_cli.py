@@ -1,0 +1,86 @@
+"""``keel pipeline`` and ``keel gate`` as a CI system calls them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from keel.testing.cli import keel_cmd
+
+FLOW = """
+import keel
+from pathlib import Path
+
+@keel.step
+def numbers(n: int):
+    return list(range(n))
+
+@keel.step
+def total(xs):
+    if Path("broken").exists():
+        raise RuntimeError("upstream file is corrupt")
+    keel.log_metric("total", sum(xs))
+    return sum(xs)
+
+@keel.pipeline
+def flow(n: int = 3):
+    return total(numbers(n))
+"""
+
+
+def _run_id(text: str) -> str:
+    match = re.search(r"run ([0-9a-f]{12})\)", text)
+    assert match, text
+    return match.group(1)
+
+
+def test_pipeline_run_show_and_resume(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(FLOW)
+    first = keel_cmd(tmp_path, "pipeline", "run", "flows:flow", "-p", "n=5")
+    assert first.returncode == 0, first.stderr
+    assert "numbers" in first.stdout and "finished" in first.stdout
+    again = keel_cmd(tmp_path, "pipeline", "run", "flows:flow", "-p", "n=5")
+    assert again.stdout.count("cached") >= 2
+    fresh = keel_cmd(tmp_path, "pipeline", "run", "flows:flow", "-p", "n=5", "--no-cache")
+    assert "cached" not in fresh.stdout.split("pipeline flow")[0]
+    (tmp_path / "broken").write_text("x")
+    failed = keel_cmd(tmp_path, "pipeline", "run", "flows:flow", "-p", "n=6")
+    assert failed.returncode == 1 and "upstream file is corrupt" in failed.stdout
+    run_id = _run_id(failed.stdout)
+    full_id = json.loads(keel_cmd(tmp_path, "runs", "list", "--json", "-f", f"run_id like '{run_id}%'").stdout)[0]["id"]
+    shown = keel_cmd(tmp_path, "pipeline", "show", full_id)
+    assert shown.returncode == 0 and "failed" in shown.stdout and "numbers" in shown.stdout
+    (tmp_path / "broken").unlink()
+    resumed = keel_cmd(tmp_path, "pipeline", "resume", full_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "finished" in resumed.stdout and "cached" in resumed.stdout
+
+
+def test_pipeline_bad_arguments(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(FLOW)
+    for args, needle in (
+        (["pipeline", "run", "flows"], "pipeline must be 'module:function'"),
+        (["pipeline", "run", "nowhere:flow"], "cannot import pipeline 'nowhere:flow'"),
+        (["pipeline", "run", "flows:numbers"], "a function decorated with @keel.pipeline"),
+        (["pipeline", "run", "flows:flow", "-p", "n"], "--param must be 'name=value'"),
+        (["pipeline", "run", "flows:flow", "--executor", "gpu"], "executor must be one of"),
+    ):
+        done = keel_cmd(tmp_path, *args)
+        assert done.returncode == 2 and needle in done.stderr, (args, done.stderr)
+
+
+def test_gate_exit_codes_and_json(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(FLOW)
+    base = keel_cmd(tmp_path, "pipeline", "run", "flows:flow", "-p", "n=4")
+    cand = keel_cmd(tmp_path, "pipeline", "run", "flows:flow", "-p", "n=6")
+    runs = json.loads(keel_cmd(tmp_path, "runs", "list", "--json", "-f", "metrics.total >= 0", "-o", "metrics.total").stdout)
+    low, high = runs[0]["id"], runs[-1]["id"]
+    assert base.returncode == cand.returncode == 0 and runs[0]["metrics"]["total"]["value"] == 6.0
+    ok = keel_cmd(tmp_path, "gate", high, "--baseline", low, "-r", "total >= baseline + 5", "--json", "out.json")
+    assert ok.returncode == 0 and "gate passed" in ok.stdout
+    assert json.loads((tmp_path / "out.json").read_text())["checks"][0]["threshold"] == 11.0
+    bad = keel_cmd(tmp_path, "gate", low, "--baseline", high, "-r", "total >= baseline", "--json", "-")
+    assert bad.returncode == 1 and json.loads(bad.stdout)["passed"] is False
+    unknown = keel_cmd(tmp_path, "gate", high, "-r", "accuracy >= 0.9")
+    assert unknown.returncode == 2 and "has no metric 'accuracy'" in unknown.stderr
