@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -19,21 +18,10 @@ STATUS = {"ran": "[green]ran[/]", "cached": "[cyan]cached[/]", "failed": "[red]f
 
 
 def _load(ref: str) -> Any:
-    from keel.pipelines import Pipeline
+    from keel.pipelines.steps import load_pipeline
 
-    module_name, _, attr = ref.partition(":")
-    if not module_name or not attr:
-        raise InvalidArgument.for_field("pipeline", ref, "'module:function', e.g. 'flows.train:train'")
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise InvalidArgument(f"cannot import pipeline {ref!r}: {exc}") from None
-    if not isinstance(target, Pipeline):
-        raise InvalidArgument.for_field("pipeline", ref, "a function decorated with @keel.pipeline")
-    return target
+    sys.path.insert(0, str(Path.cwd()))  # pipelines of the project the command runs in
+    return load_pipeline(ref)
 
 
 def _params(items: list[str]) -> dict[str, Any]:

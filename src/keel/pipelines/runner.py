@@ -21,7 +21,7 @@ from keel.core.entities import ArtifactRef, RunStatus
 from keel.core.errors import InvalidArgument, KeelError
 from keel.pipelines.dag import Dag, Node
 from keel.pipelines.executors import StepTask, TaskResult, Upstream, make_executor
-from keel.pipelines.steps import Pipeline, StepOutput
+from keel.pipelines.steps import Pipeline, StepOutput, load_pipeline
 from keel.pipelines.values import OutputRef, cache_key, input_key, load_output, select
 
 
@@ -277,23 +277,13 @@ def resume(
     run_id: str, *, executor: Any = None, client: Any = None, on_step: Callable[[StepRecord], None] | None = None
 ) -> PipelineResult:
     """Run a failed pipeline run again from where it failed: the steps that succeeded are reused as they are."""
-    import importlib
-
     from keel.tracking.fluent import get_client
 
     client = client or get_client()
     previous = client.get_run(run_id)
     if previous.tags.get("keel.kind") != "pipeline":
         raise InvalidArgument.for_field("run", run_id, "the id of a pipeline run")
-    module_name, _, qualname = previous.tags["keel.pipeline"].partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise InvalidArgument(f"cannot import pipeline {previous.tags['keel.pipeline']!r} to resume it: {exc}") from None
-    if not isinstance(target, Pipeline):
-        raise InvalidArgument(f"{previous.tags['keel.pipeline']!r} is not a @keel.pipeline")
+    target = load_pipeline(previous.tags["keel.pipeline"])
     reuse: dict[str, OutputRef] = {}
     for step_run in client.iter_runs(filter=f"parent_run_id = '{run_id}' and status = 'finished'"):
         key = step_run.tags.get("keel.cache_key")

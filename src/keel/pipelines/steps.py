@@ -151,6 +151,24 @@ class Pipeline:
         return self.run(**params)
 
 
+def load_pipeline(ref: str) -> Pipeline:
+    """The ``@keel.pipeline`` at ``module:function`` (how runs record it, and how the CLI names it)."""
+    import importlib
+
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise InvalidArgument.for_field("pipeline", ref, "'module:function', e.g. 'flows.train:train'")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidArgument(f"cannot import pipeline {ref!r}: {exc}") from None
+    if not isinstance(target, Pipeline):
+        raise InvalidArgument.for_field("pipeline", ref, "a function decorated with @keel.pipeline")
+    return target
+
+
 def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """Make a function a pipeline: ``@keel.pipeline`` or ``@keel.pipeline(name="train")``."""
     if fn is not None:

@@ -17,7 +17,7 @@ from keel.core.entities import RunStatus
 from keel.core.errors import InvalidArgument, MissingExtra
 from keel.tune.space import Distribution, check_space
 from keel.tune.sweep import DIRECTIONS, run_trials_on_executor
-from keel.tune.trials import Trial, TrialRecord, finish_trial, is_better, run_inline, start_trial
+from keel.tune.trials import Trial, TrialRecord, best_trial, finish_trial, run_inline, start_trial
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc")
 PRUNERS = ("median", "percentile", "hyperband", "none")
@@ -35,11 +35,7 @@ class StudyResult:
 
     @property
     def best(self) -> TrialRecord | None:
-        best: TrialRecord | None = None
-        for t in self.trials:
-            if t.state == "complete" and t.value is not None and is_better(t.value, best.value if best else None, self.direction):
-                best = t
-        return best
+        return best_trial(self.trials, self.direction)
 
     @property
     def best_params(self) -> dict[str, Any]:

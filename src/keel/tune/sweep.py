@@ -9,7 +9,7 @@ from typing import Any
 
 from keel.core.entities import RunStatus
 from keel.core.errors import InvalidArgument
-from keel.tune.trials import TrialRecord, _remote_entry, finish_trial, is_better, run_inline, split_result, start_trial
+from keel.tune.trials import TrialRecord, _remote_entry, best_trial, finish_trial, run_inline, split_result, start_trial
 
 DIRECTIONS = ("maximize", "minimize")
 
@@ -23,11 +23,7 @@ class SweepResult:
 
     @property
     def best(self) -> TrialRecord | None:
-        best: TrialRecord | None = None
-        for t in self.trials:
-            if t.state == "complete" and t.value is not None and is_better(t.value, best.value if best else None, self.direction):
-                best = t
-        return best
+        return best_trial(self.trials, self.direction)
 
 
 def run_trials_on_executor(

@@ -131,6 +131,14 @@ def finish_trial(client: Any, record: TrialRecord, metric: str) -> None:
     client.end_run(record.run_id, status)
 
 
+def best_trial(trials: list[TrialRecord], direction: str) -> TrialRecord | None:
+    best: TrialRecord | None = None
+    for t in trials:
+        if t.state == "complete" and t.value is not None and is_better(t.value, best.value if best else None, direction):
+            best = t
+    return best
+
+
 def is_better(value: float, best: float | None, direction: str) -> bool:
     if value is None or math.isnan(value):
         return False
