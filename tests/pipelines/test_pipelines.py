@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -63,7 +64,10 @@ def test_run_records_pipeline_and_step_runs(make_module) -> None:  # type: ignor
     total = steps["total"]
     assert total.params == {"scale": "2.0"} and total.metrics["count"].value == 5  # logged inside the step
     assert client.read_artifact(steps["load"].id, "logs/attempt-1.txt") == b"loading 10\n"
-    assert "output" not in total.tags and total.tags["keel.cached"] == "false"
+    assert total.tags["keel.cached"] == "false"
+    split_output = steps["split"].tags["keel.output"]
+    assert json.loads(total.tags["keel.inputs"]) == {"split": split_output}  # lineage: which output it read
+    assert [a.path for a in client.list_artifacts(steps["split"].id)] == ["output.pkl"]  # it printed nothing
 
 
 def test_second_run_is_cached_and_params_invalidate_only_what_they_reach(make_module) -> None:  # type: ignore[no-untyped-def]

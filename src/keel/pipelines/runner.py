@@ -85,6 +85,11 @@ def _plain_params(node: Node) -> dict[str, Any]:
     return {k: v for k, v in bound.items() if isinstance(v, (str, int, float, bool)) and len(str(v)) < 500}
 
 
+def _inputs_tag(node: Node, outputs: dict[str, OutputRef]) -> str:
+    """Which upstream outputs a step read: ``{"step": "sha256 or dataset ref"}``, for lineage queries."""
+    return json.dumps({d: outputs[d].sha256 or outputs[d].dataset for d in sorted(node.deps)})
+
+
 def _arguments(value: Any, outputs: dict[str, OutputRef]) -> Any:
     if isinstance(value, StepOutput):
         return Upstream(outputs[value.node_id], value.index)
@@ -212,7 +217,7 @@ def _schedule(
             step_run = client.create_run(
                     None, node_id, parent_run_id=run.id, capture_code=False, params=_plain_params(node),
                     tags={"keel.kind": "step", "keel.step": node.step.name, "keel.cache_key": key, "keel.cached": "false",
-                          "keel.code_hash": node.step.code_hash},
+                          "keel.code_hash": node.step.code_hash, "keel.inputs": _inputs_tag(node, result.outputs)},
                 )  # fmt: skip
             task = StepTask(
                     node_id, node.step.name, node.step.fn, _arguments(node.args, result.outputs),
