@@ -1,6 +1,7 @@
 """The tracking-store contract on SQLite, PostgreSQL and the REST store against a real server."""
 
 from keel.testing.dataset_contract import DatasetStoreContract, PipelineStoreContract
+from keel.testing.model_contract import ModelStoreContract
 from keel.testing.store_contract import TrackingStoreContract
 
 
@@ -13,4 +14,8 @@ class TestDatasetStore(DatasetStoreContract):
 
 
 class TestPipelineStore(PipelineStoreContract):
+    pass
+
+
+class TestModelStore(ModelStoreContract):
     pass

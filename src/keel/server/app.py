@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from keel.core.errors import KeelError
 from keel.server.responses import OrjsonResponse
-from keel.server.routes import artifacts, datasets, pipelines, tracking
+from keel.server.routes import artifacts, datasets, models, pipelines, tracking
 from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import TrackingStore
 
@@ -43,7 +43,7 @@ def create_app(store: TrackingStore, artifact_store: ArtifactStore) -> FastAPI:
     app = FastAPI(title="keel", version=__version__, default_response_class=OrjsonResponse)
     app.state.store = store
     app.state.artifacts = artifact_store
-    routers = (tracking, artifacts, datasets, pipelines)
+    routers = (tracking, artifacts, datasets, pipelines, models)
     for router in [r for module in routers for r in (module.read, module.write)]:
         app.include_router(router)
 

@@ -110,3 +110,22 @@ class StepCacheIn(_Body):
     run_id: str
     step: str
     outputs: dict[str, Any]
+
+
+class ModelVersionIn(_Body):
+    name: str
+    flavor: str
+    artifact_sha256: str
+    size: int
+    signature: dict[str, Any]
+    source_run: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    datasets: list[str] = Field(default_factory=list)
+    requirements: list[str] = Field(default_factory=list)
+    description: str = ""
+
+
+class AliasIn(_Body):
+    version: int | None
+    actor: str = ""
+    reason: str = ""

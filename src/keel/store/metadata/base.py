@@ -31,6 +31,7 @@ from keel.core.entities import (
     RunStatus,
 )
 from keel.store.metadata.datasets import DatasetStore
+from keel.store.metadata.models import ModelStore
 from keel.store.metadata.pipelines import PipelineStore
 
 MetricRow = tuple[str, str, float, int, int]
@@ -46,6 +47,11 @@ class TrackingStore(abc.ABC):
     @abc.abstractmethod
     def datasets(self) -> DatasetStore:
         """Dataset versions, lineage and validation records, on the same backend."""
+
+    @property
+    @abc.abstractmethod
+    def models(self) -> ModelStore:
+        """The model registry, on the same backend."""
 
     @property
     @abc.abstractmethod

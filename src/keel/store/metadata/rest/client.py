@@ -18,6 +18,7 @@ from keel.store.metadata.rest import wire
 
 if TYPE_CHECKING:
     from keel.store.metadata.rest.datasets import RestDatasetStore
+    from keel.store.metadata.rest.models import RestModelStore
     from keel.store.metadata.rest.pipelines import RestPipelineStore
 
 API = "/api/v1"
@@ -44,6 +45,12 @@ class RestStore(TrackingStore):
 
     def __repr__(self) -> str:
         return f"RestStore({self.uri!r})"
+
+    @property
+    def models(self) -> RestModelStore:
+        from keel.store.metadata.rest.models import RestModelStore
+
+        return RestModelStore(self)
 
     @property
     def pipelines(self) -> RestPipelineStore:

@@ -192,3 +192,54 @@ step_cache = Table(
     Column("outputs", Text, nullable=False),  # JSON: how to load the step's outputs
     Column("created_at", BigInteger, nullable=False),
 )
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("flavor", String(32), nullable=False),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("signature", Text, nullable=False),  # JSON
+    Column("source_run", String(32), ForeignKey("runs.id")),
+    Column("metrics", Text, nullable=False),  # JSON snapshot of the source run's metrics
+    Column("datasets", Text, nullable=False),  # JSON list of training dataset refs
+    Column("requirements", Text, nullable=False),  # JSON list of "package==version"
+    Column("description", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_model_versions_number"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_alias_history_model_alias_at", "model_id", "alias", "at"),
+)

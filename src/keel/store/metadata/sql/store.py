@@ -41,6 +41,7 @@ from keel.store.metadata.sql import statements as q
 
 if TYPE_CHECKING:
     from keel.store.metadata.sql.datasets import SqlDatasetStore
+    from keel.store.metadata.sql.models import SqlModelStore
     from keel.store.metadata.sql.pipelines import SqlPipelineStore
 from keel.store.metadata.sql.engine import ensure_schema, make_engine
 
@@ -101,6 +102,13 @@ class SqlStore(TrackingStore):
 
             self._datasets = SqlDatasetStore(self)
         return self._datasets
+
+    @property
+    def models(self) -> SqlModelStore:
+        """The model registry on the same database."""
+        from keel.store.metadata.sql.models import SqlModelStore
+
+        return SqlModelStore(self)
 
     @property
     def pipelines(self) -> SqlPipelineStore:

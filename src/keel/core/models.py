@@ -1,0 +1,39 @@
+"""Model registry entities: immutable versions, aliases, and the history of alias moves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    id: int
+    name: str
+    version: int
+    flavor: str
+    artifact_sha256: str
+    size: int
+    signature: dict[str, Any] = field(default_factory=dict)
+    source_run: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    datasets: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+    description: str = ""
+    created_at: int = 0
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class AliasChange:
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str
+    at: int

@@ -1,0 +1,71 @@
+"""``RestModelStore``: the model registry over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from keel.core.models import AliasChange, ModelVersion
+from keel.store.metadata.models import ModelStore
+
+if TYPE_CHECKING:
+    from keel.store.metadata.rest.client import RestStore
+
+
+def version_to_json(mv: ModelVersion) -> dict[str, Any]:
+    data = asdict(mv)
+    data["datasets"], data["requirements"], data["aliases"] = list(mv.datasets), list(mv.requirements), list(mv.aliases)
+    return data
+
+
+def version_from_json(d: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(**{**d, "datasets": tuple(d["datasets"]), "requirements": tuple(d["requirements"]),
+                           "aliases": tuple(d["aliases"])})  # fmt: skip
+
+
+class RestModelStore(ModelStore):
+    def __init__(self, store: RestStore) -> None:
+        self._call = store._call
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        flavor: str,
+        artifact_sha256: str,
+        size: int,
+        signature: Mapping[str, Any],
+        source_run: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        datasets: Sequence[str] = (),
+        requirements: Sequence[str] = (),
+        description: str = "",
+    ) -> ModelVersion:
+        body = {
+            "name": name, "flavor": flavor, "artifact_sha256": artifact_sha256, "size": size, "signature": dict(signature),
+            "source_run": source_run, "metrics": dict(metrics or {}), "datasets": list(datasets),
+            "requirements": list(requirements), "description": description,
+        }  # fmt: skip
+        return version_from_json(self._call("POST", "/models/versions", body))
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return version_from_json(self._call("GET", f"/models/{quote(name)}/versions/{int(version)}"))
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return [version_from_json(d) for d in self._call("GET", f"/models/{quote(name)}/versions")]
+
+    def list_models(self) -> list[ModelVersion]:
+        return [version_from_json(d) for d in self._call("GET", "/models")]
+
+    def resolve_alias(self, name: str, alias: str) -> ModelVersion:
+        return version_from_json(self._call("GET", f"/models/{quote(name)}/aliases/{quote(alias)}"))
+
+    def set_alias(self, name: str, alias: str, version: int | None, *, actor: str, reason: str) -> AliasChange:
+        body = {"version": version, "actor": actor, "reason": reason}
+        return AliasChange(**self._call("PUT", f"/models/{quote(name)}/aliases/{quote(alias)}", body))
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
+        params = {"alias": alias} if alias is not None else None
+        return [AliasChange(**d) for d in self._call("GET", f"/models/{quote(name)}/history", params=params)]
