@@ -1,0 +1,195 @@
+"""Registering, loading and promoting models.
+
+>>> v = keel.registry.register(model, "churn", input_example=X[:5])          # doctest: +SKIP
+>>> keel.registry.promote("churn", v.version, "production", rules=["auc >= 0.9"])  # doctest: +SKIP
+>>> model = keel.registry.load("models:/churn@production")                     # doctest: +SKIP
+>>> model.predict(records)                                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from keel.core.errors import Conflict, InvalidArgument
+from keel.core.hooks import emit
+from keel.core.models import AliasChange, ModelVersion
+from keel.registry import flavors
+from keel.registry.signature import infer_signature, validate_input
+
+_URI = re.compile(
+    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}?)(?:@(?P<alias>[a-z][a-z0-9_\-]{0,63})|/(?P<version>\d+))?$"
+)
+
+
+class PromotionRefused(Conflict):
+    code = "promotion_refused"
+
+
+@dataclass
+class LoadedModel:
+    """A registered model in memory: ``predict``/``predict_proba`` take pandas, polars, Arrow, numpy or records,
+    checked against the version's signature first."""
+
+    version: ModelVersion
+    model: Any = field(repr=False)
+
+    def _input(self, data: Any) -> Any:
+        return validate_input(data, self.version.signature)
+
+    def predict(self, data: Any) -> Any:
+        return self.model.predict(self._input(data))
+
+    def predict_proba(self, data: Any) -> Any:
+        if not hasattr(self.model, "predict_proba"):
+            raise InvalidArgument(f"model {self.version.uri} ({type(self.model).__name__}) has no predict_proba")
+        return self.model.predict_proba(self._input(data))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "predict_proba" or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+
+def _client(client: Any) -> Any:
+    from keel.tracking.fluent import get_client
+
+    return client or get_client()
+
+
+def register(
+    model: Any,
+    name: str,
+    *,
+    run: Any = None,
+    input_example: Any = None,
+    description: str = "",
+    client: Any = None,
+) -> ModelVersion:
+    """Store ``model`` and create its next immutable version, with flavor, signature, source run (default:
+    the active run), that run's metrics and training datasets (its inputs), and requirements."""
+    from keel.tracking.fluent import active_run
+
+    client = _client(client)
+    flavor = flavors.detect(model)
+    data, fmt, reqs = flavors.save(model, flavor)
+    output = None
+    if input_example is not None:
+        try:
+            output = model.predict(input_example)
+        except Exception as exc:  # noqa: BLE001 - the example must work with the model
+            raise InvalidArgument(f"the model cannot predict its input_example: {type(exc).__name__}: {exc}") from None
+    signature = {
+        **infer_signature(input_example, output),
+        "format": fmt,
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+    }
+    run_id = run if isinstance(run, str) else getattr(run, "id", None)
+    if run is None and active_run() is not None:
+        run_id = active_run().id  # type: ignore[union-attr]
+    metrics: dict[str, float] = {}
+    datasets: list[str] = []
+    if run_id is not None:
+        client.flush()  # the run's buffered metrics belong in the snapshot
+        source = client.get_run(run_id)
+        metrics = {k: m.value for k, m in source.metrics.items()}
+        datasets = [link.version.ref for link in client.store.datasets.versions_of_run(run_id) if link.direction == "input"]
+    blob = client.artifacts.put_bytes(data)
+    version = client.store.models.create_version(
+        name, flavor=flavor, artifact_sha256=blob.sha256, size=blob.size, signature=signature, source_run=run_id,
+        metrics=metrics, datasets=datasets, requirements=reqs, description=description,
+    )  # fmt: skip
+    emit("model.version_created", {"model": name, "version": version.version, "uri": version.uri})
+    return version
+
+
+def resolve(uri: str, client: Any = None) -> ModelVersion:
+    """``models:/name@alias``, ``models:/name/3`` or ``models:/name`` (the latest version)."""
+    m = _URI.match(uri) if isinstance(uri, str) else None
+    if not m:
+        raise InvalidArgument.for_field("model URI", uri, "'models:/name@alias', 'models:/name/3' or 'models:/name'")
+    store = _client(client).store.models
+    if m.group("alias"):
+        return store.resolve_alias(m.group("name"), m.group("alias"))
+    if m.group("version"):
+        return store.get_version(m.group("name"), int(m.group("version")))
+    return store.list_versions(m.group("name"))[-1]
+
+
+def load(uri: str, client: Any = None) -> LoadedModel:
+    """Load a version: its bytes are verified against their hash before they are deserialised."""
+    client = _client(client)
+    version = resolve(uri, client)
+    data = client.artifacts.get_bytes(version.artifact_sha256)  # raises IntegrityError on tampering
+    return LoadedModel(version, flavors.load(data, version.signature.get("format", "pickle")))
+
+
+def promote(
+    name: str,
+    version: int,
+    alias: str,
+    *,
+    rules: list[str] | None = None,
+    require_valid_data: bool = False,
+    actor: str = "",
+    reason: str = "",
+    client: Any = None,
+) -> AliasChange:
+    """Point ``alias`` at ``version`` if every gate holds: ``rules`` on the version's metrics (rules with
+    ``baseline`` compare with the version the alias points to now), and with ``require_valid_data``
+    a passing validation of each training dataset. A refusal names the rule that failed."""
+    import getpass
+
+    from keel.evaluation.gate import parse_rule
+
+    client = _client(client)
+    store = client.store.models
+    candidate = store.get_version(name, version)
+    try:
+        current = store.resolve_alias(name, alias)
+    except Exception:  # noqa: BLE001 - no version holds the alias yet
+        current = None
+    failures: list[str] = []
+    for text in rules or []:
+        rule = parse_rule(text)
+        if rule.metric not in candidate.metrics:
+            raise InvalidArgument(f"version {candidate.version} of {name!r} has no metric {rule.metric!r}; it has: "
+                                  f"{', '.join(sorted(candidate.metrics)) or 'none'}")  # fmt: skip
+        base = None
+        if rule.kind != "absolute":
+            if current is None:
+                continue  # nothing to compare with yet: the first holder of an alias passes comparisons
+            if rule.metric not in current.metrics:
+                raise InvalidArgument(f"the current {alias} (version {current.version}) has no metric {rule.metric!r}")
+            base = current.metrics[rule.metric]
+        value, threshold = candidate.metrics[rule.metric], rule.threshold(base)
+        import operator
+
+        ops = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+        if not ops[rule.op](value, threshold):
+            failures.append(f"{text!r}: {rule.metric} is {value:.6g}, threshold {threshold:.6g}")
+    if require_valid_data:
+        if not candidate.datasets:
+            failures.append("no training dataset is recorded for this version, so its validation cannot be checked")
+        for ref in candidate.datasets:
+            from keel.data.dataset_versions import resolve as resolve_dataset
+
+            records = client.store.datasets.list_validations(resolve_dataset(ref, client).id)
+            if not records or not records[0].passed:
+                failures.append(f"training data {ref} has {'no validation' if not records else 'a failed validation'}")
+    if failures:
+        raise PromotionRefused(f"promotion of {name} version {version} to {alias!r} refused: {'; '.join(failures)}")
+    change = store.set_alias(name, alias, version, actor=actor or getpass.getuser(), reason=reason)
+    emit("model.alias_moved", {"model": name, "alias": alias, "from": change.from_version, "to": change.to_version})
+    return change
+
+
+def history(name: str, alias: str | None = None, client: Any = None) -> list[AliasChange]:
+    return _client(client).store.models.alias_history(name, alias)
+
+
+def alias_at(name: str, alias: str, at_ms: int, client: Any = None) -> int | None:
+    """Which version ``alias`` pointed to at a moment (ms since the epoch): "what was production on 3 March?"."""
+    moves = [c for c in history(name, alias, client) if c.at <= at_ms]
+    return moves[-1].to_version if moves else None
