@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from keel.cli import data, gate, pipeline, quickstart, runs, server
+from keel.cli import data, gate, models, pipeline, quickstart, runs, server
 from keel.core.errors import KeelError
 
 try:  # typer >= 0.24 vendors click; older releases use click itself
@@ -29,6 +29,7 @@ app = typer.Typer(
 app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(models.app, name="models")
 app.command("gate")(gate.gate)
 app.command("server")(server.server)
 app.command("quickstart")(quickstart.quickstart)

@@ -1,8 +1,9 @@
 """Flavors: how a kind of model is saved and loaded. Detected from the object.
 
 scikit-learn estimators and pipelines are saved with skops (a format that loads without
-running arbitrary code) when it can represent them, else with cloudpickle; any other
-object with ``predict`` uses the generic Python flavor (cloudpickle). Bytes are verified
+running arbitrary code) when it can represent them, else with cloudpickle; XGBoost and
+LightGBM models have their own flavors (saved with cloudpickle for now); any other object
+with ``predict`` uses the generic Python flavor (cloudpickle). Bytes are verified
 against their hash before any flavor sees them.
 """
 
@@ -34,6 +35,11 @@ def requirements(packages: tuple[str, ...]) -> list[str]:
 def detect(model: Any) -> str:
     if not hasattr(model, "predict") or not callable(model.predict):
         raise InvalidArgument.for_field("model", type(model).__name__, "an object with a predict method")
+    module = type(model).__module__
+    if module.startswith("xgboost"):
+        return "xgboost"
+    if module.startswith("lightgbm"):
+        return "lightgbm"
     return "sklearn" if _is_sklearn(model) else "python"
 
 
@@ -52,6 +58,9 @@ def save(model: Any, flavor: str) -> tuple[bytes, str, list[str]]:
             return data, "skops", requirements(("scikit-learn", "numpy", "scipy", "skops"))
         except Exception:  # noqa: BLE001 - skops cannot represent every estimator: fall back, and say so
             return cloudpickle.dumps(model), "pickle", requirements(("scikit-learn", "numpy", "scipy", "cloudpickle"))
+    if flavor in ("xgboost", "lightgbm"):
+        package = "xgboost-cpu" if flavor == "xgboost" and _version("xgboost-cpu") else flavor
+        return cloudpickle.dumps(model), "pickle", requirements((package, "scikit-learn", "numpy", "cloudpickle"))
     return cloudpickle.dumps(model), "pickle", requirements(("numpy", "cloudpickle"))
 
 

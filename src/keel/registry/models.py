@@ -122,6 +122,10 @@ def load(uri: str, client: Any = None) -> LoadedModel:
     client = _client(client)
     version = resolve(uri, client)
     data = client.artifacts.get_bytes(version.artifact_sha256)  # raises IntegrityError on tampering
+    if version.signature.get("format") == "onnx":
+        from keel.registry.onnx_export import OnnxModel
+
+        return LoadedModel(version, OnnxModel(data))
     return LoadedModel(version, flavors.load(data, version.signature.get("format", "pickle")))
 
 

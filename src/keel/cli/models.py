@@ -1,0 +1,130 @@
+"""``keel models list|show|register|promote|history|export|card``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+from rich.table import Table
+
+from keel.cli.output import console, fmt_num, fmt_time
+from keel.core.errors import InvalidArgument
+
+app = typer.Typer(help="The model registry: versions, aliases, promotion, export.", no_args_is_help=True)
+
+
+def _uri(ref: str) -> str:
+    return ref if ref.startswith("models:/") else f"models:/{ref}"
+
+
+@app.command("list")
+def list_models() -> None:
+    """Every registered model with its latest version and aliases."""
+    from keel.tracking.fluent import get_client
+
+    latest = get_client().store.models.list_models()
+    if not latest:
+        console.print("No models yet. Try [bold]keel quickstart[/].")
+        return
+    table = Table(header_style="bold")
+    for col in ("model", "latest", "flavor", "aliases", "registered"):
+        table.add_column(col)
+    store = get_client().store.models
+    for v in latest:
+        aliases = sorted({a for mv in store.list_versions(v.name) for a in (f"{x}->v{mv.version}" for x in mv.aliases)})
+        table.add_row(v.name, f"v{v.version}", v.flavor, ", ".join(aliases) or "-", fmt_time(v.created_at))
+    console.print(table)
+
+
+@app.command("show")
+def show(ref: str = typer.Argument(..., help="name, name@alias or name/version.")) -> None:
+    """A model version: flavor, signature, source run, metrics, training data, requirements."""
+    import keel.registry
+
+    v = keel.registry.resolve(_uri(ref))
+    console.print(f"[bold]{v.uri}[/]  flavor {v.flavor} ({v.signature.get('format')}), {v.size:,} bytes, "
+                  f"aliases {', '.join(v.aliases) or '-'}")  # fmt: skip
+    console.print(
+        f"source run {v.source_run or '-'}   training data {', '.join(v.datasets) or '-'}   registered {fmt_time(v.created_at)}"
+    )
+    inputs = v.signature.get("inputs", {})
+    if inputs.get("type") == "dataframe":
+        cols = ", ".join(f"{c['name']}:{c['kind']}" for c in inputs["columns"][:8])
+        more = len(inputs["columns"]) - 8
+        console.print(f"signature: {len(inputs['columns'])} columns ({cols}{f', +{more}' if more > 0 else ''})")
+    elif inputs:
+        console.print(f"signature: tensor {inputs.get('dtype')} {inputs.get('shape')}")
+    if v.metrics:
+        console.print("metrics: " + ", ".join(f"{k} {fmt_num(x)}" for k, x in sorted(v.metrics.items())))
+    console.print("requirements: " + (", ".join(v.requirements) or "-"))
+
+
+@app.command("register")
+def register(
+    run: str = typer.Option(..., help="The run holding the model artifact."),
+    artifact: str = typer.Option("output.pkl", help="The artifact's path in the run (a pickled model)."),
+    name: str = typer.Option(..., "--name", "-n", help="Model name."),
+) -> None:
+    """Register a model stored as an artifact of a run (e.g. a pipeline's fit step)."""
+    import pickle
+
+    import keel.registry
+    from keel.tracking.fluent import get_client
+
+    client = get_client()
+    model = pickle.loads(client.read_artifact(run, artifact))  # verified against its hash first
+    version = keel.registry.register(model, name, run=run)
+    console.print(f"registered [bold]{version.uri}[/] ({version.flavor}) from run {run[:12]}")
+
+
+@app.command("promote")
+def promote(
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    alias: str = typer.Argument(..., help="e.g. production, staging, challenger."),
+    rule: list[str] = typer.Option([], "--rule", "-r", help="Gate on the version's metrics, e.g. 'auc >= baseline'."),
+    require_valid_data: bool = typer.Option(False, help="Refuse unless every training dataset has a passing validation."),
+    reason: str = typer.Option("", help="Why (kept in the history)."),
+) -> None:
+    """Point an alias at a version if its gates hold. Exit code 1 when refused."""
+    import keel.registry
+
+    try:
+        change = keel.registry.promote(
+            name, version, alias, rules=list(rule), require_valid_data=require_valid_data, reason=reason
+        )
+    except keel.registry.PromotionRefused as exc:
+        typer.echo(f"keel: refused: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    was = f"v{change.from_version}" if change.from_version else "nothing"
+    console.print(f"{name}@{alias}: {was} -> [bold]v{change.to_version}[/] (by {change.actor})")
+
+
+@app.command("history")
+def history(
+    name: str = typer.Argument(...),
+    alias: str = typer.Option(None, help="Only this alias."),
+    at: str = typer.Option(None, help="What the alias pointed to at this time (ISO date), e.g. 2026-03-03."),
+) -> None:
+    """Who moved which alias, when, from which version to which, and why."""
+    import keel.registry
+
+    if at is not None:
+        if alias is None:
+            raise InvalidArgument.for_field("--at", at, "used with --alias")
+        try:
+            moment = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise InvalidArgument.for_field("--at", at, "an ISO date or time, e.g. 2026-03-03 or 2026-03-03T12:00") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        version = keel.registry.alias_at(name, alias, int(moment.timestamp() * 1000))
+        console.print(f"{name}@{alias} at {at}: " + (f"[bold]v{version}[/]" if version else "nothing"))
+        return
+    table = Table(header_style="bold")
+    for col in ("when", "alias", "from", "to", "who", "why"):
+        table.add_column(col)
+    for c in keel.registry.history(name, alias):
+        table.add_row(fmt_time(c.at), c.alias, f"v{c.from_version}" if c.from_version else "-",
+                      f"v{c.to_version}" if c.to_version else "removed", c.actor, c.reason)  # fmt: skip
+    console.print(table)

@@ -1,0 +1,256 @@
+"""ONNX versions, edge bundles and model cards, all generated from what the registry already knows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keel.core.html import esc, fmt, page
+from keel.core.models import ModelVersion
+from keel.registry import flavors
+from keel.registry.models import _client, load, resolve
+from keel.registry.onnx_export import OnnxModel, ParityFailed, parity, to_onnx
+
+HOLDOUT_ROWS = 1000
+
+
+def _feature_columns(version: ModelVersion) -> list[str] | None:
+    inputs = version.signature.get("inputs", {})
+    return [c["name"] for c in inputs["columns"]] if inputs.get("type") == "dataframe" else None
+
+
+def holdout_rows(version: ModelVersion, data: Any = None, client: Any = None) -> np.ndarray:
+    """Rows to check parity on: ``data`` if given, else the first rows of the version's training dataset."""
+    from keel.data.dataset_versions import get
+
+    columns = _feature_columns(version)
+    if data is None:
+        if not version.datasets:
+            raise ParityFailed(f"{version.uri} records no training dataset; pass held-out rows to check parity on")
+        data = get(version.datasets[0], run=False, client=_client(client))
+    from keel.registry.signature import to_frame_or_array
+
+    converted = to_frame_or_array(data)
+    if columns is not None and hasattr(converted, "columns"):
+        converted = converted[columns]
+    return np.asarray(converted, dtype=np.float64)[:HOLDOUT_ROWS]
+
+
+def export_onnx(uri: str, data: Any = None, client: Any = None) -> ModelVersion:
+    """Convert a version to ONNX, check parity on held-out rows, and register the ONNX model as the next
+    version (flavor ``onnx``) with the parity recorded in its metrics. A failed parity refuses the export."""
+    client = _client(client)
+    loaded = load(uri, client)
+    source = loaded.version
+    X = holdout_rows(source, data, client)
+    onnx_bytes = to_onnx(loaded.model, X.shape[1])
+    result = parity(loaded.model, OnnxModel(onnx_bytes), X, _feature_columns(source))
+    if not result.ok:
+        raise ParityFailed(
+            f"ONNX export of {source.uri} refused: label agreement {result.label_agreement:.4%}, "
+            f"max probability difference {result.max_proba_diff} on {result.rows} rows"
+        )
+    blob = client.artifacts.put_bytes(onnx_bytes)
+    parity_metrics = {"onnx_label_agreement": result.label_agreement, "onnx_parity_rows": float(result.rows)}
+    if result.max_proba_diff is not None:
+        parity_metrics["onnx_max_proba_diff"] = result.max_proba_diff
+    signature = {**source.signature, "format": "onnx", "exported_from": source.version, "parity": parity_metrics}
+    return client.store.models.create_version(  # type: ignore[no-any-return]
+        source.name, flavor="onnx", artifact_sha256=blob.sha256, size=blob.size, signature=signature,
+        source_run=source.source_run, metrics={**source.metrics, **parity_metrics}, datasets=source.datasets,
+        requirements=flavors.requirements(("onnxruntime", "numpy")), description=f"ONNX export of version {source.version}",
+    )  # fmt: skip
+
+
+PREDICTOR = '''"""A self-contained predictor for this bundle: needs only numpy and onnxruntime.
+
+    from predictor import Predictor
+    p = Predictor()                      # the folder this file is in
+    p.predict([{"feature": 1.0, ...}])   # records, or a 2-D array in signature order
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+HERE = Path(__file__).resolve().parent
+
+
+class Predictor:
+    def __init__(self, folder=HERE):
+        folder = Path(folder)
+        self.signature = json.loads((folder / "signature.json").read_text())
+        inputs = self.signature.get("inputs", {})
+        self.columns = [c["name"] for c in inputs.get("columns", [])]
+        self.session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def _matrix(self, rows):
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+            missing = [c for c in self.columns if c not in rows[0]]
+            if missing:
+                raise ValueError(f"missing inputs: {missing}")
+            rows = [[row[c] for c in self.columns] for row in rows]
+        matrix = np.asarray(rows, dtype=np.float32)
+        if matrix.ndim != 2 or (self.columns and matrix.shape[1] != len(self.columns)):
+            raise ValueError(f"expected rows of {len(self.columns)} values, got shape {matrix.shape}")
+        return matrix
+
+    def predict(self, rows):
+        return np.asarray(self.session.run(None, {self.input: self._matrix(rows)})[0]).ravel()
+
+    def predict_proba(self, rows):
+        return np.asarray(self.session.run(None, {self.input: self._matrix(rows)})[1])
+'''
+
+BUNDLE_TEST = '''"""The bundle's own test: python test_predictor.py (or pytest). Needs only numpy and onnxruntime."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from predictor import Predictor
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_predictor_reproduces_the_registered_model():
+    samples = json.loads((HERE / "samples.json").read_text())
+    p = Predictor(HERE)
+    assert p.predict(samples["rows"]).tolist() == samples["labels"]
+    if "proba" in samples:
+        assert np.max(np.abs(p.predict_proba(samples["rows"]) - np.asarray(samples["proba"]))) < 1e-3
+    assert not {"sklearn", "keel", "pandas"} & set(sys.modules), "the bundle must not need them"
+
+
+if __name__ == "__main__":
+    test_predictor_reproduces_the_registered_model()
+    print("ok")
+'''
+
+
+def edge_bundle(uri: str, dest: str | Path, *, data: Any = None, zip_it: bool = True, client: Any = None) -> Path:
+    """A folder (and zip) with model.onnx, signature.json, model_card.md, predictor.py, samples and a test.
+
+    ``uri`` may name an ONNX version or any version (exported first, parity checked)."""
+    client = _client(client)
+    version = resolve(uri, client)
+    onnx_version = version if version.flavor == "onnx" else export_onnx(uri, data, client)
+    source = client.store.models.get_version(onnx_version.name, onnx_version.signature.get("exported_from", onnx_version.version))
+    folder = Path(dest)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(client.artifacts.get_bytes(onnx_version.artifact_sha256))
+    (folder / "signature.json").write_text(json.dumps(onnx_version.signature, indent=2))
+    (folder / "model_card.md").write_text(card_markdown(onnx_version.name, onnx_version.version, client=client))
+    (folder / "predictor.py").write_text(PREDICTOR)
+    (folder / "test_predictor.py").write_text(BUNDLE_TEST)
+    original = load(source.uri, client).model
+    X = holdout_rows(source, data, client)[:20]
+    columns = _feature_columns(source)
+    rows = [dict(zip(columns, map(float, r), strict=True)) for r in X] if columns else X.tolist()
+    native: Any = X
+    if columns:
+        import pandas as pd
+
+        native = pd.DataFrame(X, columns=columns)
+    samples: dict[str, Any] = {"rows": rows, "labels": np.asarray(original.predict(native)).ravel().tolist()}
+    if hasattr(original, "predict_proba"):
+        samples["proba"] = np.asarray(original.predict_proba(native)).tolist()
+    (folder / "samples.json").write_text(json.dumps(samples))
+    if zip_it:
+        with zipfile.ZipFile(folder.with_suffix(".zip"), "w", zipfile.ZIP_DEFLATED) as zf:
+            for file in sorted(folder.iterdir()):
+                zf.write(file, file.name)
+    return folder
+
+
+def card_data(name: str, version: int, client: Any = None, **fields: str) -> dict[str, Any]:
+    """Everything a model card says, from lineage: the version, its run, its data, its aliases."""
+    client = _client(client)
+    v = client.store.models.get_version(name, version)
+    run = client.get_run(v.source_run) if v.source_run else None
+    data = []
+    for ref in v.datasets:
+        from keel.data.dataset_versions import resolve as resolve_dataset
+
+        ds = resolve_dataset(ref, client)
+        profile = client.store.datasets.get_profile(ds.id) or {"columns": {}}
+        records = client.store.datasets.list_validations(ds.id)
+        missing = sum(c.get("missing", 0) for c in profile["columns"].values())
+        status = "no validation" if not records else ("passed" if records[0].passed else f"failed ({records[0].errors} errors)")
+        data.append({"ref": ref, "rows": ds.row_count, "columns": len(ds.schema), "missing": missing, "validation": status})
+    return {
+        "name": name, "version": version, "flavor": v.flavor, "aliases": list(v.aliases), "uri": v.uri,
+        "purpose": fields.get("purpose", ""), "intended_use": fields.get("intended_use", ""),
+        "limitations": fields.get("limitations", ""), "data": data, "params": dict(run.params) if run else {},
+        "metrics": v.metrics, "history": [c for c in client.store.models.alias_history(name)],
+        "requirements": list(v.requirements), "signature": v.signature,
+    }  # fmt: skip
+
+
+def card_markdown(name: str, version: int, client: Any = None, **fields: str) -> str:
+    d = card_data(name, version, client, **fields)
+    lines = [
+        f"# Model card: {d['name']} v{d['version']}",
+        "",
+        f"Flavor {d['flavor']}; aliases: {', '.join(d['aliases']) or 'none'}.",
+        "",
+    ]
+    lines += ["## Purpose", d["purpose"] or "_Not written yet: say what this model is for._", ""]
+    lines += ["## Intended use", d["intended_use"] or "_Not written yet: who may use it, for what, and for what not._", ""]
+    lines += ["## Training data", ""]
+    lines += [
+        f"- {x['ref']}: {x['rows']:,} rows x {x['columns']} columns, {x['missing']} missing values, validation {x['validation']}"
+        for x in d["data"]
+    ] or ["- none recorded"]
+    lines += ["", "## Parameters", ""] + ([f"- {k}: {val}" for k, val in sorted(d["params"].items())] or ["- none recorded"])
+    lines += ["", "## Evaluation", ""] + (
+        [f"- {k}: {fmt(val)}" for k, val in sorted(d["metrics"].items())] or ["- none recorded"]
+    )
+    lines += ["", "## Known limitations", d["limitations"] or "_Not written yet._", "", "## Alias history", ""]
+    lines += [f"- {c.alias}: v{c.from_version or '-'} -> v{c.to_version or '-'} by {c.actor} ({c.reason or 'no reason given'})"
+              for c in d["history"]] or ["- never promoted"]  # fmt: skip
+    lines += ["", "## Requirements", ""] + [f"- {r}" for r in d["requirements"]]
+    return "\n".join(lines) + "\n"
+
+
+def card_html(name: str, version: int, client: Any = None, **fields: str) -> str:
+    md = card_markdown(name, version, client, **fields)
+    body = []
+    for line in md.splitlines():
+        if line.startswith("# "):
+            continue
+        if line.startswith("## "):
+            body.append(f"<h2>{esc(line[3:])}</h2>")
+        elif line.startswith("- "):
+            body.append(f"<li>{esc(line[2:])}</li>")
+        elif line:
+            body.append(f"<p>{esc(line.strip('_'))}</p>")
+    return page(f"Model card: {name} v{version}", "".join(body))
+
+
+def write_card(name: str, version: int, dest: str | Path, client: Any = None, **fields: str) -> tuple[Path, Path]:
+    """Write the card as Markdown and offline HTML into ``dest``, and attach both to the version's run."""
+    client = _client(client)
+    folder = Path(dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    md, html = card_markdown(name, version, client, **fields), card_html(name, version, client, **fields)
+    md_path, html_path = folder / f"{name}-v{version}.md", folder / f"{name}-v{version}.html"
+    md_path.write_text(md)
+    html_path.write_text(html)
+    v = client.store.models.get_version(name, version)
+    if v.source_run:
+        client.log_text(v.source_run, md, f"model_card/{name}-v{version}.md")
+        client.log_text(v.source_run, html, f"model_card/{name}-v{version}.html")
+    return md_path, html_path
