@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -128,3 +129,55 @@ def history(
         table.add_row(fmt_time(c.at), c.alias, f"v{c.from_version}" if c.from_version else "-",
                       f"v{c.to_version}" if c.to_version else "removed", c.actor, c.reason)  # fmt: skip
     console.print(table)
+
+
+@app.command("export")
+def export(
+    ref: str = typer.Argument(..., help="name@alias or name/version."),
+    format: str = typer.Option("onnx", "--format", help="Only onnx for now."),
+    bundle: Path = typer.Option(None, help="Also write an edge bundle (folder and .zip) here."),
+    data: str = typer.Option(None, help="Held-out rows for the parity check: a dataset reference (default: the training data)."),
+) -> None:
+    """Convert to ONNX, check parity with the original, register the ONNX version; optionally bundle it for the edge."""
+    import keel.data
+    import keel.registry
+
+    if format != "onnx":
+        raise InvalidArgument.for_field("--format", format, "'onnx'")
+    rows = keel.data.get(data, run=False) if data else None
+    with console.status("converting and checking parity"):
+        version = keel.registry.export_onnx(_uri(ref), rows)
+    parity = version.signature.get("parity", {})
+    console.print(
+        f"[bold]{version.uri}[/] (onnx): label agreement {parity.get('onnx_label_agreement', 0):.2%}, "
+        f"max probability difference {fmt_num(parity.get('onnx_max_proba_diff'))} "
+        f"on {int(parity.get('onnx_parity_rows', 0))} rows"
+    )
+    if bundle:
+        folder = keel.registry.edge_bundle(version.uri, bundle, data=rows)
+        console.print(f"edge bundle: [bold]{folder}[/] and {folder.with_suffix('.zip')} (numpy + onnxruntime only; "
+                      f"run its test: cd {folder} && python test_predictor.py)")  # fmt: skip
+
+
+@app.command("card")
+def card(
+    ref: str = typer.Argument(..., help="name@alias or name/version."),
+    output: Path = typer.Option(None, "--output", "-o", help="Folder for the .md and .html (default: .keel/cards)."),
+    purpose: str = typer.Option("", help="What the model is for."),
+    intended_use: str = typer.Option("", help="Who may use it, for what, and for what not."),
+    limitations: str = typer.Option("", help="Known limitations."),
+) -> None:
+    """Write the model card (Markdown and offline HTML) from lineage, and attach it to the version's run."""
+    import keel.registry
+    from keel.core.config import load_settings
+
+    v = keel.registry.resolve(_uri(ref))
+    md, html = keel.registry.write_card(
+        v.name,
+        v.version,
+        output or load_settings().home / "cards",
+        purpose=purpose,
+        intended_use=intended_use,
+        limitations=limitations,
+    )
+    console.print(f"model card: [bold]{md}[/] and {html}")

@@ -44,8 +44,10 @@ def quickstart(
     console.print("\n[bold]1. data[/]")
     dataset = _ingest(load_breast_cancer(as_frame=True).frame, settings.home)
     console.print("\n[bold]2. experiments[/]")
-    candidate, baseline, study = _experiments(executor, trials, settings.home)
-    console.print("\n[bold]3. drift[/]")
+    candidate, baseline, study, pipelines = _experiments(executor, trials, settings.home)
+    console.print("\n[bold]3. models[/]")
+    bundle, card = _models(dataset.ref, pipelines, settings.home)
+    console.print("\n[bold]4. drift[/]")
     drift_report = _drift_check(keel.data.get(dataset, run=False), settings.home)
     console.print(f"\ndone in {time.perf_counter() - started:.1f}s")
     console.print("\n[bold]Look further[/]")
@@ -54,6 +56,10 @@ def quickstart(
         (f"keel runs compare {baseline[:12]} {candidate[:12]}", "baseline against the tuned model"),
         (f"keel runs show {study[:12]}", "the study: best trial, history and importances (study.html)"),
         ("keel runs list -f 'metrics.value > 0.99' -o 'metrics.value DESC'", "search the trials"),
+        ("keel models list", "registered models and their aliases"),
+        ("keel models history breast-cancer", "who moved production, when and why"),
+        (f"open {card}", "the model card, written from lineage"),
+        (f"cd {bundle} && python test_predictor.py", "the ONNX edge bundle tests itself with numpy + onnxruntime only"),
         (f"keel data show {dataset.ref}", "the dataset: schema, profile, validations, lineage"),
         (f"open {drift_report}", "reference-vs-current histograms of every column"),
         ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs)"),
@@ -67,8 +73,9 @@ def _print_steps(result: Any, title: str) -> None:
     console.print(f"{title}: {cells}")
 
 
-def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str]:
-    """Baseline pipeline, parallel HPO, tuned pipeline, gate. Returns (candidate, baseline, study) run ids."""
+def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str, tuple[Any, Any]]:
+    """Baseline pipeline, parallel HPO, tuned pipeline, gate. Returns (candidate, baseline, study) run ids and
+    the two pipeline results."""
     import keel.tune as tune
     from keel.cli import quickstart_pipeline as qp
     from keel.evaluation import gate
@@ -118,7 +125,49 @@ def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str]
     trial_runs = [t.run_id for t in sorted(study.trials, key=lambda t: -(t.value or 0.0))]
     report.write_text(runs_report(client, trial_runs, title="keel quickstart: HPO trials (fold-by-fold CV ROC AUC)"))
     console.print(f"trials with their fold curves: [bold]{report}[/]; study history: keel runs show {study.run_id[:12]}")
-    return candidate, baseline, study.run_id
+    return candidate, baseline, study.run_id, (base, tuned)
+
+
+def _models(dataset_ref: str, pipelines: tuple[Any, Any], home: Path) -> tuple[Path, Path]:
+    """Register both models, promote through gates, export production as an ONNX edge bundle, write its card."""
+    import keel.registry as registry
+
+    rules = ["test_roc_auc >= 0.95", "test_roc_auc >= baseline - 0.01"]
+    versions = []
+    for result in pipelines:
+        model, example = result.output_of("fit"), result.output_of("split")[1].head(5)
+        run_id = result.step("evaluate").run_id  # its test metrics are the version's metrics
+        versions.append(registry.register(model, "breast-cancer", run=run_id, input_example=example, datasets=[dataset_ref]))
+    first, second = versions
+    registry.promote("breast-cancer", first.version, "production", rules=rules, require_valid_data=True,
+                     reason="baseline: first model to pass the gates")  # fmt: skip
+    console.print(f"registered {first.uri} ({first.flavor}) and {second.uri}; production -> v{first.version}")
+    try:
+        registry.promote(
+            "breast-cancer", second.version, "production", rules=rules, require_valid_data=True, reason="tuned model"
+        )
+        console.print(f"production -> v{second.version}: the tuned model passed the gates")
+    except registry.PromotionRefused as exc:
+        registry.promote("breast-cancer", second.version, "challenger", reason="tuned, but refused for production")
+        console.print(f"[yellow]promotion of v{second.version} refused[/]: {exc.message.split(': ', 1)[1]}")
+        console.print(f"v{second.version} is the challenger; production stays v{first.version}")
+    production = registry.resolve("models:/breast-cancer@production")
+    with console.status("exporting production to ONNX and checking parity"):
+        folder = registry.edge_bundle(production.uri, home / "bundles" / "breast-cancer")
+    onnx_version = registry.resolve("models:/breast-cancer")
+    parity = onnx_version.signature.get("parity", {})
+    console.print(
+        f"ONNX export {onnx_version.uri}: label agreement {parity.get('onnx_label_agreement', 0):.2%}, "
+        f"max probability difference {fmt_num(parity.get('onnx_max_proba_diff'))}; edge bundle [bold]{folder}[/]"
+    )
+    card, _ = registry.write_card(
+        "breast-cancer", production.version, home / "cards",
+        purpose="Flag breast-tumour measurements that look malignant, for a second look by a clinician.",
+        intended_use="Decision support on the 30 measurements of the Wisconsin dataset; never a diagnosis on its own.",
+        limitations="Trained on 569 historical cases from one source; not validated on other populations or instruments.",
+    )  # fmt: skip
+    console.print(f"model card: [bold]{card}[/]")
+    return folder, card
 
 
 def _ingest(frame: Any, home: Path) -> Any:

@@ -39,7 +39,7 @@ def load(dataset: str) -> Any:
 def split(frame: Any, test_size: float = 0.25, seed: int = 0) -> tuple[Any, Any, Any, Any]:
     from sklearn.model_selection import train_test_split
 
-    X, y = frame.drop(columns=["target"]).to_numpy(), frame["target"].to_numpy()
+    X, y = frame.drop(columns=["target"]), frame["target"]  # frames: models keep their feature names
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
     return X_train, X_test, y_train, y_test
 
@@ -79,7 +79,7 @@ def cv_objective(trial: Any) -> float:
     X_train, _, y_train, _ = split.fn(frame)
     scores = []
     for fold, (tr, va) in enumerate(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(X_train, y_train)):
-        model = make_model(trial["model"], trial.params).fit(X_train[tr], y_train[tr])
-        scores.append(float(roc_auc_score(y_train[va], model.predict_proba(X_train[va])[:, 1])))
+        model = make_model(trial["model"], trial.params).fit(X_train.iloc[tr], y_train.iloc[tr])
+        scores.append(float(roc_auc_score(y_train.iloc[va], model.predict_proba(X_train.iloc[va])[:, 1])))
         trial.report(float(np.mean(scores)), fold)
     return float(np.mean(scores))

@@ -24,11 +24,17 @@ def _feature_columns(version: ModelVersion) -> list[str] | None:
     return [c["name"] for c in inputs["columns"]] if inputs.get("type") == "dataframe" else None
 
 
-def holdout_rows(version: ModelVersion, data: Any = None, client: Any = None) -> np.ndarray:
+def _model_columns(version: ModelVersion, model: Any) -> list[str] | None:
+    """The model's input columns: from the signature, else from what the model was fitted on."""
+    names = _feature_columns(version) or list(getattr(model, "feature_names_in_", []))
+    return [str(n) for n in names] or None
+
+
+def holdout_rows(version: ModelVersion, data: Any = None, client: Any = None, columns: list[str] | None = None) -> np.ndarray:
     """Rows to check parity on: ``data`` if given, else the first rows of the version's training dataset."""
     from keel.data.dataset_versions import get
 
-    columns = _feature_columns(version)
+    columns = columns or _feature_columns(version)
     if data is None:
         if not version.datasets:
             raise ParityFailed(f"{version.uri} records no training dataset; pass held-out rows to check parity on")
@@ -47,9 +53,10 @@ def export_onnx(uri: str, data: Any = None, client: Any = None) -> ModelVersion:
     client = _client(client)
     loaded = load(uri, client)
     source = loaded.version
-    X = holdout_rows(source, data, client)
+    columns = _model_columns(source, loaded.model)
+    X = holdout_rows(source, data, client, columns)
     onnx_bytes = to_onnx(loaded.model, X.shape[1])
-    result = parity(loaded.model, OnnxModel(onnx_bytes), X, _feature_columns(source))
+    result = parity(loaded.model, OnnxModel(onnx_bytes), X, columns)
     if not result.ok:
         raise ParityFailed(
             f"ONNX export of {source.uri} refused: label agreement {result.label_agreement:.4%}, "
@@ -156,8 +163,8 @@ def edge_bundle(uri: str, dest: str | Path, *, data: Any = None, zip_it: bool = 
     (folder / "predictor.py").write_text(PREDICTOR)
     (folder / "test_predictor.py").write_text(BUNDLE_TEST)
     original = load(source.uri, client).model
-    X = holdout_rows(source, data, client)[:20]
-    columns = _feature_columns(source)
+    columns = _model_columns(source, original)
+    X = holdout_rows(source, data, client, columns)[:20]
     rows = [dict(zip(columns, map(float, r), strict=True)) for r in X] if columns else X.tolist()
     native: Any = X
     if columns:

@@ -64,11 +64,12 @@ def register(
     *,
     run: Any = None,
     input_example: Any = None,
+    datasets: list[str] | None = None,
     description: str = "",
     client: Any = None,
 ) -> ModelVersion:
     """Store ``model`` and create its next immutable version, with flavor, signature, source run (default:
-    the active run), that run's metrics and training datasets (its inputs), and requirements."""
+    the active run), that run's metrics, the training datasets (default: the run's inputs), and requirements."""
     from keel.tracking.fluent import active_run
 
     client = _client(client)
@@ -89,16 +90,17 @@ def register(
     if run is None and active_run() is not None:
         run_id = active_run().id  # type: ignore[union-attr]
     metrics: dict[str, float] = {}
-    datasets: list[str] = []
+    training = list(datasets or [])
     if run_id is not None:
         client.flush()  # the run's buffered metrics belong in the snapshot
         source = client.get_run(run_id)
         metrics = {k: m.value for k, m in source.metrics.items()}
-        datasets = [link.version.ref for link in client.store.datasets.versions_of_run(run_id) if link.direction == "input"]
+        if datasets is None:
+            training = [link.version.ref for link in client.store.datasets.versions_of_run(run_id) if link.direction == "input"]
     blob = client.artifacts.put_bytes(data)
     version = client.store.models.create_version(
         name, flavor=flavor, artifact_sha256=blob.sha256, size=blob.size, signature=signature, source_run=run_id,
-        metrics=metrics, datasets=datasets, requirements=reqs, description=description,
+        metrics=metrics, datasets=training, requirements=reqs, description=description,
     )  # fmt: skip
     emit("model.version_created", {"model": name, "version": version.version, "uri": version.uri})
     return version
