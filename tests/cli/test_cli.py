@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,16 @@ def quickstarted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
 def test_quickstart_runs_the_lifecycle_in_an_empty_folder(quickstarted: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     folder, done = quickstarted
     assert done.returncode == 0, done.stderr
-    for text in ("1. data", "2. experiments", "3. drift", "baseline pipeline", "HPO: 8 trials", "gate", "keel server"):
+    for text in (
+        "1. data",
+        "2. experiments",
+        "3. models",
+        "4. drift",
+        "baseline pipeline",
+        "HPO: 8 trials",
+        "gate",
+        "keel server",
+    ):
         assert text in done.stdout
     client = Client(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
     runs = list(client.iter_runs("quickstart"))
@@ -129,3 +139,22 @@ def test_bad_configuration_is_one_line_too(tmp_path: Path) -> None:
     (tmp_path / "keel.toml").write_text("[keel\nstore = ")
     done = keel_cmd(tmp_path, "runs", "list")
     assert done.returncode == 2 and done.stderr.startswith("keel: error:") and "keel.toml is not valid TOML" in done.stderr
+
+
+def test_quickstart_registers_promotes_exports_and_documents(quickstarted: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    folder, done = quickstarted
+    client = Client(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
+    versions = client.store.models.list_versions("breast-cancer")
+    assert [v.flavor for v in versions] == ["sklearn", "sklearn", "onnx"]
+    production = client.store.models.resolve_alias("breast-cancer", "production")
+    assert production.datasets == ("breast-cancer@1",) and "test_roc_auc" in production.metrics
+    moves = client.store.models.alias_history("breast-cancer")
+    assert moves[0].alias == "production" and moves[0].to_version == 1
+    if "promotion of v2 refused" in done.stdout:
+        assert production.version == 1 and client.store.models.resolve_alias("breast-cancer", "challenger").version == 2
+    assert versions[2].signature["exported_from"] == production.version and versions[2].metrics["onnx_label_agreement"] == 1.0
+    bundle = folder / ".keel" / "bundles" / "breast-cancer"
+    ran = subprocess.run([sys.executable, "test_predictor.py"], cwd=bundle, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stderr
+    card = (folder / ".keel" / "cards" / f"breast-cancer-v{production.version}.md").read_text()
+    assert "## Training data" in card and "breast-cancer@1" in card and "validation passed" in card
