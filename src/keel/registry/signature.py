@@ -27,7 +27,24 @@ def to_frame_or_array(data: Any) -> Any:
     )
 
 
+_KINDS: dict[Any, str] = {}
+
+
 def _dtype_kind(dtype: Any) -> str:
+    """The signature kind of a dtype (memoised: dtypes repeat, and this runs on every predict)."""
+    try:
+        return _KINDS[dtype]
+    except (KeyError, TypeError):
+        pass
+    kind = _compute_kind(dtype)
+    try:
+        _KINDS[dtype] = kind
+    except TypeError:
+        pass
+    return kind
+
+
+def _compute_kind(dtype: Any) -> str:
     import pandas as pd
 
     if isinstance(dtype, pd.CategoricalDtype):
@@ -92,23 +109,25 @@ def violations(data: Any, signature: dict[str, Any]) -> list[str]:
         return found
     import pandas as pd
 
-    frame = (
-        data if isinstance(data, pd.DataFrame) else pd.DataFrame(np.asarray(data), columns=[c["name"] for c in spec["columns"]])
-    )
+    names = [c["name"] for c in spec["columns"]]
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(np.asarray(data), columns=names)
+    # whole-frame lookups once: per-column Series access costs more than the model on a single row
+    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
+    has_nulls = dict(zip(frame.columns, frame.isna().to_numpy().any(axis=0), strict=True))
     for col in spec["columns"]:
         name = col["name"]
-        if name not in frame.columns:
+        if name not in dtypes:
             if not col["optional"]:
                 found.append(f"missing column {name!r} ({col['kind']})")
             continue
-        kind = _dtype_kind(frame[name].dtype)
+        kind = _dtype_kind(dtypes[name])
         if kind not in _COMPATIBLE.get(col["kind"], {col["kind"]}):
             found.append(f"column {name!r} is {kind}, expected {col['kind']}")
         elif "categories" in col:
             unknown = sorted(set(frame[name].dropna().astype(str)) - set(col["categories"]))
             if unknown:
                 found.append(f"column {name!r} has categories outside the signature: {', '.join(unknown[:5])}")
-        if not col["optional"] and frame[name].isna().any():
+        if not col["optional"] and has_nulls[name]:
             found.append(f"column {name!r} has missing values but the signature does not allow them")
     return found
 
@@ -123,7 +142,10 @@ def validate_input(data: Any, signature: dict[str, Any]) -> Any:
     if spec.get("type") == "dataframe":
         import pandas as pd
 
+        names = [c["name"] for c in spec["columns"]]
         if not isinstance(converted, pd.DataFrame):
-            converted = pd.DataFrame(np.asarray(converted), columns=[c["name"] for c in spec["columns"]])
-        return converted[[c["name"] for c in spec["columns"] if c["name"] in converted.columns]]
+            return pd.DataFrame(np.asarray(converted), columns=names)
+        if list(converted.columns) == names:
+            return converted  # already in signature order: no copy
+        return converted[[n for n in names if n in converted.columns]]
     return converted
