@@ -37,19 +37,24 @@ def check_name(name: Any, field: str) -> str:
     return name
 
 
+_INT64 = 2**63
+
+
 def check_step(step: Any) -> int:
-    """A metric step: a finite integer (floats that are whole numbers are accepted)."""
+    """A metric step: a finite 64-bit integer (floats that are whole numbers are accepted)."""
     if isinstance(step, bool):
         raise InvalidArgument.for_field("step", step, "a finite integer")
-    if isinstance(step, int):
-        return step
     if isinstance(step, float) and math.isfinite(step) and step.is_integer():
-        return int(step)
+        step = int(step)
+    if isinstance(step, int):
+        if -_INT64 <= step < _INT64:
+            return step
+        raise InvalidArgument.for_field("step", step, "a finite integer that fits in 64 bits")
     raise InvalidArgument.for_field("step", step, "a finite integer")
 
 
 def check_timestamp(ts: Any) -> int:
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or ts < 0:
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts) or not 0 <= ts < _INT64:
         raise InvalidArgument.for_field("timestamp", ts, "a non-negative number of milliseconds since the epoch")
     return int(ts)
 

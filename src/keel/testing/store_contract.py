@@ -167,6 +167,7 @@ class TrackingStoreContract:
             "metric key": [(run.id, "m", 1.0, 0, 0), (run.id, "", 1.0, 1, 0)],
             "value": [(run.id, "m", 1.0, 0, 0), (run.id, "m", "high", 1, 0)],
             "timestamp": [(run.id, "m", 1.0, 0, 0), (run.id, "m", 1.0, 1, -5)],
+            "fits in 64 bits": [(run.id, "m", 1.0, 0, 0), (run.id, "m", 1.0, 2**63, 0)],
         }
         for field, batch in bad_batches.items():
             with pytest.raises(InvalidArgument, match=field):

@@ -1,8 +1,8 @@
 """``SqlStore``: the tracking store on SQLite or PostgreSQL (SQLAlchemy Core).
 
-Hot path: ``log_metrics`` sends a whole batch with one ``executemany`` per table in
-one transaction, and keeps ``latest_metrics`` current with one upsert per
-(run, key) of the batch.
+Hot path: ``log_metrics`` turns a batch into one packed block per (run, key)
+(``metric_blocks``) and one upsert per (run, key) into ``latest_metrics``, in one
+transaction.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from keel.core.entities import (
 from keel.core.errors import Conflict, InvalidArgument, KeelError, NotFound, StoreUnavailable
 from keel.store.metadata import search
 from keel.store.metadata.base import MetricRow, TrackingStore
+from keel.store.metadata.sql import metric_blocks
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql import statements as q
 
@@ -82,7 +83,9 @@ class SqlStore(TrackingStore):
         self._insert_params_sql = (
             f"INSERT INTO params (run_id, key, value, num) VALUES ({ph}, {ph}, {ph}, {ph}) ON CONFLICT DO NOTHING"
         )
-        self._insert_metrics_sql = "INSERT INTO metrics (run_pk, key, value, step, timestamp)" + values
+        self._insert_blocks_sql = (
+            "INSERT INTO metric_blocks (run_pk, key, count, vals, steps, stamps) VALUES (" + ", ".join([ph] * 6) + ")"
+        )
         self._upsert_latest_sql = (
             "INSERT INTO latest_metrics (run_id, key, value, step, timestamp)"
             + values
@@ -383,26 +386,21 @@ class SqlStore(TrackingStore):
         with self._tx() as conn:
             self._write_metrics(conn, *prepared)
 
-    def _prepare_metrics(self, rows: Sequence[Any]) -> tuple[list[Any], dict[Any, Any]]:
-        """Validate a batch and map run ids to run keys, outside any transaction."""
+    def _prepare_metrics(self, rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        """Validate a batch, group it into blocks and find the latest values, outside any transaction."""
         rows = rows if isinstance(rows, list) else list(rows)
         try:
-            run_ids = {r[0] for r in rows}
-        except (TypeError, IndexError, KeyError):
-            rows = _slow_checked_metric_rows(rows)
-            run_ids = {r[0] for r in rows}
-        pks = self._run_pks(run_ids)
-        try:
-            prepared, latest = _prepare_metric_rows(rows, pks)
-        except _NotFastPath:
-            prepared, latest = _prepare_metric_rows(_slow_checked_metric_rows(rows), pks)
-        for _, key in latest:
+            groups = metric_blocks.group(rows)
+        except metric_blocks.NotFastPath:
+            groups = metric_blocks.group(_slow_checked_metric_rows(rows))
+        for _, key in groups:
             v.check_key(key, "metric key")
-        return prepared, latest
+        pks = self._run_pks({run_id for run_id, _ in groups})
+        return metric_blocks.blocks(groups, pks)
 
-    def _write_metrics(self, conn: Connection, prepared: list[Any], latest: dict[Any, Any]) -> None:
-        conn.exec_driver_sql(self._insert_metrics_sql, prepared)
-        conn.exec_driver_sql(self._upsert_latest_sql, list(latest.values()))
+    def _write_metrics(self, conn: Connection, blocks: list[Any], latest: list[Any]) -> None:
+        conn.exec_driver_sql(self._insert_blocks_sql, blocks)
+        conn.exec_driver_sql(self._upsert_latest_sql, latest)
 
     def _run_pks(self, run_ids: set[Any]) -> dict[str, int]:
         """Integer keys of runs (cached: a run's key never changes). Raises ``NotFound``."""
@@ -425,12 +423,11 @@ class SqlStore(TrackingStore):
             pk = conn.execute(select(t.runs.c.pk).where(t.runs.c.id == run_id)).scalar()
             if pk is None:
                 raise NotFound(f"run {run_id!r} does not exist")
+            mb = t.metric_blocks.c
             result = conn.execute(
-                select(t.metrics.c.value, t.metrics.c.step, t.metrics.c.timestamp)
-                .where(t.metrics.c.run_pk == pk, t.metrics.c.key == key)
-                .order_by(t.metrics.c.step, t.metrics.c.timestamp)
-            )
-            return [Metric(run_id, key, math.nan if value is None else value, step, ts) for value, step, ts in result]
+                select(mb.count, mb.vals, mb.steps, mb.stamps).where(mb.run_pk == pk, mb.key == key).order_by(mb.id)
+            ).all()
+        return [Metric(run_id, key, value, step, ts) for value, step, ts in metric_blocks.expand(result)]
 
     # artifacts ---------------------------------------------------------------------------
     def log_artifacts(self, run_id: str, refs: Sequence[ArtifactRef]) -> None:
@@ -582,45 +579,12 @@ class SqlStore(TrackingStore):
     def count_metrics(self, run_id: str) -> int:
         """How many metric values a run has (all keys)."""
         with self._tx(write=False) as conn:
-            query = select(func.count()).select_from(t.metrics.join(t.runs, t.runs.c.pk == t.metrics.c.run_pk))
+            mb = t.metric_blocks.c
+            query = select(func.sum(mb.count)).select_from(t.metric_blocks.join(t.runs, t.runs.c.pk == mb.run_pk))
             return int(conn.execute(query.where(t.runs.c.id == run_id)).scalar() or 0)
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-class _NotFastPath(Exception):
-    pass
-
-
-def _prepare_metric_rows(
-    rows: Sequence[Any], pks: Mapping[str, int]
-) -> tuple[list[tuple[Any, ...]], dict[tuple[str, str], tuple[Any, ...]]]:
-    """One pass: type checks, NaN -> NULL, run id -> run key, latest value per (run, key).
-
-    Well-typed (str, str, float, int, int) tuples take this path; anything else raises
-    ``_NotFastPath`` and goes through the slow, fully validating path first.
-    """
-    out: list[tuple[Any, ...]] = []
-    append = out.append
-    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
-    get = latest.get
-    for row in rows:
-        try:
-            run_id, key, value, step, ts = row
-        except (TypeError, ValueError):
-            raise _NotFastPath from None
-        if value.__class__ is not float or step.__class__ is not int or ts.__class__ is not int or ts < 0:
-            raise _NotFastPath
-        if value != value:
-            value = None
-            row = (run_id, key, None, step, ts)
-        append((pks[run_id], key, value, step, ts))
-        k = (run_id, key)
-        cur = get(k)
-        if cur is None or step > cur[3] or (step == cur[3] and ts >= cur[4]):
-            latest[k] = row
-    return out, latest
 
 
 def _slow_checked_metric_rows(rows: Sequence[Any]) -> list[MetricRow]:
