@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import keel
 
 EXPECTED = {
@@ -38,3 +40,17 @@ def test_import_keel_stays_lean() -> None:
         "rich",
     ):
         assert heavy not in loaded, f"import keel loads {heavy}"
+
+
+def test_capabilities_load_on_first_use() -> None:
+    code = (
+        "import sys, keel; assert 'pyarrow' not in sys.modules; "
+        "v = keel.data; assert 'pyarrow' in sys.modules or v is not None; "
+        "print(keel.tune.__name__, keel.registry.__name__, keel.evaluation.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["keel.tune", "keel.registry", "keel.evaluation"]
+    import keel
+
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        keel.nothing  # noqa: B018

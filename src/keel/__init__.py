@@ -32,6 +32,19 @@ from keel.tracking.run import ActiveRun
 
 __version__ = "0.1.0"
 
+# Capabilities with heavy dependencies load on first use: ``keel.data.log(...)`` works after
+# ``import keel`` without importing pyarrow, Optuna or scikit-learn up front.
+_LAZY_SUBPACKAGES = ("data", "tune", "registry", "evaluation", "pipelines")
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"keel.{name}")
+    raise AttributeError(f"module 'keel' has no attribute {name!r}")
+
+
 __all__ = [
     "ActiveRun",
     "ArtifactRef",
