@@ -103,3 +103,11 @@ def test_two_halves_of_one_dataset_do_not_drift() -> None:
         result = keel.data.drift(first, data.drop(first.index))
         assert len(uncorrected.drifted) >= 2  # p < 0.05 by chance, as expected among 44 columns
         assert result.drifted == [] and result.to_dict()["correction"] == "bh"
+
+
+def test_a_column_that_empties_is_reported_as_drift() -> None:
+    reference = synthetic(2000, 1, False)
+    current = reference.assign(n3=np.nan)
+    result = keel.data.drift(reference, current)
+    column = result.column("n3")
+    assert column.test == "all_missing" and column.drifted and "n3" in result.drifted

@@ -90,3 +90,9 @@ def test_gate_bad_input_is_clear() -> None:
         gate(run, ["auc >= baseline"])
     with pytest.raises(InvalidArgument, match="gate rule must be"):
         gate(run, ["auc is great"])
+
+
+def test_relative_rules_mean_better_for_negative_scores_too() -> None:
+    rule = parse_rule("score >= baseline + 10%")
+    assert rule.threshold(-10.0) == pytest.approx(-9.0)  # 10% better than -10 is -9, not -11
+    assert rule.threshold(10.0) == pytest.approx(11.0)

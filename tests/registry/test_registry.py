@@ -180,3 +180,17 @@ def test_bad_input_is_clear() -> None:
         registry.load("s3://bucket/model.pkl")
     with pytest.raises(InvalidArgument, match="cannot predict its input_example"):
         registry.register(Thresholder("missing", 0.0), "m", input_example=pd.DataFrame({"x": [1.0]}))
+
+
+def test_skops_trust_list_refuses_code_execution_builtins() -> None:
+    from keel.registry.flavors import SAFE_BUILTINS, SAFE_MODULE_PREFIXES
+
+    for dangerous in (
+        "builtins.exec",
+        "builtins.eval",
+        "builtins.getattr",
+        "builtins.open",
+        "builtins.__import__",
+        "numpyx.evil",
+    ):
+        assert not (dangerous.startswith(SAFE_MODULE_PREFIXES) or dangerous in SAFE_BUILTINS)

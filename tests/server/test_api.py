@@ -133,3 +133,18 @@ def test_no_input_produces_a_500(server_url: str) -> None:
         for bad_id in ["x" * 40, "%00", "..", "a-b"]:
             response = client.get(f"/api/v1/runs/{bad_id}")
             assert 400 <= response.status_code < 500
+
+
+def test_out_of_range_numbers_are_a_4xx(server_url: str) -> None:
+    huge = 10**30
+    checks = [
+        ("GET", f"/api/v1/experiments/{huge}", None),
+        ("POST", "/api/v1/runs", {"experiment_id": huge}),
+        ("POST", "/api/v1/runs/search", {"experiment_ids": [huge]}),
+        ("POST", "/api/v1/metrics", {"rows": [[[1], "k", 1.0, 1, 1000]]}),
+        ("POST", "/api/v1/metrics", {"rows": [["r" * 32, {"a": 1}, 1.0, 1, 1000]]}),
+    ]
+    for method, path, body in checks:
+        response = httpx.request(method, server_url + path, json=body)
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+        assert response.json()["error"]["message"]

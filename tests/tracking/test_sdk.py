@@ -278,3 +278,45 @@ def test_html_report_marks_the_best_value_by_the_metric_direction(tmp_path: Path
     assert "<td class=best>0.9</td>" in page  # highest accuracy
     assert "<td class=best>2.1</td>" in page  # lowest final loss (0.1 + 2)
     assert page.count("<polyline") == 2 and "<script" not in page
+
+
+def test_one_bad_run_costs_no_other_run_its_values(tmp_path: Path) -> None:
+    client = Client(f"sqlite:///{tmp_path / 'k.db'}", str(tmp_path / "art"))
+    good = client.create_run("mixed")
+    other = client.create_run("mixed")
+    client.log_metric(good.id, "loss", 0.5, step=0)
+    client.log_metric(other.id, "loss", 0.7, step=0)
+    client.log_metric("deadbeef" * 4, "loss", 0.1, step=0)  # a run that does not exist
+    client.end_run(good.id)  # stores its own values, untouched by the bad row
+    assert client.get_run(good.id).status is RunStatus.FINISHED
+    assert [m.value for m in client.store.get_metric_history(good.id, "loss")] == [0.5]
+    with pytest.raises(KeelError, match="does not exist"):
+        client.flush()  # the bad run's values are dropped, and said so
+    assert [m.value for m in client.store.get_metric_history(other.id, "loss")] == [0.7]
+    with pytest.raises(InvalidArgument, match="run_id must be a run id string"):
+        client.log_metric(12345, "loss", 1.0)  # type: ignore[arg-type]
+
+
+def test_the_writer_thread_survives_an_unexpected_error(tmp_path: Path) -> None:
+    class Flaky(SqlStore):
+        calls = 0
+
+        def log_metrics(self, rows):  # type: ignore[no-untyped-def]
+            type(self).calls += 1
+            if type(self).calls == 1:
+                raise RuntimeError("driver hiccup")
+            super().log_metrics(rows)
+
+    store = Flaky(f"sqlite:///{tmp_path / 'k.db'}")
+    client = Client(store, str(tmp_path / "art"))
+    client.writer.flush_interval = 0.05
+    run = client.create_run("flaky")
+    client.log_metric(run.id, "v", 1.0, step=0)
+    import time
+
+    deadline = time.monotonic() + 5
+    while Flaky.calls < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.writer._thread is not None and client.writer._thread.is_alive()
+    client.end_run(run.id)
+    assert [m.value for m in store.get_metric_history(run.id, "v")] == [1.0]

@@ -218,7 +218,11 @@ def drift(
                 f"column {name!r} is {r['kind']} ({r['type']}) in the reference but {c['kind']} ({c['type']}) now; "
                 "expected the same kind"
             )
-        if r["kind"] == "datetime" or not r.get("count") or not c.get("count") or (r["kind"] == "numeric" and "grid" not in r):
+        if bool(r.get("count")) != bool(c.get("count")):
+            # values on one side only: the column emptied (or filled) - the strongest drift there is
+            results.append(ColumnDrift(name, r["kind"], "all_missing", 1.0, None, 0.0, True, {}))
+            continue
+        if r["kind"] == "datetime" or not r.get("count") or (r["kind"] == "numeric" and "grid" not in r):
             continue
         small = c["count"] <= small_sample
         if r["kind"] == "numeric":

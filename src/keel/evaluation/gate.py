@@ -42,7 +42,7 @@ class Rule:
             return baseline
         if self.kind == "delta":
             return baseline + self.value
-        return baseline * (1 + self.value)  # relative
+        return baseline + abs(baseline) * self.value  # relative: "+1%" is better also for negative scores
 
 
 def parse_rule(text: str) -> Rule:

@@ -14,7 +14,12 @@ from typing import Any
 
 from keel.core.errors import InvalidArgument, MissingExtra
 
-SAFE_MODULE_PREFIXES = ("sklearn.", "numpy", "scipy.", "builtins", "collections", "skops.")
+SAFE_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "collections.", "skops.")
+SAFE_BUILTINS = {  # plain data types only: never exec, eval, getattr, open, __import__
+    f"builtins.{name}"
+    for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes", "bool", "slice",
+                 "NoneType", "type", "object")
+}  # fmt: skip
 
 
 def _is_sklearn(obj: Any) -> bool:
@@ -66,7 +71,7 @@ def save(model: Any, flavor: str) -> tuple[bytes, str, list[str]]:
 
 def _trusted(sio: Any, data: bytes) -> list[str]:
     untrusted = sio.get_untrusted_types(data=data)
-    unsafe = [t for t in untrusted if not t.startswith(SAFE_MODULE_PREFIXES)]
+    unsafe = [t for t in untrusted if not (t.startswith(SAFE_MODULE_PREFIXES) or t in SAFE_BUILTINS)]
     if unsafe:
         raise InvalidArgument(f"the model file references types outside scikit-learn/numpy/scipy: {', '.join(unsafe)}")
     return list(untrusted)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.core.errors import Conflict, InvalidArgument
+from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.core.hooks import emit
 from keel.core.models import AliasChange, ModelVersion
 from keel.registry import flavors
@@ -154,7 +154,7 @@ def promote(
     candidate = store.get_version(name, version)
     try:
         current = store.resolve_alias(name, alias)
-    except Exception:  # noqa: BLE001 - no version holds the alias yet
+    except NotFound:  # no version holds the alias yet; any other failure must not open the gate
         current = None
     failures: list[str] = []
     for text in rules or []:

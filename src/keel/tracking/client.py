@@ -18,7 +18,7 @@ from typing import Any
 from keel.core import validation as v
 from keel.core.config import Settings, load_settings
 from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus
-from keel.core.errors import InvalidArgument, NotFound
+from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.artifacts import ArtifactStore, open_artifact_store
 from keel.store.metadata import open_store
 from keel.store.metadata.base import TrackingStore
@@ -112,11 +112,12 @@ class Client:
         except ValueError:
             raise InvalidArgument.for_field("status", status, "one of finished, failed, killed") from None
         try:
-            # the last buffered values and the status go in one transaction (one request remotely)
-            self.writer.flush_into(lambda batch: self.store.end_run(run_id, status, metrics=batch))
-        finally:
-            self.writer.untrack(run_id)
-        self.writer.raise_background_error()
+            # this run's last buffered values and its status go in one transaction (one request remotely)
+            self.writer.flush_into(lambda batch: self.store.end_run(run_id, status, metrics=batch), run_id)
+        except Conflict:
+            self.writer.untrack(run_id)  # ended already: stop its heartbeats
+            raise
+        self.writer.untrack(run_id)
 
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(run_id)
@@ -141,6 +142,8 @@ class Client:
         Without ``step``, steps count up per (run, key) from 0 across step-less calls.
         This is the hot path: about a microsecond, no I/O.
         """
+        if run_id.__class__ is not str:
+            raise InvalidArgument.for_field("run_id", run_id, "a run id string")
         if key not in self._valid_keys:
             v.check_key(key, "metric key")
             self._valid_keys.add(key)

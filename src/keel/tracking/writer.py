@@ -83,17 +83,19 @@ class MetricWriter:
             error, self._error = self._error, None
             raise error
 
-    def flush_into(self, write: Callable[[list[MetricRow]], T]) -> T:
-        """Hand everything buffered to ``write`` (e.g. an ``end_run`` that stores it in its own
-        transaction). If ``write`` fails, the values go back to the buffer."""
+    def flush_into(self, write: Callable[[list[MetricRow]], T], run_id: str) -> T:
+        """Hand the values buffered for ``run_id`` to ``write`` (an ``end_run`` that stores them in its
+        own transaction); other runs' values stay for the next flush. If ``write`` fails, they go back."""
         with self._flush_lock:
             with self._lock:
-                batch, self._buffer = self._buffer, []
+                mine = [r for r in self._buffer if r[0] == run_id]
+                if mine:
+                    self._buffer = [r for r in self._buffer if r[0] != run_id]
             try:
-                return write(batch)
+                return write(mine)
             except BaseException:
                 with self._lock:
-                    self._buffer[:0] = batch
+                    self._buffer[:0] = mine
                 raise
 
     def close(self) -> None:
@@ -125,22 +127,50 @@ class MetricWriter:
                     raise
                 log.warning("keel: metric flush failed, will retry", exc_info=True)
             except KeelError as exc:
-                if raise_errors:
-                    raise
-                log.error("keel: dropped %d metric values: %s", len(batch), exc)
-                self._error = self._error or exc
+                # one bad run (ended elsewhere, unknown id) must not cost the other runs their values
+                self._store_run_by_run(batch, exc, raise_errors)
+            except Exception:
+                with self._lock:  # not a keel error: a driver or a bug; keep the values and say so
+                    self._buffer[:0] = batch
+                raise
+
+    def _store_run_by_run(self, batch: list[MetricRow], first: KeelError, raise_errors: bool) -> None:
+        by_run: dict[str, list[MetricRow]] = {}
+        for row in batch:
+            by_run.setdefault(str(row[0]), []).append(row)
+        if len(by_run) == 1:
+            failures = [first]
+        else:
+            failures = []
+            for rows in by_run.values():
+                try:
+                    self.store.log_metrics(rows)
+                except StoreUnavailable:
+                    with self._lock:
+                        self._buffer[:0] = rows
+                except KeelError as exc:
+                    failures.append(exc)
+        for failure in failures:
+            log.error("keel: dropped metric values: %s", failure)
+            self._error = self._error or failure
+        if failures and raise_errors:
+            error, self._error = self._error, None
+            raise error if error is not None else failures[0]
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            self._flush_once(raise_errors=False)
+            try:  # the thread must outlive any error: it is the only one that flushes and beats
+                self._flush_once(raise_errors=False)
+            except Exception:
+                log.exception("keel: unexpected error in the metric writer; values kept for the next flush")
             now = time.monotonic()
             if self._live and now - self._last_heartbeat >= self.heartbeat_interval:
                 self._last_heartbeat = now
                 try:
                     self.store.heartbeat(sorted(self._live), now_ms())
-                except KeelError:
+                except Exception:
                     log.warning("keel: heartbeat failed", exc_info=True)
 
 

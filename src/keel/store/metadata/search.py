@@ -189,7 +189,7 @@ def decode_page_token(token: str | None) -> int:
         return 0
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if isinstance(offset, int) and offset >= 0:
+        if isinstance(offset, int) and 0 <= offset < 2**62:
             return offset
     except (ValueError, KeyError, TypeError):
         pass

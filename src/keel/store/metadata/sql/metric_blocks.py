@@ -46,7 +46,7 @@ def group(rows: Sequence[Any]) -> dict[tuple[str, str], list[Any]]:
             raise NotFastPath from None
         if value.__class__ is not float or step.__class__ is not int or ts.__class__ is not int or not 0 <= ts < INT64:
             raise NotFastPath
-        if not -INT64 <= step < INT64:
+        if not -INT64 <= step < INT64 or run_id.__class__ is not str or key.__class__ is not str:
             raise NotFastPath
         g = get((run_id, key))
         if g is None:

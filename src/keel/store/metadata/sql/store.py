@@ -126,27 +126,50 @@ class SqlStore(TrackingStore):
     # transactions -------------------------------------------------------------------
     @contextlib.contextmanager
     def _tx(self, write: bool = True) -> Iterator[Connection]:
-        """One transaction; retried on SQLite lock contention, driver errors translated."""
+        """One transaction, driver errors translated.
+
+        Lock contention is retried where it happens: at ``BEGIN IMMEDIATE`` (after SQLite's own
+        busy timeout), before the body runs. A failure inside the body is not retried here: a
+        generator context manager cannot run its body twice, and callers that can retry
+        (the metric writer) do so themselves.
+        """
+        conn, trans = self._begin(write)
+        try:
+            yield conn
+            trans.commit()
+        except BaseException as exc:
+            if trans.is_active:
+                trans.rollback()
+            conn.close()
+            if isinstance(exc, KeelError) or not isinstance(exc, (SQLAlchemyError, OverflowError)):
+                raise
+            if isinstance(exc, OverflowError):
+                raise InvalidArgument(f"a number is out of range for the database (64-bit integers): {exc}") from None
+            if isinstance(exc, SAIntegrityError):
+                raise Conflict(f"write refused by the database: {exc.orig}") from None
+            raise StoreUnavailable(f"metadata store error: {exc.__class__.__name__}: {exc}") from None
+        conn.close()
+
+    def _begin(self, write: bool) -> tuple[Connection, Any]:
         attempt = 0
         while True:
+            conn = None
             try:
-                with self.engine.connect() as conn:
-                    if write:
-                        conn = conn.execution_options(keel_write=True)
-                    with conn.begin():
-                        yield conn
-                return
+                conn = self.engine.connect()
+                if write:
+                    conn = conn.execution_options(keel_write=True)
+                return conn, conn.begin()
             except OperationalError as exc:
+                if conn is not None:
+                    conn.close()
                 locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
                 attempt += 1
                 if not locked or attempt >= _RETRIES:
                     raise StoreUnavailable(f"metadata store error: {exc.orig}") from None
                 time.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
-            except KeelError:
-                raise
-            except SAIntegrityError as exc:
-                raise Conflict(f"write refused by the database: {exc.orig}") from None
             except SQLAlchemyError as exc:
+                if conn is not None:
+                    conn.close()
                 raise StoreUnavailable(f"metadata store error: {exc.__class__.__name__}: {exc}") from None
 
     def _insert(self, table: Any) -> Any:
