@@ -109,7 +109,7 @@ def test_suite_for_another_schema_is_a_clear_error(orders: pd.DataFrame) -> None
         ("checks: [{kind: teleport, column: x}]", "checks\\[0\\].kind must be one of"),
         ("checks: [{kind: range, column: x, minimum: 3}]", "checks\\[0\\] \\(range\\)"),
         ("checks: [{kind: range, column: x, severity: fatal}]", "severity must be 'error' or 'warn'"),
-        ("checks: [{kind: regex, column: x, pattern: '(['}]", "a valid regular expression"),
+        ("checks: [{kind: regex, column: x, pattern: '(['}]", "a valid RE2 regular expression"),
         ("checks: [{kind: type, column: x, type: complex}]", "type must be one of"),
         ("checks: {a: 1}", "a mapping with a 'checks' list"),
         ("checks: [", "not valid YAML"),
@@ -126,3 +126,8 @@ def test_validation_attaches_to_a_version(orders: pd.DataFrame) -> None:
     record = keel.data.save_validation(v, result)
     stored = keel.get_client().store.datasets.list_validations(v.id)
     assert stored[0].id == record.id and stored[0].passed and stored[0].result["suite"] == "orders"
+
+
+def test_regex_patterns_are_checked_with_the_engine_that_runs_them() -> None:
+    with pytest.raises(InvalidArgument, match="a valid RE2 regular expression"):
+        Suite([Regex(column="email", pattern=r"(?!a)\w+")])  # a lookahead: Python has it, RE2 does not

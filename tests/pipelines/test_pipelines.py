@@ -276,3 +276,36 @@ def test_threads_do_not_leak_a_trace() -> None:
     thread.start()
     thread.join()
     assert seen == [5]
+
+
+def test_cache_keys_tell_apart_what_json_would_blur() -> None:
+    import pandas as pd
+
+    from keel.pipelines.values import value_hash
+
+    def h(v: object) -> str:
+        return value_hash(v, "x")
+
+    assert h([1, 2]) != h((1, 2)) and h({1: "a"}) != h({"1": "a"}) and h(1) != h(1.0) and h(True) != h(1)
+    assert h({"b": 1, "a": 2}) == h({"a": 2, "b": 1})  # key order does not matter
+    assert h({3, 1, 2}) == h({1, 2, 3})  # sets are stable across processes (no pickled hash order)
+    frame = pd.DataFrame({"x": [1, 2]})
+    assert h(frame) != h(frame.set_index(pd.Index([10, 20])))  # the index is part of the data
+
+
+def test_a_crashed_executor_leaves_nothing_running(make_module) -> None:  # type: ignore[no-untyped-def]
+    from keel.pipelines.executors import InlineExecutor
+
+    class Crashing(InlineExecutor):
+        def submit(self, task):  # type: ignore[no-untyped-def]
+            if task.node_id == "split":
+                raise RuntimeError("worker pool died")
+            return super().submit(task)
+
+    mod = make_module("flow_crash", FLOW)
+    with pytest.raises(RuntimeError, match="worker pool died"):
+        mod.flow.run(n=6, executor=Crashing(keel.get_client()))
+    runs = list(keel.get_client().iter_runs())
+    assert runs and all(r.status is not RunStatus.RUNNING for r in runs)
+    pipeline_run = next(r for r in runs if r.tags.get("keel.kind") == "pipeline")
+    assert pipeline_run.status is RunStatus.FAILED and "worker pool died" in pipeline_run.tags["keel.error"]

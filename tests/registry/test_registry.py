@@ -194,3 +194,13 @@ def test_skops_trust_list_refuses_code_execution_builtins() -> None:
         "numpyx.evil",
     ):
         assert not (dangerous.startswith(SAFE_MODULE_PREFIXES) or dangerous in SAFE_BUILTINS)
+
+
+def test_nullable_pandas_dtypes_keep_their_kind() -> None:
+    from keel.registry import infer_signature, validate_input
+
+    frame = pd.DataFrame({"a": pd.array([1.0, None], dtype="Float64"), "n": pd.array([1, 2], dtype="Int64")})
+    signature = infer_signature(frame)
+    kinds = {c["name"]: c["kind"] for c in signature["inputs"]["columns"]}
+    assert kinds == {"a": "float", "n": "integer"}
+    validate_input(frame, signature)  # no "is string, expected float"

@@ -299,11 +299,14 @@ class Regex(Check):
 
     def validate_params(self) -> None:
         super().validate_params()
-        try:
-            re.compile(self.pattern)
-        except re.error as exc:
+        try:  # the check runs on Arrow's RE2: validate with it, not with Python's re (lookarounds etc. differ)
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            pc.match_substring_regex(pa.array([""]), pattern=f"^(?:{self.pattern})$")
+        except (pa.ArrowInvalid, re.error) as exc:
             raise InvalidArgument.for_field(
-                f"regex check on {self.column!r}: pattern", self.pattern, f"a valid regular expression ({exc})"
+                f"regex check on {self.column!r}: pattern", self.pattern, f"a valid RE2 regular expression ({exc})"
             ) from None
 
     def evaluate(self, table: Any) -> tuple[CheckResult, np.ndarray]:

@@ -152,6 +152,9 @@ def run_pipeline(
     records: dict[str, StepRecord] = {}
     try:
         _schedule(dag, order, keys, runner, client, run, cache, reuse or {}, result, records, on_step)
+    except BaseException as exc:  # an executor crash or Ctrl-C, not a step failure: close what is open
+        _abandon(client, run.id, result.outputs.keys(), records, exc)
+        raise
     finally:
         runner.shutdown()
     failed = [r for r in records.values() if r.status == "failed"]
@@ -265,6 +268,21 @@ def _schedule(
         for node_id in [n for n in pending if n in blocked]:
             pending.remove(node_id)
             finish(StepRecord(node_id, dag.nodes[node_id].step.name, "", "skipped", keys[node_id]))
+
+
+def _abandon(client: Any, run_id: str, done: Any, records: dict[str, StepRecord], exc: BaseException) -> None:
+    """End the pipeline run and its unfinished step runs, so none of them stays ``running``."""
+    status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+    for step_run in client.iter_runs(filter=f"parent_run_id = '{run_id}' and status = 'running'"):
+        try:
+            client.end_run(step_run.id, status)
+        except KeelError:
+            pass
+    try:
+        client.set_tag(run_id, "keel.error", f"{type(exc).__name__}: {exc}"[:8000])
+        client.end_run(run_id, status)
+    except KeelError:
+        pass
 
 
 def _store_uri(client: Any) -> str:

@@ -19,17 +19,44 @@ def _is_frame(value: Any) -> bool:
     return (name == "DataFrame" and module.startswith(("pandas", "polars"))) or (name == "Table" and module.startswith("pyarrow"))
 
 
+class _NotPlain(Exception):
+    pass
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON form that keeps what JSON would blur: tuples vs lists, non-string dict keys, sets."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, tuple):
+        return {"__tuple__": [_canonical(v) for v in value]}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: _canonical(v) for k, v in value.items()}
+        return {"__dict__": sorted([[type(k).__name__, repr(k), _canonical(v)] for k, v in value.items()], key=repr)}
+    if isinstance(value, (set, frozenset)):
+        return {"__set__": sorted(repr(v) for v in value)}
+    raise _NotPlain
+
+
 def value_hash(value: Any, where: str) -> str:
-    """A stable hash of a literal input: JSON when it is JSON, content hash for frames, else pickled bytes."""
+    """A stable hash of a literal input: typed JSON for plain data, content hash for frames (with a
+    pandas frame's index), else pickled bytes."""
     if isinstance(value, DatasetVersion):
         return "dataset:" + value.content_hash
     if _is_frame(value):
         from keel.data.frames import content_hash, to_arrow
 
+        if type(value).__module__.startswith("pandas"):
+            import pyarrow as pa
+
+            return "frame:" + content_hash(pa.Table.from_pandas(value, preserve_index=True))  # the index is data too
         return "frame:" + content_hash(to_arrow(value))
     try:
-        return "json:" + hashlib.sha256(json.dumps(value, sort_keys=True, allow_nan=True).encode()).hexdigest()
-    except (TypeError, ValueError):
+        plain = json.dumps(_canonical(value), sort_keys=True, allow_nan=True)
+        return "json:" + hashlib.sha256(plain.encode()).hexdigest()
+    except (_NotPlain, TypeError, ValueError):
         pass
     try:
         import cloudpickle
@@ -44,9 +71,11 @@ def input_key(value: Any, keys: dict[str, str], where: str) -> Any:
     if isinstance(value, StepOutput):
         return {"from": keys[value.node_id], "index": value.index}
     if isinstance(value, (list, tuple)):
-        return [input_key(v, keys, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [input_key(v, keys, f"{where}[{i}]") for i, v in enumerate(value)]
+        return {type(value).__name__: items}
     if isinstance(value, dict) and any(isinstance(v, (StepOutput, list, tuple, dict)) for v in value.values()):
-        return {str(k): input_key(v, keys, f"{where}[{k!r}]") for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+        entries = [[type(k).__name__, repr(k), input_key(v, keys, f"{where}[{k!r}]")] for k, v in value.items()]
+        return {"dict": sorted(entries, key=lambda e: (e[0], e[1]))}
     return value_hash(value, where)
 
 

@@ -49,7 +49,8 @@ def _compute_kind(dtype: Any) -> str:
 
     if isinstance(dtype, pd.CategoricalDtype):
         return "category"
-    kind = np.dtype(dtype).kind if not isinstance(dtype, pd.api.extensions.ExtensionDtype) else "O"
+    # pandas' nullable and tz-aware dtypes (Float64, Int64, boolean, datetime64[ns, UTC]) carry a numpy-style kind
+    kind = getattr(dtype, "kind", "O") if isinstance(dtype, pd.api.extensions.ExtensionDtype) else np.dtype(dtype).kind
     return {"i": "integer", "u": "integer", "f": "float", "b": "bool", "M": "datetime", "O": "string", "U": "string"}.get(
         kind, "other"
     )
