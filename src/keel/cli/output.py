@@ -11,6 +11,7 @@ from rich.table import Table
 from keel.core.entities import Run, RunStatus
 
 console = Console()
+STEP_STATUS = {"ran": "[green]ran[/]", "cached": "[cyan]cached[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
 STATUS_STYLE = {
     RunStatus.RUNNING: "cyan",
     RunStatus.FINISHED: "green",

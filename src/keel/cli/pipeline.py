@@ -10,11 +10,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from keel.cli.output import console, fmt_duration
+from keel.cli.output import STEP_STATUS, console, fmt_duration
 from keel.core.errors import InvalidArgument
 
 app = typer.Typer(help="Run and inspect pipelines.", no_args_is_help=True)
-STATUS = {"ran": "[green]ran[/]", "cached": "[cyan]cached[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
 
 
 def _load(ref: str) -> Any:
@@ -42,7 +41,7 @@ def _show(result: Any) -> None:
     for col in ("step", "status", "attempts", "time", "run"):
         table.add_column(col)
     for s in result.steps:
-        table.add_row(s.node, STATUS.get(s.status, s.status), str(s.attempts or "-"), fmt_duration(int(s.seconds * 1000)),
+        table.add_row(s.node, STEP_STATUS.get(s.status, s.status), str(s.attempts or "-"), fmt_duration(int(s.seconds * 1000)),
                       s.run_id[:12] or "-")  # fmt: skip
     console.print(table)
     for s in result.steps:
@@ -51,7 +50,7 @@ def _show(result: Any) -> None:
 
 
 def _printer() -> Any:
-    return lambda record: console.print(f"  {record.node:<24} {STATUS.get(record.status, record.status)}")
+    return lambda record: console.print(f"  {record.node:<24} {STEP_STATUS.get(record.status, record.status)}")
 
 
 @app.command("run")

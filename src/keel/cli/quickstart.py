@@ -16,13 +16,12 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from keel.cli.output import console, fmt_num
+from keel.cli.output import STEP_STATUS, console, fmt_num
 from keel.core.config import load_settings
 from keel.core.errors import MissingExtra
 
 EXPERIMENT = "quickstart"
 TRIALS = 8
-STATUS = {"ran": "[green]ran[/]", "cached": "[cyan]cached[/]", "failed": "[red]failed[/]", "skipped": "[yellow]skipped[/]"}
 
 
 def quickstart(
@@ -69,7 +68,7 @@ def quickstart(
 
 
 def _print_steps(result: Any, title: str) -> None:
-    cells = ", ".join(f"{s.node} {STATUS.get(s.status, s.status)}" for s in result.steps)
+    cells = ", ".join(f"{s.node} {STEP_STATUS.get(s.status, s.status)}" for s in result.steps)
     console.print(f"{title}: {cells}")
 
 

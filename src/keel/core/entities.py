@@ -7,7 +7,6 @@ schemas (``keel.server``): stores convert at their edges.
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,12 +64,6 @@ class Metric:
     value: float
     step: int = 0
     timestamp: int = 0  # ms since the epoch
-
-    def same_value(self, other: Metric) -> bool:
-        """Equality that treats NaN as equal to NaN (a NaN metric is a real outcome)."""
-        if math.isnan(self.value) and math.isnan(other.value):
-            return True
-        return self.value == other.value
 
 
 @dataclass(frozen=True, slots=True)

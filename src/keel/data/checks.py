@@ -1,7 +1,8 @@
 """Validation checks: small dataclasses evaluated vectorised over Arrow columns.
 
-Each check returns a ``CheckResult``. Row-level checks also return the mask of failing
-rows, so a caller can split them off into a quarantine version.
+Each check returns a ``CheckResult`` and, when it judges rows one by one, the mask of failing
+rows (``None`` for checks on the whole column or table), so a caller can split failing rows
+off into a quarantine version.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ class Check:
     """Base of every check. ``severity`` is ``error`` (fails validation) or ``warn``."""
 
     kind: ClassVar[str] = "check"
-    row_level: ClassVar[bool] = False
 
     def columns(self) -> list[str]:
         column = getattr(self, "column", None)
@@ -179,7 +179,6 @@ class NotNull(Check):
     """No missing values (null, or NaN in a float column)."""
 
     kind: ClassVar[str] = "not_null"
-    row_level: ClassVar[bool] = True
     column: str = ""
     severity: str = "error"
 
@@ -225,7 +224,6 @@ class Range(Check):
     """Values lie within [min, max] (either bound optional; missing values are not judged here)."""
 
     kind: ClassVar[str] = "range"
-    row_level: ClassVar[bool] = True
     column: str = ""
     min: float | None = None
     max: float | None = None
@@ -247,7 +245,6 @@ class AllowedValues(Check):
     """Every (non-missing) value is one of ``values``."""
 
     kind: ClassVar[str] = "allowed_values"
-    row_level: ClassVar[bool] = True
     column: str = ""
     values: tuple[Any, ...] = ()
     severity: str = "error"
@@ -277,7 +274,6 @@ class Unique(Check):
     """No two rows share a value of ``column`` (a key)."""
 
     kind: ClassVar[str] = "unique"
-    row_level: ClassVar[bool] = True
     column: str = ""
     severity: str = "error"
 
@@ -292,7 +288,6 @@ class Regex(Check):
     """Every (non-missing) value matches ``pattern`` in full."""
 
     kind: ClassVar[str] = "regex"
-    row_level: ClassVar[bool] = True
     column: str = ""
     pattern: str = ".*"
     severity: str = "error"
@@ -341,7 +336,6 @@ class Outliers(Check):
     (``method='iqr'``) or ``threshold`` standard deviations from the mean (``method='zscore'``)."""
 
     kind: ClassVar[str] = "outliers"
-    row_level: ClassVar[bool] = True
     column: str = ""
     method: str = "iqr"
     threshold: float = 1.5
@@ -386,7 +380,6 @@ class Custom(Check):
     """
 
     kind: ClassVar[str] = "custom"
-    row_level: ClassVar[bool] = True
     name: str = ""
     column: str | None = None
     severity: str = "error"

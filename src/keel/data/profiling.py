@@ -12,7 +12,6 @@ counts from a KMV sketch; the profile says so (``distinct_method``, ``quantiles_
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -198,7 +197,3 @@ def summary_rows(profile: dict[str, Any]) -> list[dict[str, Any]]:
             row.update({"min": col.get("min"), "max": col.get("max")})
         rows.append(row)
     return rows
-
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -20,6 +20,7 @@ class ValidationResult:
     results: list[CheckResult]
     seconds: float = 0.0
     failing_rows: np.ndarray | None = field(default=None, repr=False)  # rows failing error-level row checks
+    whole_data_errors: int = 0  # error-level failures of checks on a whole column or table (no row mask)
 
     @property
     def errors(self) -> list[CheckResult]:
@@ -36,8 +37,7 @@ class ValidationResult:
     @property
     def splittable(self) -> bool:
         """Whether every error is row-level, so failing rows can be quarantined and the rest kept."""
-        column_level = ("columns", "type", "row_count", "max_missing")
-        return self.failing_rows is not None and not any(r.kind in column_level for r in self.errors)
+        return self.failing_rows is not None and self.whole_data_errors == 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,9 +80,13 @@ def validate(data: Any, suite: Suite) -> ValidationResult:
         )
     results: list[CheckResult] = []
     failing = np.zeros(table.num_rows, dtype=bool)
+    whole = 0
     for check in suite.checks:
         result, mask = check.evaluate(table)
         results.append(result)
-        if mask is not None and not result.passed and result.severity == "error":
-            failing |= mask
-    return ValidationResult(suite.name, table.num_rows, results, time.perf_counter() - started, failing)
+        if not result.passed and result.severity == "error":
+            if mask is None:
+                whole += 1
+            else:
+                failing |= mask
+    return ValidationResult(suite.name, table.num_rows, results, time.perf_counter() - started, failing, whole)

@@ -46,7 +46,3 @@ def study_html(
 
 def _shown(value: Any) -> str:
     return fmt(value) if isinstance(value, float) else str(value)
-
-
-def trials_table(trials: list[TrialRecord]) -> list[dict[str, Any]]:
-    return [{"number": t.number, "state": t.state, "value": t.value, **t.params} for t in trials]

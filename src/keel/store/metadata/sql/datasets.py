@@ -105,30 +105,26 @@ class SqlDatasetStore(DatasetStore):
         for field, number in (("size", size), ("row_count", row_count)):
             if isinstance(number, bool) or not isinstance(number, int) or number < 0:
                 raise InvalidArgument.for_field(field, number, "a non-negative integer")
+        row = {
+            "content_hash": content_hash,
+            "artifact_sha256": artifact_sha256,
+            "size": size,
+            "row_count": row_count,
+            "schema": schema_to_json(cols),
+            "source": source or "",
+            "role": role,
+            "transform": json.dumps(dict(transform), sort_keys=True) if transform else None,
+            "profile": json.dumps(profile) if profile is not None else None,
+        }
         for _ in range(3):
             try:
-                return self._log_version_once(
-                    name, content_hash, artifact_sha256, size, row_count, cols, source, role,
-                    list(parent_ids), transform, profile,
-                )  # fmt: skip
+                return self._log_version_once(name, row, list(parent_ids))
             except Conflict:
                 continue  # another writer took this version number: take the next one
         raise Conflict(f"could not record a version of {name!r}: too many concurrent writers")
 
-    def _log_version_once(
-        self,
-        name: str,
-        content_hash: str,
-        artifact_sha256: str,
-        size: int,
-        row_count: int,
-        cols: list[ColumnSchema],
-        source: str,
-        role: str,
-        parent_ids: list[int],
-        transform: Mapping[str, Any] | None,
-        profile: Mapping[str, Any] | None,
-    ) -> tuple[DatasetVersion, bool]:
+    def _log_version_once(self, name: str, row: dict[str, Any], parent_ids: list[int]) -> tuple[DatasetVersion, bool]:
+        content_hash = row["content_hash"]
         with self._store._tx() as conn:
             dataset_id = conn.execute(select(t.datasets.c.id).where(t.datasets.c.name == name)).scalar()
             if dataset_id is None:
@@ -145,25 +141,12 @@ class SqlDatasetStore(DatasetStore):
                     raise NotFound(f"parent dataset version {sorted(missing)[0]} does not exist")
             number = (conn.execute(select(func.max(_dv.version)).where(_dv.dataset_id == dataset_id)).scalar() or 0) + 1
             version_id = conn.execute(
-                t.dataset_versions.insert().values(
-                    dataset_id=dataset_id,
-                    version=number,
-                    content_hash=content_hash,
-                    artifact_sha256=artifact_sha256,
-                    size=size,
-                    row_count=row_count,
-                    schema=schema_to_json(cols),
-                    source=source or "",
-                    role=role,
-                    transform=json.dumps(dict(transform), sort_keys=True) if transform else None,
-                    profile=json.dumps(profile) if profile is not None else None,
-                    created_at=now_ms(),
-                )
+                t.dataset_versions.insert().values(dataset_id=dataset_id, version=number, created_at=now_ms(), **row)
             ).inserted_primary_key[0]  # type: ignore[index]
             if parent_ids:
                 conn.execute(t.dataset_parents.insert(), [{"version_id": version_id, "parent_id": p} for p in set(parent_ids)])
-            row = conn.execute(self._version_query().where(_dv.id == version_id)).one()
-            return self._load(conn, [row])[0], True
+            stored = conn.execute(self._version_query().where(_dv.id == version_id)).one()
+            return self._load(conn, [stored])[0], True
 
     def get_version(self, name: str, version: int | None = None) -> DatasetVersion:
         query = self._version_query().where(t.datasets.c.name == name)

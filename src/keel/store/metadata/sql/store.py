@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, func, not_, or_, select
+from sqlalchemy import Connection, and_, not_, or_, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -598,13 +598,6 @@ class SqlStore(TrackingStore):
                 )
             )
         return runs
-
-    def count_metrics(self, run_id: str) -> int:
-        """How many metric values a run has (all keys)."""
-        with self._tx(write=False) as conn:
-            mb = t.metric_blocks.c
-            query = select(func.sum(mb.count)).select_from(t.metric_blocks.join(t.runs, t.runs.c.pk == mb.run_pk))
-            return int(conn.execute(query.where(t.runs.c.id == run_id)).scalar() or 0)
 
     def close(self) -> None:
         self.engine.dispose()
