@@ -26,15 +26,29 @@ figcaption{font-size:.85rem;font-weight:600} .legend span{display:inline-block;m
 
 
 def esc(value: object) -> str:
-    return html.escape(str(value))
+    """``value`` as HTML text: every report field goes through here (or ``fmt``), whatever its type."""
+    return html.escape(str(value), quote=True)
 
 
-def fmt(x: float | None) -> str:
+def fmt(x: object) -> str:
+    """A number for a report cell, escaped: stored values come from clients and need not be numbers."""
     if x is None:
         return "-"
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
+    return f"{x:.4g}" if isinstance(x, float) else esc(x)
+
+
+def pct(x: object, digits: int = 1) -> str:
+    """A share as a percentage (``0.25`` -> ``25.0%``), escaped when it is not a number."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+        return f"{x:.{digits}%}"
+    return fmt(x)
+
+
+def count(x: object) -> str:
+    """An integer with thousands separators, escaped when it is not one."""
+    return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else fmt(x)
 
 
 def page(title: str, body: str) -> str:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from keel.core.dataset_records import plain_json
 from keel.core.datasets import DatasetVersion, ValidationRecord
 from keel.core.errors import InvalidArgument, KeelError
 from keel.data import frames
@@ -22,7 +23,7 @@ from keel.data.validation import ValidationResult, validate
 from keel.tracking.client import Client
 from keel.tracking.fluent import active_run, get_client
 
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}?)(?:@(?P<version>\d+|latest))?$")
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}?)(?:@(?P<version>\d+|latest))?\Z")
 ON_FAIL = ("refuse", "quarantine")
 
 
@@ -32,8 +33,15 @@ class ValidationFailed(KeelError):
     code = "validation_failed"
     http_status = 422
 
-    def __init__(self, result: ValidationResult) -> None:
-        super().__init__(f"refused, nothing stored: {result.summary()}")
+    def __init__(self, result: ValidationResult, note: str = "") -> None:
+        message = f"refused, nothing stored: {result.summary()}"
+        if result.whole_data:
+            # say which failures quarantine could never split off, so nobody retries with on_fail="quarantine"
+            message += (
+                f"; quarantine cannot split off rows for {result.unsplittable()}: "
+                "these checks judge the whole table or column, not single rows"
+            )
+        super().__init__(message + (f"; {note}" if note else ""))
         self.result = result
 
 
@@ -123,6 +131,11 @@ def log(
     """
     if on_fail not in ON_FAIL:
         raise InvalidArgument.for_field("on_fail", on_fail, "'refuse' or 'quarantine'")
+    if transform is not None:
+        # named here, before any work, rather than as an encoder error from the store
+        if not isinstance(transform, dict):
+            raise InvalidArgument.for_field("transform", transform, "a dict (name, code hash, params)")
+        transform = plain_json(transform, "transform")
     client = client or get_client()
     table = frames.to_arrow(data)
     if source is None:
@@ -141,7 +154,7 @@ def log(
             quarantined = table.filter(mask)
             table = table.filter(pa.compute.invert(mask))
             if table.num_rows == 0:
-                raise ValidationFailed(result)
+                raise ValidationFailed(result, "every row failed, so nothing is left to store")
     version = _store_table(client, table, name, source=source, parents=parent_versions, transform=transform, on_column=on_column)
     if result is not None:
         save_validation(version, result, client=client)

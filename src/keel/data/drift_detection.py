@@ -5,7 +5,8 @@ is used and the reference data is never reloaded. Every test works on profiles:
 
 - numeric: Kolmogorov-Smirnov (statistic from the two 1001-point quantile grids, p-value
   from the exact two-sample distribution), Wasserstein-1 (normed by the reference's
-  standard deviation) and PSI on the reference's deciles;
+  standard deviation) and PSI on the reference's deciles (repeated deciles of discrete data
+  merged, so each value's mass is one bin);
 - categorical: chi-square on the category counts, Jensen-Shannon distance, PSI.
 
 Which test decides depends on type and size, as in most drift tools: with at most
@@ -94,8 +95,25 @@ class DriftResult:
 
 
 def _cdf_at(grid_values: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The empirical CDF described by a quantile grid, evaluated at ``x``."""
-    return np.interp(x, grid_values, GRID, left=0.0, right=1.0)
+    """The empirical CDF ``P(X <= x)`` described by a quantile grid, evaluated at ``x``.
+
+    Between grid points it interpolates (continuous data). Where several grid points share
+    one value - an atom of discrete data: integers, 0/1 flags, heavy ties - it is the share
+    up to the last of them, so the value's whole mass lies at or below it. (``np.interp``
+    picks an arbitrary point of such a run, which made PSI see drift between two samples
+    of one integer column.)
+    """
+    q = np.asarray(grid_values, dtype=np.float64)
+    xs = np.asarray(x, dtype=np.float64)
+    above = np.searchsorted(q, xs, side="right")  # how many grid points are <= x
+    i = np.clip(above, 1, q.size - 1)
+    lo, hi = q[i - 1], q[i]
+    span = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(span > 0, (xs - lo) / np.where(span > 0, span, 1.0), 0.0)
+    out = GRID[i - 1] + (GRID[i] - GRID[i - 1]) * np.clip(frac, 0.0, 1.0)
+    out = np.where(above == 0, 0.0, out)
+    return np.where(above >= q.size, 1.0, out)
 
 
 def numeric_tests(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -110,17 +128,25 @@ def numeric_tests(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, dict[st
     w = float(np.mean(np.abs(qr - qc)))
     std = ref.get("std") or 0.0
     w_norm = w / std if std > 0 else (0.0 if w == 0 else math.inf)
-    edges = qr[::100]  # the reference's deciles
-    expected = np.full(edges.size - 1, 0.1)
-    actual = np.diff(_cdf_at(qc, edges))
-    actual[0] += float(_cdf_at(qc, edges[:1])[0])  # below the reference's minimum
-    actual[-1] += 1.0 - float(_cdf_at(qc, edges[-1:])[0])  # above its maximum
-    psi = _psi(expected, actual)
+    psi = _psi(*_decile_shares(qr, qc))
     return {
         "ks": {"statistic": d, "p_value": p},
         "wasserstein": {"statistic": w_norm, "p_value": None, "raw": w},
         "psi": {"statistic": psi, "p_value": None},
     }
+
+
+def _decile_shares(qr: np.ndarray, qc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and current shares in bins cut at the reference's deciles.
+
+    Bins are ``(-inf, d1], (d1, d2], ..., (d9, inf)``. On discrete data several deciles fall
+    on one value: the repeated edges are dropped, so that value's whole mass is one bin on
+    both sides, and the reference's shares are measured, not assumed to be 10% each.
+    """
+    edges = np.unique(qr[100:1000:100])
+    ref_cdf = np.concatenate([[0.0], _cdf_at(qr, edges), [1.0]])
+    cur_cdf = np.concatenate([[0.0], _cdf_at(qc, edges), [1.0]])
+    return np.diff(ref_cdf), np.diff(cur_cdf)
 
 
 def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -222,7 +248,7 @@ def drift(
             # values on one side only: the column emptied (or filled) - the strongest drift there is
             results.append(ColumnDrift(name, r["kind"], "all_missing", 1.0, None, 0.0, True, {}))
             continue
-        if r["kind"] == "datetime" or not r.get("count") or (r["kind"] == "numeric" and "grid" not in r):
+        if r["kind"] == "datetime" or not r.get("count") or (r["kind"] == "numeric" and ("grid" not in r or "grid" not in c)):
             continue
         small = c["count"] <= small_sample
         if r["kind"] == "numeric":

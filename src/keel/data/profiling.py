@@ -12,12 +12,14 @@ counts from a KMV sketch; the profile says so (``distinct_method``, ``quantiles_
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from keel.core.dataset_records import MAX_CATEGORY_CHARS
 from keel.data.frames import require_arrow
 
 GRID = np.linspace(0.0, 1.0, 1001)
@@ -77,7 +79,7 @@ def _kmv_distinct(values: np.ndarray, k: int = KMV_K) -> int:
 
 def _numeric_profile(column: Any, n: int, kind: str) -> dict[str, Any]:
     values, missing = numeric_values(column)
-    out: dict[str, Any] = {"kind": kind, "count": int(values.size), "missing": missing, "missing_share": missing / n}
+    out: dict[str, Any] = {"kind": kind, "count": int(values.size), "missing": missing, "missing_share": _share(missing, n)}
     if values.size == 0:
         out.update({"distinct": 0, "distinct_method": "exact"})
         return out
@@ -136,7 +138,7 @@ def _categorical_profile(column: Any, n: int) -> dict[str, Any]:
         "kind": "categorical",
         "count": n - missing,
         "missing": missing,
-        "missing_share": missing / n,
+        "missing_share": _share(missing, n),
         "distinct": len(items),
         "distinct_method": "exact",
         "top": [[k, c] for k, c in items[:TOP]],
@@ -145,14 +147,23 @@ def _categorical_profile(column: Any, n: int) -> dict[str, Any]:
 
 
 def _key(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if len(text) > MAX_CATEGORY_CHARS:
+        # stores refuse longer category values (profiles are bounded); a hash keeps long values apart
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        text = f"{text[: MAX_CATEGORY_CHARS - 40]}... ({digest})"
+    return text
+
+
+def _share(part: int, n: int) -> float:
+    return part / n if n else 0.0
 
 
 def _datetime_profile(column: Any, n: int) -> dict[str, Any]:
     import pyarrow.compute as pc
 
     missing = int(column.null_count)
-    out: dict[str, Any] = {"kind": "datetime", "count": n - missing, "missing": missing, "missing_share": missing / n}
+    out: dict[str, Any] = {"kind": "datetime", "count": n - missing, "missing": missing, "missing_share": _share(missing, n)}
     if n - missing:
         bounds = pc.min_max(column)
         out["min"] = str(bounds["min"].as_py())

@@ -3,6 +3,9 @@
 The drift report overlays, per column, the reference's distribution on the current one:
 numeric columns on the reference's histogram bins, categorical columns on their top
 categories. Everything is inline SVG.
+
+Every field goes through ``esc``/``fmt``: profiles and results are read back from stores that
+any client writes to, so a column name, a category or a "number" may be hostile text.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from keel.core.html import esc, figure, fmt, page
+from keel.core.html import count, esc, figure, fmt, page, pct
 from keel.data.drift_detection import DriftResult, _cdf_at
 from keel.data.validation import ValidationResult
 
@@ -60,16 +63,16 @@ def profile_html(profile: dict[str, Any], title: str) -> str:
     rows.append("".join(f"<th class=l>{h}</th>" if i in (0, 1, 8) else f"<th>{h}</th>" for i, h in enumerate(heads)))
     rows.append("</tr>")
     for name, col in profile["columns"].items():
-        top = ", ".join(f"{esc(k)} ({c})" for k, c in col.get("top", [])[:4])
-        distinct = f"{col.get('distinct', '-')}" + ("" if col.get("distinct_method", "exact") == "exact" else " ~")
+        top = ", ".join(f"{esc(k)} ({fmt(c)})" for k, c in col.get("top", [])[:4])
+        distinct = fmt(col.get("distinct", "-")) + ("" if col.get("distinct_method", "exact") == "exact" else " ~")
         cells = [
-            f"<td class=l>{esc(name)}</td><td class=l>{esc(col['type'])}</td>",
-            f"<td>{col['missing']} ({col['missing_share']:.1%})</td><td>{distinct}</td>",
+            f"<td class=l>{esc(name)}</td><td class=l>{esc(col.get('type', ''))}</td>",
+            f"<td>{fmt(col.get('missing'))} ({pct(col.get('missing_share'))})</td><td>{distinct}</td>",
             "".join(f"<td>{fmt(col.get(k))}</td>" for k in ("min", "mean", "max", "std")),
             f"<td class=l>{top}</td>",
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    rows.append(f"</table></div><p class=muted>{profile['row_count']:,} rows; ~ marks a sketched distinct count</p>")
+    rows.append(f"</table></div><p class=muted>{count(profile.get('row_count'))} rows; ~ marks a sketched distinct count</p>")
     charts = [distribution_chart(name, col) for name, col in profile["columns"].items()]
     rows.append("<h2>Distributions</h2><div class=charts>" + "".join(c for c in charts if c) + "</div>")
     return page(title, "".join(rows))
@@ -78,7 +81,7 @@ def profile_html(profile: dict[str, Any], title: str) -> str:
 def validation_html(result: ValidationResult, title: str | None = None) -> str:
     verdict = "<span class=ok>passed</span>" if result.passed else "<span class=bad>failed</span>"
     out = [
-        f"<p>suite <b>{esc(result.suite)}</b> on {result.row_count:,} rows: {verdict} — "
+        f"<p>suite <b>{esc(result.suite)}</b> on {count(result.row_count)} rows: {verdict} — "
         f"{len(result.errors)} errors, {len(result.warnings)} warnings, {len(result.results)} checks</p>",
         "<div class=wide><table><tr><th class=l>check</th><th class=l>column</th><th class=l>severity</th>"
         "<th class=l>result</th><th>failing rows</th><th>share</th><th class=l>examples</th><th class=l>message</th></tr>",
@@ -87,9 +90,9 @@ def validation_html(result: ValidationResult, title: str | None = None) -> str:
         cls = "ok" if r.passed else ("bad" if r.severity == "error" else "warn")
         examples = ", ".join(esc(x) for x in r.examples)
         out.append(
-            f"<tr><td class=l>{r.kind}</td><td class=l>{esc(r.column or '')}</td><td class=l>{r.severity}</td>"
-            f"<td class='l {cls}'>{'pass' if r.passed else 'FAIL'}</td><td>{r.failed_count:,}</td>"
-            f"<td>{r.failed_share:.2%}</td><td class=l>{examples}</td><td class=l>{esc(r.message)}</td></tr>"
+            f"<tr><td class=l>{esc(r.kind)}</td><td class=l>{esc(r.column or '')}</td><td class=l>{esc(r.severity)}</td>"
+            f"<td class='l {cls}'>{'pass' if r.passed else 'FAIL'}</td><td>{count(r.failed_count)}</td>"
+            f"<td>{pct(r.failed_share, 2)}</td><td class=l>{examples}</td><td class=l>{esc(r.message)}</td></tr>"
         )
     out.append("</table></div>")
     return page(title or f"validation: {result.suite}", "".join(out))
@@ -98,8 +101,8 @@ def validation_html(result: ValidationResult, title: str | None = None) -> str:
 def drift_html(result: DriftResult, title: str | None = None) -> str:
     verdict = "<span class=bad>drift</span>" if result.dataset_drift else "<span class=ok>no dataset drift</span>"
     out = [
-        f"<p>{esc(result.current)} ({result.current_rows:,} rows) against {esc(result.reference)} "
-        f"({result.reference_rows:,} rows): {verdict} — {len(result.drifted)} of {len(result.columns)} columns drifted "
+        f"<p>{esc(result.current)} ({count(result.current_rows)} rows) against {esc(result.reference)} "
+        f"({count(result.reference_rows)} rows): {verdict} — {len(result.drifted)} of {len(result.columns)} columns drifted "
         f"({result.share_drifted:.0%}; the dataset drifts at {result.drift_share:.0%})</p>",
         "<div class=wide><table><tr><th class=l>column</th><th class=l>kind</th><th class=l>test</th><th>statistic</th>"
         "<th>p-value</th><th>threshold</th><th class=l>verdict</th><th>KS / chi2 p</th><th>PSI</th></tr>",
@@ -107,7 +110,7 @@ def drift_html(result: DriftResult, title: str | None = None) -> str:
     for c in sorted(result.columns, key=lambda c: (not c.drifted, c.column)):
         p_test = c.tests.get("ks") or c.tests.get("chi2") or {}
         out.append(
-            f"<tr><td class=l>{esc(c.column)}</td><td class=l>{c.kind}</td><td class=l>{c.test}</td>"
+            f"<tr><td class=l>{esc(c.column)}</td><td class=l>{esc(c.kind)}</td><td class=l>{esc(c.test)}</td>"
             f"<td>{fmt(c.statistic)}</td><td>{fmt(c.p_value)}</td><td>{fmt(c.threshold)}</td>"
             f"<td class='l {'bad' if c.drifted else 'ok'}'>{'drifted' if c.drifted else 'stable'}</td>"
             f"<td>{fmt(p_test.get('p_value'))}</td><td>{fmt(c.tests.get('psi', {}).get('statistic'))}</td></tr>"

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from keel.core.dataset_records import plain_json
 from keel.core.datasets import DatasetVersion
 from keel.core.errors import InvalidArgument
 
@@ -231,13 +231,11 @@ def apply(
     t = get_transform(step)
     if not inputs:
         raise InvalidArgument.for_field("inputs", [], "at least one dataset version")
-    try:
-        json.dumps(params)
-    except TypeError as exc:
-        raise InvalidArgument(f"params of transform {t.name!r} must be JSON-serialisable to be recorded: {exc}") from None
+    # checked before any data is read: the params are recorded with the new version, as JSON
+    recorded = plain_json(params, f"transform {t.name!r} params")
     client = get_client()
     versions = [resolve(i, client) for i in inputs]
     frames = [get(v, run=run, client=client) for v in versions]
     result = t(*frames, **params)
-    record = {"name": t.name, "code_hash": t.code_hash, "params": params, "inputs": [v.ref for v in versions]}
+    record = {"name": t.name, "code_hash": t.code_hash, "params": recorded, "inputs": [v.ref for v in versions]}
     return log(result, name, parents=versions, transform=record, run=run, source=f"transform:{t.name}", client=client)

@@ -20,7 +20,12 @@ class ValidationResult:
     results: list[CheckResult]
     seconds: float = 0.0
     failing_rows: np.ndarray | None = field(default=None, repr=False)  # rows failing error-level row checks
-    whole_data_errors: int = 0  # error-level failures of checks on a whole column or table (no row mask)
+    # error-level failures of checks on a whole column or table (no row mask): quarantine cannot split them off
+    whole_data: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def whole_data_errors(self) -> int:
+        return len(self.whole_data)
 
     @property
     def errors(self) -> list[CheckResult]:
@@ -39,6 +44,10 @@ class ValidationResult:
         """Whether every error is row-level, so failing rows can be quarantined and the rest kept."""
         return self.failing_rows is not None and self.whole_data_errors == 0
 
+    def unsplittable(self) -> str:
+        """The failed checks that judge the whole table or column, which quarantine cannot split off."""
+        return ", ".join(_label(r) for r in self.whole_data)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "suite": self.suite,
@@ -55,8 +64,12 @@ class ValidationResult:
             return f"suite {self.suite!r}: all {len(self.results)} checks passed" + (
                 f" ({len(self.warnings)} warnings)" if self.warnings else ""
             )
-        failed = "; ".join(f"{r.kind}{'(' + r.column + ')' if r.column else ''}: {r.message}" for r in self.errors[:5])
+        failed = "; ".join(f"{_label(r)}: {r.message}" for r in self.errors[:5])
         return f"suite {self.suite!r}: {len(self.errors)} of {len(self.results)} checks failed: {failed}"
+
+
+def _label(r: CheckResult) -> str:
+    return f"{r.kind}({r.column})" if r.column else r.kind
 
 
 def validate(data: Any, suite: Suite) -> ValidationResult:
@@ -80,13 +93,13 @@ def validate(data: Any, suite: Suite) -> ValidationResult:
         )
     results: list[CheckResult] = []
     failing = np.zeros(table.num_rows, dtype=bool)
-    whole = 0
+    whole: list[CheckResult] = []
     for check in suite.checks:
         result, mask = check.evaluate(table)
         results.append(result)
         if not result.passed and result.severity == "error":
             if mask is None:
-                whole += 1
+                whole.append(result)
             else:
                 failing |= mask
     return ValidationResult(suite.name, table.num_rows, results, time.perf_counter() - started, failing, whole)

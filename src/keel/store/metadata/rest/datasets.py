@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from keel.core.dataset_records import plain_json
 from keel.core.datasets import ColumnSchema, DatasetVersion, RunDatasetLink, ValidationRecord
 from keel.core.errors import InvalidArgument
 from keel.store.metadata.datasets import DatasetStore
@@ -39,6 +40,8 @@ class RestDatasetStore(DatasetStore):
         transform: Mapping[str, Any] | None = None,
         profile: Mapping[str, Any] | None = None,
     ) -> tuple[DatasetVersion, bool]:
+        if transform is not None and not isinstance(transform, Mapping):
+            raise InvalidArgument.for_field("transform", transform, "a mapping (name, code hash, params)")
         body = {
             "name": name,
             "content_hash": content_hash,
@@ -49,7 +52,8 @@ class RestDatasetStore(DatasetStore):
             "source": source,
             "role": role,
             "parent_ids": list(parent_ids),
-            "transform": dict(transform) if transform else None,
+            # checked here too: the JSON encoder would raise a bare TypeError on anything else
+            "transform": plain_json(transform, "transform") if transform else None,
             "profile": dict(profile) if profile is not None else None,
         }
         data = self._call("POST", "/datasets/versions", body)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, func, select
 
 from keel.core import validation as v
 from keel.core.clock import now_ms
+from keel.core.dataset_records import check_profile, plain_json
 from keel.core.datasets import ColumnSchema, DatasetVersion, RunDatasetLink, ValidationRecord
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.metadata.datasets import DIRECTIONS, DatasetStore
@@ -105,6 +106,12 @@ class SqlDatasetStore(DatasetStore):
         for field, number in (("size", size), ("row_count", row_count)):
             if isinstance(number, bool) or not isinstance(number, int) or number < 0:
                 raise InvalidArgument.for_field(field, number, "a non-negative integer")
+        if transform is not None and not isinstance(transform, Mapping):
+            raise InvalidArgument.for_field("transform", transform, "a mapping (name, code hash, params)")
+        record = plain_json(dict(transform), "transform") if transform else None
+        if profile is not None:
+            # reports and drift read stored profiles: refuse any shape keel.data does not compute
+            check_profile(profile, [c.name for c in cols], row_count)
         row = {
             "content_hash": content_hash,
             "artifact_sha256": artifact_sha256,
@@ -113,8 +120,8 @@ class SqlDatasetStore(DatasetStore):
             "schema": schema_to_json(cols),
             "source": source or "",
             "role": role,
-            "transform": json.dumps(dict(transform), sort_keys=True) if transform else None,
-            "profile": json.dumps(profile) if profile is not None else None,
+            "transform": json.dumps(record, sort_keys=True) if record else None,
+            "profile": json.dumps(dict(profile)) if profile is not None else None,
         }
         for _ in range(3):
             try:
