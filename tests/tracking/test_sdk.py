@@ -107,9 +107,9 @@ class CountingStore(SqlStore):
 
     batches = 0
 
-    def log_metrics(self, rows):  # type: ignore[no-untyped-def]
+    def log_metrics(self, rows, batch_id=None):  # type: ignore[no-untyped-def]
         type(self).batches += 1
-        super().log_metrics(rows)
+        super().log_metrics(rows, batch_id)
 
 
 def test_metric_logging_is_batched_not_one_round_trip_per_value(tmp_path: Path) -> None:
@@ -301,11 +301,11 @@ def test_the_writer_thread_survives_an_unexpected_error(tmp_path: Path) -> None:
     class Flaky(SqlStore):
         calls = 0
 
-        def log_metrics(self, rows):  # type: ignore[no-untyped-def]
+        def log_metrics(self, rows, batch_id=None):  # type: ignore[no-untyped-def]
             type(self).calls += 1
             if type(self).calls == 1:
                 raise RuntimeError("driver hiccup")
-            super().log_metrics(rows)
+            super().log_metrics(rows, batch_id)
 
     store = Flaky(f"sqlite:///{tmp_path / 'k.db'}")
     client = Client(store, str(tmp_path / "art"))

@@ -177,6 +177,53 @@ class TrackingStoreContract:
         assert store.get_metric_history(run.id, "m") == []
         assert store.get_run(run.id).metrics == {}
 
+    def test_a_resent_metric_batch_is_stored_once(self, store: TrackingStore) -> None:
+        run = store.create_run(store.get_or_create_experiment(unique()).id)
+        batch = [(run.id, "loss", float(i), i, 1000 + i) for i in range(50)]
+        batch_id = uuid.uuid4().hex
+        assert not store.metric_batch_applied(batch_id)
+        store.log_metrics(batch, batch_id=batch_id)
+        store.log_metrics(batch, batch_id=batch_id)  # a resend: the first answer was lost
+        assert store.metric_batch_applied(batch_id)
+        assert [m.value for m in store.get_metric_history(run.id, "loss")] == [float(i) for i in range(50)]
+        store.log_metrics(batch[:1], batch_id=uuid.uuid4().hex)  # another batch with the same values is stored
+        assert len(store.get_metric_history(run.id, "loss")) == 51
+
+    def test_a_resent_end_run_is_a_no_op(self, store: TrackingStore) -> None:
+        run = store.create_run(store.get_or_create_experiment(unique()).id)
+        batch_id = uuid.uuid4().hex
+        store.end_run(run.id, RunStatus.FINISHED, metrics=[(run.id, "acc", 0.9, 0, 1)], batch_id=batch_id)
+        store.end_run(run.id, RunStatus.FINISHED, metrics=[(run.id, "acc", 0.9, 0, 1)], batch_id=batch_id)
+        assert [m.value for m in store.get_metric_history(run.id, "acc")] == [0.9]
+        assert store.get_run(run.id).status is RunStatus.FINISHED
+        with pytest.raises(Conflict, match="already ended"):  # a new end, not a resend
+            store.end_run(run.id, RunStatus.FAILED, batch_id=uuid.uuid4().hex)
+        # values resent as a plain batch under the end's id (an end whose answer was lost) are not stored again
+        store.log_metrics([(run.id, "acc", 0.9, 0, 1)], batch_id=batch_id)
+        assert len(store.get_metric_history(run.id, "acc")) == 1
+
+    def test_a_refused_batch_leaves_its_id_unused(self, store: TrackingStore) -> None:
+        run = store.create_run(store.get_or_create_experiment(unique()).id)
+        batch_id = uuid.uuid4().hex
+        bad: list[Any] = [(run.id, "m", 1.0, 0, 0), (run.id, "m", "high", 1, 0)]
+        with pytest.raises(InvalidArgument, match="value"):
+            store.log_metrics(bad, batch_id=batch_id)
+        with pytest.raises(NotFound):
+            store.log_metrics([(run.id, "m", 1.0, 0, 0), ("e" * 32, "m", 1.0, 0, 0)], batch_id=batch_id)
+        assert not store.metric_batch_applied(batch_id)
+        store.log_metrics([(run.id, "m", 1.0, 0, 0)], batch_id=batch_id)  # the corrected batch goes in
+        assert [m.value for m in store.get_metric_history(run.id, "m")] == [1.0]
+
+    @pytest.mark.parametrize("batch_id", ["", "has space", "x" * 101, "new\nline", "trailing\n"])
+    def test_bad_batch_ids_are_refused(self, store: TrackingStore, batch_id: str) -> None:
+        run = store.create_run(store.get_or_create_experiment(unique()).id)
+        with pytest.raises(InvalidArgument, match="batch_id"):
+            store.log_metrics([(run.id, "m", 1.0, 0, 0)], batch_id=batch_id)
+        with pytest.raises(InvalidArgument, match="batch_id"):
+            store.end_run(run.id, RunStatus.FINISHED, batch_id=batch_id)
+        assert store.get_metric_history(run.id, "m") == []
+        assert store.get_run(run.id).status is RunStatus.RUNNING
+
     # artifacts -----------------------------------------------------------------------
     def test_artifact_references(self, store: TrackingStore) -> None:
         run = store.create_run(store.get_or_create_experiment(unique()).id)

@@ -23,6 +23,7 @@ from keel.store.artifacts import ArtifactStore, open_artifact_store
 from keel.store.metadata import open_store
 from keel.store.metadata.base import TrackingStore
 from keel.tracking import capture
+from keel.tracking.values import param_text
 from keel.tracking.writer import MetricWriter
 
 
@@ -76,6 +77,7 @@ class Client:
         """Start a run (status ``running``), recording code version and environment.
 
         Without ``experiment``, a child run goes to its parent's experiment, others to the configured one.
+        Param values are stored as ``param_text`` writes them (non-strings as JSON: ``None`` -> ``null``).
         """
         if experiment is None and parent_run_id is not None:
             experiment_id = self._run_experiments.get(parent_run_id)  # a child lives with its parent
@@ -98,12 +100,17 @@ class Client:
             name,
             parent_run_id=parent_run_id,
             tags=dict(tags or {}),
-            params=dict(params or {}),
+            params=_param_texts(params or {}),
             code=code,
             environment=env,
         )
+        self.remember_run(run)
         self.writer.track(run.id)
         return run
+
+    def remember_run(self, run: Run) -> None:
+        """Note a run's experiment, so its children need no lookup to find where they belong."""
+        self._run_experiments[run.id] = run.experiment_id
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Flush this client's metrics, then mark the run ended."""
@@ -112,22 +119,30 @@ class Client:
         except ValueError:
             raise InvalidArgument.for_field("status", status, "one of finished, failed, killed") from None
         try:
-            # this run's last buffered values and its status go in one transaction (one request remotely)
-            self.writer.flush_into(lambda batch: self.store.end_run(run_id, status, metrics=batch), run_id)
+            # This run's last buffered values and its status go in one transaction (one request remotely).
+            # The batch id makes a retried request (a timeout after the server committed) a no-op.
+            self.writer.flush_into(
+                lambda batch, batch_id: self.store.end_run(run_id, status, metrics=batch, batch_id=batch_id), run_id
+            )
         except Conflict:
             self.writer.untrack(run_id)  # ended already: stop its heartbeats
             raise
         self.writer.untrack(run_id)
 
     def get_run(self, run_id: str) -> Run:
-        return self.store.get_run(run_id)
+        run = self.store.get_run(run_id)
+        self.remember_run(run)
+        return run
 
     # params and tags -----------------------------------------------------------------
     def log_param(self, run_id: str, key: str, value: Any) -> None:
-        self.store.log_params(run_id, {key: value})
+        """Log one param (immutable). Strings are stored as they are, numbers as ``str()`` writes them, anything
+        else as JSON: ``None`` -> ``null``, ``True`` -> ``true``, a dict or list -> its JSON text."""
+        self.store.log_params(run_id, _param_texts({key: value}))
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        self.store.log_params(run_id, params)
+        """Log params in one call (all or none), values as in ``log_param``."""
+        self.store.log_params(run_id, _param_texts(params))
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         self.store.set_tags(run_id, {key: value})
@@ -144,11 +159,7 @@ class Client:
         """
         if run_id.__class__ is not str:
             raise InvalidArgument.for_field("run_id", run_id, "a run id string")
-        if key not in self._valid_keys:
-            v.check_key(key, "metric key")
-            self._valid_keys.add(key)
-        if type(value) is not float:
-            value = v.check_metric_value(value, key)
+        value = self._checked_metric(key, value)
         if step is None:
             slot = (run_id, key)
             step = self._steps.get(slot, 0)
@@ -161,10 +172,31 @@ class Client:
     def log_metrics(
         self, run_id: str, metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
     ) -> None:
+        """Buffer several values at one step and time. All are validated first: a bad one buffers none."""
+        if run_id.__class__ is not str:
+            raise InvalidArgument.for_field("run_id", run_id, "a run id string")
         if not isinstance(metrics, Mapping):
             raise InvalidArgument.for_field("metrics", metrics, "a mapping of key to number")
-        for key, value in metrics.items():
-            self.log_metric(run_id, key, value, step, timestamp)
+        checked = [(key, self._checked_metric(key, value)) for key, value in metrics.items()]
+        if step is not None and type(step) is not int:
+            step = v.check_step(step)
+        ts = _time_ns() // 1_000_000 if timestamp is None else v.check_timestamp(timestamp)
+        rows = []
+        for key, value in checked:
+            if step is None:
+                slot = (run_id, key)
+                key_step = self._steps.get(slot, 0)
+                self._steps[slot] = key_step + 1
+            else:
+                key_step = step
+            rows.append((run_id, key, value, key_step, ts))
+        self.writer.extend(rows)
+
+    def _checked_metric(self, key: Any, value: Any) -> float:
+        if key.__class__ is not str or key not in self._valid_keys:
+            v.check_key(key, "metric key")
+            self._valid_keys.add(key)
+        return value if type(value) is float else v.check_metric_value(value, key)
 
     def flush(self) -> None:
         """Store every buffered metric value now."""
@@ -264,6 +296,12 @@ class Client:
     def close(self) -> None:
         self.writer.close()
         self.store.close()
+
+
+def _param_texts(params: Mapping[str, Any]) -> dict[str, str]:
+    if not isinstance(params, Mapping):
+        raise InvalidArgument.for_field("params", params, "a mapping of key to value")
+    return {key: param_text(value) for key, value in params.items()}
 
 
 def _media_type(name: str) -> str:

@@ -1,12 +1,17 @@
 """Module-level tracking: ``keel.start_run`` and friends, on one process-wide client and a run stack.
 
-A run started while another is active becomes its child (nested runs).
+A run started while another is active becomes its child (nested runs). The stack of active
+runs belongs to the thread (and to the asyncio task) that started them, as in MLflow: a run
+started in a worker thread is not a child of the main thread's run. It lives in a
+``ContextVar`` holding an immutable tuple, so every thread and task sees its own stack.
+A process-wide registry of open runs lets interpreter exit end the runs left open.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,7 +25,9 @@ from keel.tracking.writer import flush_all
 
 _client: Client | None = None
 _client_lock = threading.Lock()
-_stack: list[ActiveRun] = []
+_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar("keel_run_stack", default=())
+_open: dict[str, ActiveRun] = {}  # runs started by start_run and not ended yet, in start order, any thread
+_open_lock = threading.Lock()
 
 
 def get_client() -> Client:
@@ -50,19 +57,24 @@ def start_run(
 ) -> ActiveRun:
     """Start a run; use it as ``with keel.start_run(experiment="churn") as run: ...``.
 
-    With a run already active, the new run is its child unless ``parent`` says otherwise,
-    and it inherits the parent's experiment.
+    With a run already active in this thread (or task), the new run is its child unless
+    ``parent`` says otherwise. A child goes to its parent's experiment unless ``experiment``
+    is given.
     """
     client = get_client()
     parent_id = parent.id if isinstance(parent, ActiveRun) else parent
-    if parent_id is None and _stack:
-        parent_id = _stack[-1].id
-    if experiment is None and parent_id is not None and _stack:
-        experiment_id = _stack[-1].info.experiment_id
-        experiment = client.store.get_experiment(experiment_id).name
+    if parent_id is None:
+        current = active_run()
+        if current is not None:
+            parent_id = current.id
+            client.remember_run(current.info)  # its experiment is known: no lookup for the child
+    elif isinstance(parent, ActiveRun):
+        client.remember_run(parent.info)
     run = client.create_run(experiment, name, project=project, parent_run_id=parent_id, tags=tags, params=params)
-    active = ActiveRun(client, run, on_end=_pop)
-    _stack.append(active)
+    active = ActiveRun(client, run, on_end=_forget)
+    with _open_lock:
+        _open[active.id] = active
+    _push(active)
     return active
 
 
@@ -74,26 +86,43 @@ def attach(run_id: str, client: Client | None = None) -> Iterator[ActiveRun]:
     """
     client = client or get_client()
     active = ActiveRun(client, client.get_run(run_id))
-    _stack.append(active)
+    _push(active)
     try:
         yield active
     finally:
-        _pop(active)
+        _remove(active)
 
 
-def _pop(run: ActiveRun) -> None:
-    if run in _stack:
-        _stack.remove(run)
+def _push(run: ActiveRun) -> None:
+    _stack.set((*_stack.get(), run))
+
+
+def _remove(run: ActiveRun) -> None:
+    stack = _stack.get()
+    if run in stack:
+        _stack.set(tuple(r for r in stack if r is not run))
+
+
+def _forget(run: ActiveRun) -> None:
+    """A run ended: off this context's stack (another thread's stack skips it as ended) and off the registry."""
+    _remove(run)
+    with _open_lock:
+        _open.pop(run.id, None)
 
 
 def active_run() -> ActiveRun | None:
-    return _stack[-1] if _stack else None
+    """The innermost run active in this thread (or asyncio task), if any."""
+    for run in reversed(_stack.get()):
+        if not run.ended:  # ended from another thread: its stack entry is stale
+            return run
+    return None
 
 
 def _require_active() -> ActiveRun:
-    if not _stack:
+    run = active_run()
+    if run is None:
         raise KeelError("no active run: call keel.start_run() first (or use a `with keel.start_run():` block)")
-    return _stack[-1]
+    return run
 
 
 def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
@@ -144,10 +173,16 @@ def search_runs(
 
 @atexit.register
 def _at_exit() -> None:
-    """Flush buffered metrics and end runs still open, as finished (a script that simply returned)."""
-    while _stack:
+    """Flush buffered metrics and end runs still open, as finished (a script that simply returned).
+
+    The registry, not a stack, says which: a thread's stack is invisible from the exiting one.
+    Latest first, so children end before their parents.
+    """
+    with _open_lock:
+        still_open = list(_open.values())
+    for run in reversed(still_open):
         try:
-            _stack[-1].end(RunStatus.FINISHED)
+            run.end(RunStatus.FINISHED)
         except Exception:  # noqa: BLE001
-            _stack.pop()
+            _forget(run)
     flush_all()

@@ -23,6 +23,11 @@ class ActiveRun:
     def __repr__(self) -> str:
         return f"ActiveRun(id={self.id!r}, name={self.info.name!r})"
 
+    @property
+    def ended(self) -> bool:
+        """True once ``end`` was called (from any thread)."""
+        return self._ended
+
     def log_param(self, key: str, value: Any) -> None:
         self.client.log_param(self.id, key, value)
 

@@ -4,11 +4,19 @@
 (or sooner when the buffer is large) with one ``log_metrics`` call, i.e. one transaction
 or one HTTP request, and sends heartbeats for live runs. ``flush()`` is synchronous and
 waits for a flush in progress, so after it returns every value added before it is stored.
+
+Each batch gets an id when it is first sent and keeps it until the store accepts it: a
+resend (after a timeout, when the server may have committed anyway) carries the same id
+and the store applies it once. A batch that could not be sent waits, whole, in
+``_pending``; new values form the next batch, so a resend is never a different batch.
+After a failed send the thread waits before trying again, exponentially longer with
+jitter, up to ``MAX_BACKOFF_S``.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import weakref
@@ -17,10 +25,12 @@ from typing import TypeVar
 
 from keel.core.clock import now_ms
 from keel.core.errors import KeelError, StoreUnavailable
-from keel.store.metadata.base import MetricRow, TrackingStore
+from keel.store.metadata.base import MetricRow, TrackingStore, new_batch_id
 
 log = logging.getLogger("keel.tracking")
 T = TypeVar("T")
+MAX_BACKOFF_S = 30.0
+Batch = tuple[str, list[MetricRow]]  # (batch id, rows)
 _WRITERS: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
 
 
@@ -37,6 +47,9 @@ class MetricWriter:
         self.heartbeat_interval = heartbeat_interval
         self.max_buffer = max_buffer
         self._buffer: list[MetricRow] = []
+        self._pending: list[Batch] = []  # sent at least once, not accepted yet; guarded by _flush_lock
+        self._failures = 0
+        self._retry_at = 0.0  # monotonic time before which the thread does not resend
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -60,8 +73,11 @@ class MetricWriter:
     def extend(self, rows: Iterable[MetricRow]) -> None:
         with self._lock:
             self._buffer.extend(rows)
+            size = len(self._buffer)
         if self._thread is None:
             self._start()
+        if size >= self.max_buffer:
+            self._wake.set()
 
     def track(self, run_id: str) -> None:
         """Send heartbeats for ``run_id`` until ``untrack``."""
@@ -83,19 +99,25 @@ class MetricWriter:
             error, self._error = self._error, None
             raise error
 
-    def flush_into(self, write: Callable[[list[MetricRow]], T], run_id: str) -> T:
-        """Hand the values buffered for ``run_id`` to ``write`` (an ``end_run`` that stores them in its
-        own transaction); other runs' values stay for the next flush. If ``write`` fails, they go back."""
+    def flush_into(self, write: Callable[[list[MetricRow], str], T], run_id: str) -> T:
+        """Hand the values buffered for ``run_id`` and a batch id to ``write`` (an ``end_run`` that stores
+        them in its own transaction); other runs' values stay for the next flush.
+
+        If ``write`` fails, the values wait for the next flush under the same batch id: should the
+        failed call have been applied after all (a timeout), the store recognises the id and does
+        not store them twice.
+        """
         with self._flush_lock:
             with self._lock:
                 mine = [r for r in self._buffer if r[0] == run_id]
                 if mine:
                     self._buffer = [r for r in self._buffer if r[0] != run_id]
+            batch_id = new_batch_id()
             try:
-                return write(mine)
+                return write(mine, batch_id)
             except BaseException:
-                with self._lock:
-                    self._buffer[:0] = mine
+                if mine:
+                    self._pending.append((batch_id, mine))
                 raise
 
     def close(self) -> None:
@@ -114,27 +136,45 @@ class MetricWriter:
 
     def _flush_once(self, raise_errors: bool) -> None:
         with self._flush_lock:
-            with self._lock:
-                batch, self._buffer = self._buffer, []
-            if not batch:
+            # batches that failed before go first, each under its own id; new values wait behind them
+            if self._pending and not self._send_pending(raise_errors):
                 return
+            with self._lock:
+                fresh, self._buffer = self._buffer, []
+            if fresh:
+                self._pending.append((new_batch_id(), fresh))
+                self._send_pending(raise_errors)
+
+    def _send_pending(self, raise_errors: bool) -> bool:
+        """Send pending batches in order; False when one could not be sent (it stays, with its id)."""
+        while self._pending:
+            batch_id, batch = self._pending[0]
             try:
-                self.store.log_metrics(batch)
+                self.store.log_metrics(batch, batch_id=batch_id)
             except StoreUnavailable:
-                with self._lock:  # keep the values and retry at the next flush
-                    self._buffer[:0] = batch
+                self._note_failure()
                 if raise_errors:
                     raise
                 log.warning("keel: metric flush failed, will retry", exc_info=True)
+                return False
             except KeelError as exc:
                 # one bad run (ended elsewhere, unknown id) must not cost the other runs their values
-                self._store_run_by_run(batch, exc, raise_errors)
+                self._pending.pop(0)
+                self._store_run_by_run(batch_id, batch, exc, raise_errors)
+                continue
             except Exception:
-                with self._lock:  # not a keel error: a driver or a bug; keep the values and say so
-                    self._buffer[:0] = batch
+                self._note_failure()  # not a keel error: a driver or a bug; keep the batch and say so
                 raise
+            self._pending.pop(0)
+            self._failures, self._retry_at = 0, 0.0
+        return True
 
-    def _store_run_by_run(self, batch: list[MetricRow], first: KeelError, raise_errors: bool) -> None:
+    def _note_failure(self) -> None:
+        self._failures += 1
+        delay = min(MAX_BACKOFF_S, self.flush_interval * 2**self._failures)
+        self._retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
+
+    def _store_run_by_run(self, batch_id: str, batch: list[MetricRow], first: KeelError, raise_errors: bool) -> None:
         by_run: dict[str, list[MetricRow]] = {}
         for row in batch:
             by_run.setdefault(str(row[0]), []).append(row)
@@ -142,12 +182,13 @@ class MetricWriter:
             failures = [first]
         else:
             failures = []
-            for rows in by_run.values():
+            for n, rows in enumerate(by_run.values()):
+                part_id = f"{batch_id}.{n}"  # the same for every resend of this part
                 try:
-                    self.store.log_metrics(rows)
+                    self.store.log_metrics(rows, batch_id=part_id)
                 except StoreUnavailable:
-                    with self._lock:
-                        self._buffer[:0] = rows
+                    self._note_failure()
+                    self._pending.append((part_id, rows))
                 except KeelError as exc:
                     failures.append(exc)
         for failure in failures:
@@ -161,10 +202,11 @@ class MetricWriter:
         while not self._stop.is_set():
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            try:  # the thread must outlive any error: it is the only one that flushes and beats
-                self._flush_once(raise_errors=False)
-            except Exception:
-                log.exception("keel: unexpected error in the metric writer; values kept for the next flush")
+            if time.monotonic() >= self._retry_at:  # after a failure, back off before resending
+                try:  # the thread must outlive any error: it is the only one that flushes and beats
+                    self._flush_once(raise_errors=False)
+                except Exception:
+                    log.exception("keel: unexpected error in the metric writer; values kept for the next flush")
             now = time.monotonic()
             if self._live and now - self._last_heartbeat >= self.heartbeat_interval:
                 self._last_heartbeat = now

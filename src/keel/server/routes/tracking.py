@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
 from keel.core.entities import ArtifactRef, CodeVersion, Environment, RunStatus
@@ -74,13 +74,19 @@ def get_run(run_id: str, store: TrackingStore = Depends(store_of)) -> dict[str, 
 
 
 @write.post("/runs/{run_id}/end")
-def end_run(run_id: str, body: schemas.EndRunIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def end_run(
+    run_id: str,
+    body: schemas.EndRunIn,
+    store: TrackingStore = Depends(store_of),
+    idempotency_key: str | None = Header(default=None),
+) -> dict[str, Any]:
+    """End a run with its last metric values; a resend under the same ``Idempotency-Key`` is a no-op."""
     try:
         status = RunStatus(body.status)
     except ValueError:
         raise InvalidArgument.for_field("status", body.status, "one of finished, failed, killed") from None
     rows = wire.metric_rows_from_json({"rows": body.metrics})
-    store.end_run(run_id, status, body.end_time, rows)
+    store.end_run(run_id, status, body.end_time, rows, batch_id=idempotency_key)
     return {}
 
 
@@ -97,18 +103,34 @@ def set_tags(run_id: str, body: schemas.TagsIn, store: TrackingStore = Depends(s
 
 
 @write.post("/metrics")
-async def log_metrics(request: Request, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+async def log_metrics(
+    request: Request,
+    store: TrackingStore = Depends(store_of),
+    idempotency_key: str | None = Header(default=None),
+) -> dict[str, Any]:
     """One flush of a client's metric buffer: ``{"rows": [[run_id, key, value, step, timestamp], ...]}``.
 
     Parsed with orjson rather than pydantic: batches carry up to tens of thousands of rows.
+    A batch resent under the same ``Idempotency-Key`` header is stored once. When it was
+    applied already, the body is not even parsed: a client whose timeout is shorter than a
+    big batch's first write still gets a quick answer to its resend.
     """
+    batch_id = idempotency_key
+    if batch_id is not None and await run_in_threadpool(store.metric_batch_applied, batch_id):
+        return {"stored": 0, "duplicate": True}
     try:
         payload = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
     rows = wire.metric_rows_from_json(payload)
-    await run_in_threadpool(store.log_metrics, rows)
+    await run_in_threadpool(store.log_metrics, rows, batch_id)
     return {"stored": len(rows)}
+
+
+@read.get("/metric-batches/{batch_id}")
+def metric_batch(batch_id: str, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    """Whether a metric write with this batch id was applied."""
+    return {"applied": store.metric_batch_applied(batch_id)}
 
 
 @read.get("/runs/{run_id}/metrics")

@@ -13,12 +13,19 @@ PostgreSQL and REST):
 - Validates everything it is given, whoever calls it: a server never trusts its clients.
 - A run that is ``running`` but whose heartbeat is older than ``heartbeat_timeout``
   reads as ``killed`` (in ``get_run`` and in searches).
+- Metric writes are idempotent by batch id: ``log_metrics`` and ``end_run`` given a
+  ``batch_id`` already applied (within ``BATCH_ID_RETENTION_MS``) store nothing and
+  succeed, so a client may resend a request whose answer it never got (a timeout after
+  the server committed). The id is recorded in the same transaction as the values.
 """
 
 from __future__ import annotations
 
 import abc
+import re
+import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from keel.core.entities import (
     ArtifactRef,
@@ -30,12 +37,29 @@ from keel.core.entities import (
     RunPage,
     RunStatus,
 )
+from keel.core.errors import InvalidArgument
 from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.pipelines import PipelineStore
 
 MetricRow = tuple[str, str, float, int, int]
 """A metric as it travels in batches: (run_id, key, value, step, timestamp_ms)."""
+
+BATCH_ID_RETENTION_MS = 24 * 3600 * 1000
+"""How long a store remembers applied batch ids: a resend later than this is stored again."""
+_BATCH_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
+def new_batch_id() -> str:
+    """A fresh id for one metric batch; resends of that batch carry the same id."""
+    return uuid.uuid4().hex
+
+
+def check_batch_id(batch_id: Any) -> str:
+    """A batch id: 1 to 100 letters, digits, '.', '_', ':' or '-'."""
+    if not isinstance(batch_id, str) or _BATCH_ID.fullmatch(batch_id) is None:
+        raise InvalidArgument.for_field("batch_id", batch_id, "1 to 100 letters, digits, '.', '_', ':' or '-'")
+    return batch_id
 
 
 class TrackingStore(abc.ABC):
@@ -94,9 +118,17 @@ class TrackingStore(abc.ABC):
         """The run with its params, tags and latest metrics. Raises ``NotFound``."""
 
     @abc.abstractmethod
-    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> None:
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        end_time: int | None = None,
+        metrics: Sequence[MetricRow] = (),
+        batch_id: str | None = None,
+    ) -> None:
         """Set a terminal status, first storing ``metrics`` (the last buffered values) in the same
-        transaction. Ending an ended run raises ``Conflict`` and stores nothing."""
+        transaction. Ending an ended run raises ``Conflict`` and stores nothing, unless ``batch_id``
+        names a write already applied: then this is a resend of that very call, and a no-op."""
 
     @abc.abstractmethod
     def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
@@ -111,11 +143,16 @@ class TrackingStore(abc.ABC):
         """Set tags (overwrites)."""
 
     @abc.abstractmethod
-    def log_metrics(self, rows: Sequence[MetricRow]) -> None:
+    def log_metrics(self, rows: Sequence[MetricRow], batch_id: str | None = None) -> None:
         """Append metric values, possibly of several runs, in one transaction.
 
-        Values may be NaN or infinite and are stored faithfully.
+        Values may be NaN or infinite and are stored faithfully. With ``batch_id``, a batch
+        already applied is not stored again (see the module docstring).
         """
+
+    def metric_batch_applied(self, batch_id: str) -> bool:
+        """Whether a write with this batch id was applied (a cheap check before parsing a resend)."""
+        return False
 
     @abc.abstractmethod
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:

@@ -2,10 +2,18 @@
 
 One HTTP request per store call; a metric flush is one ``POST /api/v1/metrics``.
 Server errors come back as the same ``keel`` error classes.
+
+Metric writes (``log_metrics``, ``end_run``) carry a batch id in the ``Idempotency-Key``
+header, so they are safe to resend: when the connection fails or times out, or a proxy or
+the server answers 502/503/504, they are sent again with the same id (up to ``RETRIES``
+times, backing off exponentially with jitter) and the server applies them once.
 """
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +21,7 @@ import orjson
 
 from keel.core.entities import ArtifactRef, CodeVersion, Environment, Experiment, Metric, Run, RunPage, RunStatus
 from keel.core.errors import InvalidArgument, NotFound, StoreUnavailable, error_from_dict
-from keel.store.metadata.base import MetricRow, TrackingStore
+from keel.store.metadata.base import MetricRow, TrackingStore, check_batch_id, new_batch_id
 from keel.store.metadata.rest import wire
 
 if TYPE_CHECKING:
@@ -22,6 +30,12 @@ if TYPE_CHECKING:
     from keel.store.metadata.rest.pipelines import RestPipelineStore
 
 API = "/api/v1"
+IDEMPOTENCY_KEY = "idempotency-key"
+log = logging.getLogger("keel.store")
+RETRIES = 3  # resends of an idempotent write after the first attempt
+BACKOFF_S = 0.2  # first wait; doubles per resend, up to MAX_BACKOFF_S, each drawn in [half, full]
+MAX_BACKOFF_S = 5.0
+_RETRY_STATUS = frozenset({502, 503, 504})
 
 
 class RestStore(TrackingStore):
@@ -30,7 +44,7 @@ class RestStore(TrackingStore):
         uri: str,
         *,
         heartbeat_timeout: float | None = None,
-        timeout: float = 60.0,
+        timeout: float | Any = 60.0,  # seconds, or an httpx.Timeout
         token: str | None = None,
     ) -> None:
         import httpx
@@ -77,6 +91,33 @@ class RestStore(TrackingStore):
             response = self._client.request(method, API + path, content=content, params=params)
         except self._httpx.HTTPError as exc:
             raise StoreUnavailable(f"cannot reach keel server {self.uri}: {exc}") from None
+        return self._answer(response)
+
+    def _resend_until_answered(self, path: str, body: dict[str, Any], batch_id: str) -> Any:
+        """POST a write under a batch id, resending it with backoff when no answer came back.
+
+        Safe only because the server applies a batch id once: the first attempt may have been
+        committed even though its answer was lost.
+        """
+        content = orjson.dumps(body)
+        headers = {IDEMPOTENCY_KEY: batch_id}
+        failure = ""
+        for attempt in range(RETRIES + 1):
+            if attempt:
+                log.warning("keel: resending batch %s to %s%s after: %s", batch_id, self.uri, path, failure)
+            try:
+                response = self._client.request("POST", API + path, content=content, headers=headers)
+            except self._httpx.HTTPError as exc:
+                failure = f"cannot reach keel server {self.uri}: {exc.__class__.__name__}: {exc}"
+            else:
+                if response.status_code not in _RETRY_STATUS:
+                    return self._answer(response)
+                failure = f"keel server {self.uri} answered HTTP {response.status_code}: {response.text[:200]}"
+            if attempt < RETRIES:
+                time.sleep(min(MAX_BACKOFF_S, BACKOFF_S * 2**attempt) * random.uniform(0.5, 1.0))
+        raise StoreUnavailable(f"{failure} (sent {RETRIES + 1} times)")
+
+    def _answer(self, response: Any) -> Any:
         if response.status_code >= 400:
             try:
                 payload = orjson.loads(response.content).get("error", {})
@@ -130,13 +171,21 @@ class RestStore(TrackingStore):
     def get_run(self, run_id: str) -> Run:
         return wire.run_from_json(self._call("GET", f"/runs/{_rid(run_id)}"))
 
-    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> None:
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        end_time: int | None = None,
+        metrics: Sequence[MetricRow] = (),
+        batch_id: str | None = None,
+    ) -> None:
         body = {
             "status": RunStatus(status).value if isinstance(status, RunStatus) else status,
             "end_time": end_time,
             "metrics": wire.metric_rows_to_json(metrics),
         }
-        self._call("POST", f"/runs/{_rid(run_id)}/end", body)
+        batch_id = new_batch_id() if batch_id is None else check_batch_id(batch_id)
+        self._resend_until_answered(f"/runs/{_rid(run_id)}/end", body, batch_id)
 
     def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
         if run_ids:
@@ -148,9 +197,13 @@ class RestStore(TrackingStore):
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         self._call("POST", f"/runs/{_rid(run_id)}/tags", {"tags": {k: str(v) for k, v in tags.items()}})
 
-    def log_metrics(self, rows: Sequence[MetricRow]) -> None:
+    def log_metrics(self, rows: Sequence[MetricRow], batch_id: str | None = None) -> None:
         if rows:
-            self._call("POST", "/metrics", {"rows": wire.metric_rows_to_json(rows)})
+            batch_id = new_batch_id() if batch_id is None else check_batch_id(batch_id)
+            self._resend_until_answered("/metrics", {"rows": wire.metric_rows_to_json(rows)}, batch_id)
+
+    def metric_batch_applied(self, batch_id: str) -> bool:
+        return bool(self._call("GET", f"/metric-batches/{check_batch_id(batch_id)}")["applied"])
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         data = self._call("GET", f"/runs/{_rid(run_id)}/metrics", params={"key": key})

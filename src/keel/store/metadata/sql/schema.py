@@ -111,6 +111,16 @@ latest_metrics = Table(
     Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
+metric_batches = Table(
+    "metric_batches",
+    metadata,
+    # ids of metric writes applied (log_metrics, end_run), so that a resend is stored once;
+    # written in the same transaction as the values, pruned after a day
+    Column("id", String(100), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_metric_batches_created_at", "created_at"),
+)
+
 artifacts = Table(
     "artifacts",
     metadata,

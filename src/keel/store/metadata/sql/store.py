@@ -2,7 +2,9 @@
 
 Hot path: ``log_metrics`` turns a batch into one packed block per (run, key)
 (``metric_blocks``) and one upsert per (run, key) into ``latest_metrics``, in one
-transaction.
+transaction. A batch id, when given, is inserted first in that transaction
+(``metric_batches``): a batch already applied inserts nothing and writes nothing, and
+on PostgreSQL a concurrent resend waits on the first one's row and then sees it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from keel.core.entities import (
 )
 from keel.core.errors import Conflict, InvalidArgument, KeelError, NotFound, StoreUnavailable
 from keel.store.metadata import search
-from keel.store.metadata.base import MetricRow, TrackingStore
+from keel.store.metadata.base import BATCH_ID_RETENTION_MS, MetricRow, TrackingStore, check_batch_id
 from keel.store.metadata.sql import metric_blocks
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql import statements as q
@@ -57,6 +59,7 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 _CHUNK = 900  # below SQLite's variable limit on old builds
 _RETRIES = 8
+_PRUNE_EVERY_MS = 60_000  # forget old batch ids at most once a minute per store
 
 
 def _as_number(text: str) -> float | None:
@@ -86,6 +89,9 @@ class SqlStore(TrackingStore):
         self._insert_blocks_sql = (
             "INSERT INTO metric_blocks (run_pk, key, count, vals, steps, stamps) VALUES (" + ", ".join([ph] * 6) + ")"
         )
+        self._claim_batch_sql = f"INSERT INTO metric_batches (id, created_at) VALUES ({ph}, {ph}) ON CONFLICT DO NOTHING"
+        self._prune_batches_sql = f"DELETE FROM metric_batches WHERE created_at < {ph}"
+        self._next_prune = 0
         self._upsert_latest_sql = (
             "INSERT INTO latest_metrics (run_id, key, value, step, timestamp)"
             + values
@@ -343,7 +349,16 @@ class SqlStore(TrackingStore):
             raise NotFound(f"run {run_id!r} does not exist")
         return self._load_runs(conn, [row])[0]
 
-    def end_run(self, run_id: str, status: RunStatus, end_time: int | None = None, metrics: Sequence[MetricRow] = ()) -> None:
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        end_time: int | None = None,
+        metrics: Sequence[MetricRow] = (),
+        batch_id: str | None = None,
+    ) -> None:
+        if batch_id is not None:
+            check_batch_id(batch_id)
         try:
             status = RunStatus(status)
         except ValueError:
@@ -353,6 +368,8 @@ class SqlStore(TrackingStore):
         end = v.check_timestamp(end_time) if end_time is not None else now_ms()
         prepared = self._prepare_metrics(metrics) if metrics else None
         with self._tx() as conn:
+            if batch_id is not None and not self._claim_batch(conn, batch_id):
+                return  # a resend of an end that was applied: done already
             if prepared is not None:
                 self._write_metrics(conn, *prepared)
             updated = conn.execute(q.end_run, {"run_id": run_id, "status": status.value, "end_time": end}).rowcount
@@ -402,12 +419,29 @@ class SqlStore(TrackingStore):
             conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}), rows)
 
     # metrics: the hot path --------------------------------------------------------------
-    def log_metrics(self, rows: Sequence[MetricRow]) -> None:
+    def log_metrics(self, rows: Sequence[MetricRow], batch_id: str | None = None) -> None:
+        if batch_id is not None:
+            check_batch_id(batch_id)
         if not rows:
             return
         prepared = self._prepare_metrics(rows)
         with self._tx() as conn:
+            if batch_id is not None and not self._claim_batch(conn, batch_id):
+                return  # applied before: the client resent it after losing the answer
             self._write_metrics(conn, *prepared)
+
+    def metric_batch_applied(self, batch_id: str) -> bool:
+        check_batch_id(batch_id)
+        with self._tx(write=False) as conn:
+            return conn.execute(select(t.metric_batches.c.id).where(t.metric_batches.c.id == batch_id)).first() is not None
+
+    def _claim_batch(self, conn: Connection, batch_id: str) -> bool:
+        """Record ``batch_id`` in this transaction; False if it was applied already (nothing to write)."""
+        now = now_ms()
+        if now >= self._next_prune:  # keep the table bounded: ids older than the retention go
+            self._next_prune = now + _PRUNE_EVERY_MS
+            conn.exec_driver_sql(self._prune_batches_sql, (now - BATCH_ID_RETENTION_MS,))
+        return bool(conn.exec_driver_sql(self._claim_batch_sql, (batch_id, now)).rowcount == 1)
 
     def _prepare_metrics(self, rows: Sequence[Any]) -> tuple[list[Any], list[Any]]:
         """Validate a batch, group it into blocks and find the latest values, outside any transaction."""
