@@ -74,6 +74,7 @@ def test_edge_bundle_runs_its_own_test_without_keel(data, tmp_path: Path) -> Non
     folder = registry.edge_bundle(version.uri, tmp_path / "bundle")
     assert {p.name for p in folder.iterdir()} == {
         "model.onnx", "signature.json", "model_card.md", "predictor.py", "test_predictor.py", "samples.json",
+        ".keel-bundle.json",  # the manifest: what keel wrote, the only files a later bundle may replace
     }  # fmt: skip
     assert folder.with_suffix(".zip").is_file()
     done = subprocess.run([sys.executable, "test_predictor.py"], cwd=folder, capture_output=True, text=True, timeout=120)

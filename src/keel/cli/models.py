@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from keel.cli.output import console, fmt_num, fmt_time
+from keel.cli.output import clean, console, esc, fmt_num, fmt_time
 from keel.core.errors import InvalidArgument
 
 app = typer.Typer(help="The model registry: versions, aliases, promotion, export.", no_args_is_help=True)
@@ -33,7 +33,7 @@ def list_models() -> None:
     store = get_client().store.models
     for v in latest:
         aliases = sorted({a for mv in store.list_versions(v.name) for a in (f"{x}->v{mv.version}" for x in mv.aliases)})
-        table.add_row(v.name, f"v{v.version}", v.flavor, ", ".join(aliases) or "-", fmt_time(v.created_at))
+        table.add_row(esc(v.name), f"v{v.version}", esc(v.flavor), esc(", ".join(aliases) or "-"), fmt_time(v.created_at))
     console.print(table)
 
 
@@ -43,21 +43,22 @@ def show(ref: str = typer.Argument(..., help="name, name@alias or name/version."
     import keel.registry
 
     v = keel.registry.resolve(_uri(ref))
-    console.print(f"[bold]{v.uri}[/]  flavor {v.flavor} ({v.signature.get('format')}), {v.size:,} bytes, "
-                  f"aliases {', '.join(v.aliases) or '-'}")  # fmt: skip
+    console.print(f"[bold]{esc(v.uri)}[/]  flavor {esc(v.flavor)} ({esc(v.signature.get('format'))}), {v.size:,} bytes, "
+                  f"aliases {esc(', '.join(v.aliases) or '-')}")  # fmt: skip
     console.print(
-        f"source run {v.source_run or '-'}   training data {', '.join(v.datasets) or '-'}   registered {fmt_time(v.created_at)}"
+        f"source run {esc(v.source_run or '-')}   training data {esc(', '.join(v.datasets) or '-')}   "
+        f"registered {fmt_time(v.created_at)}"
     )
     inputs = v.signature.get("inputs", {})
     if inputs.get("type") == "dataframe":
         cols = ", ".join(f"{c['name']}:{c['kind']}" for c in inputs["columns"][:8])
         more = len(inputs["columns"]) - 8
-        console.print(f"signature: {len(inputs['columns'])} columns ({cols}{f', +{more}' if more > 0 else ''})")
+        console.print(f"signature: {len(inputs['columns'])} columns ({esc(cols)}{f', +{more}' if more > 0 else ''})")
     elif inputs:
-        console.print(f"signature: tensor {inputs.get('dtype')} {inputs.get('shape')}")
+        console.print(f"signature: tensor {esc(inputs.get('dtype'))} {esc(inputs.get('shape'))}")
     if v.metrics:
-        console.print("metrics: " + ", ".join(f"{k} {fmt_num(x)}" for k, x in sorted(v.metrics.items())))
-    console.print("requirements: " + (", ".join(v.requirements) or "-"))
+        console.print("metrics: " + esc(", ".join(f"{k} {fmt_num(x)}" for k, x in sorted(v.metrics.items()))))
+    console.print("requirements: " + esc(", ".join(v.requirements) or "-"))
 
 
 @app.command("register")
@@ -65,17 +66,23 @@ def register(
     run: str = typer.Option(..., help="The run holding the model artifact."),
     artifact: str = typer.Option("output.pkl", help="The artifact's path in the run (a pickled model)."),
     name: str = typer.Option(..., "--name", "-n", help="Model name."),
+    trust_pickle: bool = typer.Option(
+        None, "--trust-pickle/--no-trust-pickle", help="Unpickle an artifact served by a keel server (it can run code)."
+    ),
 ) -> None:
     """Register a model stored as an artifact of a run (e.g. a pipeline's fit step)."""
     import pickle
 
     import keel.registry
+    from keel.registry.models import check_pickle_trust
     from keel.tracking.fluent import get_client
 
     client = get_client()
-    model = pickle.loads(client.read_artifact(run, artifact))  # verified against its hash first
+    data = client.read_artifact(run, artifact)  # verified against its hash first
+    check_pickle_trust(client, f"artifact {artifact!r} of run {run} is read with pickle", trust_pickle)
+    model = pickle.loads(data)
     version = keel.registry.register(model, name, run=run)
-    console.print(f"registered [bold]{version.uri}[/] ({version.flavor}) from run {run[:12]}")
+    console.print(f"registered [bold]{esc(version.uri)}[/] ({esc(version.flavor)}) from run {esc(run[:12])}")
 
 
 @app.command("promote")
@@ -95,10 +102,10 @@ def promote(
             name, version, alias, rules=list(rule), require_valid_data=require_valid_data, reason=reason
         )
     except keel.registry.PromotionRefused as exc:
-        typer.echo(f"keel: refused: {exc.message}", err=True)
+        typer.echo(clean(f"keel: refused: {exc.message}"), err=True)
         raise typer.Exit(1) from None
     was = f"v{change.from_version}" if change.from_version else "nothing"
-    console.print(f"{name}@{alias}: {was} -> [bold]v{change.to_version}[/] (by {change.actor})")
+    console.print(f"{esc(name)}@{esc(alias)}: {was} -> [bold]v{change.to_version}[/] (by {esc(change.actor)})")
 
 
 @app.command("history")
@@ -120,14 +127,14 @@ def history(
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=dt.UTC)
         version = keel.registry.alias_at(name, alias, int(moment.timestamp() * 1000))
-        console.print(f"{name}@{alias} at {at}: " + (f"[bold]v{version}[/]" if version else "nothing"))
+        console.print(f"{esc(name)}@{esc(alias)} at {esc(at)}: " + (f"[bold]v{version}[/]" if version else "nothing"))
         return
     table = Table(header_style="bold")
     for col in ("when", "alias", "from", "to", "who", "why"):
         table.add_column(col)
     for c in keel.registry.history(name, alias):
-        table.add_row(fmt_time(c.at), c.alias, f"v{c.from_version}" if c.from_version else "-",
-                      f"v{c.to_version}" if c.to_version else "removed", c.actor, c.reason)  # fmt: skip
+        table.add_row(fmt_time(c.at), esc(c.alias), f"v{c.from_version}" if c.from_version else "-",
+                      f"v{c.to_version}" if c.to_version else "removed", esc(c.actor), esc(c.reason))  # fmt: skip
     console.print(table)
 
 
@@ -149,14 +156,14 @@ def export(
         version = keel.registry.export_onnx(_uri(ref), rows)
     parity = version.signature.get("parity", {})
     console.print(
-        f"[bold]{version.uri}[/] (onnx): label agreement {parity.get('onnx_label_agreement', 0):.2%}, "
+        f"[bold]{esc(version.uri)}[/] (onnx): label agreement {parity.get('onnx_label_agreement', 0):.2%}, "
         f"max probability difference {fmt_num(parity.get('onnx_max_proba_diff'))} "
         f"on {int(parity.get('onnx_parity_rows', 0))} rows"
     )
     if bundle:
         folder = keel.registry.edge_bundle(version.uri, bundle, data=rows)
-        console.print(f"edge bundle: [bold]{folder}[/] and {folder.with_suffix('.zip')} (numpy + onnxruntime only; "
-                      f"run its test: cd {folder} && python test_predictor.py)")  # fmt: skip
+        console.print(f"edge bundle: [bold]{esc(folder)}[/] and {esc(folder.resolve().with_suffix('.zip'))} (numpy + onnxruntime "
+                      f"only; run its test: cd {esc(folder)} && python test_predictor.py)")  # fmt: skip
 
 
 @app.command("card")
@@ -180,4 +187,4 @@ def card(
         intended_use=intended_use,
         limitations=limitations,
     )
-    console.print(f"model card: [bold]{md}[/] and {html}")
+    console.print(f"model card: [bold]{esc(md)}[/] and {esc(html)}")

@@ -13,6 +13,9 @@ heartbeat_interval     KEEL_HEARTBEAT_INTERVAL         5 s
 heartbeat_timeout      KEEL_HEARTBEAT_TIMEOUT          30 s (a running run silent this long reads as killed)
 experiment             KEEL_EXPERIMENT                 ``default``
 ray_address            KEEL_RAY_ADDRESS                none: a local Ray started on demand
+trust_pickle           KEEL_TRUST_PICKLE               false: never unpickle a model served by a keel server
+max_request_bytes      KEEL_MAX_REQUEST_BYTES          64 MiB (the server refuses a larger JSON body: 413)
+max_artifact_bytes     KEEL_MAX_ARTIFACT_BYTES         5 GiB (the server refuses a larger upload: 413)
 =====================  ==============================  ==========================================
 """
 
@@ -27,6 +30,9 @@ from typing import Any
 from keel.core.errors import InvalidArgument
 
 _FLOAT_SETTINGS = ("flush_interval", "heartbeat_interval", "heartbeat_timeout")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+MAX_REQUEST_BYTES = 64 << 20
+MAX_ARTIFACT_BYTES = 5 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,9 @@ class Settings:
     heartbeat_timeout: float = 30.0
     experiment: str = "default"
     ray_address: str | None = None  # a running cluster ("ray://host:10001", "auto"); None: local Ray on demand
+    trust_pickle: bool = False  # unpickling runs code: opt in before loading pickles from a shared (http) store
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_artifact_bytes: int = MAX_ARTIFACT_BYTES
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -50,6 +59,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise InvalidArgument(f"{path} is not valid TOML: {exc}") from None
     section = data.get("keel", data)
     return section if isinstance(section, dict) else {}
+
+
+def _flag(name: str, raw: Any) -> bool:
+    if raw is None or isinstance(raw, bool):
+        return bool(raw)
+    text = str(raw).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise InvalidArgument.for_field(f"KEEL_{name.upper()}", raw, "1/true/yes/on or 0/false/no/off")
 
 
 def load_settings(cwd: Path | None = None) -> Settings:
@@ -83,5 +101,20 @@ def load_settings(cwd: Path | None = None) -> Settings:
         artifacts=pick("artifacts"),
         experiment=str(pick("experiment") or "default"),
         ray_address=pick("ray_address"),
+        trust_pickle=_flag("trust_pickle", pick("trust_pickle")),
+        max_request_bytes=_byte_count("max_request_bytes", pick("max_request_bytes"), MAX_REQUEST_BYTES),
+        max_artifact_bytes=_byte_count("max_artifact_bytes", pick("max_artifact_bytes"), MAX_ARTIFACT_BYTES),
         **floats,
     )
+
+
+def _byte_count(name: str, raw: Any, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise InvalidArgument.for_field(f"KEEL_{name.upper()}", raw, "a positive whole number of bytes") from None
+    if value <= 0 or isinstance(raw, bool):
+        raise InvalidArgument.for_field(f"KEEL_{name.upper()}", raw, "a positive whole number of bytes")
+    return value

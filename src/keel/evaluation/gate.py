@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -95,32 +96,69 @@ class GateResult:
                 "checks": [asdict(c) for c in self.checks]}  # fmt: skip
 
 
-def _metric(run: Any, metric: str, role: str) -> float:
-    value = run.metric(metric)
+def parse_rules(rules: list[str | Rule]) -> list[Rule]:
+    if not rules:
+        raise InvalidArgument.for_field("rules", [], "at least one rule")
+    return [r if isinstance(r, Rule) else parse_rule(r) for r in rules]
+
+
+def require_baseline(rules: list[Rule], has_baseline: bool, hint: str) -> None:
+    """Refuse rules that compare with a baseline when there is none: such a rule can neither pass nor fail."""
+    needing = next((r.text for r in rules if r.kind != "absolute"), None)
+    if needing is not None and not has_baseline:
+        raise InvalidArgument(f"rule {needing!r} compares with a baseline; {hint}")
+
+
+def _value(metrics: Mapping[str, float], metric: str, subject: str) -> float:
+    value = metrics.get(metric)
     if value is None:
-        have = ", ".join(sorted(run.metrics)) or "none"
-        raise InvalidArgument(f"the {role} run {run.id} has no metric {metric!r}; it has: {have}")
+        raise InvalidArgument(f"{subject} has no metric {metric!r}; it has: {', '.join(sorted(metrics)) or 'none'}")
     return float(value)
+
+
+def check_rules(
+    rules: list[Rule],
+    candidate: Mapping[str, float],
+    baseline: Mapping[str, float] | None,
+    *,
+    candidate_name: str,
+    baseline_name: str = "the baseline",
+    no_baseline: str = "pass a baseline",
+) -> list[RuleCheck]:
+    """The one rule engine, for ``keel gate`` and for promotions: each rule checked on ``candidate``'s metrics.
+
+    A NaN on either side fails its rule; a rule on a metric that a side lacks, or a baseline rule
+    without a baseline, is an ``InvalidArgument`` (never a silent pass).
+    """
+    require_baseline(rules, baseline is not None, no_baseline)
+    checks = []
+    for rule in rules:
+        value = _value(candidate, rule.metric, candidate_name)
+        base = _value(baseline, rule.metric, baseline_name) if baseline is not None and rule.kind != "absolute" else None
+        threshold = rule.threshold(base)
+        ok = not math.isnan(value) and not math.isnan(threshold) and _OPS[rule.op](value, threshold)
+        checks.append(RuleCheck(rule.text, rule.metric, value, base, threshold, bool(ok)))
+    return checks
+
+
+def _metrics(run: Any) -> dict[str, float]:
+    return {key: latest.value for key, latest in run.metrics.items()}
 
 
 def gate(candidate: str, rules: list[str | Rule], baseline: str | None = None, client: Any = None) -> GateResult:
     """Check ``rules`` on the candidate run (and against the baseline run); nothing is written."""
     from keel.tracking.fluent import get_client
 
-    if not rules:
-        raise InvalidArgument.for_field("rules", [], "at least one rule")
-    parsed = [r if isinstance(r, Rule) else parse_rule(r) for r in rules]
-    if baseline is None and any(r.kind != "absolute" for r in parsed):
-        needing = next(r.text for r in parsed if r.kind != "absolute")
-        raise InvalidArgument(f"rule {needing!r} compares with a baseline; pass a baseline run")
+    parsed = parse_rules(rules)
+    hint = "pass a baseline run"
+    require_baseline(parsed, baseline is not None, hint)  # before any run is read
     client = client or get_client()
     cand_run = client.get_run(candidate)
     base_run = client.get_run(baseline) if baseline else None
     result = GateResult(cand_run.id, base_run.id if base_run else None)
-    for rule in parsed:
-        value = _metric(cand_run, rule.metric, "candidate")
-        base = _metric(base_run, rule.metric, "baseline") if base_run is not None and rule.kind != "absolute" else None
-        threshold = rule.threshold(base)
-        ok = not math.isnan(value) and _OPS[rule.op](value, threshold)
-        result.checks.append(RuleCheck(rule.text, rule.metric, value, base, threshold, bool(ok)))
+    result.checks = check_rules(
+        parsed, _metrics(cand_run), _metrics(base_run) if base_run is not None else None,
+        candidate_name=f"the candidate run {cand_run.id}",
+        baseline_name=f"the baseline run {base_run.id}" if base_run is not None else "the baseline", no_baseline=hint,
+    )  # fmt: skip
     return result

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keel.core.errors import InvalidArgument
 from keel.core.html import esc, fmt, page
 from keel.core.models import ModelVersion
 from keel.registry import flavors
@@ -17,6 +17,8 @@ from keel.registry.models import _client, load, resolve
 from keel.registry.onnx_export import OnnxModel, ParityFailed, parity, to_onnx
 
 HOLDOUT_ROWS = 1000
+MANIFEST = ".keel-bundle.json"  # what keel wrote into a bundle folder: the only files a new bundle may replace
+BUNDLE_FILES = ("model.onnx", "signature.json", "model_card.md", "predictor.py", "test_predictor.py", "samples.json")
 
 
 def _feature_columns(version: ModelVersion) -> list[str] | None:
@@ -47,11 +49,12 @@ def holdout_rows(version: ModelVersion, data: Any = None, client: Any = None, co
     return np.asarray(converted, dtype=np.float64)[:HOLDOUT_ROWS]
 
 
-def export_onnx(uri: str, data: Any = None, client: Any = None) -> ModelVersion:
+def export_onnx(uri: str, data: Any = None, client: Any = None, *, trust_pickle: bool | None = None) -> ModelVersion:
     """Convert a version to ONNX, check parity on held-out rows, and register the ONNX model as the next
-    version (flavor ``onnx``) with the parity recorded in its metrics. A failed parity refuses the export."""
+    version (flavor ``onnx``) with the parity recorded in its metrics. A failed parity refuses the export.
+    ``trust_pickle`` as for ``keel.registry.load``."""
     client = _client(client)
-    loaded = load(uri, client)
+    loaded = load(uri, client, trust_pickle=trust_pickle)
     source = loaded.version
     columns = _model_columns(source, loaded.model)
     X = holdout_rows(source, data, client, columns)
@@ -145,24 +148,67 @@ if __name__ == "__main__":
 '''
 
 
-def edge_bundle(uri: str, dest: str | Path, *, data: Any = None, zip_it: bool = True, client: Any = None) -> Path:
+def _bundle_zip(folder: Path) -> Path:
+    return folder.resolve().with_suffix(".zip")  # resolved: "." has no name to put a suffix on
+
+
+def _prepare_bundle_folder(folder: Path, zip_it: bool) -> None:
+    """Make ``folder`` ready for a bundle, deleting nothing keel did not write.
+
+    A missing or empty folder is used as it is. A folder holding an earlier bundle (its manifest) loses
+    only the files that manifest lists; any other non-empty folder, or a zip keel did not write, is refused.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise InvalidArgument.for_field("bundle destination", str(folder), "a folder (this is a file)")
+    manifest = folder / MANIFEST
+    earlier: dict[str, Any] | None = None
+    if manifest.is_file():
+        try:
+            earlier = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            earlier = None
+    if folder.is_dir() and any(folder.iterdir()) and not isinstance(earlier, dict):
+        raise InvalidArgument(
+            f"bundle destination {folder} is not empty and holds no earlier keel bundle ({MANIFEST}); keel only "
+            "replaces files it wrote, so choose a new or empty folder"
+        )
+    zip_path = _bundle_zip(folder)
+    zip_ours = isinstance(earlier, dict) and earlier.get("zip") == zip_path.name
+    if zip_it and zip_path.exists() and not zip_ours:
+        raise InvalidArgument(f"{zip_path} exists and was not written by keel for this bundle; move it or choose another folder")
+    if isinstance(earlier, dict):
+        listed = earlier.get("files", [])
+        # only names keel writes, never a path a hand-edited manifest could point elsewhere
+        for name in (n for n in listed if isinstance(n, str) and n in BUNDLE_FILES):
+            (folder / name).unlink(missing_ok=True)
+        if zip_ours:
+            zip_path.unlink(missing_ok=True)
+        manifest.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def edge_bundle(
+    uri: str, dest: str | Path, *, data: Any = None, zip_it: bool = True, client: Any = None, trust_pickle: bool | None = None
+) -> Path:
     """A folder (and zip) with model.onnx, signature.json, model_card.md, predictor.py, samples and a test.
 
-    ``uri`` may name an ONNX version or any version (exported first, parity checked)."""
+    ``uri`` may name an ONNX version or any version (exported first, parity checked). ``dest`` must be a new
+    or empty folder, or an earlier bundle (recognised by its ``.keel-bundle.json`` manifest), whose files
+    are replaced: keel never deletes files it did not write."""
     client = _client(client)
-    version = resolve(uri, client)
-    onnx_version = version if version.flavor == "onnx" else export_onnx(uri, data, client)
-    source = client.store.models.get_version(onnx_version.name, onnx_version.signature.get("exported_from", onnx_version.version))
     folder = Path(dest)
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    _prepare_bundle_folder(folder, zip_it)  # before anything is exported or registered
+    version = resolve(uri, client)
+    onnx_version = version if version.flavor == "onnx" else export_onnx(uri, data, client, trust_pickle=trust_pickle)
+    source = client.store.models.get_version(onnx_version.name, onnx_version.signature.get("exported_from", onnx_version.version))
+    (folder / MANIFEST).write_text(json.dumps({"keel_bundle": 1, "model": onnx_version.uri, "files": list(BUNDLE_FILES),
+                                               "zip": _bundle_zip(folder).name if zip_it else None}, indent=2))  # fmt: skip
     (folder / "model.onnx").write_bytes(client.artifacts.get_bytes(onnx_version.artifact_sha256))
     (folder / "signature.json").write_text(json.dumps(onnx_version.signature, indent=2))
     (folder / "model_card.md").write_text(card_markdown(onnx_version.name, onnx_version.version, client=client))
     (folder / "predictor.py").write_text(PREDICTOR)
     (folder / "test_predictor.py").write_text(BUNDLE_TEST)
-    original = load(source.uri, client).model
+    original = load(source.uri, client, trust_pickle=trust_pickle).model
     columns = _model_columns(source, original)
     X = holdout_rows(source, data, client, columns)[:20]
     rows = [dict(zip(columns, map(float, r), strict=True)) for r in X] if columns else X.tolist()
@@ -176,9 +222,9 @@ def edge_bundle(uri: str, dest: str | Path, *, data: Any = None, zip_it: bool = 
         samples["proba"] = np.asarray(original.predict_proba(native)).tolist()
     (folder / "samples.json").write_text(json.dumps(samples))
     if zip_it:
-        with zipfile.ZipFile(folder.with_suffix(".zip"), "w", zipfile.ZIP_DEFLATED) as zf:
-            for file in sorted(folder.iterdir()):
-                zf.write(file, file.name)
+        with zipfile.ZipFile(_bundle_zip(folder), "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in BUNDLE_FILES:
+                zf.write(folder / name, name)
     return folder
 
 

@@ -1,25 +1,35 @@
 """Flavors: how a kind of model is saved and loaded. Detected from the object.
 
 scikit-learn estimators and pipelines are saved with skops (a format that loads without
-running arbitrary code) when it can represent them, else with cloudpickle; XGBoost and
-LightGBM models have their own flavors (saved with cloudpickle for now); any other object
-with ``predict`` uses the generic Python flavor (cloudpickle). Bytes are verified
-against their hash before any flavor sees them.
+running arbitrary code) when it can represent them with trusted types only, else with
+cloudpickle; XGBoost and LightGBM models have their own flavors (saved with cloudpickle for
+now); any other object with ``predict`` uses the generic Python flavor (cloudpickle). Bytes
+are verified against their hash before any flavor sees them, and the format is read from
+the bytes themselves (``sniff``), never from what a client claimed when it registered them.
+
+Trust in a skops file is by type, never by module: skops' own default trust, plus classes
+that are scikit-learn estimators (``BaseEstimator`` subclasses, checked on the imported
+class). A function, or any other type, named in the file is refused: skops builds some
+nodes by calling the named object, so a trusted function would run at load time.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import io
+import zipfile
 from typing import Any
 
-from keel.core.errors import InvalidArgument, MissingExtra
+from keel.core.errors import IntegrityError, InvalidArgument, MissingExtra, PermissionDenied
 
-SAFE_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "collections.", "skops.")
-SAFE_BUILTINS = {  # plain data types only: never exec, eval, getattr, open, __import__
-    f"builtins.{name}"
-    for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes", "bool", "slice",
-                 "NoneType", "type", "object")
-}  # fmt: skip
+FORMATS = ("skops", "pickle", "onnx")
+
+
+class UntrustedModel(PermissionDenied):
+    """Loading these bytes could run code keel has no reason to trust."""
+
+    code = "untrusted_model"
 
 
 def _is_sklearn(obj: Any) -> bool:
@@ -59,9 +69,9 @@ def save(model: Any, flavor: str) -> tuple[bytes, str, list[str]]:
             raise MissingExtra("skops", "registry") from None
         try:
             data = sio.dumps(model)
-            sio.loads(data, trusted=_trusted(sio, data))  # it must also load back safely
+            sio.loads(data, trusted=trusted_types(sio, data))  # it must also load back under the trust rules
             return data, "skops", requirements(("scikit-learn", "numpy", "scipy", "skops"))
-        except Exception:  # noqa: BLE001 - skops cannot represent every estimator: fall back, and say so
+        except Exception:  # noqa: BLE001 - skops cannot represent every estimator with trusted types: fall back
             return cloudpickle.dumps(model), "pickle", requirements(("scikit-learn", "numpy", "scipy", "cloudpickle"))
     if flavor in ("xgboost", "lightgbm"):
         package = "xgboost-cpu" if flavor == "xgboost" and _version("xgboost-cpu") else flavor
@@ -69,21 +79,62 @@ def save(model: Any, flavor: str) -> tuple[bytes, str, list[str]]:
     return cloudpickle.dumps(model), "pickle", requirements(("numpy", "cloudpickle"))
 
 
-def _trusted(sio: Any, data: bytes) -> list[str]:
+def is_estimator_class(name: str) -> bool:
+    """Whether ``name`` ("module.Class", as skops names types) is a scikit-learn estimator class.
+
+    Only ``sklearn.`` modules are imported to find out; skops resolves a name as
+    ``getattr(import_module(module), last_part)``, so that is the one split checked.
+    """
+    module_name, _, attr = name.rpartition(".")
+    if not (module_name == "sklearn" or module_name.startswith("sklearn.")) or not attr:
+        return False
+    try:
+        from sklearn.base import BaseEstimator
+
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(obj, type) and issubclass(obj, BaseEstimator)
+
+
+def trusted_types(sio: Any, data: bytes) -> list[str]:
+    """The types beyond skops' defaults that ``data`` needs; ``UntrustedModel`` if any is not an estimator class."""
     untrusted = sio.get_untrusted_types(data=data)
-    unsafe = [t for t in untrusted if not (t.startswith(SAFE_MODULE_PREFIXES) or t in SAFE_BUILTINS)]
-    if unsafe:
-        raise InvalidArgument(f"the model file references types outside scikit-learn/numpy/scipy: {', '.join(unsafe)}")
+    refused = [t for t in untrusted if not is_estimator_class(t)]
+    if refused:
+        raise UntrustedModel(
+            "the skops file names types that are neither trusted by skops nor scikit-learn estimator classes, "
+            f"so it is not loaded (a function or other object named there could run code): {', '.join(refused)}"
+        )
     return list(untrusted)
 
 
-def load(data: bytes, fmt: str) -> Any:
-    if fmt == "skops":
-        import skops.io as sio
+def sniff(data: bytes) -> str:
+    """The format of a model file, read from its bytes: ``skops``, ``pickle`` or ``onnx``."""
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                if "schema.json" in zf.namelist():
+                    return "skops"
+        except zipfile.BadZipFile:
+            pass
+    elif len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:  # PROTO opcode, protocols 2 to 5
+        return "pickle"
+    elif data[:1] == b"\x08":  # protobuf tag of ModelProto.ir_version (field 1, varint), which ONNX writes first
+        return "onnx"
+    raise IntegrityError(f"the model file ({len(data)} bytes) is not a skops, pickle (protocol 2+) or ONNX file")
 
-        return sio.loads(data, trusted=_trusted(sio, data))
+
+def load(data: bytes, fmt: str) -> Any:
+    """Deserialise ``data``, whose format ``fmt`` was read from the bytes by ``sniff``."""
+    if fmt == "skops":
+        try:
+            import skops.io as sio
+        except ImportError:
+            raise MissingExtra("skops", "registry") from None
+        return sio.loads(data, trusted=trusted_types(sio, data))
     if fmt == "pickle":
         import pickle
 
-        return pickle.loads(data)  # verified against its hash by the artifact store first
+        return pickle.loads(data)  # verified against its hash, and trusted by the caller (see models.load)
     raise InvalidArgument.for_field("model format", fmt, "'skops' or 'pickle'")

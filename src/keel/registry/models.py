@@ -12,14 +12,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.core.errors import Conflict, InvalidArgument, NotFound
+from keel.core.errors import Conflict, IntegrityError, InvalidArgument, NotFound
 from keel.core.hooks import emit
 from keel.core.models import AliasChange, ModelVersion
 from keel.registry import flavors
 from keel.registry.signature import infer_signature, validate_input
 
 _URI = re.compile(
-    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}?)(?:@(?P<alias>[a-z][a-z0-9_\-]{0,63})|/(?P<version>\d+))?$"
+    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}?)(?:@(?P<alias>[a-z][a-z0-9_\-]{0,63})|/(?P<version>\d+))?\Z"
 )
 
 
@@ -119,16 +119,49 @@ def resolve(uri: str, client: Any = None) -> ModelVersion:
     return store.list_versions(m.group("name"))[-1]
 
 
-def load(uri: str, client: Any = None) -> LoadedModel:
-    """Load a version: its bytes are verified against their hash before they are deserialised."""
+def load(uri: str, client: Any = None, *, trust_pickle: bool | None = None) -> LoadedModel:
+    """Load a version: its bytes are verified against their hash before they are deserialised.
+
+    The format is read from the bytes, not from the version's record. A pickle runs code when it is
+    loaded, so a pickle served by a keel server (where any client with write access can register one)
+    is loaded only with ``trust_pickle=True`` or ``KEEL_TRUST_PICKLE=1``.
+    """
     client = _client(client)
     version = resolve(uri, client)
     data = client.artifacts.get_bytes(version.artifact_sha256)  # raises IntegrityError on tampering
-    if version.signature.get("format") == "onnx":
+    fmt = flavors.sniff(data)
+    declared = version.signature.get("format")
+    if declared is not None and declared != fmt:
+        raise IntegrityError(f"{version.uri} is registered as a {declared!r} model but its file is {fmt!r}; not loaded")
+    if fmt == "onnx":
         from keel.registry.onnx_export import OnnxModel
 
         return LoadedModel(version, OnnxModel(data))
-    return LoadedModel(version, flavors.load(data, version.signature.get("format", "pickle")))
+    if fmt == "pickle":
+        check_pickle_trust(client, f"{version.uri} is a pickle", trust_pickle)
+    return LoadedModel(version, flavors.load(data, fmt))
+
+
+def shared_source(client: Any) -> str | None:
+    """The keel server the client's models and blobs come from, if any: a store this process does not own."""
+    for url in (getattr(client.store, "uri", None), getattr(client.artifacts, "url", None)):
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            return url
+    return None
+
+
+def check_pickle_trust(client: Any, what: str, trust_pickle: bool | None = None) -> None:
+    """Refuse to unpickle bytes served by a keel server unless the caller opted in (argument, else settings)."""
+    source = shared_source(client)
+    if source is None:
+        return
+    trusted = trust_pickle if trust_pickle is not None else bool(getattr(client.settings, "trust_pickle", False))
+    if not trusted:
+        raise flavors.UntrustedModel(
+            f"{what} from {source}; unpickling runs any code the file contains, and any client that can write to "
+            "that server can register one, so keel does not unpickle it by default. If you trust everyone who can "
+            "register models there, pass trust_pickle=True (or set KEEL_TRUST_PICKLE=1)."
+        )
 
 
 def promote(
@@ -143,11 +176,10 @@ def promote(
     client: Any = None,
 ) -> AliasChange:
     """Point ``alias`` at ``version`` if every gate holds: ``rules`` on the version's metrics (rules with
-    ``baseline`` compare with the version the alias points to now), and with ``require_valid_data``
-    a passing validation of each training dataset. A refusal names the rule that failed."""
+    ``baseline`` compare with the version the alias points to now, and are refused when no version holds it,
+    as ``keel gate`` refuses them without a baseline run), and with ``require_valid_data`` a passing
+    validation of each training dataset. A refusal names the rule that failed."""
     import getpass
-
-    from keel.evaluation.gate import parse_rule
 
     client = _client(client)
     store = client.store.models
@@ -157,24 +189,8 @@ def promote(
     except NotFound:  # no version holds the alias yet; any other failure must not open the gate
         current = None
     failures: list[str] = []
-    for text in rules or []:
-        rule = parse_rule(text)
-        if rule.metric not in candidate.metrics:
-            raise InvalidArgument(f"version {candidate.version} of {name!r} has no metric {rule.metric!r}; it has: "
-                                  f"{', '.join(sorted(candidate.metrics)) or 'none'}")  # fmt: skip
-        base = None
-        if rule.kind != "absolute":
-            if current is None:
-                continue  # nothing to compare with yet: the first holder of an alias passes comparisons
-            if rule.metric not in current.metrics:
-                raise InvalidArgument(f"the current {alias} (version {current.version}) has no metric {rule.metric!r}")
-            base = current.metrics[rule.metric]
-        value, threshold = candidate.metrics[rule.metric], rule.threshold(base)
-        import operator
-
-        ops = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
-        if not ops[rule.op](value, threshold):
-            failures.append(f"{text!r}: {rule.metric} is {value:.6g}, threshold {threshold:.6g}")
+    if rules:
+        failures += _rule_failures(list(rules), candidate, current, alias)
     if require_valid_data:
         if not candidate.datasets:
             failures.append("no training dataset is recorded for this version, so its validation cannot be checked")
@@ -189,6 +205,20 @@ def promote(
     change = store.set_alias(name, alias, version, actor=actor or getpass.getuser(), reason=reason)
     emit("model.alias_moved", {"model": name, "alias": alias, "from": change.from_version, "to": change.to_version})
     return change
+
+
+def _rule_failures(rules: list[str], candidate: ModelVersion, current: ModelVersion | None, alias: str) -> list[str]:
+    """The failed rules, checked by ``keel gate``'s engine: a baseline rule with no holder of ``alias`` is refused."""
+    from keel.evaluation.gate import check_rules, parse_rules
+
+    checks = check_rules(
+        parse_rules(list(rules)), candidate.metrics, current.metrics if current is not None else None,
+        candidate_name=f"version {candidate.version} of {candidate.name!r}",
+        baseline_name=f"the current {alias} (version {current.version if current else '-'})",
+        no_baseline=f"no version of {candidate.name!r} holds {alias!r} yet, so there is nothing to compare with; "
+        "promote the first version with absolute rules only",
+    )  # fmt: skip
+    return [f"{c.rule!r}: {c.metric} is {c.candidate:.6g}, threshold {c.threshold:.6g}" for c in checks if not c.passed]
 
 
 def history(name: str, alias: str | None = None, client: Any = None) -> list[AliasChange]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +61,22 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def download(self, sha256: str, dest: str | os.PathLike[str]) -> Path:
         """Write the blob to ``dest`` (verified; nothing is left at ``dest`` on a mismatch)."""
+
+    def iter_bytes(self, sha256: str) -> Iterator[bytes]:
+        """The blob in chunks, for streaming it without holding it in memory.
+
+        ``NotFound`` is raised by this call, before any chunk; the chunks are hashed as they go
+        and ``IntegrityError`` is raised after the last one if they do not match the name, so a
+        consumer must not treat what it received as valid until the iterator is exhausted.
+        Backends override this to read in chunks; this default holds the blob in memory.
+        """
+        return iter((self.get_bytes(sha256),))
+
+
+def verified_chunks(sha256: str, chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
+    """Yield ``chunks`` while hashing them; raise ``IntegrityError`` after the last one on a mismatch."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+    check_digest(sha256, digest.hexdigest(), where)

@@ -2,6 +2,13 @@
 
 Local writes go to a temporary file renamed into place (atomic); object stores such as
 S3 publish an object only once it is complete, so a blob is never seen half-written.
+
+A put skips the write only when the stored blob is intact, so putting the right bytes repairs
+a corrupted blob. Intact means: same size, and then the same hash. Locally that is a stat and,
+when the sizes match, one read of the stored file (disk corruption changes no timestamp, so
+nothing cheaper can be trusted). On object stores the read is a download, so an object this
+store has verified or written is remembered with its ETag, which any overwrite changes: a
+repeated put of the same content costs one HEAD.
 """
 
 from __future__ import annotations
@@ -9,19 +16,24 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from keel.core.errors import MissingExtra, NotFound, StoreUnavailable
 from keel.core.validation import check_sha256
-from keel.store.artifacts.base import CHUNK, ArtifactStore, BlobInfo, check_digest, hash_file
+from keel.store.artifacts.base import CHUNK, ArtifactStore, BlobInfo, check_digest, hash_file, verified_chunks
 
+_VERIFIED_MAX = 10_000  # remembered object ETags, per store: a few MB at most
 _EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
 
 
 class FsspecArtifactStore(ArtifactStore):
     def __init__(self, url: str, **storage_options: Any) -> None:
         self.url = url
+        self._verified: dict[str, tuple[int, str]] = {}  # sha256 -> (size, ETag) of objects known to be intact
+        self._verified_lock = threading.Lock()
         scheme = url.split("://", 1)[0] if "://" in url else "file"
         self.local = scheme in ("file", "local")
         if self.local:
@@ -56,17 +68,18 @@ class FsspecArtifactStore(ArtifactStore):
 
     def put_bytes(self, data: bytes) -> BlobInfo:
         info = BlobInfo(hashlib.sha256(data).hexdigest(), len(data))
-        if self.exists(info.sha256):
+        if self._intact(info):
             return info
         if self.local:
             self._atomic_write(info.sha256, lambda fh: fh.write(data))
         else:
             self._call(self.fs.pipe_file, self._remote(info.sha256), data)
+            self._remember(info)
         return info
 
     def put_file(self, path: str | os.PathLike[str]) -> BlobInfo:
         info = hash_file(path)
-        if self.exists(info.sha256):
+        if self._intact(info):
             return info
         if self.local:
 
@@ -78,7 +91,54 @@ class FsspecArtifactStore(ArtifactStore):
             self._atomic_write(info.sha256, copy)
         else:
             self._call(self.fs.put_file, os.fspath(path), self._remote(info.sha256))
+            self._remember(info)
         return info
+
+    def _intact(self, info: BlobInfo) -> bool:
+        """Whether the stored blob named ``info.sha256`` holds that content (a put may then skip its write)."""
+        stamp = self._stamp(info.sha256)
+        if stamp is None or stamp[0] != info.size:
+            return False  # missing, or truncated/extended: no need to read it
+        with self._verified_lock:
+            if self._verified.get(info.sha256) == stamp:
+                return True
+        if self._stored_digest(info.sha256) != info.sha256:
+            return False
+        self._remember(info, stamp)
+        return True
+
+    def _stamp(self, sha256: str) -> tuple[int, str] | None:
+        """(size, ETag) of the stored blob ("" when there is no ETag, as for local files); None if there is none."""
+        try:
+            if self.local:
+                return self._path(sha256).stat().st_size, ""
+            meta = self._call(self.fs.info, self._remote(sha256))
+        except FileNotFoundError:
+            return None
+        etag = meta.get("ETag") or meta.get("etag") or meta.get("md5Hash") or ""
+        version = meta.get("generation") or meta.get("VersionId") or ""
+        return int(meta.get("size") or 0), f"{etag}|{version}" if etag else ""
+
+    def _stored_digest(self, sha256: str) -> str | None:
+        digest = hashlib.sha256()
+        try:
+            opener = open(self._path(sha256), "rb") if self.local else self._call(self.fs.open, self._remote(sha256), "rb")
+            with opener as src:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return None
+        return digest.hexdigest()
+
+    def _remember(self, info: BlobInfo, stamp: tuple[int, str] | None = None) -> None:
+        """Remember an object store blob as intact under its current ETag; local blobs and ETag-less objects are re-read."""
+        stamp = stamp or self._stamp(info.sha256)
+        if stamp is None or not stamp[1]:
+            return
+        with self._verified_lock:
+            if len(self._verified) >= _VERIFIED_MAX:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[info.sha256] = stamp
 
     def _atomic_write(self, sha256: str, write: Any) -> None:
         target = self._path(sha256)
@@ -107,6 +167,20 @@ class FsspecArtifactStore(ArtifactStore):
             data = self._call(self.fs.cat_file, where)
         check_digest(sha256, hashlib.sha256(data).hexdigest(), where)
         return bytes(data)
+
+    def iter_bytes(self, sha256: str) -> Iterator[bytes]:
+        """The blob in chunks of ``CHUNK`` bytes, hashed as they go (see ``ArtifactStore.iter_bytes``)."""
+        try:
+            src = open(self._path(sha256), "rb") if self.local else self._call(self.fs.open, self._remote(sha256), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"artifact {sha256} is not in {self.url}") from None
+
+        def chunks() -> Iterator[bytes]:
+            with src:
+                while chunk := src.read(CHUNK):
+                    yield chunk
+
+        return verified_chunks(sha256, chunks(), str(self._path(sha256)) if self.local else self._remote(sha256))
 
     def download(self, sha256: str, dest: str | os.PathLike[str]) -> Path:
         dest = Path(dest)

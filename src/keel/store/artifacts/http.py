@@ -1,4 +1,9 @@
-"""Artifacts proxied by a keel server (``PUT/GET /api/v1/artifacts/{sha256}``); the server verifies uploads."""
+"""Artifacts proxied by a keel server (``PUT/GET /api/v1/artifacts/{sha256}``).
+
+The server verifies uploads; this client verifies downloads, which it streams to disk.
+A put skips the upload when the server already has the blob, unless a read of that blob through
+this store failed: then the upload is sent anyway, and the server replaces the corrupted blob.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from keel.core.errors import NotFound, StoreUnavailable, error_from_dict
+from keel.core.errors import IntegrityError, NotFound, StoreUnavailable, error_from_dict
 from keel.core.validation import check_sha256
-from keel.store.artifacts.base import CHUNK, ArtifactStore, BlobInfo, check_digest, hash_file
+from keel.store.artifacts.base import CHUNK, ArtifactStore, BlobInfo, check_digest, hash_file, verified_chunks
 
 
 class HttpArtifactStore(ArtifactStore):
@@ -19,6 +24,7 @@ class HttpArtifactStore(ArtifactStore):
         self.url = url.rstrip("/")
         self._client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers or {})
         self._httpx = httpx
+        self._suspect: set[str] = set()  # blobs whose read failed: the next put uploads them whatever HEAD says
 
     def _request(self, method: str, sha256: str, **kwargs: Any) -> Any:
         check_sha256(sha256)
@@ -26,6 +32,10 @@ class HttpArtifactStore(ArtifactStore):
             response = self._client.request(method, f"/api/v1/artifacts/{sha256}", **kwargs)
         except self._httpx.HTTPError as exc:
             raise StoreUnavailable(f"cannot reach keel server {self.url}: {exc}") from None
+        self._check(response, sha256)
+        return response
+
+    def _check(self, response: Any, sha256: str) -> None:
         if response.status_code == 404:
             raise NotFound(f"artifact {sha256} is not on {self.url}")
         if response.status_code >= 400:
@@ -34,7 +44,6 @@ class HttpArtifactStore(ArtifactStore):
             except ValueError:
                 payload = {}
             raise error_from_dict(payload, response.status_code)
-        return response
 
     def exists(self, sha256: str) -> bool:
         try:
@@ -43,15 +52,19 @@ class HttpArtifactStore(ArtifactStore):
             return False
         return True
 
+    def _needs_upload(self, sha256: str) -> bool:
+        return sha256 in self._suspect or not self.exists(sha256)
+
     def put_bytes(self, data: bytes) -> BlobInfo:
         info = BlobInfo(hashlib.sha256(data).hexdigest(), len(data))
-        if not self.exists(info.sha256):
+        if self._needs_upload(info.sha256):
             self._request("PUT", info.sha256, content=data)
+            self._suspect.discard(info.sha256)
         return info
 
     def put_file(self, path: str | os.PathLike[str]) -> BlobInfo:
         info = hash_file(path)
-        if not self.exists(info.sha256):
+        if self._needs_upload(info.sha256):
 
             def chunks() -> Any:
                 with open(path, "rb") as fh:
@@ -59,20 +72,37 @@ class HttpArtifactStore(ArtifactStore):
                         yield chunk
 
             self._request("PUT", info.sha256, content=chunks())
+            self._suspect.discard(info.sha256)
         return info
 
     def get_bytes(self, sha256: str) -> bytes:
-        data: bytes = self._request("GET", sha256).content
-        check_digest(sha256, hashlib.sha256(data).hexdigest(), self.url)
+        try:
+            data: bytes = self._request("GET", sha256).content
+            check_digest(sha256, hashlib.sha256(data).hexdigest(), self.url)
+        except (IntegrityError, StoreUnavailable):  # StoreUnavailable too: the server cuts a corrupted blob's body short
+            self._suspect.add(sha256)
+            raise
         return data
 
     def download(self, sha256: str, dest: str | os.PathLike[str]) -> Path:
+        """Stream the blob to ``dest`` through sha256: a ``.part`` file renamed only once verified."""
+        check_sha256(sha256)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        data = self.get_bytes(sha256)
         tmp = dest.with_name(f".{dest.name}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
+        try:
+            with self._client.stream("GET", f"/api/v1/artifacts/{sha256}") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response, sha256)
+                with open(tmp, "wb") as out:
+                    for chunk in verified_chunks(sha256, response.iter_bytes(CHUNK), self.url):
+                        out.write(chunk)
+            os.replace(tmp, dest)
+        except self._httpx.HTTPError as exc:  # includes a body the server cut short
+            raise StoreUnavailable(f"cannot download artifact {sha256} from keel server {self.url}: {exc}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         return dest
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from keel.core.models import AliasChange, ModelVersion
-from keel.store.metadata.models import ModelStore
+from keel.store.metadata.models import ModelStore, check_version_metrics
 
 if TYPE_CHECKING:
     from keel.store.metadata.rest.client import RestStore
@@ -43,9 +43,10 @@ class RestModelStore(ModelStore):
         requirements: Sequence[str] = (),
         description: str = "",
     ) -> ModelVersion:
+        # checked here too, so a bad value is refused before a request is made (the server checks again)
         body = {
             "name": name, "flavor": flavor, "artifact_sha256": artifact_sha256, "size": size, "signature": dict(signature),
-            "source_run": source_run, "metrics": dict(metrics or {}), "datasets": list(datasets),
+            "source_run": source_run, "metrics": check_version_metrics(metrics), "datasets": list(datasets),
             "requirements": list(requirements), "description": description,
         }  # fmt: skip
         return version_from_json(self._call("POST", "/models/versions", body))

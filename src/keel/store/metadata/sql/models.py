@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, func, select
 
@@ -13,13 +13,13 @@ from keel.core import validation as v
 from keel.core.clock import now_ms
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.core.models import AliasChange, ModelVersion
-from keel.store.metadata.models import ModelStore
+from keel.store.metadata.models import ModelStore, check_version_metrics
 from keel.store.metadata.sql import schema as t
 
 if TYPE_CHECKING:
     from keel.store.metadata.sql.store import SqlStore
 
-ALIAS_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
+ALIAS_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,63}\Z")  # \Z: "$" would accept a trailing newline
 _mv = t.model_versions.c
 
 
@@ -27,6 +27,19 @@ def check_alias(alias: Any) -> str:
     if not isinstance(alias, str) or not ALIAS_RE.match(alias):
         raise InvalidArgument.for_field("alias", alias, "1-64 lowercase letters, digits, '_' or '-', starting with a letter")
     return alias
+
+
+def _json(field: str, value: Any, kind: type, expected: str, item: type | None = None) -> str:
+    """``value`` as JSON, or ``InvalidArgument`` naming the field (never a raw ``TypeError``/``ValueError``)."""
+    if not isinstance(value, kind) or isinstance(value, (str, bytes)):
+        raise InvalidArgument.for_field(field, value, expected)
+    data: Any = dict(value) if isinstance(value, Mapping) else list(cast(Sequence[Any], value))
+    if item is not None and not all(isinstance(x, item) for x in data):
+        raise InvalidArgument.for_field(field, value, expected)
+    try:
+        return json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidArgument.for_field(field, value, f"{expected} of JSON values (strings, finite numbers, ...)") from None
 
 
 class SqlModelStore(ModelStore):
@@ -89,11 +102,14 @@ class SqlModelStore(ModelStore):
         v.check_sha256(artifact_sha256)
         if not isinstance(flavor, str) or not flavor:
             raise InvalidArgument.for_field("flavor", flavor, "a flavor name")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InvalidArgument.for_field("size", size, "a non-negative integer")
         values = {
-            "flavor": flavor, "artifact_sha256": artifact_sha256, "size": int(size),
-            "signature": json.dumps(dict(signature)), "source_run": source_run,
-            "metrics": json.dumps({k: float(x) for k, x in (metrics or {}).items()}),
-            "datasets": json.dumps(list(datasets)), "requirements": json.dumps(list(requirements)),
+            "flavor": flavor, "artifact_sha256": artifact_sha256, "size": size,
+            "signature": _json("signature", signature, Mapping, "a JSON object"), "source_run": source_run,
+            "metrics": json.dumps(check_version_metrics(metrics)),
+            "datasets": _json("datasets", datasets, Sequence, "a list of strings", str),
+            "requirements": _json("requirements", requirements, Sequence, "a list of strings", str),
             "description": description or "",
         }  # fmt: skip
         for _ in range(3):
