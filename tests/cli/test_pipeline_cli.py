@@ -84,3 +84,31 @@ def test_gate_exit_codes_and_json(tmp_path: Path) -> None:
     assert bad.returncode == 1 and json.loads(bad.stdout)["passed"] is False
     unknown = keel_cmd(tmp_path, "gate", high, "-r", "accuracy >= 0.9")
     assert unknown.returncode == 2 and "has no metric 'accuracy'" in unknown.stderr
+
+
+def test_resume_names_the_module_it_imports_and_refuses_one_outside_the_project(tmp_path: Path) -> None:
+    from keel.core.entities import RunStatus
+    from keel.tracking.client import Client
+
+    (tmp_path / "flows.py").write_text(FLOW)
+    (tmp_path / "broken").write_text("x")
+    failed = keel_cmd(tmp_path, "pipeline", "run", "flows:flow", "-p", "n=4")
+    listed = keel_cmd(tmp_path, "runs", "list", "--json", "-f", f"run_id like '{_run_id(failed.stdout)}%'")
+    run_id = json.loads(listed.stdout)[0]["id"]
+    (tmp_path / "broken").unlink()
+    resumed = keel_cmd(tmp_path, "pipeline", "resume", run_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"importing module flows from {(tmp_path / 'flows.py').resolve()}" in resumed.stdout.replace("\n", "")
+    client = Client(f"sqlite:///{tmp_path / '.keel' / 'keel.db'}", str(tmp_path / ".keel" / "artifacts"))
+    forged = client.create_run("flow", "flow", tags={"keel.kind": "pipeline", "keel.pipeline": "this:flow", "keel.params": "{}"})
+    client.end_run(forged.id, RunStatus.FAILED)
+    refused = keel_cmd(tmp_path, "pipeline", "resume", forged.id)
+    assert refused.returncode == 2 and "refusing to import pipeline module 'this'" in refused.stderr, refused.stderr
+    assert "Beautiful is better than ugly" not in refused.stdout  # `import this` never ran
+
+
+def test_hinted_params_are_checked_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(FLOW)
+    done = keel_cmd(tmp_path, "pipeline", "run", "flows:flow", "-p", "n=abc")
+    assert done.returncode == 2 and "pipeline 'flow' param 'n' must be of type int; got 'abc'" in done.stderr, done.stderr
+    assert json.loads(keel_cmd(tmp_path, "runs", "list", "--json").stdout) == []

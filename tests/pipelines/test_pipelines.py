@@ -11,7 +11,7 @@ import pytest
 import keel
 from keel.core.entities import RunStatus
 from keel.core.errors import InvalidArgument
-from keel.pipelines import Dag, PipelineCycle, resume
+from keel.pipelines import Dag, PipelineCycle, StepFailed, resume
 
 FLOW = """
 import time
@@ -137,7 +137,9 @@ def failing():
 def test_failure_retry_traceback_and_resume(make_module, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     mod = make_module("failing_a", FAILING)
     (tmp_path / "fail.flag").write_text("x")
-    result = mod.failing.run()
+    with pytest.raises(StepFailed, match=r"step 'fragile'.*ValueError: bad input batch") as failure:
+        mod.failing.run()
+    result = failure.value.result
     client = keel.get_client()
     assert result.status is RunStatus.FAILED
     assert {s.node: s.status for s in result.steps} == {"first": "ran", "flaky": "ran", "fragile": "failed", "last": "skipped"}
@@ -223,7 +225,9 @@ def empty():
     with pytest.raises(InvalidArgument, match="calls no step"):
         mod.empty.run()
     assert list(client.iter_runs()) == []  # nothing half-recorded
-    result = mod.unstorable.run()
+    with pytest.raises(StepFailed) as failure:
+        mod.unstorable.run()
+    result = failure.value.result
     assert result.status is RunStatus.FAILED
     assert "returned a generator that cannot be stored" in result.step("gen").error
 

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from keel.cli.output import STEP_STATUS, console, fmt_duration
+from keel.cli.output import STEP_STATUS, console, esc, fmt_duration
 from keel.core.errors import InvalidArgument
 
 app = typer.Typer(help="Run and inspect pipelines.", no_args_is_help=True)
@@ -37,20 +37,22 @@ def _params(items: list[str]) -> dict[str, Any]:
 
 
 def _show(result: Any) -> None:
-    table = Table(title=f"pipeline {result.pipeline}: {result.status.value} (run {result.run_id[:12]})", header_style="bold")
+    table = Table(
+        title=f"pipeline {esc(result.pipeline)}: {result.status.value} (run {esc(result.run_id[:12])})", header_style="bold"
+    )
     for col in ("step", "status", "attempts", "time", "run"):
         table.add_column(col)
     for s in result.steps:
-        table.add_row(s.node, STEP_STATUS.get(s.status, s.status), str(s.attempts or "-"), fmt_duration(int(s.seconds * 1000)),
-                      s.run_id[:12] or "-")  # fmt: skip
+        table.add_row(esc(s.node), STEP_STATUS.get(s.status, esc(s.status)), str(s.attempts or "-"),
+                      fmt_duration(int(s.seconds * 1000)), esc(s.run_id[:12] or "-"))  # fmt: skip
     console.print(table)
     for s in result.steps:
         if s.status == "failed":
-            console.print(f"[red]{s.node}[/]: {s.error}  (traceback: keel runs show {s.run_id[:12]})")
+            console.print(f"[red]{esc(s.node)}[/]: {esc(s.error)}  (traceback: keel runs show {esc(s.run_id[:12])})")
 
 
 def _printer() -> Any:
-    return lambda record: console.print(f"  {record.node:<24} {STEP_STATUS.get(record.status, record.status)}")
+    return lambda record: console.print(f"  {esc(record.node):<24} {STEP_STATUS.get(record.status, esc(record.status))}")
 
 
 @app.command("run")
@@ -71,11 +73,22 @@ def run(
 
 @app.command("resume")
 def resume(run_id: str = typer.Argument(..., help="A failed pipeline run.")) -> None:
-    """Run a failed pipeline again from the failed step, reusing the steps that succeeded."""
-    from keel.pipelines import resume as resume_run
+    """Run a failed pipeline again from the failed step, reusing the steps that succeeded.
 
-    sys.path.insert(0, str(Path.cwd()))
-    result = resume_run(run_id, on_step=_printer())
+    Imports the pipeline the run names only from a module of the current folder (the project).
+    """
+    from keel.pipelines import resume as resume_run
+    from keel.pipelines.imports import check_project_module
+    from keel.pipelines.runner import pipeline_of
+    from keel.tracking.fluent import get_client
+
+    project = Path.cwd()
+    sys.path.insert(0, str(project))
+    ref = pipeline_of(get_client().get_run(run_id))
+    module = ref.partition(":")[0]
+    console.print(f"resuming run {run_id[:12]}: pipeline {ref}, importing module {module} from "
+                  f"{check_project_module(module, project)}", markup=False, highlight=False)  # fmt: skip
+    result = resume_run(run_id, on_step=_printer(), project=project, raise_on_failure=False)
     _show(result)
     raise typer.Exit(0 if result.status.value == "finished" else 1)
 
@@ -89,11 +102,15 @@ def show(run_id: str = typer.Argument(..., help="A pipeline run.")) -> None:
     run = client.get_run(run_id)
     if run.tags.get("keel.kind") != "pipeline":
         raise InvalidArgument.for_field("run", run_id, "the id of a pipeline run")
-    table = Table(title=f"pipeline {run.name} ({run.status.value})", header_style="bold")
+    table = Table(title=f"pipeline {esc(run.name)} ({run.status.value})", header_style="bold")
     for col in ("step", "status", "cached", "time", "run"):
         table.add_column(col)
     for step in sorted(client.iter_runs(filter=f"parent_run_id = '{run.id}'"), key=lambda r: r.start_time):
         table.add_row(
-            step.name, step.status.value, step.tags.get("keel.cached", "-"), fmt_duration(step.duration_ms), step.id[:12]
+            esc(step.name),
+            step.status.value,
+            esc(step.tags.get("keel.cached", "-")),
+            fmt_duration(step.duration_ms),
+            step.id[:12],
         )
     console.print(table)

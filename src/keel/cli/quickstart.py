@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from keel.cli.output import STEP_STATUS, console, fmt_num
+from keel.cli.output import STEP_STATUS, console, esc, fmt_num
 from keel.core.config import load_settings
 from keel.core.errors import MissingExtra
 
@@ -39,7 +39,7 @@ def quickstart(
 
     settings = load_settings()
     started = time.perf_counter()
-    console.print(f"[bold]keel quickstart[/] — tracking into [cyan]{settings.store}[/]")
+    console.print(f"[bold]keel quickstart[/] — tracking into [cyan]{esc(settings.store)}[/]")
     console.print("\n[bold]1. data[/]")
     dataset = _ingest(load_breast_cancer(as_frame=True).frame, settings.home)
     console.print("\n[bold]2. experiments[/]")
@@ -63,8 +63,8 @@ def quickstart(
         (f"open {drift_report}", "reference-vs-current histograms of every column"),
         ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs)"),
     ):
-        console.print(f"  [cyan]{command}[/]\n      {what}")
-    console.print(f"[dim]everything is stored in {settings.home}[/]")
+        console.print(f"  [cyan]{esc(command)}[/]\n      {what}")  # commands hold paths: text, not markup
+    console.print(f"[dim]everything is stored in {esc(settings.home)}[/]")
 
 
 def _print_steps(result: Any, title: str) -> None:
@@ -123,7 +123,7 @@ def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str,
     report.parent.mkdir(parents=True, exist_ok=True)
     trial_runs = [t.run_id for t in sorted(study.trials, key=lambda t: -(t.value or 0.0))]
     report.write_text(runs_report(client, trial_runs, title="keel quickstart: HPO trials (fold-by-fold CV ROC AUC)"))
-    console.print(f"trials with their fold curves: [bold]{report}[/]; study history: keel runs show {study.run_id[:12]}")
+    console.print(f"trials with their fold curves: [bold]{esc(report)}[/]; study history: keel runs show {study.run_id[:12]}")
     return candidate, baseline, study.run_id, (base, tuned)
 
 
@@ -131,14 +131,16 @@ def _models(dataset_ref: str, pipelines: tuple[Any, Any], home: Path) -> tuple[P
     """Register both models, promote through gates, export production as an ONNX edge bundle, write its card."""
     import keel.registry as registry
 
-    rules = ["test_roc_auc >= 0.95", "test_roc_auc >= baseline - 0.01"]
+    absolute = ["test_roc_auc >= 0.95"]
+    rules = [*absolute, "test_roc_auc >= baseline - 0.01"]  # baseline: the version production points to
     versions = []
     for result in pipelines:
         model, example = result.output_of("fit"), result.output_of("split")[1].head(5)
-        run_id = result.step("evaluate").run_id  # its test metrics are the version's metrics
+        run_id = result.run_id  # the pipeline run: its params and its steps' test metrics are the version's
         versions.append(registry.register(model, "breast-cancer", run=run_id, input_example=example, datasets=[dataset_ref]))
     first, second = versions
-    registry.promote("breast-cancer", first.version, "production", rules=rules, require_valid_data=True,
+    # the baseline model goes first, on absolute rules: in a fresh folder there is no production to compare with
+    registry.promote("breast-cancer", first.version, "production", rules=absolute, require_valid_data=True,
                      reason="baseline: first model to pass the gates")  # fmt: skip
     console.print(f"registered {first.uri} ({first.flavor}) and {second.uri}; production -> v{first.version}")
     try:
@@ -148,7 +150,7 @@ def _models(dataset_ref: str, pipelines: tuple[Any, Any], home: Path) -> tuple[P
         console.print(f"production -> v{second.version}: the tuned model passed the gates")
     except registry.PromotionRefused as exc:
         registry.promote("breast-cancer", second.version, "challenger", reason="tuned, but refused for production")
-        console.print(f"[yellow]promotion of v{second.version} refused[/]: {exc.message.split(': ', 1)[1]}")
+        console.print(f"[yellow]promotion of v{second.version} refused[/]: {esc(exc.message.split(': ', 1)[-1])}")
         console.print(f"v{second.version} is the challenger; production stays v{first.version}")
     production = registry.resolve("models:/breast-cancer@production")
     with console.status("exporting production to ONNX and checking parity"):
@@ -165,7 +167,7 @@ def _models(dataset_ref: str, pipelines: tuple[Any, Any], home: Path) -> tuple[P
         intended_use="Decision support on the 30 measurements of the Wisconsin dataset; never a diagnosis on its own.",
         limitations="Trained on 569 historical cases from one source; not validated on other populations or instruments.",
     )  # fmt: skip
-    console.print(f"model card: [bold]{card}[/]")
+    console.print(f"model card: [bold]{esc(card)}[/]")
     return folder, card
 
 
@@ -213,5 +215,5 @@ def _drift_check(frame: Any, home: Path) -> Path:
     path = home / "reports" / "drift.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(drift_html(drifted, "keel quickstart: recalibrated copy against the reference half"))
-    console.print(f"drift report: [bold]{path}[/]")
+    console.print(f"drift report: [bold]{esc(path)}[/]")
     return path

@@ -5,6 +5,10 @@ is its child, so lineage from raw data to a model is a query over runs. A step i
 when an earlier successful run has the same cache key: the step's code hash, its literal
 inputs and the cache keys of the steps it reads from. So a change to a step's code
 invalidates that step and everything downstream of it, and nothing else.
+
+A cache entry is written once, by the step run that produced it, and never replaced
+(``PipelineStore`` enforces it); a cached step run copies that run's params, metrics and
+artifacts (``keel.pipelines.records``).
 """
 
 from __future__ import annotations
@@ -12,22 +16,40 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from keel.core.entities import ArtifactRef, RunStatus
-from keel.core.errors import InvalidArgument, KeelError
+from keel.core.entities import ArtifactRef, Run, RunStatus
+from keel.core.errors import Conflict, InvalidArgument, KeelError
 from keel.pipelines.dag import Dag, Node
 from keel.pipelines.executors import StepTask, TaskResult, Upstream, make_executor
+from keel.pipelines.hints import check_arguments
+from keel.pipelines.records import PARAMS_ARTIFACT, copy_source_run, create_child_run, params_document, read_params, step_metrics
+from keel.pipelines.records import run_params as pipeline_run_params
 from keel.pipelines.steps import Pipeline, StepOutput, load_pipeline
 from keel.pipelines.values import OutputRef, cache_key, input_key, load_output, select
+from keel.store.metadata.pipelines import CachedStep
 
 
 class StepFailed(KeelError):
+    """A pipeline step failed (after its retries). ``result`` is the ``PipelineResult``: what ran,
+    what was skipped; ``step``, ``error`` and ``run_id`` (the pipeline run) say what failed where."""
+
     code = "step_failed"
     http_status = 422
+
+    def __init__(self, result: PipelineResult, record: StepRecord) -> None:
+        super().__init__(
+            f"step {record.node!r} of pipeline {result.pipeline!r} failed: {record.error} "
+            f"(pipeline run {result.run_id}, step run {record.run_id})"
+        )
+        self.result = result
+        self.step = record.node
+        self.error = record.error
+        self.run_id = result.run_id
 
 
 @dataclass
@@ -76,13 +98,16 @@ class PipelineResult:
         return load_output(self.outputs[node], self.client.artifacts)
 
 
-def _plain_params(node: Node) -> dict[str, Any]:
-    """A step call's literal arguments that read well as run params."""
+def _bound(node: Node) -> dict[str, Any]:
     try:
-        bound = inspect.signature(node.step.fn).bind_partial(*node.args, **node.kwargs).arguments
+        return dict(inspect.signature(node.step.fn).bind_partial(*node.args, **node.kwargs).arguments)
     except TypeError as exc:
         raise InvalidArgument(f"step {node.id!r}: {exc}") from None
-    return {k: v for k, v in bound.items() if isinstance(v, (str, int, float, bool)) and len(str(v)) < 500}
+
+
+def _plain_params(node: Node) -> dict[str, Any]:
+    """A step call's literal arguments that read well as run params."""
+    return {k: v for k, v in _bound(node).items() if isinstance(v, (str, int, float, bool)) and len(str(v)) < 500}
 
 
 def _inputs_tag(node: Node, outputs: dict[str, OutputRef]) -> str:
@@ -109,17 +134,20 @@ def run_pipeline(
     executor: Any = "inline",
     cache: bool = True,
     experiment: str | None = None,
-    reuse: dict[str, OutputRef] | None = None,
+    reuse: Mapping[str, OutputRef | CachedStep] | None = None,
     tags: dict[str, str] | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
     client: Any = None,
+    raise_on_failure: bool = False,
 ) -> PipelineResult:
     """Run ``pipeline`` with ``params`` and return a ``PipelineResult``.
 
     ``executor``: ``"inline"``, ``"process"`` or ``"ray"``; ``cache=False`` runs every step;
-    ``reuse`` maps cache keys to outputs to take as they are (``resume``). A failed step
+    ``reuse`` maps cache keys to outputs (or cache entries) to take as they are (``resume``). A failed step
     (after its retries) fails the run and skips what depends on it; its traceback is a tag
-    and an artifact of its step run.
+    and an artifact of its step run. With ``raise_on_failure`` (``Pipeline.run``, ``resume``)
+    a failed run raises ``StepFailed``; without it (``keel pipeline run``) the result says so.
+    Params and step arguments are checked against their type hints before anything is recorded.
     """
     from keel.tracking.fluent import get_client
 
@@ -130,8 +158,11 @@ def run_pipeline(
         raise InvalidArgument(f"pipeline {pipeline.name!r}: {exc}") from None
     bound.apply_defaults()
     params = dict(bound.arguments)
+    check_arguments(pipeline.fn, params, f"pipeline {pipeline.name!r}")
     dag = pipeline.build(**params)  # bad params and cycles fail here, before anything is recorded
     order = dag.order()
+    for node_id in order:
+        check_arguments(dag.nodes[node_id].step.fn, _bound(dag.nodes[node_id]), f"step {node_id!r}")
     keys: dict[str, str] = {}
     for node_id in order:
         node = dag.nodes[node_id]
@@ -139,18 +170,15 @@ def run_pipeline(
         kwargs = {k: input_key(v, keys, f"step {node_id!r} argument {k!r}") for k, v in node.kwargs.items()}
         keys[node_id] = cache_key(node.step.name, node.step.code_hash, args, kwargs)
     runner = make_executor(executor, client)
-    run_params = {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool))}
-    run_tags = {
-        "keel.kind": "pipeline",
-        "keel.pipeline": pipeline.ref,
-        "keel.executor": runner.name,
-        "keel.params": json.dumps(params, default=str)[:8000],
-        **(tags or {}),
-    }
-    run = client.create_run(experiment or pipeline.name, f"{pipeline.name}", tags=run_tags, params=run_params)
+    run_tags = {"keel.kind": "pipeline", "keel.pipeline": pipeline.ref, "keel.executor": runner.name, **(tags or {})}
+    shown = json.dumps(params, default=str)
+    if len(shown) <= 8000:  # for reading at a glance; resume reads the params.json artifact, which has them all
+        run_tags["keel.params"] = shown
+    run = client.create_run(experiment or pipeline.name, f"{pipeline.name}", tags=run_tags, params=pipeline_run_params(params))
     result = PipelineResult(pipeline.name, run.id, RunStatus.RUNNING, output_template=dag.output, client=client)
     records: dict[str, StepRecord] = {}
     try:
+        client.log_text(run.id, params_document(params), PARAMS_ARTIFACT)
         _schedule(dag, order, keys, runner, client, run, cache, reuse or {}, result, records, on_step)
     except BaseException as exc:  # an executor crash or Ctrl-C, not a step failure: close what is open
         _abandon(client, run.id, result.outputs.keys(), records, exc)
@@ -161,6 +189,7 @@ def run_pipeline(
     result.steps = [records[n] for n in order if n in records]
     result.status = RunStatus.FAILED if failed else RunStatus.FINISHED
     client.log_metrics(run.id, {
+        **step_metrics((r.node, client.get_run(r.run_id)) for r in result.steps if r.status in ("ran", "cached")),
         "steps_ran": sum(r.status == "ran" for r in result.steps),
         "steps_cached": sum(r.status == "cached" for r in result.steps),
         "steps_failed": len(failed),
@@ -168,6 +197,8 @@ def run_pipeline(
     if failed:
         client.set_tag(run.id, "keel.error", f"step {failed[0].node!r} failed: {failed[0].error}"[:8000])
     client.end_run(run.id, result.status)
+    if failed and raise_on_failure:
+        raise StepFailed(result, failed[0])
     return result
 
 
@@ -177,9 +208,9 @@ def _schedule(
     keys: dict[str, str],
     runner: Any,
     client: Any,
-    run: Any,
+    run: Run,
     cache: bool,
-    reuse: dict[str, OutputRef],
+    reuse: Mapping[str, OutputRef | CachedStep],
     result: PipelineResult,
     records: dict[str, StepRecord],
     on_step: Callable[[StepRecord], None] | None,
@@ -201,24 +232,25 @@ def _schedule(
             node = dag.nodes[node_id]
             key = keys[node_id]
             started = time.perf_counter()
-            hit = reuse.get(key)
-            source = "resumed"
-            if hit is None and cache and node.step.cache:
+            found = reuse.get(key)
+            if found is None and cache and node.step.cache:
                 found = client.store.pipelines.find_step(key)
-                if found is not None:
-                    hit, source = OutputRef.from_dict(found.outputs["output"]), found.run_id
-            if hit is not None:
-                step_run = client.create_run(
-                        None, node_id, parent_run_id=run.id, capture_code=False,
+            if found is not None:
+                hit, source = _hit(found)
+                step_run = create_child_run(
+                        client, run, node_id,
                         tags={"keel.kind": "step", "keel.step": node.step.name, "keel.cache_key": key,
-                              "keel.cached": "true", "keel.cached_from": source},
+                              "keel.cached": "true", "keel.cached_from": source,
+                              "keel.inputs": _inputs_tag(node, result.outputs)},
                     )  # fmt: skip
+                if source != "resumed":
+                    copy_source_run(client, step_run.id, client.get_run(source))
                 client.end_run(step_run.id, RunStatus.FINISHED)
                 result.outputs[node_id] = hit
                 finish(StepRecord(node_id, node.step.name, step_run.id, "cached", key, 0, time.perf_counter() - started))
                 continue
-            step_run = client.create_run(
-                    None, node_id, parent_run_id=run.id, capture_code=False, params=_plain_params(node),
+            step_run = create_child_run(
+                    client, run, node_id, params=_plain_params(node),
                     tags={"keel.kind": "step", "keel.step": node.step.name, "keel.cache_key": key, "keel.cached": "false",
                           "keel.code_hash": node.step.code_hash, "keel.inputs": _inputs_tag(node, result.outputs)},
                 )  # fmt: skip
@@ -243,12 +275,12 @@ def _schedule(
             if outcome.logs:
                 client.log_text(task.run_id, outcome.logs, f"logs/attempt-{attempt}.txt")
             if outcome.ok and outcome.output is not None:
-                client.store.pipelines.save_step(keys[node_id], task.run_id, node.step.name, {"output": outcome.output.to_dict()})
                 output = outcome.output
                 client.set_tags(task.run_id, {"keel.attempts": attempt, "keel.output": output.sha256 or output.dataset})
                 if output.kind == "pickle":  # the output is an artifact of the step's run
                     ref = ArtifactRef("output.pkl", output.sha256, output.size, "application/x-python-pickle")
                     client.store.log_artifacts(task.run_id, [ref])
+                _save_in_cache(client, keys[node_id], task.run_id, node.step.name, output)
                 client.end_run(task.run_id, RunStatus.FINISHED)
                 result.outputs[node_id] = outcome.output
                 finish(StepRecord(node_id, node.step.name, task.run_id, "ran", keys[node_id], attempt, outcome.seconds))
@@ -268,6 +300,22 @@ def _schedule(
         for node_id in [n for n in pending if n in blocked]:
             pending.remove(node_id)
             finish(StepRecord(node_id, dag.nodes[node_id].step.name, "", "skipped", keys[node_id]))
+
+
+def _hit(found: OutputRef | CachedStep) -> tuple[OutputRef, str]:
+    """The output to reuse and the run it comes from (``"resumed"`` when only the output is known)."""
+    if isinstance(found, OutputRef):
+        return found, "resumed"
+    return OutputRef.from_dict(found.outputs["output"]), found.run_id
+
+
+def _save_in_cache(client: Any, key: str, run_id: str, step: str, output: OutputRef) -> None:
+    """Record the step run's output under its cache key, unless another run did first (a concurrent run of
+    the same step, or a step that does not read the cache): entries are never replaced."""
+    try:
+        client.store.pipelines.save_step(key, run_id, step, {"output": output.to_dict()})
+    except Conflict:
+        pass
 
 
 def _abandon(client: Any, run_id: str, done: Any, records: dict[str, StepRecord], exc: BaseException) -> None:
@@ -296,26 +344,38 @@ def _artifacts_url(client: Any) -> str:
     return str(client.artifacts.url if hasattr(client.artifacts, "url") else client.settings.home / "artifacts")
 
 
+def pipeline_of(run: Run) -> str:
+    """The ``module:function`` a pipeline run names (its ``keel.pipeline`` tag)."""
+    if run.tags.get("keel.kind") != "pipeline" or not run.tags.get("keel.pipeline"):
+        raise InvalidArgument.for_field("run", run.id, "the id of a pipeline run")
+    return run.tags["keel.pipeline"]
+
+
 def resume(
-    run_id: str, *, executor: Any = None, client: Any = None, on_step: Callable[[StepRecord], None] | None = None
-) -> PipelineResult:
-    """Run a failed pipeline run again from where it failed: the steps that succeeded are reused as they are."""
+    run_id: str, *, executor: Any = None, client: Any = None, on_step: Callable[[StepRecord], None] | None = None,
+    project: str | Path | None = None, raise_on_failure: bool = True,
+) -> PipelineResult:  # fmt: skip
+    """Run a failed pipeline run again from where it failed: the steps that succeeded are reused as they are.
+
+    The pipeline is imported from the module the run names, and only if that module is the code of
+    ``project`` (default: the current folder; see ``keel.pipelines.imports`` for the rule), since
+    anyone who can write runs can write that name. Params come from the run's ``params.json``
+    artifact. Raises ``StepFailed`` when a step fails again (``raise_on_failure=False`` returns the result).
+    """
     from keel.tracking.fluent import get_client
 
     client = client or get_client()
     previous = client.get_run(run_id)
-    if previous.tags.get("keel.kind") != "pipeline":
-        raise InvalidArgument.for_field("run", run_id, "the id of a pipeline run")
-    target = load_pipeline(previous.tags["keel.pipeline"])
-    reuse: dict[str, OutputRef] = {}
+    target = load_pipeline(pipeline_of(previous), project=Path(project) if project is not None else Path.cwd())
+    params = read_params(client, previous)
+    reuse: dict[str, OutputRef | CachedStep] = {}
     for step_run in client.iter_runs(filter=f"parent_run_id = '{run_id}' and status = 'finished'"):
         key = step_run.tags.get("keel.cache_key")
         found = client.store.pipelines.find_step(key) if key else None
-        if found is not None:
-            reuse[key] = OutputRef.from_dict(found.outputs["output"])  # type: ignore[index]
-    params = json.loads(previous.tags.get("keel.params", "{}"))
+        if key and found is not None:
+            reuse[key] = found
     return run_pipeline(
         target, params, executor=executor or previous.tags.get("keel.executor", "inline"),
         experiment=client.store.get_experiment(previous.experiment_id).name, reuse=reuse,
-        tags={"keel.resumed_from": run_id}, on_step=on_step, client=client,
+        tags={"keel.resumed_from": run_id}, on_step=on_step, client=client, raise_on_failure=raise_on_failure,
     )  # fmt: skip

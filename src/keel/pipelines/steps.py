@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from keel.core.errors import InvalidArgument
@@ -142,22 +143,34 @@ class Pipeline:
         return dag
 
     def run(self, *, executor: str = "inline", cache: bool = True, experiment: str | None = None, **params: Any) -> Any:
-        """Run the pipeline; returns a ``PipelineResult``. See ``keel.pipelines.runner.run_pipeline``."""
+        """Run the pipeline; returns a ``PipelineResult`` (see ``keel.pipelines.runner.run_pipeline``).
+
+        Raises ``StepFailed`` when a step fails (after its retries): it names the step, its error and
+        the pipeline run, and keeps the result as ``exc.result`` (what ran, what was skipped).
+        """
         from keel.pipelines.runner import run_pipeline
 
-        return run_pipeline(self, params, executor=executor, cache=cache, experiment=experiment)
+        return run_pipeline(self, params, executor=executor, cache=cache, experiment=experiment, raise_on_failure=True)
 
     def __call__(self, **params: Any) -> Any:
         return self.run(**params)
 
 
-def load_pipeline(ref: str) -> Pipeline:
-    """The ``@keel.pipeline`` at ``module:function`` (how runs record it, and how the CLI names it)."""
+def load_pipeline(ref: str, project: Path | None = None) -> Pipeline:
+    """The ``@keel.pipeline`` at ``module:function`` (how runs record it, and how the CLI names it).
+
+    With ``project``, only a module of that folder is imported (``keel.pipelines.imports`` says the
+    rule): a reference read from a store must not make this process run code from elsewhere.
+    """
     import importlib
 
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
         raise InvalidArgument.for_field("pipeline", ref, "'module:function', e.g. 'flows.train:train'")
+    if project is not None:
+        from keel.pipelines.imports import check_project_module
+
+        check_project_module(module_name, project)
     try:
         target: Any = importlib.import_module(module_name)
         for part in attr.split("."):

@@ -12,6 +12,15 @@ from keel.store.metadata.base import TrackingStore
 from keel.testing.store_contract import unique
 
 SCHEMA = (ColumnSchema("x", "double", True), ColumnSchema("city", "string", False))
+# stores check a profile's shape (see keel.core.dataset_records): the smallest one they accept for SCHEMA
+PROFILE = {
+    "row_count": 3,
+    "columns": {
+        "x": {"kind": "numeric", "type": "double", "count": 2, "missing": 1, "missing_share": 1 / 3, "mean": 1.5},
+        "city": {"kind": "categorical", "type": "string", "count": 3, "missing": 0, "missing_share": 0.0,
+                 "top": [["NY", 3]], "frequencies": {"NY": 3}},
+    },
+}  # fmt: skip
 
 
 def sha(text: str) -> str:
@@ -32,7 +41,7 @@ def log(store: TrackingStore, name: str, content: str, **kwargs: object):  # typ
 class DatasetStoreContract:
     def test_versions_count_up_and_identical_content_is_not_a_new_version(self, store: TrackingStore) -> None:
         name = unique("data")
-        v1, created1 = log(store, name, "a", source="s3://raw/a.csv", profile={"columns": {"x": {"mean": 1.5}}})
+        v1, created1 = log(store, name, "a", source="s3://raw/a.csv", profile=PROFILE)
         v2, created2 = log(store, name, "b")
         again, created3 = log(store, name, "a")
         assert (v1.version, v2.version, created1, created2, created3) == (1, 2, True, True, False)
@@ -42,7 +51,7 @@ class DatasetStoreContract:
         assert store.datasets.get_version(name, 1) == v1
         assert store.datasets.get_version_by_id(v2.id) == v2
         assert [v.version for v in store.datasets.list_versions(name)] == [1, 2]
-        assert store.datasets.get_profile(v1.id) == {"columns": {"x": {"mean": 1.5}}}
+        assert store.datasets.get_profile(v1.id) == PROFILE
         assert store.datasets.get_profile(v2.id) is None
         latest = {d.name: d.version for d in store.datasets.list_datasets()}
         assert latest[name] == 2
@@ -108,17 +117,62 @@ class DatasetStoreContract:
             log(store, "../etc", "x")
 
 
+def step_run(store: TrackingStore, key: str, output_sha: str, *, step: str = "fit", kind: str = "step"):  # type: ignore[no-untyped-def]
+    """A running step run as the pipeline runner leaves it before it saves its cache entry."""
+    from keel.core.entities import ArtifactRef
+
+    exp = store.get_or_create_experiment(unique())
+    run = store.create_run(exp.id, tags={"keel.kind": kind, "keel.cache_key": key, "keel.step": step, "keel.output": output_sha})
+    store.log_artifacts(run.id, [ArtifactRef("output.pkl", output_sha, 10, "application/x-python-pickle")])
+    return run
+
+
+def pickled(sha256: str, size: int = 10) -> dict:  # type: ignore[type-arg]
+    return {"output": {"kind": "pickle", "sha256": sha256, "size": size, "dataset": ""}}
+
+
 class PipelineStoreContract:
-    def test_step_cache_keeps_the_newest_success(self, store: TrackingStore) -> None:
-        exp = store.get_or_create_experiment(unique())
-        first, second = store.create_run(exp.id), store.create_run(exp.id)
+    def test_a_step_run_creates_its_entry_once_and_it_is_never_replaced(self, store: TrackingStore) -> None:
+        from keel.core.errors import Conflict
+
         key = sha(unique("key"))
+        a, b = sha(unique("a")), sha(unique("b"))  # blobs unique to this test: the artifact table is shared
+        first, second = step_run(store, key, a), step_run(store, key, b)
         assert store.pipelines.find_step(key) is None
-        store.pipelines.save_step(key, first.id, "fit", {"output": {"sha256": "a" * 64, "kind": "pickle"}})
-        store.pipelines.save_step(key, second.id, "fit", {"output": {"sha256": "b" * 64, "kind": "pickle"}})
+        store.pipelines.save_step(key, first.id, "fit", pickled(a))
+        store.pipelines.save_step(key, first.id, "fit", pickled(a))  # the same entry again: a no-op
+        with pytest.raises(Conflict, match="never replaced"):
+            store.pipelines.save_step(key, second.id, "fit", pickled(b))
         found = store.pipelines.find_step(key)
-        assert found is not None and found.run_id == second.id and found.outputs["output"]["sha256"] == "b" * 64
+        assert found is not None and found.run_id == first.id and found.outputs["output"]["sha256"] == a
         with pytest.raises(InvalidArgument, match="sha256"):
-            store.pipelines.save_step("not-a-key", first.id, "fit", {})
+            store.pipelines.save_step("not-a-key", first.id, "fit", pickled(a))
         with pytest.raises(NotFound):
-            store.pipelines.save_step(sha("other"), "0" * 32, "fit", {})
+            store.pipelines.save_step(sha("other"), "0" * 32, "fit", pickled(a))
+
+    def test_only_the_run_that_produced_an_output_can_cache_it(self, store: TrackingStore) -> None:
+        from keel.core.entities import RunStatus
+        from keel.core.errors import Conflict
+
+        key = sha(unique("key"))
+        a, e = sha(unique("a")), sha(unique("e"))
+        plain = store.create_run(store.get_or_create_experiment(unique()).id)
+        for run_id, step, outputs, needle in (
+            (plain.id, "fit", pickled(a), "not a step run"),
+            (step_run(store, key, a, kind="trial").id, "fit", pickled(a), "not a step run"),
+            (step_run(store, sha("another key"), a).id, "fit", pickled(a), "keel.cache_key"),
+            (step_run(store, key, a, step="load").id, "fit", pickled(a), "keel.step"),
+            (step_run(store, key, a).id, "fit", pickled(e), "keel.output"),  # another pickle than its own
+            (step_run(store, key, a).id, "fit", pickled(a, size=99), "output.pkl"),
+        ):
+            with pytest.raises(Conflict, match=needle):
+                store.pipelines.save_step(key, run_id, step, outputs)
+        ended = step_run(store, key, a)
+        store.end_run(ended.id, RunStatus.FINISHED)
+        with pytest.raises(Conflict, match="finished"):
+            store.pipelines.save_step(key, ended.id, "fit", pickled(a))
+        running = step_run(store, key, a)
+        for outputs in ({}, {"output": {"kind": "code", "sha256": a}}, {**pickled(a), "extra": 1}):
+            with pytest.raises(InvalidArgument, match="outputs"):
+                store.pipelines.save_step(key, running.id, "fit", outputs)
+        assert store.pipelines.find_step(key) is None  # nothing was written by any refusal

@@ -169,7 +169,7 @@ def optimize(
                 ask = study.ask(distributions)
                 number = next_number
                 next_number += 1
-                run_id = start_trial(client, parent.id, number, ask.params, "trial").id
+                run_id = start_trial(client, parent, number, ask.params, "trial").id
                 record = run_inline(client, objective, number, dict(ask.params), run_id, metric, ask)
                 _tell(optuna, study, ask, record)
                 finish_trial(client, record, metric)
@@ -180,7 +180,7 @@ def optimize(
                 batch = []
                 for _ in range(min(width, remaining)):
                     ask = study.ask(distributions)
-                    run_id = start_trial(client, parent.id, next_number, ask.params, "trial").id
+                    run_id = start_trial(client, parent, next_number, ask.params, "trial").id
                     batch.append((ask, (next_number, dict(ask.params), run_id)))
                     next_number += 1
                 records = run_trials_on_executor(client, runner, objective, [job for _, job in batch], metric)

@@ -97,7 +97,7 @@ def sweep(
     )  # fmt: skip
     result = SweepResult(parent.id, metric, direction)
     try:
-        jobs = [(i, dict(c), start_trial(client, parent.id, i, dict(c), "trial").id) for i, c in enumerate(configs)]
+        jobs = [(i, dict(c), start_trial(client, parent, i, dict(c), "trial").id) for i, c in enumerate(configs)]
         if runner.name == "inline":
             result.trials = [run_inline(client, objective, n, p, rid, metric) for n, p, rid in jobs]
         else:

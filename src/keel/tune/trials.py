@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.core.entities import RunStatus
+from keel.core.entities import Run, RunStatus
 from keel.core.errors import InvalidArgument, KeelError
 
 
@@ -90,10 +90,13 @@ def _remote_entry(objective: Callable[[Trial], Any], number: int, params: dict[s
     return {"result": objective(trial), "last_step": trial.last_step}
 
 
-def start_trial(client: Any, parent_id: str, number: int, params: dict[str, Any], kind: str) -> Any:
+def start_trial(client: Any, parent: Run, number: int, params: dict[str, Any], kind: str) -> Run:
+    """The trial's run: a child of the study (or sweep) run, with its code version and environment."""
+    from keel.pipelines.records import create_child_run
+
     shown = {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool))}
-    return client.create_run(
-        None, f"trial-{number}", parent_run_id=parent_id, params=shown, capture_code=False,
+    return create_child_run(
+        client, parent, f"trial-{number}", params=shown,
         tags={"keel.kind": kind, "keel.trial": number, "keel.trial_params": json.dumps(params, default=str)},
     )  # fmt: skip
 
