@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from keel.cli.output import console, fmt_num, fmt_time
+from keel.cli.output import console, esc, fmt_num, fmt_time
 from keel.core.errors import InvalidArgument
 
 app = typer.Typer(help="Versioned datasets: log, inspect, validate, compare.", no_args_is_help=True)
@@ -64,11 +64,11 @@ def log(
             on_column=lambda _: progress.advance(task),
         )  # fmt: skip
     console.print(
-        f"[bold]{version.ref}[/]  {version.row_count:,} rows x {len(version.schema)} columns, "
+        f"[bold]{esc(version.ref)}[/]  {version.row_count:,} rows x {len(version.schema)} columns, "
         f"{version.size:,} bytes as Parquet, content {version.content_hash[:12]}"
     )
     if loaded_suite is not None:
-        console.print(f"validated against {loaded_suite.name!r}: see [cyan]keel data show {version.ref}[/]")
+        console.print(f"validated against {esc(repr(loaded_suite.name))}: see [cyan]keel data show {esc(version.ref)}[/]")
 
 
 @app.command("list")
@@ -84,8 +84,8 @@ def list_datasets() -> None:
     for col in ("dataset", "latest", "rows", "columns", "role", "logged", "parents"):
         table.add_column(col)
     for v in latest:
-        table.add_row(v.name, f"@{v.version}", f"{v.row_count:,}", str(len(v.schema)), v.role, fmt_time(v.created_at),
-                      ", ".join(v.parents) or "-")  # fmt: skip
+        table.add_row(esc(v.name), f"@{v.version}", f"{v.row_count:,}", str(len(v.schema)), esc(v.role), fmt_time(v.created_at),
+                      esc(", ".join(v.parents) or "-"))  # fmt: skip
     console.print(table)
 
 
@@ -97,28 +97,32 @@ def show(ref: str = typer.Argument(..., help="Dataset reference, e.g. orders or 
 
     info = keel.data.lineage(ref)
     v = info["version"]
-    console.print(f"[bold]{v.ref}[/]  {v.row_count:,} rows, {v.size:,} bytes, content {v.content_hash[:16]}, role {v.role}")
-    console.print(f"source {v.source or '-'}   logged {fmt_time(v.created_at)}")
+    console.print(
+        f"[bold]{esc(v.ref)}[/]  {v.row_count:,} rows, {v.size:,} bytes, content {esc(v.content_hash[:16])}, role {esc(v.role)}"
+    )
+    console.print(f"source {esc(v.source or '-')}   logged {fmt_time(v.created_at)}")
     if v.transform:
-        console.print(f"made by transform {v.transform.get('name')} {orjson.dumps(v.transform.get('params', {})).decode()}")
+        console.print(
+            f"made by transform {esc(v.transform.get('name'))} {esc(orjson.dumps(v.transform.get('params', {})).decode())}"
+        )
     parents = ", ".join(p.ref for p in info["parents"]) or "-"
     children = ", ".join(c.ref for c in info["children"]) or "-"
-    console.print(f"parents {parents}   children {children}")
+    console.print(f"parents {esc(parents)}   children {esc(children)}")
     table = Table(title="columns", title_justify="left", header_style="bold")
     for col in ("column", "type", "missing", "distinct", "min", "mean", "max", "top"):
         table.add_column(col)
     for row in summary_rows(keel.data.profile(v)):
-        table.add_row(row["column"], row["type"], str(row["missing"]), str(row["distinct"]), fmt_num(row.get("min")),
-                      fmt_num(row.get("mean")), fmt_num(row.get("max")), row.get("top", ""))  # fmt: skip
+        table.add_row(esc(row["column"]), esc(row["type"]), str(row["missing"]), str(row["distinct"]), fmt_num(row.get("min")),
+                      fmt_num(row.get("mean")), fmt_num(row.get("max")), esc(row.get("top", "")))  # fmt: skip
     console.print(table)
     if info["runs"]:
-        console.print("runs: " + ", ".join(f"{r[:12]} ({d})" for r, d in info["runs"]))
+        console.print("runs: " + esc(", ".join(f"{r[:12]} ({d})" for r, d in info["runs"])))
     from keel.tracking.fluent import get_client
 
     for record in get_client().store.datasets.list_validations(v.id)[:5]:
         verdict = "[green]passed[/]" if record.passed else "[red]failed[/]"
         counts = f"{record.errors} errors, {record.warnings} warnings"
-        console.print(f"validation {record.suite!r}: {verdict}, {counts}, {fmt_time(record.created_at)}")
+        console.print(f"validation {esc(repr(record.suite))}: {verdict}, {counts}, {fmt_time(record.created_at)}")
 
 
 @app.command("infer")
@@ -132,7 +136,7 @@ def infer(
 
     suite = keel.data.infer_suite(_load(source), name or Path(source).stem.split("@")[0])
     suite.save(output)
-    console.print(f"{len(suite.checks)} checks proposed in [bold]{output}[/]: review them before you rely on them")
+    console.print(f"{len(suite.checks)} checks proposed in [bold]{esc(output)}[/]: review them before you rely on them")
 
 
 @app.command("validate")
@@ -148,13 +152,15 @@ def validate(
 
     loaded = keel.data.Suite.load(suite)
     result = keel.data.validate(_load(source), loaded)
-    table = Table(title=result.summary(), title_justify="left", header_style="bold")
+    table = Table(title=esc(result.summary()), title_justify="left", header_style="bold")
     for col in ("check", "column", "severity", "result", "failing", "share", "examples"):
         table.add_column(col)
     for r in sorted(result.results, key=lambda r: (r.passed, r.severity != "error")):
         mark = "[green]pass[/]" if r.passed else ("[red]FAIL[/]" if r.severity == "error" else "[yellow]warn[/]")
         examples = ", ".join(str(x) for x in r.examples[:3])
-        table.add_row(r.kind, r.column or "", r.severity, mark, f"{r.failed_count:,}", f"{r.failed_share:.2%}", examples)
+        table.add_row(
+            esc(r.kind), esc(r.column or ""), esc(r.severity), mark, f"{r.failed_count:,}", f"{r.failed_share:.2%}", esc(examples)
+        )
     console.print(table)
     if save:
         if _is_path(source):
@@ -162,7 +168,7 @@ def validate(
         keel.data.save_validation(source, result)
     if report:
         report.write_text(validation_html(result))
-        console.print(f"report: [bold]{report}[/]")
+        console.print(f"report: [bold]{esc(report)}[/]")
     raise typer.Exit(0 if result.passed else 1)
 
 
@@ -189,13 +195,13 @@ def drift(
         table.add_column(col)
     for c in sorted(result.columns, key=lambda c: (not c.drifted, c.column)):
         verdict = "[red]drifted[/]" if c.drifted else "[green]stable[/]"
-        table.add_row(c.column, c.test, fmt_num(c.statistic), fmt_num(c.p_value), fmt_num(c.threshold), verdict)
+        table.add_row(esc(c.column), esc(c.test), fmt_num(c.statistic), fmt_num(c.p_value), fmt_num(c.threshold), verdict)
     console.print(table)
     console.print("[red bold]dataset drift[/]" if result.dataset_drift else "[green]no dataset drift[/]")
     path = report or _reports_dir() / f"drift-{Path(str(reference)).stem}-vs-{Path(str(current)).stem}.html".replace("@", "_v")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(drift_html(result))
-    console.print(f"report with reference-vs-current histograms: [bold]{path}[/]")
+    console.print(f"report with reference-vs-current histograms: [bold]{esc(path)}[/]")
 
 
 @app.command("report")
@@ -211,4 +217,4 @@ def report(
     path = output or _reports_dir() / f"profile-{version.name}-v{version.version}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(profile_html(keel.data.profile(version), f"profile: {version.ref}"))
-    console.print(f"report: [bold]{path}[/]")
+    console.print(f"report: [bold]{esc(path)}[/]")

@@ -12,7 +12,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from keel.cli.output import console, fmt_num
+from keel.cli.output import console, esc, fmt_num
 
 
 def gate(
@@ -29,12 +29,12 @@ def gate(
     if json_out == "-":
         typer.echo(payload.decode())
     else:
-        against = f" against {result.baseline[:12]}" if result.baseline else ""
-        table = Table(title=f"gate on run {result.candidate[:12]}{against}", header_style="bold")
+        against = f" against {esc(result.baseline[:12])}" if result.baseline else ""
+        table = Table(title=f"gate on run {esc(result.candidate[:12])}{against}", header_style="bold")
         for col in ("rule", "candidate", "baseline", "threshold", "result"):
             table.add_column(col)
         for c in result.checks:
-            table.add_row(c.rule, fmt_num(c.candidate), fmt_num(c.baseline), fmt_num(c.threshold),
+            table.add_row(esc(c.rule), fmt_num(c.candidate), fmt_num(c.baseline), fmt_num(c.threshold),
                           "[green]pass[/]" if c.passed else "[red]FAIL[/]")  # fmt: skip
         console.print(table)
         console.print("[bold green]gate passed[/]" if result.passed else "[bold red]gate failed[/]")

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from keel.cli import data, gate, models, pipeline, quickstart, runs, server
+from keel.cli.output import clean
 from keel.core.errors import KeelError
 
 try:  # typer >= 0.24 vendors click; older releases use click itself
@@ -44,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except click_exc.UsageError as exc:
         where = f"{exc.ctx.command_path}: " if exc.ctx else ""
-        typer.echo(f"keel: error: {where}{exc.format_message()}".replace("\n", " "), err=True)
+        typer.echo(clean(f"keel: error: {where}{exc.format_message()}".replace("\n", " ")), err=True)
         return 2
     except KeelError as exc:
-        typer.echo(f"keel: error: {exc.message}".replace("\n", " "), err=True)
+        # the message may quote input or come from a server: no escape sequence reaches the terminal
+        typer.echo(clean(f"keel: error: {exc.message}".replace("\n", " ")), err=True)
         return 2
     except typer.Exit as exc:
         return int(exc.exit_code)

@@ -9,7 +9,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from keel.cli.output import console, fmt_duration, fmt_num, fmt_time, runs_table, status_text
+from keel.cli.output import console, esc, fmt_duration, fmt_num, fmt_time, runs_table, status_text
 from keel.core.entities import Run, to_plain
 from keel.core.errors import InvalidArgument, NotFound
 from keel.tracking.client import Client
@@ -65,27 +65,27 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."))
     client = Client()
     run = _resolve(client, run_id)
     experiment = client.store.get_experiment(run.experiment_id)
-    console.print(f"[bold]{run.name}[/]  {run.id}  {status_text(run.status)}")
-    console.print(f"experiment  {experiment.project}/{experiment.name}")
+    console.print(f"[bold]{esc(run.name)}[/]  {esc(run.id)}  {status_text(run.status)}")
+    console.print(f"experiment  {esc(experiment.project)}/{esc(experiment.name)}")
     console.print(f"started     {fmt_time(run.start_time)}   duration {fmt_duration(run.duration_ms)}")
     if run.parent_run_id:
-        console.print(f"parent      {run.parent_run_id}")
+        console.print(f"parent      {esc(run.parent_run_id)}")
     code, env = run.code, run.environment
     dirty = " (dirty)" if code.git_dirty_hash else ""
-    console.print(f"code        git {code.git_commit or '-'}{dirty}  entry {code.entry_point or '-'}")
-    console.print(f"environment python {env.python_version or '-'}  packages {(env.packages_hash or '-')[:12]}")
+    console.print(f"code        git {esc(code.git_commit or '-')}{dirty}  entry {esc(code.entry_point or '-')}")
+    console.print(f"environment python {esc(env.python_version or '-')}  packages {esc((env.packages_hash or '-')[:12])}")
     for title, items in (("params", run.params), ("tags", run.tags)):
         if items:
             table = Table(title=title, show_header=False, title_justify="left")
             for k, v in sorted(items.items()):
-                table.add_row(k, v)
+                table.add_row(esc(k), esc(v))
             console.print(table)
     if run.metrics:
         table = Table(title="metrics (latest)", title_justify="left")
         for col in ("key", "value", "step", "values logged"):
             table.add_column(col)
         for key, m in sorted(run.metrics.items()):
-            table.add_row(key, fmt_num(m.value), str(m.step), str(len(client.get_metric_history(run.id, key))))
+            table.add_row(esc(key), fmt_num(m.value), str(m.step), str(len(client.get_metric_history(run.id, key))))
         console.print(table)
     artifacts = client.list_artifacts(run.id)
     if artifacts:
@@ -93,7 +93,7 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."))
         for col in ("path", "size", "sha256"):
             table.add_column(col)
         for a in artifacts:
-            table.add_row(a.path, f"{a.size:,}", a.sha256[:16])
+            table.add_row(esc(a.path), f"{a.size:,}", esc(a.sha256[:16]))
         console.print(table)
 
 
@@ -108,16 +108,16 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
     table = Table(header_style="bold")
     table.add_column("")
     for run in runs:
-        table.add_column(f"{run.name}\n{run.id[:12]}")
+        table.add_column(f"{esc(run.name)}\n{esc(run.id[:12])}")
     for key, values in data["params"].items():
         differs = len({v for v in values}) > 1
         style = "magenta" if differs else "dim"
-        table.add_row(f"[{style}]{key}[/]", *[f"[{style}]{v if v is not None else '-'}[/]" for v in values])
+        table.add_row(f"[{style}]{esc(key)}[/]", *[f"[{style}]{esc(v) if v is not None else '-'}[/]" for v in values])
     for key, values in data["metrics"].items():
         best = best_value(key, values)
         several = sum(v is not None for v in values) > 1
         table.add_row(
-            f"[bold]{key}[/]",
+            f"[bold]{esc(key)}[/]",
             *[f"[bold green]{fmt_num(v)}[/]" if several and v == best else fmt_num(v) for v in values],
         )
     table.add_row("status", *[status_text(r.status) for r in runs])
@@ -139,4 +139,4 @@ def report(
     path = output or client.settings.home / "reports" / f"runs-{runs[0].id[:12]}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(runs_report(client, [r.id for r in runs], title=f"{len(runs)} keel runs"))
-    console.print(f"report written to [bold]{path}[/] (open it in a browser; it works offline)")
+    console.print(f"report written to [bold]{esc(path)}[/] (open it in a browser; it works offline)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Any
 
 from keel.core.errors import InvalidArgument
@@ -14,14 +15,17 @@ from keel.core.errors import InvalidArgument
 MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
-_KEY_RE = re.compile(r"^[A-Za-z0-9_\-./ :]+$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}$")
+# matched with fullmatch: "$" would also accept a trailing newline
+_KEY_RE = re.compile(r"[A-Za-z0-9_\-./ :]+")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}")
+# text direction marks, embeddings, overrides and isolates: they make a path read differently from what it is
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _KEY_EXPECTED = "a non-empty string of at most 250 characters from letters, digits, '_', '-', '.', '/', ':' and spaces"
 
 
 def check_key(key: Any, field: str = "key") -> str:
     """Validate a param/metric/tag key."""
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or not _KEY_RE.match(key):
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or not _KEY_RE.fullmatch(key):
         raise InvalidArgument.for_field(field, key, _KEY_EXPECTED)
     if key.startswith("/") or ".." in key.split("/"):
         raise InvalidArgument.for_field(field, key, "a relative key without '..' segments")
@@ -30,7 +34,7 @@ def check_key(key: Any, field: str = "key") -> str:
 
 def check_name(name: Any, field: str) -> str:
     """Validate an experiment/project/run name."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidArgument.for_field(
             field, name, "1-128 characters from letters, digits, '_', '-', '.', spaces, starting with a letter or digit"
         )
@@ -85,16 +89,21 @@ def tag_to_str(key: str, value: Any) -> str:
 
 
 def check_artifact_path(path: Any) -> str:
-    """An artifact name inside a run: relative, '/'-separated, no '..', no NUL, no backslash."""
-    expected = "a relative path without '..', NUL bytes, backslashes or a leading '/'"
+    """An artifact name inside a run: relative, '/'-separated, no '..', no backslash, no control characters."""
+    expected = "a relative path without '..', control characters (NUL, CR, LF, ...), bidi controls, backslashes or a leading '/'"
     if not isinstance(path, str) or not path or len(path) > 1024:
         raise InvalidArgument.for_field("artifact path", path, expected)
-    if "\x00" in path or "\\" in path or path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if has_control_characters(path) or "\\" in path or path.startswith("/") or re.match(r"[A-Za-z]:", path):
         raise InvalidArgument.for_field("artifact path", path, expected)
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise InvalidArgument.for_field("artifact path", path, expected)
     return path
+
+
+def has_control_characters(text: str) -> bool:
+    """True if ``text`` holds a control character (Unicode category Cc: NUL, CR, LF, ESC, DEL...) or a bidi control."""
+    return any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in text)
 
 
 def check_sha256(value: Any) -> str:

@@ -1,7 +1,8 @@
 """The platform server: ``create_app(store, artifacts)`` builds the FastAPI application.
 
 Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx status: each ``KeelError``
-class maps to one status, request validation failures to 400.
+class maps to one status, request validation failures to 400, a body over its limit to 413
+(``keel.server.limits``). Messages never carry the server's paths (``keel.server.redaction``).
 """
 
 from __future__ import annotations
@@ -12,18 +13,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
-from keel.core.errors import KeelError
-from keel.server.responses import OrjsonResponse
+from keel.core.config import MAX_ARTIFACT_BYTES, MAX_REQUEST_BYTES
+from keel.core.errors import InvalidArgument, KeelError
+from keel.server.limits import BodyLimit
+from keel.server.redaction import redactor
+from keel.server.responses import OrjsonResponse, error_response
 from keel.server.routes import artifacts, datasets, models, pipelines, tracking
 from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import TrackingStore
 
 log = logging.getLogger("keel.server")
-
-
-def _error(status: int, code: str, message: str) -> OrjsonResponse:
-    return OrjsonResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -36,13 +37,39 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def create_app(store: TrackingStore, artifact_store: ArtifactStore) -> FastAPI:
-    """The REST API over ``store`` and ``artifact_store``; OpenAPI schema at ``/openapi.json``."""
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def _kind(store: object) -> str:
+    """What a store is ("sqlite", "postgresql", "local", "s3"...), never where: no path, no credentials."""
+    dialect = getattr(store, "dialect", None)
+    if isinstance(dialect, str):
+        return dialect
+    if getattr(store, "local", False):
+        return "local"
+    url = str(getattr(store, "url", ""))
+    return url.split("://", 1)[0] if "://" in url else type(store).__name__
+
+
+def create_app(
+    store: TrackingStore,
+    artifact_store: ArtifactStore,
+    *,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+    max_artifact_bytes: int = MAX_ARTIFACT_BYTES,
+) -> FastAPI:
+    """The REST API over ``store`` and ``artifact_store``; OpenAPI schema at ``/openapi.json``.
+
+    Request bodies are limited to ``max_request_bytes`` (JSON) and ``max_artifact_bytes``
+    (artifact uploads); the ``keel server`` command passes the configured limits.
+    """
     from keel import __version__
 
     app = FastAPI(title="keel", version=__version__, default_response_class=OrjsonResponse)
     app.state.store = store
     app.state.artifacts = artifact_store
+    app.add_middleware(BodyLimit, max_request_bytes=max_request_bytes, max_artifact_bytes=max_artifact_bytes)
+    redact = redactor(store, artifact_store)
     routers = (tracking, artifacts, datasets, pipelines, models)
     for router in [r for module in routers for r in (module.read, module.write)]:
         app.include_router(router)
@@ -52,26 +79,33 @@ def create_app(store: TrackingStore, artifact_store: ArtifactStore) -> FastAPI:
         return {
             "status": "ok",
             "version": __version__,
-            "store": repr(store),
+            "store": _kind(store),
+            "artifacts": _kind(artifact_store),
             "heartbeat_timeout": store.heartbeat_timeout,
         }
 
     @app.exception_handler(KeelError)
     async def keel_error(_: Request, exc: KeelError) -> OrjsonResponse:
-        return _error(exc.http_status, exc.code, exc.message)
+        return error_response(exc.http_status, exc.code, redact(exc.message, isinstance(exc, InvalidArgument)))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> OrjsonResponse:
-        return _error(400, "invalid_argument", _describe_validation(exc))
+        return error_response(400, "invalid_argument", _describe_validation(exc))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> OrjsonResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _: ClientDisconnect) -> OrjsonResponse:
+        # the client's choice (a crash, a timeout, Ctrl-C), not a server fault: one line, no traceback
+        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        log.warning("%s disconnected during %s %s; nothing was stored from it", client, request.method, request.url.path)
+        return error_response(400, "client_disconnected", "the client disconnected before its request was read")
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> OrjsonResponse:
         log.exception("unexpected error")
-        return _error(500, "internal", f"unexpected {exc.__class__.__name__}; see the server log")
+        return error_response(500, "internal", f"unexpected {exc.__class__.__name__}; see the server log")
 
     return app

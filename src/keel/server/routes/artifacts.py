@@ -1,13 +1,21 @@
-"""Artifact blobs proxied by the server: uploads are hashed while streamed and refused on mismatch."""
+"""Artifact blobs proxied by the server: uploads are hashed while streamed and refused on mismatch.
+
+Downloads stream the blob in chunks, hashed as they go: if the content does not match its
+name, the connection is cut before the body completes, so a client never receives a whole,
+well-formed wrong body (and ``HttpArtifactStore`` verifies what it receives anyway).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+from starlette.types import Send
 
 from keel.core.errors import IntegrityError, NotFound
 from keel.core.validation import check_sha256
@@ -15,8 +23,28 @@ from keel.server.auth import require_writer
 from keel.server.deps import artifacts_of
 from keel.store.artifacts import ArtifactStore
 
+log = logging.getLogger("keel.server")
 read = APIRouter(prefix="/api/v1", tags=["artifacts"])
 write = APIRouter(prefix="/api/v1", tags=["artifacts"], dependencies=[Depends(require_writer)])
+
+
+class VerifiedBlobResponse(StreamingResponse):
+    """Streams a blob's verified chunks; on ``IntegrityError`` leaves the body unfinished.
+
+    The status line went out with the first chunk, so the only honest signal left is to
+    never complete the body: the HTTP server then closes the connection and the client sees
+    a truncated response, not a complete wrong one.
+    """
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except IntegrityError as exc:
+            log.error("download aborted: %s", exc.message)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 @read.head("/artifacts/{sha256}")
@@ -28,8 +56,10 @@ def has_artifact(sha256: str, artifacts: ArtifactStore = Depends(artifacts_of)) 
 
 @read.get("/artifacts/{sha256}")
 def get_artifact(sha256: str, artifacts: ArtifactStore = Depends(artifacts_of)) -> Response:
-    data = artifacts.get_bytes(check_sha256(sha256))  # verified against its hash
-    return Response(content=data, media_type="application/octet-stream")
+    # NotFound is raised here, before the response starts; IntegrityError after the last chunk,
+    # which aborts the response mid-body (the status line is already sent)
+    chunks = artifacts.iter_bytes(check_sha256(sha256))
+    return VerifiedBlobResponse(chunks, media_type="application/octet-stream")
 
 
 @write.put("/artifacts/{sha256}")

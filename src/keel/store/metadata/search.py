@@ -14,6 +14,11 @@ Examples: ``metrics.acc > 0.9 and params.model = 'rf'``,
 latest value of the metric; ``params.*`` compares numerically when the value is a number.
 
 order_by items: ``"metrics.acc DESC"``, ``"params.lr"``, ``"start_time ASC"``.
+
+Limits, so that one request costs bounded work on every backend: a filter is at most
+``MAX_FILTER_LENGTH`` characters and ``MAX_CLAUSES`` clauses, an order list at most
+``MAX_ORDER_KEYS`` keys (each clause and key is one join: SQLite refuses more than 64
+tables in one query).
 """
 
 from __future__ import annotations
@@ -48,7 +53,13 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE | re.IGNORECASE,
 )
+_PAGE_TOKEN = re.compile(rb'\{"offset": (0|[1-9][0-9]{0,17})\}')
 MAX_RESULTS_LIMIT = 10_000
+MAX_FILTER_LENGTH = 10_000
+MAX_CLAUSES = 50
+MAX_ORDER_KEYS = 10
+MAX_ORDER_KEY_LENGTH = 300
+_MAX_PAGE_TOKEN_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +78,8 @@ class OrderKey:
 
 
 def _bad(filter_text: str, why: str) -> InvalidArgument:
-    return InvalidArgument(f"filter {filter_text!r} is not valid: {why}")
+    shown = filter_text if len(filter_text) <= 200 else filter_text[:197] + "..."  # never echo a huge filter back
+    return InvalidArgument(f"filter {shown!r} is not valid: {why}")
 
 
 def _split_field(text: str, filter_text: str) -> tuple[Kind, str]:
@@ -98,25 +110,37 @@ def _time_value(raw: str | float, filter_text: str) -> float:
     return moment.timestamp() * 1000.0
 
 
-def parse_filter(filter_text: str) -> list[Clause]:
-    """Parse a filter string into clauses, or raise ``InvalidArgument`` naming the problem."""
-    text = (filter_text or "").strip()
-    if not text:
-        return []
+def _tokens(text: str, filter_text: str) -> list[tuple[str, str]]:
+    """Split stripped ``text`` into (kind, token) pairs in one pass: each match starts at ``pos``, nothing is copied."""
     tokens: list[tuple[str, str]] = []
     pos = 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
+    while pos < len(text):  # each token eats the blanks before it and text ends with no blank: no tail to test
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             raise _bad(filter_text, f"unexpected text at {text[pos : pos + 20]!r}")
         kind = m.lastgroup or ""
         tokens.append((kind, m.group(kind)))
         pos = m.end()
+    return tokens
+
+
+def parse_filter(filter_text: str) -> list[Clause]:
+    """Parse a filter string into clauses, or raise ``InvalidArgument`` naming the problem."""
+    if filter_text is not None and not isinstance(filter_text, str):
+        raise InvalidArgument.for_field("filter", filter_text, "a string")
+    if filter_text and len(filter_text) > MAX_FILTER_LENGTH:
+        raise InvalidArgument.for_field(
+            "filter", filter_text, f"at most {MAX_FILTER_LENGTH:,} characters (got {len(filter_text):,})"
+        )
+    text = (filter_text or "").strip()
+    if not text:
+        return []
+    tokens = _tokens(text, filter_text)
     clauses: list[Clause] = []
     i = 0
     while i < len(tokens):
+        if len(clauses) == MAX_CLAUSES:
+            raise _bad(filter_text, f"it has more than {MAX_CLAUSES} clauses, the most a filter may have")
         if len(tokens) - i < 3:
             raise _bad(filter_text, "a clause needs a field, an operator and a value")
         (fk, fv), (ok, ov), (vk, vv) = tokens[i : i + 3]
@@ -164,8 +188,12 @@ def _checked(c: Clause, filter_text: str) -> Clause:
 
 
 def parse_order_by(items: list[str] | tuple[str, ...]) -> list[OrderKey]:
+    if len(items) > MAX_ORDER_KEYS:
+        raise InvalidArgument.for_field("order_by", items, f"at most {MAX_ORDER_KEYS} keys (got {len(items)})")
     keys: list[OrderKey] = []
     for item in items:
+        if not isinstance(item, str) or len(item) > MAX_ORDER_KEY_LENGTH:
+            raise InvalidArgument.for_field("order_by", item, f"a string of at most {MAX_ORDER_KEY_LENGTH} characters")
         parts = str(item).strip().split()
         if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1].upper() not in ("ASC", "DESC")):
             raise InvalidArgument.for_field("order_by", item, "'<field> [ASC|DESC]', e.g. 'metrics.acc DESC'")
@@ -185,12 +213,16 @@ def encode_page_token(offset: int) -> str:
 
 
 def decode_page_token(token: str | None) -> int:
+    """The offset in a token made by ``encode_page_token``; anything else, however nested or long, is a 400."""
     if not token:
         return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if isinstance(offset, int) and 0 <= offset < 2**62:
-            return offset
-    except (ValueError, KeyError, TypeError):
-        pass
+    if isinstance(token, str) and len(token) <= _MAX_PAGE_TOKEN_LENGTH:
+        try:
+            decoded = base64.urlsafe_b64decode(token.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            decoded = b""
+        # a shape check rather than json.loads: a token is data from the client, and only one shape is ours
+        m = _PAGE_TOKEN.fullmatch(decoded)
+        if m:
+            return int(m.group(1))
     raise InvalidArgument.for_field("page_token", token, "a token returned by a previous search")
