@@ -7,10 +7,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from lightgbm import LGBMClassifier
-from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -21,12 +19,6 @@ import keel.data
 import keel.registry as registry
 from keel.core.errors import InvalidArgument
 from keel.registry.onnx_export import ParityFailed
-
-
-@pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, pd.Series]:
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    return X, y
 
 
 @pytest.mark.parametrize("make", [

@@ -16,7 +16,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
 import keel
@@ -26,12 +25,6 @@ from keel.core.errors import IntegrityError, InvalidArgument, PermissionDenied
 from keel.evaluation.gate import gate
 from keel.registry import flavors
 from keel.store.metadata.base import TrackingStore
-
-
-@pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, pd.Series]:
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    return X, y
 
 
 class Thresholder:

@@ -10,7 +10,6 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -21,12 +20,6 @@ import keel.data
 import keel.registry as registry
 from keel.core.errors import IntegrityError, InvalidArgument, NotFound
 from keel.core.hooks import subscribe
-
-
-@pytest.fixture(scope="module")
-def data() -> tuple[pd.DataFrame, pd.Series]:
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    return X, y
 
 
 class Thresholder:

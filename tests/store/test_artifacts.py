@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -11,24 +10,6 @@ import pytest
 
 from keel.core.errors import IntegrityError, InvalidArgument, NotFound
 from keel.store.artifacts import ArtifactStore, open_artifact_store
-from keel.testing.services import free_port
-
-
-@pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    import boto3
-
-    boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    ).create_bucket(Bucket="keel-test")
-    yield endpoint
-    server.stop()
 
 
 @pytest.fixture(params=["local", "s3", "http"])
