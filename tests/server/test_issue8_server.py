@@ -18,15 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from keel.core.config import load_settings
 from keel.core.entities import ArtifactRef
-from keel.core.errors import InvalidArgument, KeelError
+from keel.core.errors import Conflict, InvalidArgument, KeelError
 from keel.core.validation import check_artifact_path, check_key, check_name
 from keel.store.artifacts import open_artifact_store
 from keel.store.artifacts.http import HttpArtifactStore
 from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.rest.client import RestStore
 from keel.testing.services import free_port
 
 MAX_REQUEST = 100_000
@@ -242,10 +244,21 @@ def test_keys_and_names_with_a_trailing_newline_are_refused(store: TrackingStore
 
 @pytest.mark.parametrize(
     "path",
-    ["report\r\n.html", "a\nb.txt", "x\x1b[31m.txt", "evil\u202egnp.exe", "a\u2066b", "rtl\u200f.txt", "del\x7f", "c1\x85.txt"],
+    [
+        "report\r\n.html",
+        "a\nb.txt",
+        "x\x1b[31m.txt",
+        "evil\u202egnp.exe",
+        "a\u2066b",
+        "rtl\u200f.txt",
+        "del\x7f",
+        "c1\x85.txt",
+        "arabic\u061cmark.txt",
+        "zero\u200bwidth.txt",  # format characters (Cf) missing from a hand-written list
+    ],
 )
 def test_artifact_paths_with_control_or_bidi_characters_are_refused(store: TrackingStore, path: str) -> None:
-    with pytest.raises(InvalidArgument, match="control characters"):
+    with pytest.raises(InvalidArgument, match="control or format characters"):
         check_artifact_path(path)
     run = store.create_run(_experiment(store), "r")
     with pytest.raises(InvalidArgument):
@@ -306,11 +319,44 @@ def test_store_messages_with_server_paths_are_redacted(tmp_path: Path) -> None:
     artifacts = open_artifact_store(str(tmp_path / "blobs"))
     redact = redactor(store, artifacts)
     leaked = f"artifact abc at {tmp_path / 'blobs' / 'sha256' / 'ab' / 'abc'} is corrupted; see /var/lib/keel/x.log"
-    assert redact(leaked, False) == f"artifact abc at {SERVER_PATH} is corrupted; see {SERVER_PATH}"
+    assert redact(leaked, True) == f"artifact abc at {SERVER_PATH} is corrupted; see {SERVER_PATH}"
     # a client's own input is echoed as sent, but the server's own folders are still hidden
     echoed = f"artifact path must be relative; got '/etc/passwd' (in {tmp_path / 'db'})"
-    assert redact(echoed, True) == f"artifact path must be relative; got '/etc/passwd' (in {SERVER_PATH})"
-    assert redact("key must be from letters and '/'; see http://example.com/a/b", False).endswith("http://example.com/a/b")
+    assert redact(echoed, False) == f"artifact path must be relative; got '/etc/passwd' (in {SERVER_PATH})"
+    assert redact("key must be from letters and '/'; see http://example.com/a/b", True).endswith("http://example.com/a/b")
+    store.close()
+
+
+def test_only_a_resend_is_looked_up_before_its_body_is_parsed(server_url: str) -> None:
+    """A first send goes straight to the store, which deduplicates in its write transaction; the lookup that
+    answers a resend without parsing it runs only for requests marked ``Keel-Resend``."""
+    store = RestStore(server_url)
+    run = store.create_run(store.get_or_create_experiment(f"resend-{uuid.uuid4().hex[:8]}").id)
+    body = orjson.dumps({"rows": [[run.id, "m", 1.5, 0, 10]]})
+    key = uuid.uuid4().hex
+    with httpx.Client(base_url=server_url) as http:
+        assert http.post("/api/v1/metrics", content=body, headers={"idempotency-key": key}).json() == {"stored": 1}
+        # not marked as a resend: parsed (this garbage is refused), so no lookup ran
+        garbage = http.post("/api/v1/metrics", content=b"{not json", headers={"idempotency-key": key})
+        assert garbage.status_code == 400
+        resend = http.post("/api/v1/metrics", content=b"{not json", headers={"idempotency-key": key, "keel-resend": "1"})
+        assert resend.json() == {"stored": 0, "duplicate": True}
+        # the store's own claim is the guarantee: the same batch unmarked is still stored once
+        assert http.post("/api/v1/metrics", content=body, headers={"idempotency-key": key}).status_code == 200
+    assert [m.value for m in store.get_metric_history(run.id, "m")] == [1.5]
+    store.close()
+
+
+def test_a_conflict_over_the_server_shows_the_clients_own_paths(server_url: str) -> None:
+    """The client's values come back as sent: only the server's own locations are hidden."""
+    store = RestStore(server_url)
+    run = store.create_run(store.get_or_create_experiment(f"paths-{uuid.uuid4().hex[:8]}").id)
+    store.log_params(run.id, {"data": "/data/train.csv"})
+    with pytest.raises(Conflict) as caught:
+        store.log_params(run.id, {"data": "/data/v2/train.csv"})
+    message = str(caught.value)
+    assert "'/data/train.csv'" in message and "'/data/v2/train.csv'" in message, message
+    assert "<server path>" not in message
     store.close()
 
 

@@ -67,6 +67,8 @@ def test_tampered_local_blob_raises_instead_of_returning_bad_bytes(tmp_path: Pat
     blob.write_bytes(b"the evil model")
     with pytest.raises(IntegrityError, match="corrupted or was tampered with"):
         store.get_bytes(info.sha256)
+    assert not store.exists(info.sha256)  # the failed read moved the blob aside (kept under corrupt/)
+    blob.write_bytes(b"the evil model")
     dest = tmp_path / "dl" / "model.bin"
     with pytest.raises(IntegrityError):
         store.download(info.sha256, dest)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,3 +99,45 @@ def test_a_corrupted_blob_is_repaired_through_the_server(tmp_path: Path) -> None
         assert client.put_bytes(GENUINE) == info
         assert blob.read_bytes() == GENUINE and client.get_bytes(info.sha256) == GENUINE
         assert hashlib.sha256(blob.read_bytes()).hexdigest() == info.sha256
+
+
+def test_a_read_that_finds_a_corrupted_blob_moves_it_aside(store_and_corrupter, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Any process sees the blob as missing after a failed read, so its next put stores it again."""
+    store, corrupt = store_and_corrupter
+    info = store.put_bytes(GENUINE)
+    for read in (store.get_bytes, lambda sha: b"".join(store.iter_bytes(sha)), lambda sha: store.download(sha, tmp_path / "x")):
+        corrupt(info.sha256, GENUINE[:-1])
+        with pytest.raises(IntegrityError):
+            read(info.sha256)
+        assert not store.exists(info.sha256) and not (tmp_path / "x").exists()
+        assert store.put_bytes(GENUINE) == info and store.get_bytes(info.sha256) == GENUINE
+
+
+def test_a_corrupted_local_blob_is_kept_under_corrupt_not_deleted(tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    info = open_artifact_store(str(root)).put_bytes(GENUINE)
+    (root / "sha256" / info.sha256[:2] / info.sha256).write_bytes(b"bad")
+    with pytest.raises(IntegrityError):
+        open_artifact_store(str(root)).get_bytes(info.sha256)
+    kept = list((root / "corrupt").iterdir())
+    assert [p.name.split(".")[0] for p in kept] == [info.sha256] and kept[0].read_bytes() == b"bad"
+
+
+def test_a_download_through_the_server_finds_the_corruption_and_a_new_client_repairs_it(tmp_path: Path) -> None:
+    artifacts = tmp_path / "server-artifacts"
+    with keel_server(f"sqlite:///{tmp_path / 'server.db'}", str(artifacts)) as url:
+        info = open_artifact_store(url).put_bytes(GENUINE)
+        (artifacts / "sha256" / info.sha256[:2] / info.sha256).write_bytes(bytes([GENUINE[0] ^ 1]) + GENUINE[1:])
+        with pytest.raises(IntegrityError):
+            open_artifact_store(url).download(info.sha256, tmp_path / "weights.bin")
+        assert not (tmp_path / "weights.bin").exists()
+        # another process: it never saw the failed read, and the server no longer claims to have the blob
+        script = (
+            "import sys; from keel.store.artifacts import open_artifact_store; "
+            f"print(open_artifact_store(sys.argv[1]).put_bytes({GENUINE!r}).sha256)"
+        )
+        put = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120, check=True)
+        assert put.stdout.strip() == info.sha256
+        fresh = open_artifact_store(url)
+        assert fresh.get_bytes(info.sha256) == GENUINE
+        assert fresh.download(info.sha256, tmp_path / "weights.bin").read_bytes() == GENUINE

@@ -18,13 +18,15 @@ import pytest
 import keel
 from keel.core.entities import RunStatus
 from keel.core.errors import InvalidArgument, StoreUnavailable
+from keel.core.validation import param_to_str
 from keel.store.metadata import open_store
+from keel.store.metadata.base import TrackingStore
 from keel.store.metadata.rest.client import RestStore
 from keel.store.metadata.sql.store import SqlStore
 from keel.testing.services import keel_server
 from keel.tracking.client import Client
 from keel.tracking.fluent import attach
-from keel.tracking.values import param_text
+from keel.tracking.writer import MAX_BACKOFF_S, MetricWriter
 
 # --- the run stack belongs to a thread (and to an asyncio task) ------------------------------------------
 
@@ -203,12 +205,28 @@ def test_params_that_are_not_strings_or_numbers_are_stored_as_json() -> None:
     assert stored == {"start": "null", "p": "null", "q": '{"a": [1, null]}', **expected}
 
 
-def test_param_text_of_numpy_values_and_unusual_containers() -> None:
+def test_param_to_str_of_numpy_values_and_unusual_containers() -> None:
     np = pytest.importorskip("numpy")
-    assert param_text(np.bool_(True)) == "true"
-    assert param_text(np.float64(0.5)) == "0.5" and param_text(np.int64(7)) == "7"
-    assert param_text({"w": np.array([1, 2]), "s": {3, 1}}) == '{"w": [1, 2], "s": [1, 3]}'
-    assert param_text(Path("/data/x.csv")) == "/data/x.csv"
+    assert param_to_str("p", np.bool_(True)) == "true" and param_to_str("p", np.bool_(False)) == "false"
+    assert param_to_str("p", np.float64(0.5)) == "0.5" and param_to_str("p", np.int64(7)) == "7"
+    assert param_to_str("p", {"w": np.array([1, 2]), "s": {3, 1}}) == '{"w": [1, 2], "s": [1, 3]}'
+    assert param_to_str("p", Path("/data/x.csv")) == "/data/x.csv"
+
+
+def test_a_store_called_directly_stores_params_as_json(store: TrackingStore) -> None:
+    """The conversion is the store's: a store given Python values (pipelines, REST callers) keeps the same text."""
+    exp = store.get_or_create_experiment("params-direct")
+    run = store.create_run(exp.id, params={"flag": True, "n": None, "d": {"a": 1}})
+    store.log_params(run.id, {"off": False, "layers": [64, 32], "lr": 0.1, "name": "adam"})
+    assert store.get_run(run.id).params == {
+        "flag": "true",
+        "n": "null",
+        "d": '{"a": 1}',
+        "off": "false",
+        "layers": "[64, 32]",
+        "lr": "0.1",
+        "name": "adam",
+    }
 
 
 # --- a lost answer does not double the values --------------------------------------------------------------
@@ -233,6 +251,21 @@ class LostAnswers(SqlStore):
     def end_run(self, run_id, status, end_time=None, metrics=(), **batch):  # type: ignore[no-untyped-def]
         super().end_run(run_id, status, end_time, metrics, **batch)
         self._lost()
+
+
+def test_backoff_after_thousands_of_failures_still_raises_store_unavailable(tmp_path: Path) -> None:
+    """A six-hour outage is over a thousand failed flushes: 2.0**1024 must not turn into an OverflowError."""
+    store = LostAnswers(f"sqlite:///{tmp_path / 'k.db'}", lose=1)
+    writer = MetricWriter(store, flush_interval=3600.0)  # a float, as configured: float * 2**1100 overflows
+    run = store.create_run(store.get_or_create_experiment("outage").id)
+    writer._failures = 1100  # as after 1100 failed flushes in a row
+    writer.add((run.id, "loss", 0.5, 0, 1))
+    with pytest.raises(StoreUnavailable):
+        writer.flush()
+    assert 0 < writer._retry_at - time.monotonic() <= MAX_BACKOFF_S
+    writer.flush()  # the outage ends: one resend, applied once
+    assert [m.value for m in store.get_metric_history(run.id, "loss")] == [0.5]
+    writer.close()
 
 
 def test_a_flush_whose_answer_was_lost_is_resent_under_its_id_and_stored_once(tmp_path: Path) -> None:

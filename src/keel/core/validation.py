@@ -5,9 +5,12 @@ Every message follows one template: ``<field> must be <expected>; got <value>``.
 
 from __future__ import annotations
 
+import json
 import math
+import numbers
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 from keel.core.errors import InvalidArgument
@@ -18,8 +21,6 @@ MAX_TAG_VALUE_LENGTH = 8000
 # matched with fullmatch: "$" would also accept a trailing newline
 _KEY_RE = re.compile(r"[A-Za-z0-9_\-./ :]+")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}")
-# text direction marks, embeddings, overrides and isolates: they make a path read differently from what it is
-_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _KEY_EXPECTED = "a non-empty string of at most 250 characters from letters, digits, '_', '-', '.', '/', ':' and spaces"
 
 
@@ -75,10 +76,65 @@ def check_metric_value(value: Any, key: str = "") -> float:
 
 
 def param_to_str(key: str, value: Any) -> str:
-    text = value if isinstance(value, str) else str(value)
+    """The stored text of a param value: the one conversion every store applies (SDK, pipelines, REST).
+
+    Strings are kept as they are and numbers as ``str()`` writes them (``0.1``, ``3``, ``nan``).
+    Everything else is JSON, so any reader (filters, the UI, another language) can decode it:
+    ``None`` -> ``null``, ``True`` -> ``true``, dicts, lists and tuples -> their JSON text. Leaves
+    JSON cannot hold become numbers, lists or strings (a set -> a sorted list, a numpy scalar or
+    array -> its Python value). Objects that are neither (a path, an enum) keep their ``str()``.
+
+    >>> [param_to_str("p", x) for x in ("adam", 3, 0.1, None, True, {"a": [1, None]})]
+    ['adam', '3', '0.1', 'null', 'true', '{"a": [1, null]}']
+    """
+    text = value if isinstance(value, str) else _param_text(value)
     if len(text) > MAX_PARAM_VALUE_LENGTH:
         raise InvalidArgument.for_field(f"param {key!r} value", text, f"at most {MAX_PARAM_VALUE_LENGTH} characters")
     return text
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool) or _is_array_bool(value):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Number):
+        return str(value)
+    if value is None:
+        return "null"
+    if isinstance(value, (Mapping, list, tuple)):
+        try:
+            return json.dumps(_plain(value), default=_json_leaf, ensure_ascii=False)
+        except (TypeError, ValueError):  # keys JSON cannot hold, or a cycle: the text is all there is
+            return str(value)
+    return str(value)
+
+
+def _is_array_bool(value: Any) -> bool:
+    """A numpy bool (``numpy.bool_``; ``numpy.bool`` in numpy 2), found without importing numpy."""
+    return type(value).__name__ in ("bool", "bool_") and callable(getattr(value, "item", None))
+
+
+def _plain(value: Any) -> Any:
+    """Mappings that are not dicts, as dicts (``json`` only walks dicts, lists and tuples)."""
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _json_leaf(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays (duck typed: core imports no numpy)
+    if callable(tolist):
+        try:
+            return tolist()
+        except (TypeError, ValueError):
+            pass
+    return str(value)
 
 
 def tag_to_str(key: str, value: Any) -> str:
@@ -90,7 +146,10 @@ def tag_to_str(key: str, value: Any) -> str:
 
 def check_artifact_path(path: Any) -> str:
     """An artifact name inside a run: relative, '/'-separated, no '..', no backslash, no control characters."""
-    expected = "a relative path without '..', control characters (NUL, CR, LF, ...), bidi controls, backslashes or a leading '/'"
+    expected = (
+        "a relative path without '..', control or format characters (NUL, CR, LF, bidi controls, zero-width spaces, ...),"
+        " backslashes or a leading '/'"
+    )
     if not isinstance(path, str) or not path or len(path) > 1024:
         raise InvalidArgument.for_field("artifact path", path, expected)
     if has_control_characters(path) or "\\" in path or path.startswith("/") or re.match(r"[A-Za-z]:", path):
@@ -102,8 +161,10 @@ def check_artifact_path(path: Any) -> str:
 
 
 def has_control_characters(text: str) -> bool:
-    """True if ``text`` holds a control character (Unicode category Cc: NUL, CR, LF, ESC, DEL...) or a bidi control."""
-    return any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in text)
+    """True if ``text`` holds a control character (Unicode category Cc: NUL, CR, LF, ESC, DEL...) or a format
+    character (Cf: bidi marks, embeddings and isolates, U+061C, zero-width spaces and joiners...): both make a
+    path read differently from what it is. By category, not a list, so no such character is forgotten."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
 
 
 def check_sha256(value: Any) -> str:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from keel.core.config import MAX_ARTIFACT_BYTES, MAX_REQUEST_BYTES
-from keel.core.errors import InvalidArgument, KeelError
+from keel.core.errors import KeelError, StoreUnavailable
 from keel.server.limits import BodyLimit
 from keel.server.redaction import redactor
 from keel.server.responses import OrjsonResponse, error_response
@@ -86,7 +86,8 @@ def create_app(
 
     @app.exception_handler(KeelError)
     async def keel_error(_: Request, exc: KeelError) -> OrjsonResponse:
-        return error_response(exc.http_status, exc.code, redact(exc.message, isinstance(exc, InvalidArgument)))
+        # only StoreUnavailable reports what a filesystem or driver said; the others may echo the client's values
+        return error_response(exc.http_status, exc.code, redact(exc.message, isinstance(exc, StoreUnavailable)))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> OrjsonResponse:

@@ -2,9 +2,12 @@
 
 Store errors name where they happened (``artifact ... at /srv/keel/artifacts/sha256/...``),
 which helps a local user and tells a remote client how the server's disk is laid out. The
-server replaces its own locations (store URL and file, artifact root, temp and working
-folders) everywhere; in errors that do not echo the client's input it also replaces any
-absolute path.
+server replaces its own locations (store URL and file, artifact root, temp, working and home
+folders) in every message. Any other absolute path is replaced only in messages built from
+what a filesystem or a driver said (``StoreUnavailable``: an ``OSError``, a database error),
+where it can only be the server's. Other errors (bad input, conflicts, missing entities)
+echo the client's own values, which must come back as sent: a param-immutability conflict
+between ``/data/train.csv`` and ``/data/v2/train.csv`` has to show both.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def _folders(store: Any, artifacts: Any) -> list[str]:
 
 
 def redactor(store: Any, artifacts: Any) -> Callable[[str, bool], str]:
-    """A function ``(message, echoes_input) -> message`` with the server's locations replaced."""
+    """A function ``(message, from_drivers) -> message`` with the server's locations replaced, and with
+    every absolute path replaced too when ``from_drivers`` (the message reports a filesystem or driver error)."""
     pairs = [(s, STORE) for s in _store_urls(store)] + [(s, SERVER_PATH) for s in _folders(store, artifacts)]
     # longest first, so that a folder inside another is replaced whole
     known = sorted({(s, p) for s, p in pairs if len(s) > 1}, key=lambda kv: -len(kv[0]))
@@ -47,10 +51,10 @@ def redactor(store: Any, artifacts: Any) -> Callable[[str, bool], str]:
     def replace(m: re.Match[str]) -> str:
         return next(p for s, p in known if m.group(0).startswith(s))
 
-    def redact(message: str, echoes_input: bool = False) -> str:
+    def redact(message: str, from_drivers: bool = False) -> str:
         if pattern is not None:
             message = pattern.sub(replace, message)
-        if not echoes_input:  # a client's own input may hold paths; anything else with one came from the server
+        if from_drivers:  # an OS or driver error names only the server's paths; anything else may echo the client's
             message = _ABSOLUTE_PATH.sub(SERVER_PATH, message)
         return message
 

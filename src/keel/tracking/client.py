@@ -23,7 +23,6 @@ from keel.store.artifacts import ArtifactStore, open_artifact_store
 from keel.store.metadata import open_store
 from keel.store.metadata.base import TrackingStore
 from keel.tracking import capture
-from keel.tracking.values import param_text
 from keel.tracking.writer import MetricWriter
 
 
@@ -73,11 +72,15 @@ class Client:
         tags: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         capture_code: bool = True,
+        inherit_from: Run | None = None,
     ) -> Run:
         """Start a run (status ``running``), recording code version and environment.
 
         Without ``experiment``, a child run goes to its parent's experiment, others to the configured one.
-        Param values are stored as ``param_text`` writes them (non-strings as JSON: ``None`` -> ``null``).
+        Param values are stored as ``keel.core.validation.param_to_str`` writes them (non-strings as JSON).
+        ``inherit_from`` (a pipeline or sweep run, for its step and trial runs) gives the run that run's
+        code version and environment instead of capturing them again: the same code runs, and a capture
+        per child would cost a git call each.
         """
         if experiment is None and parent_run_id is not None:
             experiment_id = self._run_experiments.get(parent_run_id)  # a child lives with its parent
@@ -90,7 +93,9 @@ class Client:
                 exp = self._experiments[(project, exp_name)] = self.store.get_or_create_experiment(exp_name, project)
             experiment_id = exp.id
         code = env = None
-        if capture_code:
+        if inherit_from is not None:
+            code, env = inherit_from.code, inherit_from.environment
+        elif capture_code:
             code = capture.code_version()
             if self._packages_blob is None:
                 self._packages_blob = self.artifacts.put_bytes(capture.package_list().encode()).sha256
@@ -100,7 +105,7 @@ class Client:
             name,
             parent_run_id=parent_run_id,
             tags=dict(tags or {}),
-            params=_param_texts(params or {}),
+            params=params or {},
             code=code,
             environment=env,
         )
@@ -138,11 +143,11 @@ class Client:
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         """Log one param (immutable). Strings are stored as they are, numbers as ``str()`` writes them, anything
         else as JSON: ``None`` -> ``null``, ``True`` -> ``true``, a dict or list -> its JSON text."""
-        self.store.log_params(run_id, _param_texts({key: value}))
+        self.store.log_params(run_id, {key: value})  # the store converts (core.validation.param_to_str)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log params in one call (all or none), values as in ``log_param``."""
-        self.store.log_params(run_id, _param_texts(params))
+        self.store.log_params(run_id, params)
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         self.store.set_tags(run_id, {key: value})
@@ -159,7 +164,12 @@ class Client:
         """
         if run_id.__class__ is not str:
             raise InvalidArgument.for_field("run_id", run_id, "a run id string")
-        value = self._checked_metric(key, value)
+        # the checks of _checked_metric, inlined: a method call costs this hot path about 8%
+        if key.__class__ is not str or key not in self._valid_keys:
+            v.check_key(key, "metric key")
+            self._valid_keys.add(key)
+        if type(value) is not float:
+            value = v.check_metric_value(value, key)
         if step is None:
             slot = (run_id, key)
             step = self._steps.get(slot, 0)
@@ -296,12 +306,6 @@ class Client:
     def close(self) -> None:
         self.writer.close()
         self.store.close()
-
-
-def _param_texts(params: Mapping[str, Any]) -> dict[str, str]:
-    if not isinstance(params, Mapping):
-        raise InvalidArgument.for_field("params", params, "a mapping of key to value")
-    return {key: param_text(value) for key, value in params.items()}
 
 
 def _media_type(name: str) -> str:

@@ -171,7 +171,8 @@ class MetricWriter:
 
     def _note_failure(self) -> None:
         self._failures += 1
-        delay = min(MAX_BACKOFF_S, self.flush_interval * 2**self._failures)
+        # the exponent is capped: 2.0**1024 overflows, and an outage of a few hours makes that many failures
+        delay = min(MAX_BACKOFF_S, self.flush_interval * 2 ** min(self._failures, 16))
         self._retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
 
     def _store_run_by_run(self, batch_id: str, batch: list[MetricRow], first: KeelError, raise_errors: bool) -> None:

@@ -9,22 +9,33 @@ when the sizes match, one read of the stored file (disk corruption changes no ti
 nothing cheaper can be trusted). On object stores the read is a download, so an object this
 store has verified or written is remembered with its ETag, which any overwrite changes: a
 repeated put of the same content costs one HEAD.
+
+A read (``get_bytes``, ``iter_bytes``, ``download``) that finds a blob failing its hash moves
+it aside, to ``<root>/corrupt/<sha256>.<ms>`` (kept, never deleted: it is evidence), so the
+blob reads as missing: ``exists()`` is False, a keel server answers its HEAD with 404, and the
+next put of the right bytes, from any process, stores it again. It is moved only if it is still
+the object that was read (same inode and mtime locally, same ETag remotely): a blob repaired
+meanwhile stays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from keel.core.errors import MissingExtra, NotFound, StoreUnavailable
+from keel.core.errors import IntegrityError, KeelError, MissingExtra, NotFound, StoreUnavailable
 from keel.core.validation import check_sha256
 from keel.store.artifacts.base import CHUNK, ArtifactStore, BlobInfo, check_digest, hash_file, verified_chunks
 
+log = logging.getLogger("keel.store")
 _VERIFIED_MAX = 10_000  # remembered object ETags, per store: a few MB at most
 _EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs")}
 
@@ -153,54 +164,96 @@ class FsspecArtifactStore(ArtifactStore):
             raise
 
     def get_bytes(self, sha256: str) -> bytes:
-        if self.local:
-            path = self._path(sha256)
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                raise NotFound(f"artifact {sha256} is not in {self.url}") from None
-            where = str(path)
-        else:
-            where = self._remote(sha256)
-            if not self.exists(sha256):
-                raise NotFound(f"artifact {sha256} is not in {self.url}")
-            data = self._call(self.fs.cat_file, where)
-        check_digest(sha256, hashlib.sha256(data).hexdigest(), where)
+        src, identity, where = self._open(sha256)
+        with src:
+            data = src.read()
+        with self._quarantine_on_mismatch(sha256, identity):
+            check_digest(sha256, hashlib.sha256(data).hexdigest(), where)
         return bytes(data)
 
     def iter_bytes(self, sha256: str) -> Iterator[bytes]:
         """The blob in chunks of ``CHUNK`` bytes, hashed as they go (see ``ArtifactStore.iter_bytes``)."""
-        try:
-            src = open(self._path(sha256), "rb") if self.local else self._call(self.fs.open, self._remote(sha256), "rb")
-        except FileNotFoundError:
-            raise NotFound(f"artifact {sha256} is not in {self.url}") from None
+        src, identity, where = self._open(sha256)
 
         def chunks() -> Iterator[bytes]:
             with src:
                 while chunk := src.read(CHUNK):
                     yield chunk
 
-        return verified_chunks(sha256, chunks(), str(self._path(sha256)) if self.local else self._remote(sha256))
+        def checked() -> Iterator[bytes]:
+            with self._quarantine_on_mismatch(sha256, identity):
+                yield from verified_chunks(sha256, chunks(), where)
+
+        return checked()
 
     def download(self, sha256: str, dest: str | os.PathLike[str]) -> Path:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
         digest = hashlib.sha256()
+        src, identity, _ = self._open(sha256)
         try:
-            opener = open(self._path(sha256), "rb") if self.local else self._call(self.fs.open, self._remote(sha256), "rb")
-        except FileNotFoundError:
-            raise NotFound(f"artifact {sha256} is not in {self.url}") from None
-        try:
-            with opener as src, open(tmp, "wb") as out:
+            with src, open(tmp, "wb") as out:
                 while chunk := src.read(CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
-            check_digest(sha256, digest.hexdigest(), self.url)
+            with self._quarantine_on_mismatch(sha256, identity):
+                check_digest(sha256, digest.hexdigest(), self.url)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+    def _open(self, sha256: str) -> tuple[Any, Any, str]:
+        """(open file, identity of what was opened, where it is) of a blob; ``NotFound`` if there is none."""
+        try:
+            if self.local:
+                path = self._path(sha256)
+                src: Any = open(path, "rb")
+                st = os.fstat(src.fileno())
+                return src, (st.st_ino, st.st_mtime_ns, st.st_size), str(path)
+            where = self._remote(sha256)
+            identity = self._stamp(sha256)  # taken first: the object read is this one or a newer one
+            if identity is None:
+                raise FileNotFoundError(where)
+            return self._call(self.fs.open, where, "rb"), identity, where
+        except FileNotFoundError:
+            raise NotFound(f"artifact {sha256} is not in {self.url}") from None
+
+    def _identity(self, sha256: str) -> Any:
+        if self.local:
+            try:
+                st = self._path(sha256).stat()
+            except FileNotFoundError:
+                return None
+            return st.st_ino, st.st_mtime_ns, st.st_size
+        return self._stamp(sha256)
+
+    @contextlib.contextmanager
+    def _quarantine_on_mismatch(self, sha256: str, identity: Any) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError:
+            self._quarantine(sha256, identity)
+            raise
+
+    def _quarantine(self, sha256: str, identity: Any) -> None:
+        """Move a blob that failed its hash to ``corrupt/``, unless it changed since it was read (a repair)."""
+        with self._verified_lock:
+            self._verified.pop(sha256, None)
+        name = f"corrupt/{sha256}.{time.time_ns() // 1_000_000}"
+        try:
+            if identity is None or self._identity(sha256) != identity:
+                return
+            if self.local:
+                (self.root / "corrupt").mkdir(exist_ok=True)
+                os.replace(self._path(sha256), self.root / name)
+            else:
+                self._call(self.fs.mv, self._remote(sha256), f"{self.root_path.rstrip('/')}/{name}")
+        except (OSError, KeelError) as exc:  # the read still fails loudly; a put still checks the hash before skipping
+            log.warning("keel: could not move corrupted artifact %s aside: %s", sha256, exc)
+            return
+        log.error("keel: artifact %s failed its hash check and was moved to %s; a put of its bytes restores it", sha256, name)
 
     @staticmethod
     def _call(fn: Any, *args: Any) -> Any:

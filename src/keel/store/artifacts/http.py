@@ -1,14 +1,19 @@
 """Artifacts proxied by a keel server (``PUT/GET /api/v1/artifacts/{sha256}``).
 
 The server verifies uploads; this client verifies downloads, which it streams to disk.
-A put skips the upload when the server already has the blob, unless a read of that blob through
-this store failed: then the upload is sent anyway, and the server replaces the corrupted blob.
+A put skips the upload when the server has the blob (HEAD). A blob that fails its hash on the
+server is moved aside there by the read that found it (``FsspecArtifactStore``), so HEAD says
+404 and the next put from any process uploads it again. In this process a blob whose read
+failed is also remembered as suspect and uploaded whatever HEAD says (a server whose store
+could not move the blob aside still replaces it: its put checks the hash before skipping).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +80,32 @@ class HttpArtifactStore(ArtifactStore):
             self._suspect.discard(info.sha256)
         return info
 
-    def get_bytes(self, sha256: str) -> bytes:
+    @contextlib.contextmanager
+    def _reading(self, sha256: str) -> Iterator[None]:
+        """Mark the blob suspect when its read fails, and name a body cut short for what it was: the server
+        cuts a corrupted blob's body short, then moves the blob aside, so a blob now missing was corrupted."""
         try:
-            data: bytes = self._request("GET", sha256).content
-            check_digest(sha256, hashlib.sha256(data).hexdigest(), self.url)
-        except (IntegrityError, StoreUnavailable):  # StoreUnavailable too: the server cuts a corrupted blob's body short
+            yield
+        except IntegrityError:
             self._suspect.add(sha256)
             raise
+        except StoreUnavailable as exc:
+            self._suspect.add(sha256)
+            try:
+                moved = not self.exists(sha256)
+            except StoreUnavailable:
+                raise exc from None
+            if moved:
+                raise IntegrityError(
+                    f"artifact {sha256} on keel server {self.url} failed its hash check; the server moved it aside"
+                    " (a put of its bytes restores it)"
+                ) from None
+            raise
+
+    def get_bytes(self, sha256: str) -> bytes:
+        with self._reading(sha256):
+            data: bytes = self._request("GET", sha256).content  # a body cut short is a StoreUnavailable
+            check_digest(sha256, hashlib.sha256(data).hexdigest(), self.url)
         return data
 
     def download(self, sha256: str, dest: str | os.PathLike[str]) -> Path:
@@ -91,6 +115,15 @@ class HttpArtifactStore(ArtifactStore):
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
         try:
+            with self._reading(sha256):
+                self._stream_to(sha256, tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    def _stream_to(self, sha256: str, tmp: Path) -> None:
+        try:
             with self._client.stream("GET", f"/api/v1/artifacts/{sha256}") as response:
                 if response.status_code >= 400:
                     response.read()
@@ -98,12 +131,8 @@ class HttpArtifactStore(ArtifactStore):
                 with open(tmp, "wb") as out:
                     for chunk in verified_chunks(sha256, response.iter_bytes(CHUNK), self.url):
                         out.write(chunk)
-            os.replace(tmp, dest)
         except self._httpx.HTTPError as exc:  # includes a body the server cut short
             raise StoreUnavailable(f"cannot download artifact {sha256} from keel server {self.url}: {exc}") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return dest
 
     def close(self) -> None:
         self._client.close()

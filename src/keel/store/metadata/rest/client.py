@@ -6,7 +6,10 @@ Server errors come back as the same ``keel`` error classes.
 Metric writes (``log_metrics``, ``end_run``) carry a batch id in the ``Idempotency-Key``
 header, so they are safe to resend: when the connection fails or times out, or a proxy or
 the server answers 502/503/504, they are sent again with the same id (up to ``RETRIES``
-times, backing off exponentially with jitter) and the server applies them once.
+times, backing off exponentially with jitter) and the server applies them once. A resend,
+and a later call with a batch id that never got an answer (the metric writer keeps such a
+batch and sends it again), also carries ``Keel-Resend: 1``: only then does the server look
+the id up before parsing the body, so a first send costs no extra read.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import orjson
 
 from keel.core.entities import ArtifactRef, CodeVersion, Environment, Experiment, Metric, Run, RunPage, RunStatus
 from keel.core.errors import InvalidArgument, NotFound, StoreUnavailable, error_from_dict
+from keel.core.validation import param_to_str
 from keel.store.metadata.base import MetricRow, TrackingStore, check_batch_id, new_batch_id
 from keel.store.metadata.rest import wire
 
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
 
 API = "/api/v1"
 IDEMPOTENCY_KEY = "idempotency-key"
+RESEND = "keel-resend"
+_UNANSWERED_MAX = 10_000  # batch ids remembered as sent without an answer: a few hundred KB at most
 log = logging.getLogger("keel.store")
 RETRIES = 3  # resends of an idempotent write after the first attempt
 BACKOFF_S = 0.2  # first wait; doubles per resend, up to MAX_BACKOFF_S, each drawn in [half, full]
@@ -56,6 +62,7 @@ class RestStore(TrackingStore):
             headers["authorization"] = f"Bearer {token}"
         self._httpx = httpx
         self._client = httpx.Client(base_url=self.uri, timeout=timeout, headers=headers)
+        self._unanswered: dict[str, None] = {}  # batch ids sent without an answer, oldest first
 
     def __repr__(self) -> str:
         return f"RestStore({self.uri!r})"
@@ -105,26 +112,39 @@ class RestStore(TrackingStore):
         for attempt in range(RETRIES + 1):
             if attempt:
                 log.warning("keel: resending batch %s to %s%s after: %s", batch_id, self.uri, path, failure)
+            if attempt or batch_id in self._unanswered:
+                headers[RESEND] = "1"
             try:
                 response = self._client.request("POST", API + path, content=content, headers=headers)
             except self._httpx.HTTPError as exc:
                 failure = f"cannot reach keel server {self.uri}: {exc.__class__.__name__}: {exc}"
             else:
                 if response.status_code not in _RETRY_STATUS:
+                    self._unanswered.pop(batch_id, None)
                     return self._answer(response)
                 failure = f"keel server {self.uri} answered HTTP {response.status_code}: {response.text[:200]}"
             if attempt < RETRIES:
                 time.sleep(min(MAX_BACKOFF_S, BACKOFF_S * 2**attempt) * random.uniform(0.5, 1.0))
+        if len(self._unanswered) >= _UNANSWERED_MAX:
+            self._unanswered.pop(next(iter(self._unanswered)))
+        self._unanswered[batch_id] = None
         raise StoreUnavailable(f"{failure} (sent {RETRIES + 1} times)")
 
     def _answer(self, response: Any) -> Any:
+        try:
+            payload = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            # not a keel server's answer: a proxy's error page, a captive portal, another service on the port
+            if response.status_code >= 500 or response.status_code < 400:
+                raise StoreUnavailable(
+                    f"keel server {self.uri} answered HTTP {response.status_code} with a body that is not JSON: "
+                    f"{response.text[:200]!r}"
+                ) from None
+            raise error_from_dict({"message": response.text[:200]}, response.status_code) from None
         if response.status_code >= 400:
-            try:
-                payload = orjson.loads(response.content).get("error", {})
-            except (orjson.JSONDecodeError, AttributeError):
-                payload = {"message": response.text[:200]}
-            raise error_from_dict(payload, response.status_code)
-        return orjson.loads(response.content) if response.content else None
+            error = payload.get("error") if isinstance(payload, dict) else None
+            raise error_from_dict(error if isinstance(error, dict) else {"message": str(payload)[:200]}, response.status_code)
+        return payload
 
     # experiments -----------------------------------------------------------------------
     def get_or_create_experiment(self, name: str, project: str = "default") -> Experiment:
@@ -161,7 +181,7 @@ class RestStore(TrackingStore):
             "name": name,
             "parent_run_id": parent_run_id,
             "tags": {k: str(v) for k, v in (tags or {}).items()},
-            "params": {k: str(v) for k, v in (params or {}).items()},
+            "params": _param_texts(params or {}),
             "code": wire.code_to_json(code) if code else None,
             "environment": wire.environment_to_json(environment) if environment else None,
             "start_time": start_time,
@@ -192,7 +212,7 @@ class RestStore(TrackingStore):
             self._call("POST", "/runs/heartbeat", {"run_ids": list(run_ids), "time": time_ms})
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
-        self._call("POST", f"/runs/{_rid(run_id)}/params", {"params": {k: str(v) for k, v in params.items()}})
+        self._call("POST", f"/runs/{_rid(run_id)}/params", {"params": _param_texts(params)})
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         self._call("POST", f"/runs/{_rid(run_id)}/tags", {"tags": {k: str(v) for k, v in tags.items()}})
@@ -236,6 +256,13 @@ class RestStore(TrackingStore):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _param_texts(params: Mapping[str, Any]) -> dict[str, str]:
+    """Param values as the server's store keeps them (the one conversion: ``core.validation.param_to_str``)."""
+    if not isinstance(params, Mapping):
+        raise InvalidArgument.for_field("params", params, "a mapping of key to value")
+    return {k: param_to_str(k, val) for k, val in params.items()}
 
 
 def _rid(run_id: str) -> str:
