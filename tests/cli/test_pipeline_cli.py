@@ -112,3 +112,48 @@ def test_hinted_params_are_checked_before_the_run(tmp_path: Path) -> None:
     done = keel_cmd(tmp_path, "pipeline", "run", "flows:flow", "-p", "n=abc")
     assert done.returncode == 2 and "pipeline 'flow' param 'n' must be of type int; got 'abc'" in done.stderr, done.stderr
     assert json.loads(keel_cmd(tmp_path, "runs", "list", "--json").stdout) == []
+
+
+TYPED = """
+import json
+import keel
+from pathlib import Path
+
+@keel.step
+def record(tag: str, flag: str, out: Path, n: int, when: str | None = None):
+    assert isinstance(out, Path), type(out)
+    if Path("broken").exists():
+        raise RuntimeError("broken")
+    return json.dumps({"tag": tag, "flag": flag, "out": str(out), "n": n, "when": when})
+
+@keel.pipeline
+def typed(tag: str, flag: str, out: Path, n: int = 1, when: str | None = None):
+    return record(tag, flag, out, n, when)
+"""
+
+
+def test_cli_params_follow_the_hints_str_and_path_stay_text(tmp_path: Path) -> None:
+    (tmp_path / "typed_flow.py").write_text(TYPED)
+    done = keel_cmd(tmp_path, "pipeline", "run", "typed_flow:typed", "-p", "tag=2024", "-p", "flag=true",
+                    "-p", "out=data/x.csv", "-p", "n=3", "-p", "when=null")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = json.loads(keel_cmd(tmp_path, "runs", "list", "--json", "-f", "tags.`keel.kind` = 'pipeline'").stdout)
+    assert runs[0]["params"] == {"tag": "2024", "flag": "true", "out": "data/x.csv", "n": "3", "when": "null"}
+    bad = keel_cmd(tmp_path, "pipeline", "run", "typed_flow:typed", "-p", "tag=a", "-p", "flag=b", "-p", "out=o", "-p", "n=x")
+    assert bad.returncode == 2 and "param 'n' must be of type int; got 'x'" in bad.stderr
+    (tmp_path / "broken").write_text("x")
+    failed = keel_cmd(tmp_path, "pipeline", "run", "typed_flow:typed", "-p", "tag=2025", "-p", "flag=1", "-p", "out=y")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    (tmp_path / "broken").unlink()
+    resumed = keel_cmd(tmp_path, "pipeline", "resume", _full_id(tmp_path, _run_id(failed.stdout)))
+    assert resumed.returncode == 0 and "finished" in resumed.stdout, resumed.stdout + resumed.stderr  # out is a Path again
+
+
+def _full_id(cwd: Path, prefix: str) -> str:
+    return str(json.loads(keel_cmd(cwd, "runs", "list", "--json", "-f", f"run_id like '{prefix}%'").stdout)[0]["id"])
+
+
+def test_pipeline_run_and_resume_take_trust_pickle(tmp_path: Path) -> None:
+    for command in ("run", "resume"):
+        shown = keel_cmd(tmp_path, "pipeline", command, "--help")
+        assert "--trust-pickle" in shown.stdout, shown.stdout

@@ -248,3 +248,102 @@ def test_quickstart_pipeline_twice_in_one_folder_gates_and_shows_params() -> Non
     version = register(again.output_of("fit"), "bc", run=again.run_id, input_example=again.output_of("split")[1].head(2))
     card = card_markdown("bc", version.version)
     assert '- params: {"C": 1.0}' in card and "- model: logistic_regression" in card
+
+
+# -- review: hints check what the caller passed; forged cache entries over REST need the opt-in --------------------
+
+OPTIONAL = """
+import keel
+from pathlib import Path
+
+@keel.step
+def fit(xs, C: float = None, classes: list[int] = None):
+    return [C, classes]
+
+@keel.step
+def load(n: int):
+    return list(range(n))
+
+@keel.pipeline
+def train(C: float = None, n: int = 3, out: Path = None):
+    return fit(load(n), C=C)
+"""
+
+
+def test_defaults_are_not_checked_and_a_none_default_is_optional(make_module) -> None:  # type: ignore[no-untyped-def]
+    mod = make_module("issue8_optional", OPTIONAL)
+    assert mod.train.run().output == [None, None]  # the step gets C=None explicitly: its default is None too
+    assert mod.train.run(C=None, out=None).output == [None, None]
+    assert mod.train.run(C=0.5).output == [0.5, None]
+    with pytest.raises(InvalidArgument, match=r"pipeline 'train' param 'C' must be of type float; got 'x'"):
+        mod.train.run(C="x")  # a value that is given is still checked
+
+
+def test_a_forged_cache_entry_over_rest_is_not_unpickled_without_opt_in(make_module, server_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from keel.registry.flavors import UntrustedModel
+
+    mod = make_module("issue8_forged", FLOW)
+    local = mod.flow.run(n=7)  # cache keys are content hashes: the same on any store
+    keys = {s.node: s.cache_key for s in local.steps}
+    client = Client(server_url)
+    keel.set_client(client)
+
+    def plant(node: str, payload: bytes) -> None:
+        """Before the real step ever ran there: a running run with the right tags, its own pickle, a cache entry."""
+        run_id, outputs = _forge_step_run(client, keys[node], payload)
+        answer = httpx.put(
+            f"{server_url}/api/v1/step-cache/{keys[node]}", json={"run_id": run_id, "step": "total", "outputs": outputs}
+        )
+        assert answer.status_code == 200, answer.text
+        client.end_run(run_id, RunStatus.FAILED)  # the entry stays
+
+    plant("total", pickle.dumps(_Boom()))
+    with pytest.raises(UntrustedModel) as refused:
+        mod.flow.run(n=7)
+    message = refused.value.message
+    assert (
+        "step 'total'" in message and server_url in message and "not authentication" in message and "trust_pickle=True" in message
+    )
+    assert not (tmp_path / "pwned").exists()
+    pipeline_runs = list(client.iter_runs(filter="tags.`keel.pipeline` = 'issue8_forged:flow'"))
+    assert [r.status for r in pipeline_runs] == [RunStatus.FAILED]  # the pipeline run is closed, not left running
+
+
+def test_trust_pickle_opts_in_and_own_outputs_never_need_it(make_module, server_url: str) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from keel.registry.flavors import UntrustedModel
+
+    mod = make_module("issue8_trusted", FLOW)
+    keys = {s.node: s.cache_key for s in mod.flow.run(n=9).steps}
+    client = Client(server_url)
+    keel.set_client(client)
+    run_id, outputs = _forge_step_run(client, keys["total"], pickle.dumps(1000.0))
+    assert httpx.put(f"{server_url}/api/v1/step-cache/{keys['total']}",
+                     json={"run_id": run_id, "step": "total", "outputs": outputs}).status_code == 200  # fmt: skip
+    client.end_run(run_id, RunStatus.FAILED)
+    with pytest.raises(UntrustedModel):
+        mod.flow.run(n=9)
+    assert mod.flow.run(n=9, trust_pickle=True).output == {"a": 1000.0, "b": 36.0}
+    again = mod.flow.run(n=4)  # all its outputs stored by this process over REST: no opt-in
+    assert again.output == {"a": 12.0, "b": 6} and mod.flow.run(n=4).step("total").status == "cached"
+
+
+def test_the_standard_library_is_never_project_code(tmp_path: Path) -> None:
+    import sys
+
+    from keel.pipelines.imports import check_project_module
+
+    assert "antigravity" not in sys.modules and "this" not in sys.modules
+    for module in ("antigravity", "this"):  # stdlib modules whose import has side effects; never imported here
+        for project in (Path(sys.base_prefix), Path(sys.prefix), Path("/")):  # a project folder holding the Python install
+            with pytest.raises(InvalidArgument, match=rf"refusing to import pipeline module '{module}'"):
+                check_project_module(module, project)
+    (tmp_path / "issue8_mine.py").write_text("X = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert check_project_module("issue8_mine", tmp_path) == str((tmp_path / "issue8_mine.py").resolve())
+    finally:
+        sys.path.remove(str(tmp_path))

@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 import keel
 import keel.data
 import keel.registry as registry
-from keel.core.errors import IntegrityError, InvalidArgument, PermissionDenied
+from keel.core.errors import IntegrityError, InvalidArgument, NotFound, PermissionDenied
 from keel.evaluation.gate import gate
 from keel.registry import flavors
 from keel.store.metadata.base import TrackingStore
@@ -119,7 +119,7 @@ def test_trust_is_for_estimator_classes_only_and_real_models_still_load(data) ->
         "numpy.testing._private.utils.runstring",  # a function under a formerly trusted prefix
         "sklearn.utils.estimator_checks.check_estimator",  # a function in sklearn
         "sklearn.base.clone",
-        "sklearn.tree._tree.Tree",  # a class, but no estimator: skops does not trust it either
+        "sklearn.tree._tree.Tree",  # a class, but no estimator: trusted by name as a tree state (TREE_TYPES) only
         "collections.OrderedDict.fromkeys",
         "builtins.exec",
         "sklearn.linear_model._logistic.LogisticRegression.fit",
@@ -328,3 +328,79 @@ def test_keel_models_register_does_not_unpickle_a_served_artifact_without_opt_in
     client.log_bytes(good.id, pickle.dumps(Thresholder("x", 1.0)), "output.pkl")
     client.end_run(good.id)
     assert main(["models", "register", "--run", good.id, "--name", f"cli-{tmp_path.name}", "--trust-pickle"]) == 0
+
+
+# -- review: tree models are skops again; from a keel server they need the opt-in --------------------------------
+
+
+def test_tree_models_save_as_skops_and_load_from_a_local_store(data: tuple[pd.DataFrame, pd.Series]) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    X, y = data
+    assert set(flavors.TREE_TYPES) == {
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+    for name, model in (("forest", RandomForestClassifier(n_estimators=5, random_state=0)),
+                        ("hist", HistGradientBoostingClassifier(max_iter=5, random_state=0))):  # fmt: skip
+        model.fit(X, y)
+        version = registry.register(model, name, input_example=X.head(3))
+        assert version.signature["format"] == "skops", name  # not a silent fallback to cloudpickle
+        assert flavors.sniff(keel.get_client().artifacts.get_bytes(version.artifact_sha256)) == "skops"
+        np.testing.assert_array_equal(registry.load(version.uri).predict_proba(X), model.predict_proba(X))
+
+
+def test_a_tree_model_from_a_keel_server_needs_the_opt_in(
+    remote: str, data: tuple[pd.DataFrame, pd.Series], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = data
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    version = registry.register(forest, f"forest-{tmp_path.name}", input_example=X.head(3))
+    assert version.signature["format"] == "skops"
+    with pytest.raises(flavors.UntrustedModel) as caught:
+        registry.load(version.uri)
+    message = caught.value.message
+    assert "sklearn.tree._tree.Tree" in message and "bounds-check" in message and "trust_pickle=True" in message
+    np.testing.assert_array_equal(registry.load(version.uri, trust_pickle=True).predict(X), forest.predict(X))
+    monkeypatch.setenv("KEEL_TRUST_PICKLE", "1")
+    keel.set_client(None)
+    np.testing.assert_array_equal(registry.load(version.uri).predict(X), forest.predict(X))
+    logistic = registry.register(LogisticRegression(max_iter=5000).fit(X, y), f"plain-{tmp_path.name}", input_example=X.head(3))
+    monkeypatch.setenv("KEEL_TRUST_PICKLE", "0")
+    keel.set_client(None)
+    assert registry.load(logistic.uri).predict(X.head(2)).shape == (2,)  # no tree, no opt-in needed
+
+
+def test_keel_models_export_takes_trust_pickle(
+    remote: str, data: tuple[pd.DataFrame, pd.Series], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from keel.cli.main import main
+
+    X, y = data
+    name = f"edge-forest-{tmp_path.name}"
+    registry.register(
+        RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, y), name, input_example=X.head(3)
+    )
+    keel.data.log(X.head(50), f"rows-{tmp_path.name}", run=False)
+    assert main(["models", "export", f"{name}/1", "--data", f"rows-{tmp_path.name}"]) == 2
+    assert "bounds-check" in capsys.readouterr().err
+    assert main(["models", "export", f"{name}/1", "--data", f"rows-{tmp_path.name}", "--trust-pickle"]) == 0
+    assert registry.resolve(f"models:/{name}/2").flavor == "onnx"
+
+
+def test_a_failed_rebundle_leaves_the_earlier_bundle_as_it_was(cancer_version: str, tmp_path: Path) -> None:
+    rows = keel.data.get("holdout", run=False)
+    folder = registry.edge_bundle(cancer_version, tmp_path / "edge", data=rows)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    zipped = folder.with_suffix(".zip").read_bytes()
+    assert set(before) >= {"model.onnx", "samples.json", ".keel-bundle.json"}
+    for bad in ("models:/edge/99", "models:/no-such-model", "not a uri"):
+        with pytest.raises((InvalidArgument, NotFound)):
+            registry.edge_bundle(bad, folder, data=rows)
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+        assert folder.with_suffix(".zip").read_bytes() == zipped
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keel", "edge", "edge.zip"]  # no staging folder left behind

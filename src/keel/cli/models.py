@@ -138,12 +138,19 @@ def history(
     console.print(table)
 
 
+_EXPORT_TRUST_HELP = (
+    "Load a model served by a keel server that could harm this process: a pickle (it can run code) or a "
+    "skops file with tree models (not bounds-checked). Default: the trust_pickle setting."
+)
+
+
 @app.command("export")
 def export(
     ref: str = typer.Argument(..., help="name@alias or name/version."),
     format: str = typer.Option("onnx", "--format", help="Only onnx for now."),
     bundle: Path = typer.Option(None, help="Also write an edge bundle (folder and .zip) here."),
     data: str = typer.Option(None, help="Held-out rows for the parity check: a dataset reference (default: the training data)."),
+    trust_pickle: bool = typer.Option(None, "--trust-pickle/--no-trust-pickle", help=_EXPORT_TRUST_HELP),
 ) -> None:
     """Convert to ONNX, check parity with the original, register the ONNX version; optionally bundle it for the edge."""
     import keel.data
@@ -153,7 +160,7 @@ def export(
         raise InvalidArgument.for_field("--format", format, "'onnx'")
     rows = keel.data.get(data, run=False) if data else None
     with console.status("converting and checking parity"):
-        version = keel.registry.export_onnx(_uri(ref), rows)
+        version = keel.registry.export_onnx(_uri(ref), rows, trust_pickle=trust_pickle)
     parity = version.signature.get("parity", {})
     console.print(
         f"[bold]{esc(version.uri)}[/] (onnx): label agreement {parity.get('onnx_label_agreement', 0):.2%}, "
@@ -161,7 +168,7 @@ def export(
         f"on {int(parity.get('onnx_parity_rows', 0))} rows"
     )
     if bundle:
-        folder = keel.registry.edge_bundle(version.uri, bundle, data=rows)
+        folder = keel.registry.edge_bundle(version.uri, bundle, data=rows, trust_pickle=trust_pickle)
         console.print(f"edge bundle: [bold]{esc(folder)}[/] and {esc(folder.resolve().with_suffix('.zip'))} (numpy + onnxruntime "
                       f"only; run its test: cd {esc(folder)} && python test_predictor.py)")  # fmt: skip
 

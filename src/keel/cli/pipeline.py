@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from keel.cli.output import STEP_STATUS, console, esc, fmt_duration
+from keel.cli.output import STEP_STATUS, clean, console, esc, fmt_duration
 from keel.core.errors import InvalidArgument
 
 app = typer.Typer(help="Run and inspect pipelines.", no_args_is_help=True)
@@ -23,17 +22,23 @@ def _load(ref: str) -> Any:
     return load_pipeline(ref)
 
 
-def _params(items: list[str]) -> dict[str, Any]:
+def _params(items: list[str], target: Any) -> dict[str, Any]:
+    """``-p name=value`` as the pipeline's params: read by each param's type hint (``keel.pipelines.hints.cli_value``)."""
+    from keel.pipelines.hints import cli_value
+
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise InvalidArgument.for_field("--param", item, "'name=value'")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+        out[key] = cli_value(target.fn, key, raw)
     return out
+
+
+_TRUST_HELP = (
+    "Unpickle cached step outputs served by a keel server (unpickling runs code: any client that can write "
+    "to the server can create a cache entry). Default: the trust_pickle setting (KEEL_TRUST_PICKLE)."
+)
 
 
 def _show(result: Any) -> None:
@@ -58,37 +63,49 @@ def _printer() -> Any:
 @app.command("run")
 def run(
     pipeline: str = typer.Argument(..., help="module:function of a @keel.pipeline."),
-    param: list[str] = typer.Option([], "--param", "-p", help="name=value (JSON values allowed; repeatable)."),
+    param: list[str] = typer.Option(
+        [], "--param", "-p", help="name=value (repeatable): JSON values allowed, kept as text for str and path params."
+    ),
     executor: str = typer.Option("inline", help="inline, process or ray."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, reuse nothing."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help=_TRUST_HELP),
 ) -> None:
     """Run a pipeline; exit code 1 when a step fails."""
     from keel.pipelines import run_pipeline
 
     target = _load(pipeline)
-    result = run_pipeline(target, _params(param), executor=executor, cache=not no_cache, on_step=_printer())
+    result = run_pipeline(
+        target, _params(param, target), executor=executor, cache=not no_cache, on_step=_printer(),
+        trust_pickle=True if trust_pickle else None,
+    )  # fmt: skip
     _show(result)
     raise typer.Exit(0 if result.status.value == "finished" else 1)
 
 
 @app.command("resume")
-def resume(run_id: str = typer.Argument(..., help="A failed pipeline run.")) -> None:
+def resume(
+    run_id: str = typer.Argument(..., help="A failed pipeline run."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help=_TRUST_HELP),
+) -> None:
     """Run a failed pipeline again from the failed step, reusing the steps that succeeded.
 
     Imports the pipeline the run names only from a module of the current folder (the project).
     """
     from keel.pipelines import resume as resume_run
-    from keel.pipelines.imports import check_project_module
     from keel.pipelines.runner import pipeline_of
+    from keel.pipelines.steps import load_pipeline
     from keel.tracking.fluent import get_client
 
     project = Path.cwd()
     sys.path.insert(0, str(project))
-    ref = pipeline_of(get_client().get_run(run_id))
+    ref = pipeline_of(get_client().get_run(run_id))  # written by whoever wrote the run: shown cleaned
+    target = load_pipeline(ref, project=project)  # checks that the module is the project's before importing it
     module = ref.partition(":")[0]
-    console.print(f"resuming run {run_id[:12]}: pipeline {ref}, importing module {module} from "
-                  f"{check_project_module(module, project)}", markup=False, highlight=False)  # fmt: skip
-    result = resume_run(run_id, on_step=_printer(), project=project, raise_on_failure=False)
+    console.print(f"resuming run {clean(run_id[:12])}: pipeline {clean(ref)}, importing module {clean(module)} from "
+                  f"{clean(target.source)}", markup=False, highlight=False)  # fmt: skip
+    result = resume_run(
+        run_id, on_step=_printer(), raise_on_failure=False, pipeline=target, trust_pickle=True if trust_pickle else None
+    )
     _show(result)
     raise typer.Exit(0 if result.status.value == "finished" else 1)
 

@@ -225,7 +225,7 @@ def apply(
 ) -> DatasetVersion:
     """Run ``step`` on dataset versions and log the result as a new version of ``name``, with the
     inputs as parents and the transform (name, code hash, params) recorded."""
-    from keel.data.dataset_versions import get, log, resolve
+    from keel.data.dataset_versions import get, log_transformed, resolve
     from keel.tracking.fluent import get_client
 
     t = get_transform(step)
@@ -238,4 +238,4 @@ def apply(
     frames = [get(v, run=run, client=client) for v in versions]
     result = t(*frames, **params)
     record = {"name": t.name, "code_hash": t.code_hash, "params": recorded, "inputs": [v.ref for v in versions]}
-    return log(result, name, parents=versions, transform=record, run=run, source=f"transform:{t.name}", client=client)
+    return log_transformed(result, name, parents=versions, transform=record, run=run, source=f"transform:{t.name}", client=client)

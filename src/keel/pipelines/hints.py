@@ -10,10 +10,14 @@ references to missing names, protocols, type variables) are skipped, never guess
 from __future__ import annotations
 
 import collections.abc as cabc
+import inspect
+import json
 import numbers
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from keel.core.errors import InvalidArgument
@@ -33,15 +37,64 @@ def type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 def check_arguments(fn: Callable[..., Any], arguments: Mapping[str, Any], where: str) -> None:
     """Raise ``InvalidArgument`` naming the first argument whose value does not fit its hint.
 
+    Pass only the arguments the caller gave: defaults are the function's own business. ``None`` fits
+    a parameter whose default is ``None`` (``C: float = None`` is an optional float, as people write it).
     Arguments that are (or contain) outputs of other steps are not known yet and are skipped.
     """
     hints = type_hints(fn)
+    none_default = _none_defaults(fn)
     for name, value in arguments.items():
         hint = hints.get(name)
-        if hint is None or find_outputs(value):
+        if hint is None or find_outputs(value) or (value is None and name in none_default):
             continue
         if _matches(value, hint) is False:
             raise InvalidArgument.for_field(f"{where} param {name!r}", value, f"of type {describe(hint)}")
+
+
+def _none_defaults(fn: Callable[..., Any]) -> set[str]:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in parameters if p.default is None}
+
+
+def cli_value(fn: Callable[..., Any], name: str, raw: str) -> Any:
+    """A command-line value for param ``name`` of ``fn``: the string itself when the hint takes a string, a
+    ``Path`` when it takes a path (``Path``, ``os.PathLike``), else JSON when it parses (``2``, ``[1, 2]``,
+    ``true``), else the string. So ``-p tag=2024`` stays ``"2024"`` for ``tag: str``."""
+    hint = type_hints(fn).get(name)
+    if str in _members(hint):
+        return raw
+    if _path_like(hint):
+        return Path(raw)
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def restore_paths(fn: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Params read back from JSON (``resume``): a string for a path-hinted param becomes a ``Path`` again."""
+    hints = type_hints(fn)
+    return {k: Path(v) if isinstance(v, str) and _path_like(hints.get(k)) else v for k, v in params.items()}
+
+
+def _path_like(hint: Any) -> bool:
+    kinds = _members(hint)
+    return bool(kinds) and str not in kinds and all(isinstance(k, type) and issubclass(k, os.PathLike) for k in kinds)
+
+
+def _members(hint: Any) -> list[Any]:
+    """The types a hint allows besides ``None`` (empty when there is no hint)."""
+    if hint is None:
+        return []
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _members(args[0])
+    if origin is typing.Union or (hasattr(types, "UnionType") and isinstance(hint, types.UnionType)):
+        return [m for a in args if a is not type(None) for m in _members(a)]
+    return [origin or hint]
 
 
 def describe(hint: Any) -> str:

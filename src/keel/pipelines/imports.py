@@ -5,7 +5,10 @@ to the store can write that tag. Importing runs a module's top-level code, so ``
 imports only the project's own code. The rule: the module must be found on the normal
 import path (``sys.path``) as a file inside the project folder (by default the current
 directory, symlinks resolved), not inside an environment folder under it
-(``site-packages``, ``dist-packages``), and so must every package ``__init__`` on the way
+(``site-packages``, ``dist-packages``) nor inside the Python installation or virtual
+environment that runs keel (``sys.prefix``, ``sys.base_prefix``: a project folder that holds
+its ``.venv``, or Python itself, must not make the standard library count as project code),
+and so must every package ``__init__`` on the way
 (they run too). A module this process has already imported is accepted as it is:
 importing it again runs nothing. Nothing is executed while looking.
 """
@@ -52,6 +55,12 @@ def module_origins(module: str) -> list[str | None]:
     return origins
 
 
+def _in_python_install(path: Path) -> bool:
+    """Whether ``path`` is part of the Python that runs keel (its installation or virtual environment)."""
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    return any(path.is_relative_to(prefix) for prefix in prefixes)
+
+
 def check_project_module(module: str, project: Path) -> str:
     """The file ``module`` would be imported from, if that is the project's own code; else ``InvalidArgument``.
 
@@ -66,7 +75,7 @@ def check_project_module(module: str, project: Path) -> str:
             continue  # a namespace package has no code of its own
         path = Path(origin).resolve()
         inside = path.is_relative_to(root) and not (_ENVIRONMENT_DIRS & set(path.relative_to(root).parts[:-1]))
-        if not inside:
+        if not inside or _in_python_install(path):
             raise InvalidArgument(
                 f"refusing to import pipeline module {module!r}: it resolves to {path}, which is not a module of "
                 f"the project folder {root}; resume imports only the project's own code (run it from the project "

@@ -1,7 +1,8 @@
 """What pipeline, step and trial runs record, so each reads like a run of its own.
 
-- Child runs (steps, trials) carry their parent's code version and environment: they run
-  the same code, and capturing it again per step would cost a git call each.
+- Child runs (steps, trials) carry their parent's code version and environment
+  (``Client.create_run(inherit_from=parent)``): they run the same code, and capturing it
+  again per step would cost a git call each.
 - A cached step run copies the run it reuses: params, latest metrics, user tags, artifact
   references and the datasets it read, with ``keel.cached_from`` naming that run. Gates,
   compare, search and model cards then see the same numbers whether a step ran or not.
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,18 +26,6 @@ from keel.core.validation import MAX_PARAM_VALUE_LENGTH
 
 PARAMS_ARTIFACT = "params.json"
 _SCALARS = (str, int, float, bool)
-
-
-def create_child_run(
-    client: Any, parent: Run, name: str, *, tags: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
-) -> Run:
-    """A running child of ``parent`` with the parent's code version and environment."""
-    run = client.store.create_run(
-        parent.experiment_id, name, parent_run_id=parent.id, tags=dict(tags or {}), params=dict(params or {}),
-        code=parent.code, environment=parent.environment,
-    )  # fmt: skip
-    client.writer.track(run.id)  # heartbeats and buffered metrics, as for runs the client creates
-    return run
 
 
 def copy_source_run(client: Any, run_id: str, source: Run) -> None:
@@ -84,7 +74,7 @@ def run_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Params as run params: scalars as they are, others as JSON text. Omitted: values JSON cannot hold and
     values too long for a param (the ``params.json`` artifact has every JSON value in full)."""
     out: dict[str, Any] = {}
-    for key, value in params.items():
+    for key, value in _paths_as_text(params).items():
         if isinstance(value, _SCALARS):
             if len(str(value)) <= MAX_PARAM_VALUE_LENGTH:
                 out[key] = value
@@ -98,11 +88,16 @@ def run_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _paths_as_text(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Path params as their text (``resume`` makes them paths again by their hints: ``hints.restore_paths``)."""
+    return {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in params.items()}
+
+
 def params_document(params: Mapping[str, Any]) -> str:
     """Every param, as JSON: ``{"params": {...}, "not_json": [names of params JSON cannot hold]}``."""
     kept: dict[str, Any] = {}
     lost: list[str] = []
-    for key, value in params.items():
+    for key, value in _paths_as_text(params).items():
         try:
             json.dumps(value, allow_nan=True)
             kept[key] = value

@@ -8,7 +8,11 @@ invalidates that step and everything downstream of it, and nothing else.
 
 A cache entry is written once, by the step run that produced it, and never replaced
 (``PipelineStore`` enforces it); a cached step run copies that run's params, metrics and
-artifacts (``keel.pipelines.records``).
+artifacts (``keel.pipelines.records``). That producer check keeps the cache consistent; it
+does not authenticate anyone: any client that can write to a keel server can create a step
+run with the right tags and its own pickle. So a cached pickle from a server is unpickled only
+with ``trust_pickle`` (or ``KEEL_TRUST_PICKLE=1``), unless this process stored it itself
+(``keel.pipelines.values.check_output_trust``).
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from keel.core.entities import ArtifactRef, Run, RunStatus
 from keel.core.errors import Conflict, InvalidArgument, KeelError
 from keel.pipelines.dag import Dag, Node
 from keel.pipelines.executors import StepTask, TaskResult, Upstream, make_executor
-from keel.pipelines.hints import check_arguments
-from keel.pipelines.records import PARAMS_ARTIFACT, copy_source_run, create_child_run, params_document, read_params, step_metrics
+from keel.pipelines.hints import check_arguments, restore_paths
+from keel.pipelines.records import PARAMS_ARTIFACT, copy_source_run, params_document, read_params, step_metrics
 from keel.pipelines.records import run_params as pipeline_run_params
 from keel.pipelines.steps import Pipeline, StepOutput, load_pipeline
-from keel.pipelines.values import OutputRef, cache_key, input_key, load_output, select
+from keel.pipelines.values import OutputRef, cache_key, check_output_trust, input_key, load_output, remember_output, select
 from keel.store.metadata.pipelines import CachedStep
 
 
@@ -134,20 +138,23 @@ def run_pipeline(
     executor: Any = "inline",
     cache: bool = True,
     experiment: str | None = None,
-    reuse: Mapping[str, OutputRef | CachedStep] | None = None,
+    reuse: Mapping[str, CachedStep] | None = None,
     tags: dict[str, str] | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
     client: Any = None,
     raise_on_failure: bool = False,
+    trust_pickle: bool | None = None,
 ) -> PipelineResult:
     """Run ``pipeline`` with ``params`` and return a ``PipelineResult``.
 
     ``executor``: ``"inline"``, ``"process"`` or ``"ray"``; ``cache=False`` runs every step;
-    ``reuse`` maps cache keys to outputs (or cache entries) to take as they are (``resume``). A failed step
+    ``reuse`` maps cache keys to cache entries to take as they are (``resume``). A failed step
     (after its retries) fails the run and skips what depends on it; its traceback is a tag
     and an artifact of its step run. With ``raise_on_failure`` (``Pipeline.run``, ``resume``)
     a failed run raises ``StepFailed``; without it (``keel pipeline run``) the result says so.
     Params and step arguments are checked against their type hints before anything is recorded.
+    A cached output that is a pickle served by a keel server is unpickled only with ``trust_pickle=True``
+    (default: the ``trust_pickle`` setting, ``KEEL_TRUST_PICKLE``) unless this process stored it.
     """
     from keel.tracking.fluent import get_client
 
@@ -156,9 +163,9 @@ def run_pipeline(
         bound = inspect.signature(pipeline.fn).bind(**params)
     except TypeError as exc:
         raise InvalidArgument(f"pipeline {pipeline.name!r}: {exc}") from None
+    check_arguments(pipeline.fn, dict(bound.arguments), f"pipeline {pipeline.name!r}")  # what the caller passed
     bound.apply_defaults()
     params = dict(bound.arguments)
-    check_arguments(pipeline.fn, params, f"pipeline {pipeline.name!r}")
     dag = pipeline.build(**params)  # bad params and cycles fail here, before anything is recorded
     order = dag.order()
     for node_id in order:
@@ -179,7 +186,7 @@ def run_pipeline(
     records: dict[str, StepRecord] = {}
     try:
         client.log_text(run.id, params_document(params), PARAMS_ARTIFACT)
-        _schedule(dag, order, keys, runner, client, run, cache, reuse or {}, result, records, on_step)
+        _schedule(dag, order, keys, runner, client, run, cache, reuse or {}, result, records, on_step, trust_pickle)
     except BaseException as exc:  # an executor crash or Ctrl-C, not a step failure: close what is open
         _abandon(client, run.id, result.outputs.keys(), records, exc)
         raise
@@ -210,10 +217,11 @@ def _schedule(
     client: Any,
     run: Run,
     cache: bool,
-    reuse: Mapping[str, OutputRef | CachedStep],
+    reuse: Mapping[str, CachedStep],
     result: PipelineResult,
     records: dict[str, StepRecord],
     on_step: Callable[[StepRecord], None] | None,
+    trust_pickle: bool | None,
 ) -> None:
     pending = list(order)
     running: dict[Future[TaskResult], tuple[str, StepTask, int]] = {}
@@ -236,21 +244,21 @@ def _schedule(
             if found is None and cache and node.step.cache:
                 found = client.store.pipelines.find_step(key)
             if found is not None:
-                hit, source = _hit(found)
-                step_run = create_child_run(
-                        client, run, node_id,
+                hit = OutputRef.from_dict(found.outputs["output"])
+                check_output_trust(hit, client, node_id, found.run_id, trust_pickle)  # before it is used or recorded
+                step_run = client.create_run(
+                        None, node_id, parent_run_id=run.id, inherit_from=run,
                         tags={"keel.kind": "step", "keel.step": node.step.name, "keel.cache_key": key,
-                              "keel.cached": "true", "keel.cached_from": source,
+                              "keel.cached": "true", "keel.cached_from": found.run_id,
                               "keel.inputs": _inputs_tag(node, result.outputs)},
                     )  # fmt: skip
-                if source != "resumed":
-                    copy_source_run(client, step_run.id, client.get_run(source))
+                copy_source_run(client, step_run.id, client.get_run(found.run_id))
                 client.end_run(step_run.id, RunStatus.FINISHED)
                 result.outputs[node_id] = hit
                 finish(StepRecord(node_id, node.step.name, step_run.id, "cached", key, 0, time.perf_counter() - started))
                 continue
-            step_run = create_child_run(
-                    client, run, node_id, params=_plain_params(node),
+            step_run = client.create_run(
+                    None, node_id, parent_run_id=run.id, inherit_from=run, params=_plain_params(node),
                     tags={"keel.kind": "step", "keel.step": node.step.name, "keel.cache_key": key, "keel.cached": "false",
                           "keel.code_hash": node.step.code_hash, "keel.inputs": _inputs_tag(node, result.outputs)},
                 )  # fmt: skip
@@ -276,6 +284,7 @@ def _schedule(
                 client.log_text(task.run_id, outcome.logs, f"logs/attempt-{attempt}.txt")
             if outcome.ok and outcome.output is not None:
                 output = outcome.output
+                remember_output(output)  # stored by a step this process ran: its own, whichever executor ran it
                 client.set_tags(task.run_id, {"keel.attempts": attempt, "keel.output": output.sha256 or output.dataset})
                 if output.kind == "pickle":  # the output is an artifact of the step's run
                     ref = ArtifactRef("output.pkl", output.sha256, output.size, "application/x-python-pickle")
@@ -300,13 +309,6 @@ def _schedule(
         for node_id in [n for n in pending if n in blocked]:
             pending.remove(node_id)
             finish(StepRecord(node_id, dag.nodes[node_id].step.name, "", "skipped", keys[node_id]))
-
-
-def _hit(found: OutputRef | CachedStep) -> tuple[OutputRef, str]:
-    """The output to reuse and the run it comes from (``"resumed"`` when only the output is known)."""
-    if isinstance(found, OutputRef):
-        return found, "resumed"
-    return OutputRef.from_dict(found.outputs["output"]), found.run_id
 
 
 def _save_in_cache(client: Any, key: str, run_id: str, step: str, output: OutputRef) -> None:
@@ -353,29 +355,38 @@ def pipeline_of(run: Run) -> str:
 
 def resume(
     run_id: str, *, executor: Any = None, client: Any = None, on_step: Callable[[StepRecord], None] | None = None,
-    project: str | Path | None = None, raise_on_failure: bool = True,
+    project: str | Path | None = None, raise_on_failure: bool = True, trust_pickle: bool | None = None,
+    pipeline: Pipeline | None = None,
 ) -> PipelineResult:  # fmt: skip
     """Run a failed pipeline run again from where it failed: the steps that succeeded are reused as they are.
 
     The pipeline is imported from the module the run names, and only if that module is the code of
     ``project`` (default: the current folder; see ``keel.pipelines.imports`` for the rule), since
-    anyone who can write runs can write that name. Params come from the run's ``params.json``
-    artifact. Raises ``StepFailed`` when a step fails again (``raise_on_failure=False`` returns the result).
+    anyone who can write runs can write that name. ``pipeline``: that pipeline, already loaded with
+    ``load_pipeline(ref, project)`` (``keel pipeline resume`` does, to say where it comes from); it must be
+    the one the run names. Params come from the run's ``params.json`` artifact. ``trust_pickle`` as for
+    ``run_pipeline``: the outputs of the steps reused are pickles from the store. Raises ``StepFailed``
+    when a step fails again (``raise_on_failure=False`` returns the result).
     """
     from keel.tracking.fluent import get_client
 
     client = client or get_client()
     previous = client.get_run(run_id)
-    target = load_pipeline(pipeline_of(previous), project=Path(project) if project is not None else Path.cwd())
-    params = read_params(client, previous)
-    reuse: dict[str, OutputRef | CachedStep] = {}
+    ref = pipeline_of(previous)
+    if pipeline is None:
+        pipeline = load_pipeline(ref, project=Path(project) if project is not None else Path.cwd())
+    elif pipeline.ref != ref:
+        raise InvalidArgument.for_field("pipeline", pipeline.ref, f"the pipeline run {run_id} names ({ref})")
+    params = restore_paths(pipeline.fn, read_params(client, previous))
+    reuse: dict[str, CachedStep] = {}
     for step_run in client.iter_runs(filter=f"parent_run_id = '{run_id}' and status = 'finished'"):
         key = step_run.tags.get("keel.cache_key")
         found = client.store.pipelines.find_step(key) if key else None
         if key and found is not None:
             reuse[key] = found
     return run_pipeline(
-        target, params, executor=executor or previous.tags.get("keel.executor", "inline"),
+        pipeline, params, executor=executor or previous.tags.get("keel.executor", "inline"),
         experiment=client.store.get_experiment(previous.experiment_id).name, reuse=reuse,
         tags={"keel.resumed_from": run_id}, on_step=on_step, client=client, raise_on_failure=raise_on_failure,
+        trust_pickle=trust_pickle,
     )  # fmt: skip

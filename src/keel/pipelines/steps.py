@@ -142,15 +142,31 @@ class Pipeline:
         dag.order()
         return dag
 
-    def run(self, *, executor: str = "inline", cache: bool = True, experiment: str | None = None, **params: Any) -> Any:
+    def run(
+        self, *, executor: str = "inline", cache: bool = True, experiment: str | None = None,
+        trust_pickle: bool | None = None, **params: Any,
+    ) -> Any:  # fmt: skip
         """Run the pipeline; returns a ``PipelineResult`` (see ``keel.pipelines.runner.run_pipeline``).
 
         Raises ``StepFailed`` when a step fails (after its retries): it names the step, its error and
         the pipeline run, and keeps the result as ``exc.result`` (what ran, what was skipped).
+        ``trust_pickle``: unpickle cached outputs served by a keel server (see ``run_pipeline``).
         """
         from keel.pipelines.runner import run_pipeline
 
-        return run_pipeline(self, params, executor=executor, cache=cache, experiment=experiment, raise_on_failure=True)
+        return run_pipeline(
+            self, params, executor=executor, cache=cache, experiment=experiment, raise_on_failure=True,
+            trust_pickle=trust_pickle,
+        )  # fmt: skip
+
+    @property
+    def source(self) -> str:
+        """The file the pipeline's function was imported from (or its module's name when it has no file)."""
+        import sys
+
+        module = sys.modules.get(self.fn.__module__)
+        path = getattr(module, "__file__", None)
+        return str(Path(path).resolve()) if path else self.fn.__module__
 
     def __call__(self, **params: Any) -> Any:
         return self.run(**params)

@@ -1,4 +1,12 @@
-"""Hashing step inputs (for cache keys) and storing step outputs (content-addressed artifacts)."""
+"""Hashing step inputs (for cache keys) and storing step outputs (content-addressed artifacts).
+
+A step output is a pickle, and unpickling runs code. The step cache accepts an entry only from
+the run that produced it, but that is a consistency check, not authentication: any client that
+can write to a keel server can create a running step run with the right tags and its own
+``output.pkl``. So a cached pickle served by a keel server is loaded only with the same opt-in
+as a registry pickle (``trust_pickle``), unless this process stored those very bytes itself
+(outputs are content-addressed: a pipeline's own intermediate outputs never need the opt-in).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,13 @@ from keel.core.datasets import DatasetVersion
 from keel.core.errors import InvalidArgument
 from keel.pipelines.steps import StepOutput
 from keel.store.artifacts import ArtifactStore
+
+_STORED: set[str] = set()  # sha256 of the outputs this process stored (or its own workers stored for it)
+CACHE_RISK = (
+    "unpickling runs any code the file contains. The step cache takes an entry only from the run that produced "
+    "it, but that is a consistency check, not authentication: any client that can write to that server can "
+    "create such a step run with its own pickle, so keel does not unpickle it by default."
+)
 
 
 def _is_frame(value: Any) -> bool:
@@ -114,10 +129,31 @@ def store_output(value: Any, artifacts: ArtifactStore, step: str) -> OutputRef:
             "return data (frames, arrays, models, dicts), not handles such as files, locks or generators"
         ) from None
     info = artifacts.put_bytes(blob)
-    return OutputRef("pickle", info.sha256, info.size)
+    ref = OutputRef("pickle", info.sha256, info.size)
+    remember_output(ref)
+    return ref
+
+
+def remember_output(ref: OutputRef) -> None:
+    """Note an output this process stored, or a worker it started stored for it: its own, trusted without opt-in."""
+    if ref.kind == "pickle":
+        _STORED.add(ref.sha256)
+
+
+def check_output_trust(ref: OutputRef, client: Any, step: str, source_run: str, trust_pickle: bool | None) -> None:
+    """Refuse a cached pickle served by a keel server (``UntrustedModel``) unless this process stored it or the
+    caller opted in (``trust_pickle``, else the ``trust_pickle`` setting). Datasets are data: always fine."""
+    if ref.kind != "pickle" or ref.sha256 in _STORED:
+        return
+    from keel.registry.models import check_pickle_trust
+
+    what = f"step {step!r} would reuse the cached output of run {source_run}, a pickle"
+    check_pickle_trust(client, what, trust_pickle, why=CACHE_RISK)
 
 
 def load_output(ref: OutputRef, artifacts: ArtifactStore) -> Any:
+    """The output ``ref`` points to. A pickle is unpickled as it is: a reference read from a store must pass
+    ``check_output_trust`` first (the runner checks each cache hit)."""
     if ref.kind == "dataset":
         from keel.data.dataset_versions import resolve
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,9 @@ PREDICTOR = '''"""A self-contained predictor for this bundle: needs only numpy a
 """
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +129,9 @@ class Predictor:
 BUNDLE_TEST = '''"""The bundle's own test: python test_predictor.py (or pytest). Needs only numpy and onnxruntime."""
 
 import json
+import os
+import shutil
+import tempfile
 import sys
 from pathlib import Path
 
@@ -152,11 +161,11 @@ def _bundle_zip(folder: Path) -> Path:
     return folder.resolve().with_suffix(".zip")  # resolved: "." has no name to put a suffix on
 
 
-def _prepare_bundle_folder(folder: Path, zip_it: bool) -> None:
-    """Make ``folder`` ready for a bundle, deleting nothing keel did not write.
+def _check_bundle_folder(folder: Path, zip_it: bool) -> dict[str, Any] | None:
+    """Refuse a destination keel may not write to, deleting nothing; the earlier bundle's manifest, if any.
 
-    A missing or empty folder is used as it is. A folder holding an earlier bundle (its manifest) loses
-    only the files that manifest lists; any other non-empty folder, or a zip keel did not write, is refused.
+    A missing or empty folder is fine, and so is a folder holding an earlier bundle (its manifest). Any
+    other non-empty folder, or a zip keel did not write, is refused.
     """
     if folder.exists() and not folder.is_dir():
         raise InvalidArgument.for_field("bundle destination", str(folder), "a folder (this is a file)")
@@ -164,27 +173,41 @@ def _prepare_bundle_folder(folder: Path, zip_it: bool) -> None:
     earlier: dict[str, Any] | None = None
     if manifest.is_file():
         try:
-            earlier = json.loads(manifest.read_text())
+            loaded = json.loads(manifest.read_text())
+            earlier = loaded if isinstance(loaded, dict) else None
         except (OSError, ValueError):
             earlier = None
-    if folder.is_dir() and any(folder.iterdir()) and not isinstance(earlier, dict):
+    if folder.is_dir() and any(folder.iterdir()) and earlier is None:
         raise InvalidArgument(
             f"bundle destination {folder} is not empty and holds no earlier keel bundle ({MANIFEST}); keel only "
             "replaces files it wrote, so choose a new or empty folder"
         )
     zip_path = _bundle_zip(folder)
-    zip_ours = isinstance(earlier, dict) and earlier.get("zip") == zip_path.name
-    if zip_it and zip_path.exists() and not zip_ours:
+    if zip_it and zip_path.exists() and not _zip_ours(earlier, zip_path):
         raise InvalidArgument(f"{zip_path} exists and was not written by keel for this bundle; move it or choose another folder")
-    if isinstance(earlier, dict):
-        listed = earlier.get("files", [])
-        # only names keel writes, never a path a hand-edited manifest could point elsewhere
-        for name in (n for n in listed if isinstance(n, str) and n in BUNDLE_FILES):
+    return earlier
+
+
+def _zip_ours(earlier: dict[str, Any] | None, zip_path: Path) -> bool:
+    return earlier is not None and earlier.get("zip") == zip_path.name
+
+
+def _replace_bundle(folder: Path, staged: Path, earlier: dict[str, Any] | None, zip_it: bool) -> None:
+    """Swap the bundle built in ``staged`` in for the earlier one: remove only the files a bundle has (those
+    the earlier manifest lists, never a path a hand-edited manifest could point elsewhere), then move in."""
+    zip_path = _bundle_zip(folder)
+    if earlier is not None:
+        for name in (n for n in earlier.get("files", []) if isinstance(n, str) and n in BUNDLE_FILES):
             (folder / name).unlink(missing_ok=True)
-        if zip_ours:
+        if _zip_ours(earlier, zip_path):
             zip_path.unlink(missing_ok=True)
-        manifest.unlink()
+        (folder / MANIFEST).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
+    for name in BUNDLE_FILES:
+        os.replace(staged / name, folder / name)
+    if zip_it:
+        os.replace(staged / zip_path.name, zip_path)
+    os.replace(staged / MANIFEST, folder / MANIFEST)  # last: a folder with a manifest holds a whole bundle
 
 
 def edge_bundle(
@@ -194,20 +217,36 @@ def edge_bundle(
 
     ``uri`` may name an ONNX version or any version (exported first, parity checked). ``dest`` must be a new
     or empty folder, or an earlier bundle (recognised by its ``.keel-bundle.json`` manifest), whose files
-    are replaced: keel never deletes files it did not write."""
+    are replaced: keel never deletes files it did not write. The bundle is built in a temporary folder next
+    to ``dest`` and replaces the earlier one only once it is complete: a failed export leaves it as it was."""
     client = _client(client)
     folder = Path(dest)
-    _prepare_bundle_folder(folder, zip_it)  # before anything is exported or registered
+    earlier = _check_bundle_folder(folder, zip_it)  # before anything is exported or registered
+    parent = folder.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{folder.resolve().name}.keel-", dir=parent))
+    try:
+        _write_bundle(uri, folder, staged, data, zip_it, client, trust_pickle)
+        _replace_bundle(folder, staged, earlier, zip_it)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return folder
+
+
+def _write_bundle(
+    uri: str, folder: Path, staged: Path, data: Any, zip_it: bool, client: Any, trust_pickle: bool | None
+) -> None:  # fmt: skip
+    """Export ``uri`` and write the bundle for ``folder`` into ``staged`` (with its zip, when ``zip_it``)."""
     version = resolve(uri, client)
     onnx_version = version if version.flavor == "onnx" else export_onnx(uri, data, client, trust_pickle=trust_pickle)
     source = client.store.models.get_version(onnx_version.name, onnx_version.signature.get("exported_from", onnx_version.version))
-    (folder / MANIFEST).write_text(json.dumps({"keel_bundle": 1, "model": onnx_version.uri, "files": list(BUNDLE_FILES),
+    (staged / MANIFEST).write_text(json.dumps({"keel_bundle": 1, "model": onnx_version.uri, "files": list(BUNDLE_FILES),
                                                "zip": _bundle_zip(folder).name if zip_it else None}, indent=2))  # fmt: skip
-    (folder / "model.onnx").write_bytes(client.artifacts.get_bytes(onnx_version.artifact_sha256))
-    (folder / "signature.json").write_text(json.dumps(onnx_version.signature, indent=2))
-    (folder / "model_card.md").write_text(card_markdown(onnx_version.name, onnx_version.version, client=client))
-    (folder / "predictor.py").write_text(PREDICTOR)
-    (folder / "test_predictor.py").write_text(BUNDLE_TEST)
+    (staged / "model.onnx").write_bytes(client.artifacts.get_bytes(onnx_version.artifact_sha256))
+    (staged / "signature.json").write_text(json.dumps(onnx_version.signature, indent=2))
+    (staged / "model_card.md").write_text(card_markdown(onnx_version.name, onnx_version.version, client=client))
+    (staged / "predictor.py").write_text(PREDICTOR)
+    (staged / "test_predictor.py").write_text(BUNDLE_TEST)
     original = load(source.uri, client, trust_pickle=trust_pickle).model
     columns = _model_columns(source, original)
     X = holdout_rows(source, data, client, columns)[:20]
@@ -220,12 +259,11 @@ def edge_bundle(
     samples: dict[str, Any] = {"rows": rows, "labels": np.asarray(original.predict(native)).ravel().tolist()}
     if hasattr(original, "predict_proba"):
         samples["proba"] = np.asarray(original.predict_proba(native)).tolist()
-    (folder / "samples.json").write_text(json.dumps(samples))
+    (staged / "samples.json").write_text(json.dumps(samples))
     if zip_it:
-        with zipfile.ZipFile(_bundle_zip(folder), "w", zipfile.ZIP_DEFLATED) as zf:
+        with zipfile.ZipFile(staged / _bundle_zip(folder).name, "w", zipfile.ZIP_DEFLATED) as zf:
             for name in BUNDLE_FILES:
-                zf.write(folder / name, name)
-    return folder
+                zf.write(staged / name, name)
 
 
 def card_data(name: str, version: int, client: Any = None, **fields: str) -> dict[str, Any]:

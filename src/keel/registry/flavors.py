@@ -9,8 +9,16 @@ the bytes themselves (``sniff``), never from what a client claimed when it regis
 
 Trust in a skops file is by type, never by module: skops' own default trust, plus classes
 that are scikit-learn estimators (``BaseEstimator`` subclasses, checked on the imported
-class). A function, or any other type, named in the file is refused: skops builds some
-nodes by calling the named object, so a trusted function would run at load time.
+class), plus the two state types of tree models (``TREE_TYPES``), named exactly. A function,
+or any other type, named in the file is refused: skops builds some nodes by calling the
+named object, so a trusted function would run at load time.
+
+The tree types are types, not callables: loading them runs no code of the file. skops does
+not trust them by default because scikit-learn does not bounds-check their node arrays, so
+a crafted file can crash the process or read memory out of bounds at predict time. keel
+saves tree models with skops anyway (a pickle is worse: it runs code), and loads one from a
+store it does not own (a keel server) only with the same opt-in as a pickle
+(``keel.registry.models.load``).
 """
 
 from __future__ import annotations
@@ -24,6 +32,13 @@ from typing import Any
 from keel.core.errors import IntegrityError, InvalidArgument, MissingExtra, PermissionDenied
 
 FORMATS = ("skops", "pickle", "onnx")
+# The state of DecisionTree*, RandomForest*, ExtraTrees*, GradientBoosting* and of HistGradientBoosting*
+TREE_TYPES = ("sklearn.tree._tree.Tree", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
+TREE_RISK = (
+    "scikit-learn does not bounds-check the node arrays of tree models, so a crafted file can crash the process "
+    "or read memory out of bounds at predict time, and any client that can write to that server can register "
+    "one, so keel does not load it by default."
+)
 
 
 class UntrustedModel(PermissionDenied):
@@ -98,15 +113,26 @@ def is_estimator_class(name: str) -> bool:
 
 
 def trusted_types(sio: Any, data: bytes) -> list[str]:
-    """The types beyond skops' defaults that ``data`` needs; ``UntrustedModel`` if any is not an estimator class."""
+    """The types beyond skops' defaults that ``data`` needs; ``UntrustedModel`` if any is neither an estimator
+    class nor one of ``TREE_TYPES``."""
     untrusted = sio.get_untrusted_types(data=data)
-    refused = [t for t in untrusted if not is_estimator_class(t)]
+    refused = [t for t in untrusted if t not in TREE_TYPES and not is_estimator_class(t)]
     if refused:
         raise UntrustedModel(
-            "the skops file names types that are neither trusted by skops nor scikit-learn estimator classes, "
+            "the skops file names types that are neither trusted by skops nor scikit-learn estimator classes "
+            "nor tree states, "
             f"so it is not loaded (a function or other object named there could run code): {', '.join(refused)}"
         )
     return list(untrusted)
+
+
+def tree_types(data: bytes) -> list[str]:
+    """The ``TREE_TYPES`` a skops file names (they need an opt-in when the file comes from a keel server)."""
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise MissingExtra("skops", "registry") from None
+    return [t for t in sio.get_untrusted_types(data=data) if t in TREE_TYPES]
 
 
 def sniff(data: bytes) -> str:

@@ -124,7 +124,8 @@ def load(uri: str, client: Any = None, *, trust_pickle: bool | None = None) -> L
 
     The format is read from the bytes, not from the version's record. A pickle runs code when it is
     loaded, so a pickle served by a keel server (where any client with write access can register one)
-    is loaded only with ``trust_pickle=True`` or ``KEEL_TRUST_PICKLE=1``.
+    is loaded only with ``trust_pickle=True`` or ``KEEL_TRUST_PICKLE=1``; so is a skops file holding
+    tree models (their node arrays are not bounds-checked: see ``keel.registry.flavors``).
     """
     client = _client(client)
     version = resolve(uri, client)
@@ -139,6 +140,9 @@ def load(uri: str, client: Any = None, *, trust_pickle: bool | None = None) -> L
         return LoadedModel(version, OnnxModel(data))
     if fmt == "pickle":
         check_pickle_trust(client, f"{version.uri} is a pickle", trust_pickle)
+    elif fmt == "skops" and (trees := flavors.tree_types(data)):
+        check_pickle_trust(client, f"{version.uri} is a skops file with tree models ({', '.join(trees)})",
+                           trust_pickle, why=flavors.TREE_RISK)  # fmt: skip
     return LoadedModel(version, flavors.load(data, fmt))
 
 
@@ -150,17 +154,23 @@ def shared_source(client: Any) -> str | None:
     return None
 
 
-def check_pickle_trust(client: Any, what: str, trust_pickle: bool | None = None) -> None:
-    """Refuse to unpickle bytes served by a keel server unless the caller opted in (argument, else settings)."""
+PICKLE_RISK = (
+    "unpickling runs any code the file contains, and any client that can write to that server can register one, "
+    "so keel does not unpickle it by default."
+)
+
+
+def check_pickle_trust(client: Any, what: str, trust_pickle: bool | None = None, *, why: str = PICKLE_RISK) -> None:
+    """Refuse to load bytes served by a keel server that could harm this process, unless the caller opted in
+    (argument, else the ``trust_pickle`` setting). ``why`` says what loading them could do."""
     source = shared_source(client)
     if source is None:
         return
     trusted = trust_pickle if trust_pickle is not None else bool(getattr(client.settings, "trust_pickle", False))
     if not trusted:
         raise flavors.UntrustedModel(
-            f"{what} from {source}; unpickling runs any code the file contains, and any client that can write to "
-            "that server can register one, so keel does not unpickle it by default. If you trust everyone who can "
-            "register models there, pass trust_pickle=True (or set KEEL_TRUST_PICKLE=1)."
+            f"{what} from {source}; {why} If you trust everyone who can write to that server, pass "
+            "trust_pickle=True (or set KEEL_TRUST_PICKLE=1)."
         )
 
 
