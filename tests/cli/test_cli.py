@@ -158,3 +158,15 @@ def test_quickstart_registers_promotes_exports_and_documents(quickstarted: tuple
     assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stderr
     card = (folder / ".keel" / "cards" / f"breast-cancer-v{production.version}.md").read_text()
     assert "## Training data" in card and "breast-cancer@1" in card and "validation passed" in card
+
+
+def test_keel_cmd_runs_this_tree_in_an_environment_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keel.testing.cli import KEEL_SOURCE, keel_env
+
+    monkeypatch.setenv("KEEL_STORE", "sqlite:////nowhere/leaked.db")  # the caller's settings must not reach the command
+    code = "import json, os, keel; print(json.dumps([keel.__file__, os.environ.get('KEEL_STORE')]))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=keel_env(tmp_path), capture_output=True, text=True)
+    imported, leaked = json.loads(done.stdout)
+    tree = Path(__file__).resolve().parents[2] / "src"  # the checkout these tests belong to
+    assert Path(KEEL_SOURCE) == tree and Path(imported) == tree / "keel" / "__init__.py"
+    assert leaked is None

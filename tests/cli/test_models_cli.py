@@ -5,18 +5,22 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from keel.testing.cli import keel_cmd
 
 FLOW = """
 import keel
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 @keel.step
 def fit(C: float):
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     keel.log_metric("auc", 0.9 + C / 100)
-    return LogisticRegression(C=C, max_iter=5000).fit(X, y)
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C)).fit(X, y)  # scaled: converges at once
 
 @keel.pipeline
 def train(C: float = 1.0):
@@ -24,6 +28,7 @@ def train(C: float = 1.0):
 """
 
 
+@pytest.mark.slow  # ~17 keel subprocesses, each importing scikit-learn, skops or ONNX
 def test_register_promote_history_export_card(tmp_path: Path) -> None:
     (tmp_path / "flows.py").write_text(textwrap.dedent(FLOW))
     import json

@@ -42,7 +42,7 @@ def test_flavors_round_trip_and_export_to_onnx_with_parity(make, data) -> None: 
 
 def test_failed_parity_refuses_the_export(data, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     X, y = data
-    model = LogisticRegression(max_iter=5000).fit(X, y)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
     version = registry.register(model, "drifty", input_example=X.head(3))
     from keel.registry import export, onnx_export
 
@@ -85,7 +85,7 @@ def test_model_card_from_lineage(data, tmp_path: Path) -> None:  # type: ignore[
     with keel.start_run(experiment="cards", params={"C": 0.5}) as run:
         keel.data.get("bc")
         run.log_metric("auc", 0.98)
-        registry.register(LogisticRegression(C=0.5, max_iter=5000).fit(X, y), "carded")
+        registry.register(make_pipeline(StandardScaler(), LogisticRegression(C=0.5)).fit(X, y), "carded")
     registry.promote("carded", 1, "production", actor="ana", reason="first release")
     md, html = registry.write_card("carded", 1, tmp_path, purpose="Find tumours", limitations="One hospital's data")
     text = md.read_text()

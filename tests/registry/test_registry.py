@@ -65,7 +65,7 @@ def test_metrics_and_training_data_come_from_the_run(data) -> None:  # type: ign
     keel.data.log(X.assign(target=y), "cancer-data", run=False)
     with keel.start_run(experiment="registry") as run:
         frame = keel.data.get("cancer-data")
-        model = LogisticRegression(max_iter=5000).fit(frame.drop(columns=["target"]), frame["target"])
+        model = make_pipeline(StandardScaler(), LogisticRegression()).fit(frame.drop(columns=["target"]), frame["target"])
         run.log_metric("auc", 0.97)
         version = registry.register(model, "cancer", input_example=X.head(2))
     assert version.source_run == run.id and version.metrics == {"auc": 0.97} and version.datasets == ("cancer-data@1",)
@@ -73,7 +73,7 @@ def test_metrics_and_training_data_come_from_the_run(data) -> None:  # type: ign
 
 def test_signature_violations_are_listed_in_one_error(data) -> None:  # type: ignore[no-untyped-def]
     X, y = data
-    model = LogisticRegression(max_iter=5000).fit(X, y)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
     loaded = registry.load(registry.register(model, "strict", input_example=X.head(5)).uri)
     bad = X.drop(columns=["mean radius"]).head(3).assign(**{"mean area": "big"})
     with pytest.raises(InvalidArgument) as caught:
@@ -98,11 +98,13 @@ def test_tampered_model_is_refused_and_never_unpickled(tmp_path: Path, data) -> 
             return (Path.write_text, (marker, "code ran"))
 
     blob = next((tmp_path / ".keel" / "artifacts").rglob(version.artifact_sha256))
+    genuine = blob.read_bytes()
     blob.write_bytes(pickle.dumps(Evil()))
     with pytest.raises(IntegrityError, match="tampered"):
         registry.load(version.uri)
     assert not marker.exists()  # the forged bytes were never deserialised
-    blob.write_bytes(blob.read_bytes()[:10])  # truncated
+    assert not blob.exists()  # moved aside (kept under corrupt/), so a put of the genuine bytes repairs it
+    blob.write_bytes(genuine[:10])  # truncated
     with pytest.raises(IntegrityError):
         registry.load(version.uri)
 
@@ -112,7 +114,7 @@ def test_aliases_history_and_what_was_production_then(data) -> None:  # type: ig
     for c in (0.1, 1.0):
         with keel.start_run(experiment="registry") as run:
             run.log_metric("auc", 0.9 + c / 100)
-            registry.register(LogisticRegression(C=c, max_iter=5000).fit(X, y), "churn")
+            registry.register(make_pipeline(StandardScaler(), LogisticRegression(C=c)).fit(X, y), "churn")
     first = registry.promote("churn", 1, "production", actor="ana", reason="first release")
     second = registry.promote("churn", 2, "production", rules=["auc >= baseline"], actor="bo", reason="better auc")
     assert registry.load("models:/churn@production").version.version == 2
@@ -133,7 +135,7 @@ def test_promotion_gates_refuse_with_the_failing_rule(data) -> None:  # type: ig
         with keel.start_run(experiment="registry") as run:
             keel.data.get("gated-data")
             run.log_metric("auc", auc)
-            registry.register(LogisticRegression(max_iter=5000).fit(X, y), "gated")
+            registry.register(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), "gated")
     registry.promote("gated", 1, "production", rules=["auc >= 0.9"])
     with pytest.raises(registry.PromotionRefused, match=r"'auc >= baseline': auc is 0.93, threshold 0.95"):
         registry.promote("gated", 2, "production", rules=["auc >= 0.9", "auc >= baseline"])

@@ -72,9 +72,12 @@ def create_database(server_url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def keel_server(store: str, artifacts: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``keel server`` in a subprocess on a free port; yield its base URL once healthy."""
-    port = free_port()
+def keel_server(store: str, artifacts: str, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
+    """Run ``keel server`` in a subprocess on ``port`` (default: a free one); yield its base URL once healthy.
+
+    Passing the port of a stopped server restarts it at the same address, as after a crash.
+    """
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",
