@@ -10,10 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel.core.errors import InvalidArgument
-
-
-class PipelineCycle(InvalidArgument):
-    code = "pipeline_cycle"
+from keel.core.errors import PipelineCycle as PipelineCycle  # defined in the one error tree
 
 
 @dataclass

@@ -29,7 +29,8 @@ import io
 import zipfile
 from typing import Any
 
-from keel.core.errors import IntegrityError, InvalidArgument, MissingExtra, PermissionDenied
+from keel.core.errors import IntegrityError, InvalidArgument, MissingExtra
+from keel.core.errors import UntrustedModel as UntrustedModel  # defined in the one error tree
 
 FORMATS = ("skops", "pickle", "onnx")
 # The state of DecisionTree*, RandomForest*, ExtraTrees*, GradientBoosting* and of HistGradientBoosting*
@@ -39,12 +40,6 @@ TREE_RISK = (
     "or read memory out of bounds at predict time, and any client that can write to that server can register "
     "one, so keel does not load it by default."
 )
-
-
-class UntrustedModel(PermissionDenied):
-    """Loading these bytes could run code keel has no reason to trust."""
-
-    code = "untrusted_model"
 
 
 def _is_sklearn(obj: Any) -> bool:

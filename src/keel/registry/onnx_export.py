@@ -13,13 +13,10 @@ from typing import Any
 import numpy as np
 
 from keel.core.errors import InvalidArgument, MissingExtra
+from keel.core.errors import ParityFailed as ParityFailed  # defined in the one error tree
 
 MIN_AGREEMENT = 0.999
 MAX_PROBA_DIFF = 1e-3
-
-
-class ParityFailed(InvalidArgument):
-    code = "parity_failed"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ class maps to one status, request validation failures to 400, a body over its li
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,6 +36,17 @@ def _describe_validation(exc: RequestValidationError) -> str:
         shown = repr(got)[:60] if "input" in err and err.get("type") != "missing" else ""
         parts.append(f"{where}: {err.get('msg', 'invalid')}" + (f" (got {shown})" if shown else ""))
     return "; ".join(parts)
+
+
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` (JSON) with ``change`` applied to every string in it: an error's details are redacted like its message."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {k: _map_strings(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, change) for v in value]
+    return value
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -87,7 +99,9 @@ def create_app(
     @app.exception_handler(KeelError)
     async def keel_error(_: Request, exc: KeelError) -> OrjsonResponse:
         # only StoreUnavailable reports what a filesystem or driver said; the others may echo the client's values
-        return error_response(exc.http_status, exc.code, redact(exc.message, isinstance(exc, StoreUnavailable)))
+        drivers = isinstance(exc, StoreUnavailable)
+        details = _map_strings(exc.details, lambda text: redact(text, drivers))
+        return error_response(exc.http_status, exc.code, redact(exc.message, drivers), details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> OrjsonResponse:

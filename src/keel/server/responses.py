@@ -13,6 +13,10 @@ class OrjsonResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def error_response(status: int, code: str, message: str) -> OrjsonResponse:
-    """The one error shape of the API: ``{"error": {"code", "message"}}``."""
-    return OrjsonResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> OrjsonResponse:
+    """The one error shape of the API: ``{"error": {"code", "message"}}``, plus ``"details"`` (JSON data the
+    error carries, ``KeelError.details_fields``) when there are any."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return OrjsonResponse({"error": error}, status_code=status)
