@@ -12,8 +12,11 @@ import itertools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from keel.core import validation as v
+from keel.core.datasets import ColumnSchema
 from keel.core.errors import InvalidArgument
 
 MAX_JSON_DEPTH = 32
@@ -26,6 +29,9 @@ MAX_HISTOGRAM_EDGES = 1001
 MAX_SUMMARY_QUANTILES = 32
 MAX_LABEL_CHARS = 256
 KINDS = ("numeric", "categorical", "datetime")
+ROLES = ("data", "quarantine")
+"""What a version holds: the data itself, or the rows a suite quarantined."""
+MAX_SUITE_CHARS = 256
 
 
 def plain_json(value: Any, field: str) -> Any:
@@ -224,4 +230,87 @@ def check_profile(profile: Any, columns: Sequence[str], row_count: int) -> dict[
     return dict(profile)
 
 
-__all__ = ["GRID_POINTS", "MAX_CATEGORY_CHARS", "check_profile", "plain_json"]
+@dataclass(frozen=True, slots=True)
+class CheckedDatasetVersion:
+    """The validated fields of a version about to be recorded."""
+
+    content_hash: str
+    artifact_sha256: str
+    size: int
+    row_count: int
+    schema: tuple[ColumnSchema, ...]
+    source: str
+    role: str
+    transform: dict[str, Any] | None  # plain JSON
+    profile: dict[str, Any] | None
+
+
+def check_schema(schema: Any) -> tuple[ColumnSchema, ...]:
+    """A version's schema: a non-empty list of ``ColumnSchema``."""
+    if not isinstance(schema, (list, tuple)) or not schema:
+        raise InvalidArgument.for_field("schema", schema, "a non-empty list of columns")
+    for col in schema:
+        if not isinstance(col, ColumnSchema) or not isinstance(col.name, str) or not isinstance(col.type, str):
+            raise InvalidArgument.for_field("schema column", col, "a ColumnSchema(name, type, nullable)")
+    return tuple(schema)
+
+
+def check_dataset_version(
+    name: Any,
+    *,
+    content_hash: Any,
+    artifact_sha256: Any,
+    size: Any,
+    row_count: Any,
+    schema: Any,
+    source: Any = "",
+    role: Any = "data",
+    transform: Any = None,
+    profile: Any = None,
+) -> CheckedDatasetVersion:
+    """Every argument of ``DatasetStore.log_version``, checked (``InvalidArgument`` names the first bad one)."""
+    v.check_name(name, "dataset name")
+    v.check_sha256(content_hash)
+    v.check_sha256(artifact_sha256)
+    cols = check_schema(schema)
+    if role not in ROLES:
+        raise InvalidArgument.for_field("role", role, f"one of {', '.join(ROLES)}")
+    v.check_count(size, "size")
+    v.check_count(row_count, "row_count")
+    if transform is not None and not isinstance(transform, Mapping):
+        raise InvalidArgument.for_field("transform", transform, "a mapping (name, code hash, params)")
+    record = plain_json(dict(transform), "transform") if transform else None
+    if profile is not None:
+        # reports and drift read stored profiles: refuse any shape keel.data does not compute
+        check_profile(profile, [c.name for c in cols], row_count)
+    return CheckedDatasetVersion(
+        content_hash=content_hash,
+        artifact_sha256=artifact_sha256,
+        size=size,
+        row_count=row_count,
+        schema=cols,
+        source=source or "",
+        role=role,
+        transform=record or None,
+        profile=dict(profile) if profile is not None else None,
+    )
+
+
+def check_suite(suite: Any) -> str:
+    """The name of a validation suite."""
+    if not isinstance(suite, str) or not suite or len(suite) > MAX_SUITE_CHARS:
+        raise InvalidArgument.for_field("suite", suite, f"a name of 1-{MAX_SUITE_CHARS} characters")
+    return suite
+
+
+__all__ = [
+    "GRID_POINTS",
+    "MAX_CATEGORY_CHARS",
+    "ROLES",
+    "CheckedDatasetVersion",
+    "check_dataset_version",
+    "check_profile",
+    "check_schema",
+    "check_suite",
+    "plain_json",
+]

@@ -20,7 +20,13 @@ MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
 # matched with fullmatch: "$" would also accept a trailing newline
 _KEY_RE = re.compile(r"[A-Za-z0-9_\-./ :]+")
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}")
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}"
+"""Experiment, project, run, dataset and model names (the one definition: references such as
+``name@3`` and ``models:/name@alias`` embed it)."""
+ALIAS_PATTERN = r"[a-z][a-z0-9_\-]{0,63}"
+"""Model aliases (``production``, ``staging``, ...)."""
+_NAME_RE = re.compile(NAME_PATTERN)
+_ALIAS_RE = re.compile(ALIAS_PATTERN)
 _KEY_EXPECTED = "a non-empty string of at most 250 characters from letters, digits, '_', '-', '.', '/', ':' and spaces"
 
 
@@ -40,6 +46,27 @@ def check_name(name: Any, field: str) -> str:
             field, name, "1-128 characters from letters, digits, '_', '-', '.', spaces, starting with a letter or digit"
         )
     return name
+
+
+def check_alias(alias: Any) -> str:
+    """Validate a model alias."""
+    if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias):
+        raise InvalidArgument.for_field("alias", alias, "1-64 lowercase letters, digits, '_' or '-', starting with a letter")
+    return alias
+
+
+def check_count(value: Any, field: str) -> int:
+    """A size or a count: a non-negative integer (``bool`` is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument.for_field(field, value, "a non-negative integer")
+    return value
+
+
+def check_version_number(version: Any, expected: str = "a positive integer") -> int:
+    """A dataset or model version number: 1, 2, ..."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidArgument.for_field("version", version, expected)
+    return version
 
 
 _INT64 = 2**63

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from keel.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from keel.store.metadata.base import TrackingStore
+    from keel.store.metadata.base import MetadataStore
 
 # scheme -> "module:Class"; backends import their drivers only when chosen.
 BACKENDS: dict[str, str] = {
@@ -21,7 +21,7 @@ BACKENDS: dict[str, str] = {
 }
 
 
-def open_store(uri: str, **options: object) -> TrackingStore:
+def open_store(uri: str, **options: object) -> MetadataStore:
     """Open the metadata store named by ``uri`` (``sqlite:///``, ``postgresql+psycopg://``, ``http://``)."""
     import importlib
 
@@ -33,5 +33,5 @@ def open_store(uri: str, **options: object) -> TrackingStore:
         )
     module_name, cls_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    store: TrackingStore = cls(uri, **options)
+    store: MetadataStore = cls(uri, **options)
     return store

@@ -1,4 +1,4 @@
-"""The tracking store interface: the one seam between keel's services and its metadata backends.
+"""The metadata store interface: the one seam between keel's services and its metadata backends.
 
 Contract (every backend, checked by ``keel.testing.store_contract`` on SQLite,
 PostgreSQL and REST):
@@ -62,8 +62,9 @@ def check_batch_id(batch_id: Any) -> str:
     return batch_id
 
 
-class TrackingStore(abc.ABC):
-    """Experiments, runs, params, tags, metrics and artifact references."""
+class MetadataStore(abc.ABC):
+    """Experiments, runs, params, tags, metrics and artifact references; datasets, models and the
+    step cache through ``datasets``, ``models`` and ``pipelines``, on the same backend."""
 
     heartbeat_timeout: float = 30.0
 
@@ -182,3 +183,7 @@ class TrackingStore(abc.ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+
+TrackingStore = MetadataStore
+"""The former name of ``MetadataStore`` (it owns more than tracking), kept while callers move over."""

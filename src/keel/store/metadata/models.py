@@ -12,24 +12,10 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from keel.core import validation as v
-from keel.core.errors import InvalidArgument
+from keel.core.model_records import check_version_metrics
 from keel.core.models import AliasChange, ModelVersion
 
-
-def check_version_metrics(metrics: Any) -> dict[str, float]:
-    """A version's metrics: metric keys to real numbers (NaN and infinities kept, as for run metrics)."""
-    if metrics is None:
-        return {}
-    if not isinstance(metrics, Mapping):
-        raise InvalidArgument.for_field("metrics", metrics, "a mapping of metric names to numbers")
-    checked = {}
-    for key, value in metrics.items():
-        v.check_key(key, "metric key")
-        if isinstance(value, (str, bytes)):  # float("1e3") would pass: a metric is a number, not text
-            raise InvalidArgument.for_field(f"metric {key!r} value", value, "a number")
-        checked[key] = v.check_metric_value(value, key)
-    return checked
+__all__ = ["ModelStore", "check_version_metrics"]  # check_version_metrics lives in keel.core (every backend uses it)
 
 
 class ModelStore(abc.ABC):

@@ -28,7 +28,7 @@ from keel.core import validation as v
 from keel.core.errors import InvalidArgument
 
 OUTPUT_KINDS = ("pickle", "dataset")
-_DATASET_REF = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127})@(?P<version>[1-9][0-9]{0,17})")
+_DATASET_REF = re.compile(rf"(?P<name>{v.NAME_PATTERN})@(?P<version>[1-9][0-9]{{0,17}})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +64,7 @@ def check_outputs(outputs: Any) -> StepOutputRecord:
     if not set(out) <= {"kind", "sha256", "size", "dataset"} or out.get("kind") not in OUTPUT_KINDS:
         raise InvalidArgument.for_field("outputs", outputs, expected)
     sha256 = v.check_sha256(out.get("sha256"))
-    size = out.get("size", 0)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise InvalidArgument.for_field("output size", size, "a non-negative integer")
+    size = v.check_count(out.get("size", 0), "output size")
     dataset = out.get("dataset", "")
     if out["kind"] == "dataset":
         if not isinstance(dataset, str) or not _DATASET_REF.fullmatch(dataset):

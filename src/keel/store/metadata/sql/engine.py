@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, column, create_engine, event, func, select, table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -70,7 +70,7 @@ def _sqlite_engine(url: Any) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get("keel_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        conn.exec_driver_sql(f"BEGIN {mode}")  # transaction control, not a query: Core has no BEGIN IMMEDIATE
 
     return engine
 
@@ -94,12 +94,12 @@ def _migration_lock(engine: Engine) -> Iterator[Any]:
                 fcntl.flock(fh, fcntl.LOCK_UN)
     else:
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            conn.execute(select(func.pg_advisory_lock(_PG_MIGRATION_LOCK)))
             conn.commit()
             try:
                 yield conn
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                conn.execute(select(func.pg_advisory_unlock(_PG_MIGRATION_LOCK)))
                 conn.commit()
 
 
@@ -107,7 +107,7 @@ def current_revision(engine: Engine) -> str | None:
     """The Alembic revision of the database, or None for an empty one."""
     with engine.connect() as conn:
         try:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return conn.execute(select(column("version_num")).select_from(table("alembic_version"))).scalar()
         except SQLAlchemyError:
             return None
 

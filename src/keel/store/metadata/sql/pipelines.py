@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection
@@ -11,15 +11,14 @@ from sqlalchemy.engine import Connection
 from keel.core import validation as v
 from keel.core.clock import now_ms
 from keel.core.entities import RunStatus
-from keel.core.errors import Conflict, InvalidArgument, NotFound
+from keel.core.errors import Conflict, InvalidArgument
 from keel.store.metadata.pipelines import CachedStep, PipelineStore, StepOutputRecord, check_outputs
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.database import Database, by_dialect
+from keel.store.metadata.sql.runs import require_run
 
-if TYPE_CHECKING:
-    from keel.store.metadata.sql.store import SqlStore
-
+_insert_new_by_dialect = by_dialect(lambda insert: insert(t.step_cache).on_conflict_do_nothing(index_elements=["cache_key"]))
 _find = select(t.step_cache).where(t.step_cache.c.cache_key == bindparam("key"))
-_status = select(t.runs.c.status).where(t.runs.c.id == bindparam("run_id"))
 _tags = select(t.tags.c.key, t.tags.c.value).where(
     and_(t.tags.c.run_id == bindparam("run_id"), t.tags.c.key.in_(bindparam("keys", expanding=True)))
 )
@@ -36,8 +35,9 @@ _dataset_version = (
 
 
 class SqlPipelineStore(PipelineStore):
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert_new = db.pick(_insert_new_by_dialect)
 
     def save_step(self, cache_key: str, run_id: str, step: str, outputs: dict[str, Any]) -> None:
         v.check_sha256(cache_key)
@@ -48,9 +48,9 @@ class SqlPipelineStore(PipelineStore):
         output = check_outputs(outputs)
         text = json.dumps(outputs, sort_keys=True)
         row = {"cache_key": cache_key, "run_id": run_id, "step": step, "outputs": text, "created_at": now_ms()}
-        with self._store._tx() as conn:
+        with self.db.transaction() as conn:
             self._check_producer(conn, cache_key, run_id, step, output)
-            inserted = conn.execute(self._store._insert(t.step_cache).on_conflict_do_nothing(index_elements=["cache_key"]), row)
+            inserted = conn.execute(self._insert_new, row)
             if inserted.rowcount == 1:
                 return
             existing = conn.execute(_find, {"key": cache_key}).first()
@@ -62,9 +62,7 @@ class SqlPipelineStore(PipelineStore):
 
     def _check_producer(self, conn: Connection, key: str, run_id: str, step: str, output: StepOutputRecord) -> None:
         """The entry must be written by the step run that produced the output (the contract in the interface)."""
-        status = conn.execute(_status, {"run_id": run_id}).scalar()
-        if status is None:
-            raise NotFound(f"run {run_id!r} does not exist")
+        status = require_run(conn, run_id)
         keys = ["keel.kind", "keel.cache_key", "keel.step", "keel.output"]
         tags = dict(conn.execute(_tags, {"run_id": run_id, "keys": keys}).all())
         refusal = None
@@ -91,7 +89,7 @@ class SqlPipelineStore(PipelineStore):
             raise Conflict(f"run {run_id} cannot create the step cache entry of key {key}: {refusal}")
 
     def find_step(self, cache_key: str) -> CachedStep | None:
-        with self._store._tx(write=False) as conn:
+        with self.db.transaction(write=False) as conn:
             row = conn.execute(_find, {"key": cache_key}).first()
         if row is None:
             return None

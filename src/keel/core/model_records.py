@@ -1,0 +1,93 @@
+"""What a model version may record, checked the same way by every backend (a server never trusts its clients).
+
+Stores call ``check_model_version`` before they write; what it returns is plain data that any
+backend can store (the SQL backend keeps the JSON fields as text).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from keel.core import validation as v
+from keel.core.errors import InvalidArgument
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedModelVersion:
+    """The validated fields of a version about to be registered (JSON fields as compact JSON text)."""
+
+    flavor: str
+    artifact_sha256: str
+    size: int
+    signature: str
+    metrics: str
+    datasets: str
+    requirements: str
+    source_run: str | None
+    description: str
+
+
+def check_version_metrics(metrics: Any) -> dict[str, float]:
+    """A version's metrics: metric keys to real numbers (NaN and infinities kept, as for run metrics)."""
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise InvalidArgument.for_field("metrics", metrics, "a mapping of metric names to numbers")
+    checked = {}
+    for key, value in metrics.items():
+        v.check_key(key, "metric key")
+        if isinstance(value, (str, bytes)):  # float("1e3") would pass: a metric is a number, not text
+            raise InvalidArgument.for_field(f"metric {key!r} value", value, "a number")
+        checked[key] = v.check_metric_value(value, key)
+    return checked
+
+
+def json_field(field: str, value: Any, kind: type, expected: str, item: type | None = None) -> str:
+    """``value`` as JSON text, or ``InvalidArgument`` naming the field (never a raw ``TypeError``/``ValueError``)."""
+    if not isinstance(value, kind) or isinstance(value, (str, bytes)):
+        raise InvalidArgument.for_field(field, value, expected)
+    data: Any = dict(value) if isinstance(value, Mapping) else list(cast(Sequence[Any], value))
+    if item is not None and not all(isinstance(x, item) for x in data):
+        raise InvalidArgument.for_field(field, value, expected)
+    try:
+        return json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidArgument.for_field(field, value, f"{expected} of JSON values (strings, finite numbers, ...)") from None
+
+
+def check_model_version(
+    name: Any,
+    *,
+    flavor: Any,
+    artifact_sha256: Any,
+    size: Any,
+    signature: Any,
+    source_run: Any = None,
+    metrics: Any = None,
+    datasets: Any = (),
+    requirements: Any = (),
+    description: Any = "",
+) -> CheckedModelVersion:
+    """Every argument of ``ModelStore.create_version``, checked (``InvalidArgument`` names the first bad one)."""
+    v.check_name(name, "model name")
+    v.check_sha256(artifact_sha256)
+    if not isinstance(flavor, str) or not flavor:
+        raise InvalidArgument.for_field("flavor", flavor, "a flavor name")
+    v.check_count(size, "size")
+    return CheckedModelVersion(
+        flavor=flavor,
+        artifact_sha256=artifact_sha256,
+        size=size,
+        signature=json_field("signature", signature, Mapping, "a JSON object"),
+        metrics=json.dumps(check_version_metrics(metrics)),
+        datasets=json_field("datasets", datasets, Sequence, "a list of strings", str),
+        requirements=json_field("requirements", requirements, Sequence, "a list of strings", str),
+        source_run=source_run,
+        description=description or "",
+    )
+
+
+__all__ = ["CheckedModelVersion", "check_model_version", "check_version_metrics", "json_field"]

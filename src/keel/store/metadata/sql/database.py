@@ -1,0 +1,173 @@
+"""The unit of work of the SQL backend: one engine, transactions with retry and error translation.
+
+Every entity store (runs, metrics, datasets, models, pipelines) talks to the database only
+through ``Database``'s public API:
+
+- ``transaction(write=...)``: one transaction; driver errors come out as ``keel.core.errors``
+  (a constraint violation is ``Conflict``, an integer out of range ``InvalidArgument``, anything
+  else ``StoreUnavailable``), never chained to the driver's exception.
+- ``numbered_write(work)``: "take the next number, retry if a concurrent writer took it".
+- ``by_dialect(build)`` / ``pick(...)``: statements with ``ON CONFLICT``, built once per dialect.
+
+One way of writing SQL: SQLAlchemy Core expressions, built once at module level where they
+are hot (building an expression costs more than running it on SQLite). The metric and param
+writes, run a few thousand times a second, additionally go through ``compiled``: the same Core
+statement compiled once per dialect to the driver's SQL and run with ``exec_driver_sql`` on
+positional tuples, which skips SQLAlchemy's per-row parameter processing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from keel.core.errors import Conflict, InvalidArgument, KeelError, StoreUnavailable
+from keel.store.metadata.sql.engine import ensure_schema, make_engine
+
+T = TypeVar("T")
+DIALECTS = ("sqlite", "postgresql")
+LOCK_RETRIES = 8  # attempts at BEGIN when SQLite reports a lock (after its own busy timeout)
+NUMBERED_WRITE_ATTEMPTS = 3
+CHUNK = 900  # ids per IN (...): below SQLite's variable limit on old builds
+_INSERTS: dict[str, Callable[[Any], Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def by_dialect(build: Callable[[Callable[[Any], Any]], T]) -> dict[str, T]:
+    """``build(insert)`` for each dialect's ``insert`` (the one with ``on_conflict_do_*``), at import time."""
+    return {name: build(insert) for name, insert in _INSERTS.items()}
+
+
+class Database:
+    """The engine and its transactions. Thread safe; one instance per ``SqlStore``."""
+
+    def __init__(self, uri: str, *, migrate: bool = True) -> None:
+        self.engine = make_engine(uri)
+        self.dialect: str = self.engine.dialect.name
+        self._compiled: dict[int, str] = {}
+        if migrate:
+            ensure_schema(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # statements ------------------------------------------------------------------------------
+    def insert(self, table: Any) -> Any:
+        """An INSERT of this database's dialect, with ``on_conflict_do_nothing/update``."""
+        return _INSERTS[self.dialect](table)
+
+    def pick(self, statements: dict[str, T]) -> T:
+        """This database's statement of a ``by_dialect`` pair."""
+        return statements[self.dialect]
+
+    def compiled(self, statement: Any, columns: Sequence[str]) -> str:
+        """``statement`` as this driver's SQL taking positional tuples in ``columns`` order (see the module doc).
+
+        Compiled once per database. Only for hot INSERT/DELETE statements built at module level
+        (INSERTs with ``.inline()``: no RETURNING); run with ``conn.exec_driver_sql(sql, tuples)``.
+        """
+        sql = self._compiled.get(id(statement))
+        if sql is None:
+            dialect: Any = self.engine.dialect
+            if not dialect.positional:  # psycopg: the same SQL with %s placeholders, whose order we can know
+                dialect = type(dialect)(paramstyle="format")
+            compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+            if tuple(compiled.positiontup or ()) != tuple(columns):
+                raise AssertionError(f"{statement} binds {compiled.positiontup}, not {columns}")
+            sql = self._compiled[id(statement)] = compiled.string
+        return sql
+
+    # transactions ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Connection]:
+        """One transaction, driver errors translated.
+
+        Lock contention is retried where it happens: at ``BEGIN IMMEDIATE`` (after SQLite's own
+        busy timeout), before the body runs. A failure inside the body is not retried here: a
+        generator context manager cannot run its body twice, and callers that can retry
+        (``numbered_write``, the metric writer) do so themselves.
+        """
+        conn, trans = self._begin(write)
+        try:
+            yield conn
+            trans.commit()
+        except BaseException as exc:
+            if trans.is_active:
+                trans.rollback()
+            conn.close()
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from None
+        conn.close()
+
+    def _begin(self, write: bool) -> tuple[Connection, Any]:
+        attempt = 0
+        while True:
+            conn = None
+            try:
+                conn = self.engine.connect()
+                if write:
+                    conn = conn.execution_options(keel_write=True)
+                return conn, conn.begin()
+            except OperationalError as exc:
+                if conn is not None:
+                    conn.close()
+                locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
+                attempt += 1
+                if not locked or attempt >= LOCK_RETRIES:
+                    raise StoreUnavailable(f"metadata store error: {exc.orig}") from None
+                time.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
+            except SQLAlchemyError as exc:
+                if conn is not None:
+                    conn.close()
+                raise StoreUnavailable(f"metadata store error: {exc.__class__.__name__}: {exc}") from None
+
+    def numbered_write(self, work: Callable[[Connection], T], *, exhausted: str | None = None) -> T:
+        """Run ``work`` in a write transaction, again in a new one when it raises ``Conflict``.
+
+        For "take the next number (or create the row) and insert": two writers may take the same
+        number; the unique constraint refuses the second, which then sees the first one's row on
+        its next pass. After ``NUMBERED_WRITE_ATTEMPTS`` the last ``Conflict`` propagates, or one
+        saying ``exhausted`` when given.
+        """
+        for attempt in range(NUMBERED_WRITE_ATTEMPTS):
+            try:
+                with self.transaction() as conn:
+                    return work(conn)
+            except Conflict:
+                if attempt + 1 < NUMBERED_WRITE_ATTEMPTS:
+                    continue  # a concurrent writer took the number (or created the row): try again
+                if exhausted is None:
+                    raise
+                raise Conflict(exhausted) from None
+        raise AssertionError("unreachable")
+
+
+def next_number(conn: Connection, column: Any, *where: Any) -> int:
+    """One more than the highest ``column`` among the rows matching ``where`` (1 for none)."""
+    return int(conn.execute(select(func.max(column)).where(*where)).scalar() or 0) + 1
+
+
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``CHUNK`` (for ``IN (...)`` lists)."""
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def _translated(exc: BaseException) -> BaseException:
+    """The keel error for a driver error raised inside a transaction; any other exception as it is."""
+    if isinstance(exc, KeelError) or not isinstance(exc, (SQLAlchemyError, OverflowError)):
+        return exc
+    if isinstance(exc, OverflowError):
+        return InvalidArgument(f"a number is out of range for the database (64-bit integers): {exc}")
+    if isinstance(exc, SAIntegrityError):
+        return Conflict(f"write refused by the database: {exc.orig}")
+    return StoreUnavailable(f"metadata store error: {exc.__class__.__name__}: {exc}")

@@ -1,0 +1,349 @@
+"""Runs on the SQL backend: their lifecycle, params, tags, loading, and search.
+
+The run lifecycle (create, params, end, load) uses statements built once at module level, so a
+small run stays well under a millisecond of keel overhead; the param insert, run for every
+``log_params``, is one of the hot statements run as compiled driver SQL (``Database.compiled``).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, select
+
+from keel.core import validation as v
+from keel.core.clock import now_ms
+from keel.core.entities import CodeVersion, Environment, LatestMetric, Run, RunPage, RunStatus
+from keel.core.errors import Conflict, InvalidArgument, NotFound
+from keel.store.metadata import search
+from keel.store.metadata.base import MetricRow, check_batch_id
+from keel.store.metadata.sql import experiments
+from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.database import Database, by_dialect, chunks
+from keel.store.metadata.sql.run_search import search_query
+
+if TYPE_CHECKING:
+    from keel.store.metadata.sql.metrics import SqlMetricStore
+
+PARAM_COLUMNS = ("run_id", "key", "value", "num")
+_r = t.runs.c
+_run_status = select(_r.status).where(_r.id == bindparam("run_id"))
+_run_row = select(t.runs).where(_r.id == bindparam("run_id"))
+_run_pks = select(_r.id, _r.pk).where(_r.id.in_(bindparam("ids", expanding=True)))
+_insert_run = t.runs.insert()
+_insert_tags = t.tags.insert()
+_insert_params = t.params.insert()
+_insert_new_params_by_dialect = by_dialect(lambda insert: insert(t.params).on_conflict_do_nothing())
+
+
+def _upsert_tags(insert: Any) -> Any:
+    stmt = insert(t.tags)
+    return stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value})
+
+
+_upsert_tags_by_dialect = by_dialect(_upsert_tags)
+_existing_params = select(t.params.c.key, t.params.c.value).where(
+    t.params.c.run_id == bindparam("run_id"), t.params.c.key.in_(bindparam("keys", expanding=True))
+)
+_end_run = (
+    t.runs.update()
+    .where(_r.id == bindparam("run_id"), _r.status == RunStatus.RUNNING.value)
+    .values(status=bindparam("status"), end_time=bindparam("end_time"), heartbeat=bindparam("end_time"))
+)
+_heartbeat = (
+    t.runs.update()
+    .where(_r.id.in_(bindparam("ids", expanding=True)), _r.status == RunStatus.RUNNING.value)
+    .values(heartbeat=bindparam("moment"))
+)
+_params_of = select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
+    t.params.c.run_id.in_(bindparam("ids", expanding=True))
+)
+_tags_of = select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id.in_(bindparam("ids", expanding=True)))
+_lm = t.latest_metrics.c
+_latest_of = select(_lm.run_id, _lm.key, _lm.value, _lm.step, _lm.timestamp).where(
+    _lm.run_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def run_status(conn: Connection, run_id: str) -> str | None:
+    """The stored status of ``run_id`` (not corrected for a stale heartbeat), None when there is no such run."""
+    if not isinstance(run_id, str):
+        raise InvalidArgument.for_field("run_id", run_id, "a run id string")
+    return conn.execute(_run_status, {"run_id": run_id}).scalar()
+
+
+def require_run(conn: Connection, run_id: str) -> str:
+    """The stored status of ``run_id``; ``NotFound`` when there is no such run."""
+    status = run_status(conn, run_id)
+    if status is None:
+        raise NotFound(f"run {run_id!r} does not exist")
+    return status
+
+
+class RunKeys:
+    """Integer keys of runs (``runs.pk``) by id, cached: a run's key never changes and runs are never deleted."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pks: dict[str, int] = {}
+
+    def remember(self, run_id: str, pk: int) -> None:
+        self._pks[run_id] = pk
+
+    def require_known(self, conn: Connection, run_id: str) -> None:
+        """``require_run``, skipped for runs this store has seen."""
+        if run_id not in self._pks:
+            require_run(conn, run_id)
+
+    def pks(self, run_ids: set[Any]) -> Mapping[str, int]:
+        """A mapping holding the key of every run of ``run_ids`` (in its own read transaction). Raises ``NotFound``."""
+        unknown = [r for r in run_ids if r not in self._pks]
+        if unknown:
+            for run_id in unknown:
+                if not isinstance(run_id, str):
+                    raise InvalidArgument.for_field("run_id", run_id, "a run id string")
+            with self.db.transaction(write=False) as conn:
+                for chunk in chunks(unknown):
+                    self._pks.update(conn.execute(_run_pks, {"ids": chunk}).all())
+            missing = run_ids - self._pks.keys()
+            if missing:
+                raise NotFound(f"run {sorted(missing)[0]!r} does not exist")
+        return self._pks
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def tag_rows(run_id: str, tags: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(tags, Mapping):
+        raise InvalidArgument.for_field("tags", tags, "a mapping of key to value")
+    return [{"run_id": run_id, "key": v.check_key(k, "tag key"), "value": v.tag_to_str(k, val)} for k, val in tags.items()]
+
+
+def param_rows(run_id: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(params, Mapping):
+        raise InvalidArgument.for_field("params", params, "a mapping of key to value")
+    rows = []
+    for k, val in params.items():
+        text = v.param_to_str(v.check_key(k, "param key"), val)
+        rows.append({"run_id": run_id, "key": k, "value": text, "num": _as_number(text)})
+    return rows
+
+
+class SqlRunStore:
+    """Runs, their params and tags; ending a run also stores its last metrics (``SqlMetricStore``)."""
+
+    def __init__(self, db: Database, keys: RunKeys, metrics: SqlMetricStore, heartbeat_timeout: float) -> None:
+        self.db = db
+        self.keys = keys
+        self.metrics = metrics
+        self.heartbeat_timeout = heartbeat_timeout
+        self._known_experiments: set[int] = set()  # experiments are never deleted
+        self._insert_new_params_sql = db.compiled(db.pick(_insert_new_params_by_dialect), PARAM_COLUMNS)
+        self._upsert_tags = db.pick(_upsert_tags_by_dialect)
+
+    def stale_cutoff(self) -> int:
+        """Runs ``running`` whose heartbeat is older than this (ms) read as killed."""
+        return now_ms() - int(self.heartbeat_timeout * 1000)
+
+    def create(
+        self,
+        experiment_id: int,
+        name: str | None = None,
+        *,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        code: CodeVersion | None = None,
+        environment: Environment | None = None,
+        start_time: int | None = None,
+    ) -> Run:
+        run_id = uuid.uuid4().hex
+        name = v.check_name(name, "run name") if name else f"run-{run_id[:8]}"
+        tag_list = tag_rows(run_id, tags or {})
+        param_list = param_rows(run_id, params or {})
+        start = v.check_timestamp(start_time) if start_time is not None else now_ms()
+        code = code or CodeVersion()
+        env = environment or Environment()
+        with self.db.transaction() as conn:
+            if experiment_id not in self._known_experiments:
+                if conn.execute(experiments.EXISTS, {"experiment_id": experiment_id}).first() is None:
+                    raise NotFound(f"experiment {experiment_id} does not exist")
+            if parent_run_id is not None and run_status(conn, parent_run_id) is None:
+                raise NotFound(f"parent run {parent_run_id!r} does not exist")
+            result = conn.execute(
+                _insert_run,
+                dict(
+                    id=run_id,
+                    experiment_id=experiment_id,
+                    name=name,
+                    status=RunStatus.RUNNING.value,
+                    start_time=start,
+                    heartbeat=start,
+                    parent_run_id=parent_run_id,
+                    git_commit=code.git_commit,
+                    git_dirty_hash=code.git_dirty_hash,
+                    entry_point=code.entry_point,
+                    entry_point_hash=code.entry_point_hash,
+                    python_version=env.python_version,
+                    platform=env.platform,
+                    packages_hash=env.packages_hash,
+                    packages_blob=env.packages_blob,
+                ),
+            )
+            pk = result.inserted_primary_key[0]  # type: ignore[index]
+            if tag_list:
+                conn.execute(_insert_tags, tag_list)
+            if param_list:
+                conn.execute(_insert_params, param_list)
+        self._known_experiments.add(experiment_id)
+        self.keys.remember(run_id, pk)
+        return Run(
+            id=run_id,
+            experiment_id=experiment_id,
+            name=name,
+            status=RunStatus.RUNNING,
+            start_time=start,
+            parent_run_id=parent_run_id,
+            heartbeat=start,
+            params={r["key"]: r["value"] for r in param_list},
+            tags={r["key"]: r["value"] for r in tag_list},
+            code=code,
+            environment=env,
+        )
+
+    def get(self, run_id: str) -> Run:
+        with self.db.transaction(write=False) as conn:
+            row = conn.execute(_run_row, {"run_id": run_id}).first()
+            if row is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            return self.load(conn, [row])[0]
+
+    def end(
+        self,
+        run_id: str,
+        status: RunStatus,
+        end_time: int | None = None,
+        metrics: Sequence[MetricRow] = (),
+        batch_id: str | None = None,
+    ) -> None:
+        if batch_id is not None:
+            check_batch_id(batch_id)
+        try:
+            status = RunStatus(status)
+        except ValueError:
+            raise InvalidArgument.for_field("status", status, "one of finished, failed, killed") from None
+        if not status.is_terminal:
+            raise InvalidArgument.for_field("status", status.value, "one of finished, failed, killed")
+        end = v.check_timestamp(end_time) if end_time is not None else now_ms()
+        prepared = self.metrics.prepare(metrics) if metrics else None
+        with self.db.transaction() as conn:
+            if batch_id is not None and not self.metrics.claim_batch(conn, batch_id):
+                return  # a resend of an end that was applied: done already
+            if prepared is not None:
+                self.metrics.write(conn, prepared)
+            updated = conn.execute(_end_run, {"run_id": run_id, "status": status.value, "end_time": end}).rowcount
+            if updated != 1:
+                current = require_run(conn, run_id)
+                raise Conflict(f"run {run_id!r} has already ended as {current}")
+
+    def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
+        if not run_ids:
+            return
+        moment = v.check_timestamp(time_ms) if time_ms is not None else now_ms()
+        with self.db.transaction() as conn:
+            conn.execute(_heartbeat, {"ids": list(run_ids), "moment": moment})
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        rows = param_rows(run_id, params)
+        if not rows:
+            return
+        with self.db.transaction() as conn:
+            self.keys.require_known(conn, run_id)
+            # Insert what is new; only when some key already existed, compare values (and roll
+            # everything back on a difference). The common case is one statement.
+            inserted = conn.exec_driver_sql(
+                self._insert_new_params_sql, [(r["run_id"], r["key"], r["value"], r["num"]) for r in rows]
+            ).rowcount
+            if inserted == len(rows):
+                return
+            existing = dict(conn.execute(_existing_params, {"run_id": run_id, "keys": [r["key"] for r in rows]}).all())
+            for r in rows:
+                if r["key"] in existing and existing[r["key"]] != r["value"]:
+                    raise Conflict(
+                        f"param {r['key']!r} of run {run_id} is already {existing[r['key']]!r}; "
+                        f"it cannot be changed to {r['value']!r} (params are immutable; log a new run)"
+                    )
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        rows = tag_rows(run_id, tags)
+        if not rows:
+            return
+        with self.db.transaction() as conn:
+            self.keys.require_known(conn, run_id)
+            conn.execute(self._upsert_tags, rows)
+
+    def search(
+        self,
+        experiment_ids: Sequence[int] | None = None,
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> RunPage:
+        clauses = search.parse_filter(filter)
+        orders = search.parse_order_by(list(order_by))
+        limit = search.check_max_results(max_results)
+        offset = search.decode_page_token(page_token)
+        query = search_query(experiment_ids, clauses, orders, stale_cutoff=self.stale_cutoff())
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute(query.limit(limit + 1).offset(offset)).all()
+            more = len(rows) > limit
+            runs = self.load(conn, rows[:limit])
+        return RunPage(runs=runs, next_page_token=search.encode_page_token(offset + limit) if more else None)
+
+    def load(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        """Runs of ``runs`` rows, with their params, tags and latest metrics, statuses corrected for stale heartbeats."""
+        ids = [row.id for row in rows]
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, LatestMetric]] = {i: {} for i in ids}
+        for chunk in chunks(ids):
+            for run_id, key, value in conn.execute(_params_of, {"ids": chunk}):
+                params[run_id][key] = value
+            for run_id, key, value in conn.execute(_tags_of, {"ids": chunk}):
+                tags[run_id][key] = value
+            for run_id, key, value, step, ts in conn.execute(_latest_of, {"ids": chunk}):
+                metrics[run_id][key] = LatestMetric(key, math.nan if value is None else value, step, ts)
+        cutoff = self.stale_cutoff()
+        runs = []
+        for row in rows:
+            status = RunStatus(row.status)
+            if status is RunStatus.RUNNING and (row.heartbeat or row.start_time) < cutoff:
+                status = RunStatus.KILLED
+            runs.append(
+                Run(
+                    id=row.id,
+                    experiment_id=row.experiment_id,
+                    name=row.name,
+                    status=status,
+                    start_time=row.start_time,
+                    end_time=row.end_time,
+                    parent_run_id=row.parent_run_id,
+                    heartbeat=row.heartbeat,
+                    params=params[row.id],
+                    tags=tags[row.id],
+                    metrics=metrics[row.id],
+                    code=CodeVersion(row.git_commit, row.git_dirty_hash, row.entry_point, row.entry_point_hash),
+                    environment=Environment(row.python_version, row.platform, row.packages_hash, row.packages_blob),
+                )
+            )
+        return runs
