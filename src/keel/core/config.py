@@ -16,6 +16,7 @@ ray_address            KEEL_RAY_ADDRESS                none: a local Ray started
 trust_pickle           KEEL_TRUST_PICKLE               false: never unpickle a model served by a keel server
 max_request_bytes      KEEL_MAX_REQUEST_BYTES          64 MiB (the server refuses a larger JSON body: 413)
 max_artifact_bytes     KEEL_MAX_ARTIFACT_BYTES         5 GiB (the server refuses a larger upload: 413)
+token                  KEEL_TOKEN                      none: the bearer token clients send to a keel server
 =====================  ==============================  ==========================================
 """
 
@@ -48,6 +49,7 @@ class Settings:
     trust_pickle: bool = False  # unpickling runs code: opt in before loading pickles from a shared (http) store
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_artifact_bytes: int = MAX_ARTIFACT_BYTES
+    token: str | None = None  # sent as ``Authorization: Bearer`` by the HTTP stores
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -104,6 +106,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         trust_pickle=_flag("trust_pickle", pick("trust_pickle")),
         max_request_bytes=_byte_count("max_request_bytes", pick("max_request_bytes"), MAX_REQUEST_BYTES),
         max_artifact_bytes=_byte_count("max_artifact_bytes", pick("max_artifact_bytes"), MAX_ARTIFACT_BYTES),
+        token=pick("token"),
         **floats,
     )
 

@@ -85,10 +85,7 @@ def runs_of_version(version_id: int, store: TrackingStore = Depends(store_of)) -
 
 @read.get("/runs/{run_id}/datasets")
 def versions_of_run(run_id: str, store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
-    return [
-        {"version": wire.version_to_json(link.version), "direction": link.direction}
-        for link in store.datasets.versions_of_run(run_id)
-    ]
+    return [wire.run_dataset_link_to_json(link) for link in store.datasets.versions_of_run(run_id)]
 
 
 @write.post("/datasets/versions/{version_id}/validations")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -12,6 +11,7 @@ from keel.server import schemas
 from keel.server.auth import require_writer
 from keel.server.deps import store_of
 from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.rest import wire
 
 read = APIRouter(prefix="/api/v1", tags=["pipelines"])
 write = APIRouter(prefix="/api/v1", tags=["pipelines"], dependencies=[Depends(require_writer)])
@@ -26,4 +26,4 @@ def save_step(cache_key: str, body: schemas.StepCacheIn, store: TrackingStore = 
 @read.get("/step-cache/{cache_key}")
 def find_step(cache_key: str, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
     found = store.pipelines.find_step(check_sha256(cache_key))
-    return {"entry": asdict(found) if found else None}
+    return {"entry": wire.cached_step_to_json(found) if found else None}

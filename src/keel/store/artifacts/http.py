@@ -17,38 +17,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from keel.core.errors import IntegrityError, NotFound, StoreUnavailable, error_from_dict
+from keel.core.errors import IntegrityError, NotFound, StoreUnavailable
 from keel.core.validation import check_sha256
 from keel.store.artifacts.base import CHUNK, ArtifactStore, BlobInfo, check_digest, hash_file, verified_chunks
+from keel.store.http_transport import API, HttpTransport
 
 
 class HttpArtifactStore(ArtifactStore):
-    def __init__(self, url: str, *, timeout: float = 60.0, headers: dict[str, str] | None = None) -> None:
-        import httpx
+    """``token``: as ``HttpTransport``'s (``None`` takes the configured one)."""
 
+    def __init__(
+        self, url: str, *, timeout: float | Any = 60.0, headers: dict[str, str] | None = None, token: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
-        self._client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers or {})
-        self._httpx = httpx
+        self.transport = HttpTransport(self.url, timeout=timeout, token=token, headers=headers)
         self._suspect: set[str] = set()  # blobs whose read failed: the next put uploads them whatever HEAD says
 
     def _request(self, method: str, sha256: str, **kwargs: Any) -> Any:
-        check_sha256(sha256)
-        try:
-            response = self._client.request(method, f"/api/v1/artifacts/{sha256}", **kwargs)
-        except self._httpx.HTTPError as exc:
-            raise StoreUnavailable(f"cannot reach keel server {self.url}: {exc}") from None
-        self._check(response, sha256)
+        response = self.transport.send(method, f"{API}/artifacts/{check_sha256(sha256)}", **kwargs)
+        self.transport.check(response)
         return response
-
-    def _check(self, response: Any, sha256: str) -> None:
-        if response.status_code == 404:
-            raise NotFound(f"artifact {sha256} is not on {self.url}")
-        if response.status_code >= 400:
-            try:
-                payload = response.json().get("error", {})
-            except ValueError:
-                payload = {}
-            raise error_from_dict(payload, response.status_code)
 
     def exists(self, sha256: str) -> bool:
         try:
@@ -104,7 +92,8 @@ class HttpArtifactStore(ArtifactStore):
 
     def get_bytes(self, sha256: str) -> bytes:
         with self._reading(sha256):
-            data: bytes = self._request("GET", sha256).content  # a body cut short is a StoreUnavailable
+            # a body cut short is a StoreUnavailable, not resent: the server cuts a corrupted blob short
+            data: bytes = self._request("GET", sha256, resend=False).content
             check_digest(sha256, hashlib.sha256(data).hexdigest(), self.url)
         return data
 
@@ -123,16 +112,9 @@ class HttpArtifactStore(ArtifactStore):
         return dest
 
     def _stream_to(self, sha256: str, tmp: Path) -> None:
-        try:
-            with self._client.stream("GET", f"/api/v1/artifacts/{sha256}") as response:
-                if response.status_code >= 400:
-                    response.read()
-                    self._check(response, sha256)
-                with open(tmp, "wb") as out:
-                    for chunk in verified_chunks(sha256, response.iter_bytes(CHUNK), self.url):
-                        out.write(chunk)
-        except self._httpx.HTTPError as exc:  # includes a body the server cut short
-            raise StoreUnavailable(f"cannot download artifact {sha256} from keel server {self.url}: {exc}") from None
+        with self.transport.stream("GET", f"{API}/artifacts/{sha256}") as response, open(tmp, "wb") as out:
+            for chunk in verified_chunks(sha256, response.iter_bytes(CHUNK), self.url):
+                out.write(chunk)
 
     def close(self) -> None:
-        self._client.close()
+        self.transport.close()

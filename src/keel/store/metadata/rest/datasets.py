@@ -86,7 +86,7 @@ class RestDatasetStore(DatasetStore):
 
     def versions_of_run(self, run_id: str) -> list[RunDatasetLink]:
         data = self._call("GET", f"/runs/{run_id}/datasets")
-        return [RunDatasetLink(run_id, wire.version_from_json(d["version"]), d["direction"]) for d in data]
+        return [wire.run_dataset_link_from_json(run_id, d) for d in data]
 
     def save_validation(
         self, version_id: int, suite: str, passed: bool, errors: int, warnings: int, result: Mapping[str, Any]

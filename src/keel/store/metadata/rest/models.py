@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from keel.core.models import AliasChange, ModelVersion
 from keel.store.metadata.models import ModelStore, check_version_metrics
+from keel.store.metadata.rest import wire
 
 if TYPE_CHECKING:
     from keel.store.metadata.rest.client import RestStore
 
 
-def version_to_json(mv: ModelVersion) -> dict[str, Any]:
-    data = asdict(mv)
-    data["datasets"], data["requirements"], data["aliases"] = list(mv.datasets), list(mv.requirements), list(mv.aliases)
-    return data
-
-
-def version_from_json(d: dict[str, Any]) -> ModelVersion:
-    return ModelVersion(**{**d, "datasets": tuple(d["datasets"]), "requirements": tuple(d["requirements"]),
-                           "aliases": tuple(d["aliases"])})  # fmt: skip
+# kept for callers of the old names: the shapes live in ``wire``
+version_to_json = wire.model_version_to_json
+version_from_json = wire.model_version_from_json
 
 
 class RestModelStore(ModelStore):
@@ -49,24 +43,24 @@ class RestModelStore(ModelStore):
             "source_run": source_run, "metrics": check_version_metrics(metrics), "datasets": list(datasets),
             "requirements": list(requirements), "description": description,
         }  # fmt: skip
-        return version_from_json(self._call("POST", "/models/versions", body))
+        return wire.model_version_from_json(self._call("POST", "/models/versions", body))
 
     def get_version(self, name: str, version: int) -> ModelVersion:
-        return version_from_json(self._call("GET", f"/models/{quote(name)}/versions/{int(version)}"))
+        return wire.model_version_from_json(self._call("GET", f"/models/{quote(name)}/versions/{int(version)}"))
 
     def list_versions(self, name: str) -> list[ModelVersion]:
-        return [version_from_json(d) for d in self._call("GET", f"/models/{quote(name)}/versions")]
+        return [wire.model_version_from_json(d) for d in self._call("GET", f"/models/{quote(name)}/versions")]
 
     def list_models(self) -> list[ModelVersion]:
-        return [version_from_json(d) for d in self._call("GET", "/models")]
+        return [wire.model_version_from_json(d) for d in self._call("GET", "/models")]
 
     def resolve_alias(self, name: str, alias: str) -> ModelVersion:
-        return version_from_json(self._call("GET", f"/models/{quote(name)}/aliases/{quote(alias)}"))
+        return wire.model_version_from_json(self._call("GET", f"/models/{quote(name)}/aliases/{quote(alias)}"))
 
     def set_alias(self, name: str, alias: str, version: int | None, *, actor: str, reason: str) -> AliasChange:
         body = {"version": version, "actor": actor, "reason": reason}
-        return AliasChange(**self._call("PUT", f"/models/{quote(name)}/aliases/{quote(alias)}", body))
+        return wire.alias_change_from_json(self._call("PUT", f"/models/{quote(name)}/aliases/{quote(alias)}", body))
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
         params = {"alias": alias} if alias is not None else None
-        return [AliasChange(**d) for d in self._call("GET", f"/models/{quote(name)}/history", params=params)]
+        return [wire.alias_change_from_json(d) for d in self._call("GET", f"/models/{quote(name)}/history", params=params)]

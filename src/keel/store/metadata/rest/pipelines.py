@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from keel.store.metadata.pipelines import CachedStep, PipelineStore
+from keel.store.metadata.rest import wire
 
 if TYPE_CHECKING:
     from keel.store.metadata.rest.client import RestStore
@@ -19,4 +20,4 @@ class RestPipelineStore(PipelineStore):
 
     def find_step(self, cache_key: str) -> CachedStep | None:
         data = self._call("GET", f"/step-cache/{cache_key}")
-        return None if data is None or data.get("entry") is None else CachedStep(**data["entry"])
+        return None if data is None or data.get("entry") is None else wire.cached_step_from_json(data["entry"])

@@ -1,4 +1,9 @@
-"""JSON shapes shared by the server and the REST client.
+"""JSON shapes shared by the server and the REST client: one pair of converters per entity.
+
+The server encodes what its store returns with ``<entity>_to_json`` and the REST client
+decodes the answer with ``<entity>_from_json`` (and the other way round for bodies built
+from entities), so an entity's wire shape is written once. Request bodies are described by
+the pydantic models of ``keel.server.schemas`` (for validation and the OpenAPI schema).
 
 JSON has no NaN or infinity, and keel stores them faithfully, so non-finite floats travel
 as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
@@ -9,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from keel.core.datasets import ColumnSchema, DatasetVersion, ValidationRecord
+from keel.core.datasets import ColumnSchema, DatasetVersion, RunDatasetLink, ValidationRecord
 from keel.core.entities import (
     ArtifactRef,
     CodeVersion,
@@ -21,6 +26,8 @@ from keel.core.entities import (
     RunStatus,
 )
 from keel.core.errors import InvalidArgument
+from keel.core.models import AliasChange, ModelVersion
+from keel.store.metadata.pipelines import CachedStep
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -219,3 +226,59 @@ def validation_to_json(r: ValidationRecord) -> dict[str, Any]:
 
 def validation_from_json(d: dict[str, Any]) -> ValidationRecord:
     return ValidationRecord(**d)
+
+
+def run_dataset_link_to_json(link: RunDatasetLink) -> dict[str, Any]:
+    return {"version": version_to_json(link.version), "direction": link.direction}
+
+
+def run_dataset_link_from_json(run_id: str, d: dict[str, Any]) -> RunDatasetLink:
+    return RunDatasetLink(run_id, version_from_json(d["version"]), d["direction"])
+
+
+def model_version_to_json(mv: ModelVersion) -> dict[str, Any]:
+    return {
+        "id": mv.id,
+        "name": mv.name,
+        "version": mv.version,
+        "flavor": mv.flavor,
+        "artifact_sha256": mv.artifact_sha256,
+        "size": mv.size,
+        "signature": mv.signature,
+        "source_run": mv.source_run,
+        "metrics": mv.metrics,
+        "datasets": list(mv.datasets),
+        "requirements": list(mv.requirements),
+        "description": mv.description,
+        "created_at": mv.created_at,
+        "aliases": list(mv.aliases),
+    }
+
+
+def model_version_from_json(d: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(**{**d, "datasets": tuple(d["datasets"]), "requirements": tuple(d["requirements"]),
+                           "aliases": tuple(d["aliases"])})  # fmt: skip
+
+
+def alias_change_to_json(c: AliasChange) -> dict[str, Any]:
+    return {
+        "model": c.model,
+        "alias": c.alias,
+        "from_version": c.from_version,
+        "to_version": c.to_version,
+        "actor": c.actor,
+        "reason": c.reason,
+        "at": c.at,
+    }
+
+
+def alias_change_from_json(d: dict[str, Any]) -> AliasChange:
+    return AliasChange(**d)
+
+
+def cached_step_to_json(c: CachedStep) -> dict[str, Any]:
+    return {"cache_key": c.cache_key, "run_id": c.run_id, "step": c.step, "outputs": c.outputs, "created_at": c.created_at}
+
+
+def cached_step_from_json(d: dict[str, Any]) -> CachedStep:
+    return CachedStep(**d)
