@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from keel.context import Context
 from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus
 from keel.core.errors import Conflict, IntegrityError, InvalidArgument, KeelError, NotFound
 from keel.pipelines.steps import pipeline, step
@@ -50,6 +51,7 @@ __all__ = [
     "ArtifactRef",
     "Client",
     "Conflict",
+    "Context",
     "Experiment",
     "IntegrityError",
     "InvalidArgument",

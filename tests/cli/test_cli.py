@@ -63,7 +63,7 @@ def test_quickstart_runs_the_lifecycle_in_an_empty_folder(quickstarted: tuple[Pa
     from keel.evaluation import gate
 
     rules = ["test_roc_auc >= 0.95", "test_roc_auc >= baseline - 0.01"]
-    verdict = gate(evaluate.id, rules, baseline=baseline_steps["evaluate"].id, client=client)
+    verdict = gate(evaluate.id, rules, baseline=baseline_steps["evaluate"].id, ctx=client.context)
     assert ("gate passed" in done.stdout) == verdict.passed and ("gate failed" in done.stdout) != verdict.passed
     report = folder / ".keel" / "reports" / "quickstart.html"
     assert str(report) in done.stdout.replace("\n", "")

@@ -117,9 +117,9 @@ def show(ref: str = typer.Argument(..., help="Dataset reference, e.g. orders or 
     console.print(table)
     if info["runs"]:
         console.print("runs: " + esc(", ".join(f"{r[:12]} ({d})" for r, d in info["runs"])))
-    from keel.tracking.fluent import get_client
+    from keel.context import current
 
-    for record in get_client().store.datasets.list_validations(v.id)[:5]:
+    for record in current().store.datasets.list_validations(v.id)[:5]:
         verdict = "[green]passed[/]" if record.passed else "[red]failed[/]"
         counts = f"{record.errors} errors, {record.warnings} warnings"
         console.print(f"validation {esc(repr(record.suite))}: {verdict}, {counts}, {fmt_time(record.created_at)}")

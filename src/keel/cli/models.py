@@ -79,7 +79,7 @@ def register(
 
     client = get_client()
     data = client.read_artifact(run, artifact)  # verified against its hash first
-    check_pickle_trust(client, f"artifact {artifact!r} of run {run} is read with pickle", trust_pickle)
+    check_pickle_trust(client.context, f"artifact {artifact!r} of run {run} is read with pickle", trust_pickle)
     model = pickle.loads(data)
     version = keel.registry.register(model, name, run=run)
     console.print(f"registered [bold]{esc(version.uri)}[/] ({esc(version.flavor)}) from run {esc(run[:12])}")

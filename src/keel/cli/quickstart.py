@@ -108,7 +108,7 @@ def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str,
     tuned = qp.train.run(experiment=EXPERIMENT, model=best["model"], params=best)
     _print_steps(tuned, f"tuned pipeline ({best['model']})")
     candidate = tuned.step("evaluate").run_id
-    result = gate(candidate, ["test_roc_auc >= 0.95", "test_roc_auc >= baseline - 0.01"], baseline=baseline, client=client)
+    result = gate(candidate, ["test_roc_auc >= 0.95", "test_roc_auc >= baseline - 0.01"], baseline=baseline, ctx=client.context)
     for check in result.checks:
         verdict = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
         console.print(

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from keel.core.errors import InvalidArgument
+from keel.core.validation import NAME_PATTERN
+
+_REF = re.compile(rf"^(?P<name>{NAME_PATTERN})(?:@(?P<version>\d+|latest))?\Z")
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``"orders"`` -> ("orders", None) (latest); ``"orders@3"`` -> ("orders", 3). Used by ``keel.data`` and by
+    the registry (a model version's training datasets), so it lives below both."""
+    m = _REF.match(ref) if isinstance(ref, str) else None
+    if not m:
+        raise InvalidArgument.for_field("dataset reference", ref, "'name' or 'name@version', e.g. 'orders@3'")
+    version = m.group("version")
+    return m.group("name"), None if version in (None, "latest") else int(version)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,69 +9,40 @@ read and wrote.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from keel.context import Context
+from keel.context import resolve as _ctx
 from keel.core.dataset_records import plain_json
-from keel.core.datasets import DatasetVersion, ValidationRecord
+from keel.core.datasets import DatasetVersion, ValidationRecord, parse_ref
 from keel.core.errors import InvalidArgument, KeelError
+from keel.core.errors import ValidationFailed as ValidationFailed  # defined in the one error tree
 from keel.data import frames
 from keel.data.profiling import compute_profile
 from keel.data.suite import Suite
 from keel.data.validation import ValidationResult, validate
-from keel.tracking.client import Client
-from keel.tracking.fluent import active_run, get_client
 
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}?)(?:@(?P<version>\d+|latest))?\Z")
 ON_FAIL = ("refuse", "quarantine")
 
 
-class ValidationFailed(KeelError):
-    """Data refused at ingestion: an error-severity check failed. Nothing was stored."""
-
-    code = "validation_failed"
-    http_status = 422
-
-    def __init__(self, result: ValidationResult, note: str = "") -> None:
-        message = f"refused, nothing stored: {result.summary()}"
-        if result.whole_data:
-            # say which failures quarantine could never split off, so nobody retries with on_fail="quarantine"
-            message += (
-                f"; quarantine cannot split off rows for {result.unsplittable()}: "
-                "these checks judge the whole table or column, not single rows"
-            )
-        super().__init__(message + (f"; {note}" if note else ""))
-        self.result = result
-
-
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``"orders"`` -> ("orders", None) (latest); ``"orders@3"`` -> ("orders", 3)."""
-    m = _REF.match(ref) if isinstance(ref, str) else None
-    if not m:
-        raise InvalidArgument.for_field("dataset reference", ref, "'name' or 'name@version', e.g. 'orders@3'")
-    version = m.group("version")
-    return m.group("name"), None if version in (None, "latest") else int(version)
-
-
-def resolve(ref: str | DatasetVersion, client: Client | None = None) -> DatasetVersion:
+def resolve(ref: str | DatasetVersion, ctx: Context | None = None) -> DatasetVersion:
     if isinstance(ref, DatasetVersion):
         return ref
     name, version = parse_ref(ref)
-    return (client or get_client()).store.datasets.get_version(name, version)
+    return _ctx(ctx).store.datasets.get_version(name, version)
 
 
-def _run_id(run: Any) -> str | None:
+def _run_id(run: Any, ctx: Context) -> str | None:
     if run is False:
         return None
     if run is None:
-        current = active_run()
-        return current.id if current is not None else None
+        return ctx.run_id  # the run active in this thread (or task)
     return run if isinstance(run, str) else str(run.id)
 
 
 def _store_table(
-    client: Client,
+    ctx: Context,
     table: Any,
     name: str,
     *,
@@ -82,7 +53,7 @@ def _store_table(
     on_column: Callable[[str], None] | None = None,
 ) -> DatasetVersion:
     digest = frames.content_hash(table)
-    datasets = client.store.datasets
+    datasets = ctx.store.datasets
     try:
         for existing in datasets.list_versions(name):
             if existing.content_hash == digest:
@@ -91,7 +62,7 @@ def _store_table(
         if exc.code != "not_found":
             raise
     profile = compute_profile(table, on_column=on_column)
-    blob = client.artifacts.put_bytes(frames.parquet_bytes(table))
+    blob = ctx.artifacts.put_bytes(frames.parquet_bytes(table))
     version, _ = datasets.log_version(
         name,
         content_hash=digest,
@@ -118,7 +89,7 @@ def log(
     on_fail: str = "refuse",
     run: Any = None,
     transform: dict[str, Any] | None = None,
-    client: Client | None = None,
+    ctx: Context | None = None,
     on_column: Callable[[str], None] | None = None,
 ) -> DatasetVersion:
     """Store ``data`` (pandas, polars, Arrow, or a CSV/Parquet path) as a new version of ``name``.
@@ -127,7 +98,8 @@ def log(
     data failing an error-severity check is refused (``on_fail="refuse"``: nothing is stored,
     ``ValidationFailed`` names the checks), or its failing rows go to ``<name>.quarantine``
     and the rest is stored (``on_fail="quarantine"``). The version is recorded as an output
-    of ``run`` (default: the active run; ``run=False`` for none).
+    of ``run`` (default: the active run; ``run=False`` for none). ``ctx``: the stores to use (default: the
+    current context, ``keel.context.current()``).
     """
     if on_fail not in ON_FAIL:
         raise InvalidArgument.for_field("on_fail", on_fail, "'refuse' or 'quarantine'")
@@ -137,16 +109,16 @@ def log(
             raise InvalidArgument.for_field("transform", transform, "a dict (name, code hash, params)")
         transform = plain_json(transform, "transform")
     return _log(data, name, source=source, parents=parents, suite=suite, on_fail=on_fail, run=run, transform=transform,
-                client=client, on_column=on_column)  # fmt: skip
+                ctx=ctx, on_column=on_column)  # fmt: skip
 
 
 def log_transformed(
     data: Any, name: str, *, parents: Sequence[DatasetVersion], transform: dict[str, Any], source: str, run: Any = None,
-    client: Client | None = None,
+    ctx: Context | None = None,
 ) -> DatasetVersion:  # fmt: skip
     """``log`` for ``keel.data.transforms.apply``, whose transform record is plain JSON already (its params were
     checked before the transform ran): the record is not checked and copied a second time."""
-    return _log(data, name, source=source, parents=parents, run=run, transform=transform, client=client)
+    return _log(data, name, source=source, parents=parents, run=run, transform=transform, ctx=ctx)
 
 
 def _log(
@@ -159,14 +131,14 @@ def _log(
     on_fail: str = "refuse",
     run: Any = None,
     transform: dict[str, Any] | None = None,
-    client: Client | None = None,
+    ctx: Context | None = None,
     on_column: Callable[[str], None] | None = None,
 ) -> DatasetVersion:
-    client = client or get_client()
+    ctx = _ctx(ctx)
     table = frames.to_arrow(data)
     if source is None:
         source = str(data) if isinstance(data, (str,)) or hasattr(data, "__fspath__") else type(data).__module__.split(".")[0]
-    parent_versions = [resolve(p, client) for p in parents]
+    parent_versions = [resolve(p, ctx) for p in parents]
     result: ValidationResult | None = None
     quarantined: Any = None
     if suite is not None:
@@ -181,23 +153,23 @@ def _log(
             table = table.filter(pa.compute.invert(mask))
             if table.num_rows == 0:
                 raise ValidationFailed(result, "every row failed, so nothing is left to store")
-    version = _store_table(client, table, name, source=source, parents=parent_versions, transform=transform, on_column=on_column)
+    version = _store_table(ctx, table, name, source=source, parents=parent_versions, transform=transform, on_column=on_column)
     if result is not None:
-        save_validation(version, result, client=client)
+        save_validation(version, result, ctx=ctx)
     if quarantined is not None:
         _store_table(
-            client, quarantined, f"{name}.quarantine", source=source, parents=[version], role="quarantine",
+            ctx, quarantined, f"{name}.quarantine", source=source, parents=[version], role="quarantine",
             transform={"name": "quarantine", "suite": result.suite if result else "", "failed_checks": [
                 f"{r.kind}:{r.column}" for r in (result.errors if result else [])
             ]},
         )  # fmt: skip
-    run_id = _run_id(run)
+    run_id = _run_id(run, ctx)
     if run_id is not None:
-        client.store.datasets.link_run(run_id, version.id, "output")
+        ctx.store.datasets.link_run(run_id, version.id, "output")
     return version
 
 
-def get(ref: str | DatasetVersion, *, as_: str = "pandas", run: Any = None, client: Client | None = None) -> Any:
+def get(ref: str | DatasetVersion, *, as_: str = "pandas", run: Any = None, ctx: Context | None = None) -> Any:
     """Load a version (``"name"`` for the latest, ``"name@3"``) as pandas, polars or Arrow.
 
     The Parquet bytes are verified against their hash before they are read. The version is
@@ -205,51 +177,51 @@ def get(ref: str | DatasetVersion, *, as_: str = "pandas", run: Any = None, clie
     """
     if as_ not in frames.FORMATS:
         raise InvalidArgument.for_field("as_", as_, f"one of {', '.join(frames.FORMATS)}")
-    client = client or get_client()
-    version = resolve(ref, client)
-    table = frames.read_parquet_bytes(client.artifacts.get_bytes(version.artifact_sha256))
-    run_id = _run_id(run)
+    ctx = _ctx(ctx)
+    version = resolve(ref, ctx)
+    table = frames.read_parquet_bytes(ctx.artifacts.get_bytes(version.artifact_sha256))
+    run_id = _run_id(run, ctx)
     if run_id is not None:
-        client.store.datasets.link_run(run_id, version.id, "input")
+        ctx.store.datasets.link_run(run_id, version.id, "input")
     return frames.from_arrow(table, as_)
 
 
-def profile(ref: str | DatasetVersion, client: Client | None = None) -> dict[str, Any]:
+def profile(ref: str | DatasetVersion, ctx: Context | None = None) -> dict[str, Any]:
     """The stored profile of a version (computed once, when it was logged)."""
-    client = client or get_client()
-    version = resolve(ref, client)
-    stored = client.store.datasets.get_profile(version.id)
+    ctx = _ctx(ctx)
+    version = resolve(ref, ctx)
+    stored = ctx.store.datasets.get_profile(version.id)
     if stored is None:
         raise InvalidArgument(f"dataset {version.ref} has no stored profile")
     return stored
 
 
-def save_validation(ref: str | DatasetVersion, result: ValidationResult, client: Client | None = None) -> ValidationRecord:
+def save_validation(ref: str | DatasetVersion, result: ValidationResult, ctx: Context | None = None) -> ValidationRecord:
     """Attach a validation result to a version."""
-    client = client or get_client()
-    version = resolve(ref, client)
-    return client.store.datasets.save_validation(
+    ctx = _ctx(ctx)
+    version = resolve(ref, ctx)
+    return ctx.store.datasets.save_validation(
         version.id, result.suite, result.passed, len(result.errors), len(result.warnings), result.to_dict()
     )
 
 
-def versions(name: str, client: Client | None = None) -> list[DatasetVersion]:
-    return (client or get_client()).store.datasets.list_versions(name)
+def versions(name: str, ctx: Context | None = None) -> list[DatasetVersion]:
+    return _ctx(ctx).store.datasets.list_versions(name)
 
 
-def datasets(client: Client | None = None) -> list[DatasetVersion]:
+def datasets(ctx: Context | None = None) -> list[DatasetVersion]:
     """The latest version of every dataset."""
-    return (client or get_client()).store.datasets.list_datasets()
+    return _ctx(ctx).store.datasets.list_datasets()
 
 
-def lineage(ref: str | DatasetVersion, client: Client | None = None) -> dict[str, Any]:
+def lineage(ref: str | DatasetVersion, ctx: Context | None = None) -> dict[str, Any]:
     """Where a version came from and where it went: parents, children, runs that read or wrote it."""
-    client = client or get_client()
-    version = resolve(ref, client)
-    store = client.store.datasets
+    ctx = _ctx(ctx)
+    version = resolve(ref, ctx)
+    store = ctx.store.datasets
     return {
         "version": version,
-        "parents": [resolve(p, client) for p in version.parents],
+        "parents": [resolve(p, ctx) for p in version.parents],
         "children": store.children(version.id),
         "runs": store.runs_of_version(version.id),
     }

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from keel.context import Context
 from keel.core.dataset_records import plain_json
 from keel.core.datasets import DatasetVersion
 from keel.core.errors import InvalidArgument
@@ -221,21 +222,23 @@ def apply(
     *inputs: str | DatasetVersion,
     name: str,
     run: Any = None,
+    ctx: Context | None = None,
     **params: Any,
 ) -> DatasetVersion:
     """Run ``step`` on dataset versions and log the result as a new version of ``name``, with the
-    inputs as parents and the transform (name, code hash, params) recorded."""
+    inputs as parents and the transform (name, code hash, params) recorded. ``ctx``: the stores
+    (default: the current context)."""
+    from keel.context import resolve as resolve_ctx
     from keel.data.dataset_versions import get, log_transformed, resolve
-    from keel.tracking.fluent import get_client
 
     t = get_transform(step)
     if not inputs:
         raise InvalidArgument.for_field("inputs", [], "at least one dataset version")
     # checked before any data is read: the params are recorded with the new version, as JSON
     recorded = plain_json(params, f"transform {t.name!r} params")
-    client = get_client()
-    versions = [resolve(i, client) for i in inputs]
-    frames = [get(v, run=run, client=client) for v in versions]
+    ctx = resolve_ctx(ctx)
+    versions = [resolve(i, ctx) for i in inputs]
+    frames = [get(v, run=run, ctx=ctx) for v in versions]
     result = t(*frames, **params)
     record = {"name": t.name, "code_hash": t.code_hash, "params": recorded, "inputs": [v.ref for v in versions]}
-    return log_transformed(result, name, parents=versions, transform=record, run=run, source=f"transform:{t.name}", client=client)
+    return log_transformed(result, name, parents=versions, transform=record, run=run, source=f"transform:{t.name}", ctx=ctx)

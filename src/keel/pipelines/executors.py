@@ -14,10 +14,15 @@ import time
 import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.core.errors import InvalidArgument, MissingExtra
+from keel.pipelines.steps import walk
 from keel.pipelines.values import OutputRef, load_output, select, store_output
+
+if TYPE_CHECKING:
+    from keel.context import Context
+    from keel.tracking.client import Client
 
 EXECUTORS = ("inline", "process", "ray")
 
@@ -54,19 +59,18 @@ class TaskResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _resolve(value: Any, artifacts: Any, cache: dict[str, Any]) -> Any:
-    if isinstance(value, Upstream):
-        key = value.ref.sha256 + value.ref.dataset
+def _resolve(value: Any, ctx: Context, cache: dict[str, Any]) -> Any:
+    """Task arguments with upstream references replaced by the outputs (each loaded once per task)."""
+
+    def load(item: Any) -> Any:
+        if not isinstance(item, Upstream):
+            return item
+        key = item.ref.sha256 + item.ref.dataset
         if key not in cache:
-            cache[key] = load_output(value.ref, artifacts)
-        return select(cache[key], value.index)
-    if isinstance(value, list):
-        return [_resolve(v, artifacts, cache) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_resolve(v, artifacts, cache) for v in value)
-    if isinstance(value, dict):
-        return {k: _resolve(v, artifacts, cache) for k, v in value.items()}
-    return value
+            cache[key] = load_output(item.ref, ctx.artifacts, ctx)
+        return select(cache[key], item.index)
+
+    return walk(value, load)
 
 
 class _Tee(io.StringIO):
@@ -82,10 +86,10 @@ class _Tee(io.StringIO):
         return super().write(s)
 
 
-_worker_clients: dict[tuple[str, str], Any] = {}
+_worker_clients: dict[tuple[str, str], Client] = {}
 
 
-def _client_for(store: str, artifacts: str) -> Any:
+def _client_for(store: str, artifacts: str) -> Client:
     from keel.tracking.client import Client
 
     key = (store, artifacts)
@@ -94,7 +98,7 @@ def _client_for(store: str, artifacts: str) -> Any:
     return _worker_clients[key]
 
 
-def execute(task: StepTask, client: Any = None, echo: bool = False) -> TaskResult:
+def execute(task: StepTask, client: Client | None = None, echo: bool = False) -> TaskResult:
     """Run one step task to completion and store its output. Never raises: failures are in the result."""
     import sys
 
@@ -105,8 +109,8 @@ def execute(task: StepTask, client: Any = None, echo: bool = False) -> TaskResul
     out = _Tee(sys.stdout if echo else None)
     try:
         cache: dict[str, Any] = {}
-        args = _resolve(task.args, client.artifacts, cache)
-        kwargs = _resolve(task.kwargs, client.artifacts, cache)
+        args = _resolve(task.args, client.context, cache)
+        kwargs = _resolve(task.kwargs, client.context, cache)
         with attach(task.run_id, client), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             value = task.fn(*args, **kwargs)
         ref = store_output(value, client.artifacts, task.step)
@@ -169,7 +173,7 @@ class InlineExecutor(Executor):
 
     name = "inline"
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
 
     def submit(self, task: StepTask) -> Future[TaskResult]:
@@ -236,7 +240,7 @@ class RayExecutor(Executor):
         return future
 
 
-def make_executor(name: str | Executor, client: Any, address: str | None = None) -> Executor:
+def make_executor(name: str | Executor, client: Client, address: str | None = None) -> Executor:
     if isinstance(name, Executor):
         return name
     if name == "inline":

@@ -23,12 +23,13 @@ from typing import Any
 from keel.core.entities import Run
 from keel.core.errors import InvalidArgument, KeelError
 from keel.core.validation import MAX_PARAM_VALUE_LENGTH
+from keel.tracking.client import Client
 
 PARAMS_ARTIFACT = "params.json"
 _SCALARS = (str, int, float, bool)
 
 
-def copy_source_run(client: Any, run_id: str, source: Run) -> None:
+def copy_source_run(client: Client, run_id: str, source: Run) -> None:
     """Give the cached step run ``run_id`` what ``source`` (the run that produced the output) recorded."""
     if source.params:
         client.log_params(run_id, source.params)
@@ -44,7 +45,7 @@ def copy_source_run(client: Any, run_id: str, source: Run) -> None:
     _copy_inputs(client, run_id, source.id)
 
 
-def _copy_inputs(client: Any, run_id: str, source_id: str) -> None:
+def _copy_inputs(client: Client, run_id: str, source_id: str) -> None:
     """The dataset versions the source run read. Not the ones it wrote: each was written once, by it."""
     try:
         links = client.store.datasets.versions_of_run(source_id)
@@ -106,7 +107,7 @@ def params_document(params: Mapping[str, Any]) -> str:
     return json.dumps({"params": kept, "not_json": lost}, allow_nan=True)
 
 
-def read_params(client: Any, run: Run) -> dict[str, Any]:
+def read_params(client: Client, run: Run) -> dict[str, Any]:
     """The params a pipeline run ran with (for ``resume``): its ``params.json`` artifact, else (older runs)
     its ``keel.params`` tag. Raises ``InvalidArgument`` when they cannot be recovered in full."""
     document: Any

@@ -28,32 +28,16 @@ from typing import Any
 
 from keel.core.entities import ArtifactRef, Run, RunStatus
 from keel.core.errors import Conflict, InvalidArgument, KeelError
+from keel.core.errors import StepFailed as StepFailed  # defined in the one error tree
 from keel.pipelines.dag import Dag, Node
-from keel.pipelines.executors import StepTask, TaskResult, Upstream, make_executor
+from keel.pipelines.executors import Executor, StepTask, TaskResult, Upstream, make_executor
 from keel.pipelines.hints import check_arguments, restore_paths
 from keel.pipelines.records import PARAMS_ARTIFACT, copy_source_run, params_document, read_params, step_metrics
 from keel.pipelines.records import run_params as pipeline_run_params
-from keel.pipelines.steps import Pipeline, StepOutput, load_pipeline
+from keel.pipelines.steps import Pipeline, StepOutput, load_pipeline, walk
 from keel.pipelines.values import OutputRef, cache_key, check_output_trust, input_key, load_output, remember_output, select
 from keel.store.metadata.pipelines import CachedStep
-
-
-class StepFailed(KeelError):
-    """A pipeline step failed (after its retries). ``result`` is the ``PipelineResult``: what ran,
-    what was skipped; ``step``, ``error`` and ``run_id`` (the pipeline run) say what failed where."""
-
-    code = "step_failed"
-    http_status = 422
-
-    def __init__(self, result: PipelineResult, record: StepRecord) -> None:
-        super().__init__(
-            f"step {record.node!r} of pipeline {result.pipeline!r} failed: {record.error} "
-            f"(pipeline run {result.run_id}, step run {record.run_id})"
-        )
-        self.result = result
-        self.step = record.node
-        self.error = record.error
-        self.run_id = result.run_id
+from keel.tracking.client import Client
 
 
 @dataclass
@@ -76,20 +60,16 @@ class PipelineResult:
     steps: list[StepRecord] = field(default_factory=list)
     output_template: Any = None
     outputs: dict[str, OutputRef] = field(default_factory=dict)
-    client: Any = field(default=None, repr=False)
+    client: Client | None = field(default=None, repr=False)
 
     @property
     def output(self) -> Any:
         """The pipeline function's return value, with step outputs loaded."""
-        return self._load(self.output_template)
+        return walk(self.output_template, self._load)
 
     def _load(self, value: Any) -> Any:
         if isinstance(value, StepOutput):
-            return select(load_output(self.outputs[value.node_id], self.client.artifacts), value.index)
-        if isinstance(value, (list, tuple)):
-            return type(value)(self._load(v) for v in value)
-        if isinstance(value, dict):
-            return {k: self._load(v) for k, v in value.items()}
+            return select(self.output_of(value.node_id), value.index)
         return value
 
     def step(self, name: str) -> StepRecord:
@@ -99,7 +79,9 @@ class PipelineResult:
         raise InvalidArgument.for_field("step", name, f"one of {', '.join(r.node for r in self.steps)}")
 
     def output_of(self, node: str) -> Any:
-        return load_output(self.outputs[node], self.client.artifacts)
+        if self.client is None:
+            raise InvalidArgument(f"pipeline result {self.run_id} has no client to load outputs with")
+        return load_output(self.outputs[node], self.client.artifacts, self.client.context)
 
 
 def _bound(node: Node) -> dict[str, Any]:
@@ -120,28 +102,21 @@ def _inputs_tag(node: Node, outputs: dict[str, OutputRef]) -> str:
 
 
 def _arguments(value: Any, outputs: dict[str, OutputRef]) -> Any:
-    if isinstance(value, StepOutput):
-        return Upstream(outputs[value.node_id], value.index)
-    if isinstance(value, list):
-        return [_arguments(v, outputs) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_arguments(v, outputs) for v in value)
-    if isinstance(value, dict):
-        return {k: _arguments(v, outputs) for k, v in value.items()}
-    return value
+    """Step arguments for a task: placeholders become references to the upstream outputs."""
+    return walk(value, lambda v: Upstream(outputs[v.node_id], v.index) if isinstance(v, StepOutput) else v)
 
 
 def run_pipeline(
     pipeline: Pipeline,
     params: dict[str, Any],
     *,
-    executor: Any = "inline",
+    executor: str | Executor = "inline",
     cache: bool = True,
     experiment: str | None = None,
     reuse: Mapping[str, CachedStep] | None = None,
     tags: dict[str, str] | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
-    client: Any = None,
+    client: Client | None = None,
     raise_on_failure: bool = False,
     trust_pickle: bool | None = None,
 ) -> PipelineResult:
@@ -213,8 +188,8 @@ def _schedule(
     dag: Dag,
     order: list[str],
     keys: dict[str, str],
-    runner: Any,
-    client: Any,
+    runner: Executor,
+    client: Client,
     run: Run,
     cache: bool,
     reuse: Mapping[str, CachedStep],
@@ -245,7 +220,7 @@ def _schedule(
                 found = client.store.pipelines.find_step(key)
             if found is not None:
                 hit = OutputRef.from_dict(found.outputs["output"])
-                check_output_trust(hit, client, node_id, found.run_id, trust_pickle)  # before it is used or recorded
+                check_output_trust(hit, client.context, node_id, found.run_id, trust_pickle)  # before it is used or recorded
                 step_run = client.create_run(
                         None, node_id, parent_run_id=run.id, inherit_from=run,
                         tags={"keel.kind": "step", "keel.step": node.step.name, "keel.cache_key": key,
@@ -264,7 +239,7 @@ def _schedule(
                 )  # fmt: skip
             task = StepTask(
                     node_id, node.step.name, node.step.fn, _arguments(node.args, result.outputs),
-                    _arguments(node.kwargs, result.outputs), step_run.id, _store_uri(client), _artifacts_url(client),
+                    _arguments(node.kwargs, result.outputs), step_run.id, client.context.store_uri, client.context.artifacts_url,
                 )  # fmt: skip
             running[runner.submit(task)] = (node_id, task, 1)
         return bool(ready)
@@ -311,7 +286,7 @@ def _schedule(
             finish(StepRecord(node_id, dag.nodes[node_id].step.name, "", "skipped", keys[node_id]))
 
 
-def _save_in_cache(client: Any, key: str, run_id: str, step: str, output: OutputRef) -> None:
+def _save_in_cache(client: Client, key: str, run_id: str, step: str, output: OutputRef) -> None:
     """Record the step run's output under its cache key, unless another run did first (a concurrent run of
     the same step, or a step that does not read the cache): entries are never replaced."""
     try:
@@ -320,7 +295,7 @@ def _save_in_cache(client: Any, key: str, run_id: str, step: str, output: Output
         pass
 
 
-def _abandon(client: Any, run_id: str, done: Any, records: dict[str, StepRecord], exc: BaseException) -> None:
+def _abandon(client: Client, run_id: str, done: Any, records: dict[str, StepRecord], exc: BaseException) -> None:
     """End the pipeline run and its unfinished step runs, so none of them stays ``running``."""
     status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
     for step_run in client.iter_runs(filter=f"parent_run_id = '{run_id}' and status = 'running'"):
@@ -335,17 +310,6 @@ def _abandon(client: Any, run_id: str, done: Any, records: dict[str, StepRecord]
         pass
 
 
-def _store_uri(client: Any) -> str:
-    uri = getattr(client.store, "uri", None)
-    if not uri:
-        raise InvalidArgument("pipelines on the process or Ray executors need a store opened from a URI")
-    return str(uri)
-
-
-def _artifacts_url(client: Any) -> str:
-    return str(client.artifacts.url if hasattr(client.artifacts, "url") else client.settings.home / "artifacts")
-
-
 def pipeline_of(run: Run) -> str:
     """The ``module:function`` a pipeline run names (its ``keel.pipeline`` tag)."""
     if run.tags.get("keel.kind") != "pipeline" or not run.tags.get("keel.pipeline"):
@@ -354,9 +318,9 @@ def pipeline_of(run: Run) -> str:
 
 
 def resume(
-    run_id: str, *, executor: Any = None, client: Any = None, on_step: Callable[[StepRecord], None] | None = None,
-    project: str | Path | None = None, raise_on_failure: bool = True, trust_pickle: bool | None = None,
-    pipeline: Pipeline | None = None,
+    run_id: str, *, executor: str | Executor | None = None, client: Client | None = None,
+    on_step: Callable[[StepRecord], None] | None = None, project: str | Path | None = None,
+    raise_on_failure: bool = True, trust_pickle: bool | None = None, pipeline: Pipeline | None = None,
 ) -> PipelineResult:  # fmt: skip
     """Run a failed pipeline run again from where it failed: the steps that succeeded are reused as they are.
 

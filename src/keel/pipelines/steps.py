@@ -60,15 +60,25 @@ class StepOutput:
         return f"StepOutput({self.node_id!r}{'' if self.index is None else f', {self.index!r}'})"
 
 
+def walk(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``value`` rebuilt through lists, tuples and dict values (keys kept), with ``leaf`` applied to everything
+    else: the one walker over step arguments and output templates (placeholders -> upstream references ->
+    loaded values). Cache keys have their own walk (``keel.pipelines.values.input_key``): it records the
+    container types and dict keys in the key, which a rebuild need not."""
+    if isinstance(value, list):
+        return [walk(v, leaf) for v in value]
+    if isinstance(value, tuple):
+        return tuple(walk(v, leaf) for v in value)
+    if isinstance(value, dict):
+        return {k: walk(v, leaf) for k, v in value.items()}
+    return leaf(value)
+
+
 def find_outputs(value: Any) -> list[StepOutput]:
     """StepOutputs in an argument: top level, or inside lists, tuples and dict values."""
-    if isinstance(value, StepOutput):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [o for v in value for o in find_outputs(v)]
-    if isinstance(value, dict):
-        return [o for v in value.values() for o in find_outputs(v)]
-    return []
+    found: list[StepOutput] = []
+    walk(value, lambda v: found.append(v) if isinstance(v, StepOutput) else None)
+    return found
 
 
 class Step:

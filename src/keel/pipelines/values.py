@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from keel.context import Context
 from keel.core.datasets import DatasetVersion
 from keel.core.errors import InvalidArgument
 from keel.pipelines.steps import StepOutput
@@ -39,7 +40,8 @@ class _NotPlain(Exception):
 
 
 def _canonical(value: Any) -> Any:
-    """A JSON form that keeps what JSON would blur: tuples vs lists, non-string dict keys, sets."""
+    """A JSON form that keeps what JSON would blur: tuples vs lists, non-string dict keys, sets. Not
+    ``steps.walk``: this walk tags each container's type into the output (and fails on anything not plain)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, list):
@@ -82,7 +84,8 @@ def value_hash(value: Any, where: str) -> str:
 
 
 def input_key(value: Any, keys: dict[str, str], where: str) -> Any:
-    """The cache-key form of an argument: upstream outputs stand for their step's cache key."""
+    """The cache-key form of an argument: upstream outputs stand for their step's cache key. Not ``steps.walk``:
+    the key records each container's type and dict keys, and the path of a value that cannot be hashed."""
     if isinstance(value, StepOutput):
         return {"from": keys[value.node_id], "index": value.index}
     if isinstance(value, (list, tuple)):
@@ -140,7 +143,7 @@ def remember_output(ref: OutputRef) -> None:
         _STORED.add(ref.sha256)
 
 
-def check_output_trust(ref: OutputRef, client: Any, step: str, source_run: str, trust_pickle: bool | None) -> None:
+def check_output_trust(ref: OutputRef, ctx: Context, step: str, source_run: str, trust_pickle: bool | None) -> None:
     """Refuse a cached pickle served by a keel server (``UntrustedModel``) unless this process stored it or the
     caller opted in (``trust_pickle``, else the ``trust_pickle`` setting). Datasets are data: always fine."""
     if ref.kind != "pickle" or ref.sha256 in _STORED:
@@ -148,16 +151,17 @@ def check_output_trust(ref: OutputRef, client: Any, step: str, source_run: str, 
     from keel.registry.models import check_pickle_trust
 
     what = f"step {step!r} would reuse the cached output of run {source_run}, a pickle"
-    check_pickle_trust(client, what, trust_pickle, why=CACHE_RISK)
+    check_pickle_trust(ctx, what, trust_pickle, why=CACHE_RISK)
 
 
-def load_output(ref: OutputRef, artifacts: ArtifactStore) -> Any:
-    """The output ``ref`` points to. A pickle is unpickled as it is: a reference read from a store must pass
-    ``check_output_trust`` first (the runner checks each cache hit)."""
+def load_output(ref: OutputRef, artifacts: ArtifactStore, ctx: Context | None = None) -> Any:
+    """The output ``ref`` points to (a dataset version is looked up in ``ctx``, default: the current context).
+    A pickle is unpickled as it is: a reference read from a store must pass ``check_output_trust`` first (the
+    runner checks each cache hit)."""
     if ref.kind == "dataset":
         from keel.data.dataset_versions import resolve
 
-        return resolve(ref.dataset)
+        return resolve(ref.dataset, ctx)
     import pickle
 
     return pickle.loads(artifacts.get_bytes(ref.sha256))  # verified against its hash first

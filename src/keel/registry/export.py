@@ -12,11 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from keel.context import Context
+from keel.context import resolve as _ctx
+from keel.core.datasets import parse_ref
 from keel.core.errors import InvalidArgument
 from keel.core.html import esc, fmt, page
 from keel.core.models import ModelVersion
 from keel.registry import flavors
-from keel.registry.models import _client, load, resolve
+from keel.registry.models import load, resolve
 from keel.registry.onnx_export import OnnxModel, ParityFailed, parity, to_onnx
 
 HOLDOUT_ROWS = 1000
@@ -35,15 +38,15 @@ def _model_columns(version: ModelVersion, model: Any) -> list[str] | None:
     return [str(n) for n in names] or None
 
 
-def holdout_rows(version: ModelVersion, data: Any = None, client: Any = None, columns: list[str] | None = None) -> np.ndarray:
+def holdout_rows(
+    version: ModelVersion, data: Any = None, ctx: Context | None = None, columns: list[str] | None = None
+) -> np.ndarray:
     """Rows to check parity on: ``data`` if given, else the first rows of the version's training dataset."""
-    from keel.data.dataset_versions import get
-
     columns = columns or _feature_columns(version)
     if data is None:
         if not version.datasets:
             raise ParityFailed(f"{version.uri} records no training dataset; pass held-out rows to check parity on")
-        data = get(version.datasets[0], run=False, client=_client(client))
+        data = _training_table(version.datasets[0], _ctx(ctx))
     from keel.registry.signature import to_frame_or_array
 
     converted = to_frame_or_array(data)
@@ -52,15 +55,26 @@ def holdout_rows(version: ModelVersion, data: Any = None, client: Any = None, co
     return np.asarray(converted, dtype=np.float64)[:HOLDOUT_ROWS]
 
 
-def export_onnx(uri: str, data: Any = None, client: Any = None, *, trust_pickle: bool | None = None) -> ModelVersion:
+def _training_table(ref: str, ctx: Context) -> Any:
+    """A training dataset version's rows as pandas, read from the store as ``keel.data.get`` would (verified against
+    their hash) without linking them to a run: the registry reads datasets through the store, not ``keel.data``."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    stored = ctx.store.datasets.get_version(*parse_ref(ref))
+    return pq.read_table(io.BytesIO(ctx.artifacts.get_bytes(stored.artifact_sha256))).to_pandas()
+
+
+def export_onnx(uri: str, data: Any = None, ctx: Context | None = None, *, trust_pickle: bool | None = None) -> ModelVersion:
     """Convert a version to ONNX, check parity on held-out rows, and register the ONNX model as the next
     version (flavor ``onnx``) with the parity recorded in its metrics. A failed parity refuses the export.
     ``trust_pickle`` as for ``keel.registry.load``."""
-    client = _client(client)
-    loaded = load(uri, client, trust_pickle=trust_pickle)
+    ctx = _ctx(ctx)
+    loaded = load(uri, ctx, trust_pickle=trust_pickle)
     source = loaded.version
     columns = _model_columns(source, loaded.model)
-    X = holdout_rows(source, data, client, columns)
+    X = holdout_rows(source, data, ctx, columns)
     onnx_bytes = to_onnx(loaded.model, X.shape[1])
     result = parity(loaded.model, OnnxModel(onnx_bytes), X, columns)
     if not result.ok:
@@ -68,12 +82,12 @@ def export_onnx(uri: str, data: Any = None, client: Any = None, *, trust_pickle:
             f"ONNX export of {source.uri} refused: label agreement {result.label_agreement:.4%}, "
             f"max probability difference {result.max_proba_diff} on {result.rows} rows"
         )
-    blob = client.artifacts.put_bytes(onnx_bytes)
+    blob = ctx.artifacts.put_bytes(onnx_bytes)
     parity_metrics = {"onnx_label_agreement": result.label_agreement, "onnx_parity_rows": float(result.rows)}
     if result.max_proba_diff is not None:
         parity_metrics["onnx_max_proba_diff"] = result.max_proba_diff
     signature = {**source.signature, "format": "onnx", "exported_from": source.version, "parity": parity_metrics}
-    return client.store.models.create_version(  # type: ignore[no-any-return]
+    return ctx.store.models.create_version(  # type: ignore[no-any-return]
         source.name, flavor="onnx", artifact_sha256=blob.sha256, size=blob.size, signature=signature,
         source_run=source.source_run, metrics={**source.metrics, **parity_metrics}, datasets=source.datasets,
         requirements=flavors.requirements(("onnxruntime", "numpy")), description=f"ONNX export of version {source.version}",
@@ -211,7 +225,13 @@ def _replace_bundle(folder: Path, staged: Path, earlier: dict[str, Any] | None, 
 
 
 def edge_bundle(
-    uri: str, dest: str | Path, *, data: Any = None, zip_it: bool = True, client: Any = None, trust_pickle: bool | None = None
+    uri: str,
+    dest: str | Path,
+    *,
+    data: Any = None,
+    zip_it: bool = True,
+    ctx: Context | None = None,
+    trust_pickle: bool | None = None,
 ) -> Path:
     """A folder (and zip) with model.onnx, signature.json, model_card.md, predictor.py, samples and a test.
 
@@ -219,14 +239,14 @@ def edge_bundle(
     or empty folder, or an earlier bundle (recognised by its ``.keel-bundle.json`` manifest), whose files
     are replaced: keel never deletes files it did not write. The bundle is built in a temporary folder next
     to ``dest`` and replaces the earlier one only once it is complete: a failed export leaves it as it was."""
-    client = _client(client)
+    ctx = _ctx(ctx)
     folder = Path(dest)
     earlier = _check_bundle_folder(folder, zip_it)  # before anything is exported or registered
     parent = folder.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{folder.resolve().name}.keel-", dir=parent))
     try:
-        _write_bundle(uri, folder, staged, data, zip_it, client, trust_pickle)
+        _write_bundle(uri, folder, staged, data, zip_it, ctx, trust_pickle)
         _replace_bundle(folder, staged, earlier, zip_it)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
@@ -234,22 +254,22 @@ def edge_bundle(
 
 
 def _write_bundle(
-    uri: str, folder: Path, staged: Path, data: Any, zip_it: bool, client: Any, trust_pickle: bool | None
+    uri: str, folder: Path, staged: Path, data: Any, zip_it: bool, ctx: Context, trust_pickle: bool | None
 ) -> None:  # fmt: skip
     """Export ``uri`` and write the bundle for ``folder`` into ``staged`` (with its zip, when ``zip_it``)."""
-    version = resolve(uri, client)
-    onnx_version = version if version.flavor == "onnx" else export_onnx(uri, data, client, trust_pickle=trust_pickle)
-    source = client.store.models.get_version(onnx_version.name, onnx_version.signature.get("exported_from", onnx_version.version))
+    version = resolve(uri, ctx)
+    onnx_version = version if version.flavor == "onnx" else export_onnx(uri, data, ctx, trust_pickle=trust_pickle)
+    source = ctx.store.models.get_version(onnx_version.name, onnx_version.signature.get("exported_from", onnx_version.version))
     (staged / MANIFEST).write_text(json.dumps({"keel_bundle": 1, "model": onnx_version.uri, "files": list(BUNDLE_FILES),
                                                "zip": _bundle_zip(folder).name if zip_it else None}, indent=2))  # fmt: skip
-    (staged / "model.onnx").write_bytes(client.artifacts.get_bytes(onnx_version.artifact_sha256))
+    (staged / "model.onnx").write_bytes(ctx.artifacts.get_bytes(onnx_version.artifact_sha256))
     (staged / "signature.json").write_text(json.dumps(onnx_version.signature, indent=2))
-    (staged / "model_card.md").write_text(card_markdown(onnx_version.name, onnx_version.version, client=client))
+    (staged / "model_card.md").write_text(card_markdown(onnx_version.name, onnx_version.version, ctx))
     (staged / "predictor.py").write_text(PREDICTOR)
     (staged / "test_predictor.py").write_text(BUNDLE_TEST)
-    original = load(source.uri, client, trust_pickle=trust_pickle).model
+    original = load(source.uri, ctx, trust_pickle=trust_pickle).model
     columns = _model_columns(source, original)
-    X = holdout_rows(source, data, client, columns)[:20]
+    X = holdout_rows(source, data, ctx, columns)[:20]
     rows = [dict(zip(columns, map(float, r), strict=True)) for r in X] if columns else X.tolist()
     native: Any = X
     if columns:
@@ -266,18 +286,16 @@ def _write_bundle(
                 zf.write(staged / name, name)
 
 
-def card_data(name: str, version: int, client: Any = None, **fields: str) -> dict[str, Any]:
+def card_data(name: str, version: int, ctx: Context | None = None, **fields: str) -> dict[str, Any]:
     """Everything a model card says, from lineage: the version, its run, its data, its aliases."""
-    client = _client(client)
-    v = client.store.models.get_version(name, version)
-    run = client.get_run(v.source_run) if v.source_run else None
+    ctx = _ctx(ctx)
+    v = ctx.store.models.get_version(name, version)
+    run = ctx.store.get_run(v.source_run) if v.source_run else None
     data = []
     for ref in v.datasets:
-        from keel.data.dataset_versions import resolve as resolve_dataset
-
-        ds = resolve_dataset(ref, client)
-        profile = client.store.datasets.get_profile(ds.id) or {"columns": {}}
-        records = client.store.datasets.list_validations(ds.id)
+        ds = ctx.store.datasets.get_version(*parse_ref(ref))
+        profile = ctx.store.datasets.get_profile(ds.id) or {"columns": {}}
+        records = ctx.store.datasets.list_validations(ds.id)
         missing = sum(c.get("missing", 0) for c in profile["columns"].values())
         status = "no validation" if not records else ("passed" if records[0].passed else f"failed ({records[0].errors} errors)")
         data.append({"ref": ref, "rows": ds.row_count, "columns": len(ds.schema), "missing": missing, "validation": status})
@@ -285,13 +303,13 @@ def card_data(name: str, version: int, client: Any = None, **fields: str) -> dic
         "name": name, "version": version, "flavor": v.flavor, "aliases": list(v.aliases), "uri": v.uri,
         "purpose": fields.get("purpose", ""), "intended_use": fields.get("intended_use", ""),
         "limitations": fields.get("limitations", ""), "data": data, "params": dict(run.params) if run else {},
-        "metrics": v.metrics, "history": [c for c in client.store.models.alias_history(name)],
+        "metrics": v.metrics, "history": [c for c in ctx.store.models.alias_history(name)],
         "requirements": list(v.requirements), "signature": v.signature,
     }  # fmt: skip
 
 
-def card_markdown(name: str, version: int, client: Any = None, **fields: str) -> str:
-    d = card_data(name, version, client, **fields)
+def card_markdown(name: str, version: int, ctx: Context | None = None, **fields: str) -> str:
+    d = card_data(name, version, ctx, **fields)
     lines = [
         f"# Model card: {d['name']} v{d['version']}",
         "",
@@ -316,8 +334,8 @@ def card_markdown(name: str, version: int, client: Any = None, **fields: str) ->
     return "\n".join(lines) + "\n"
 
 
-def card_html(name: str, version: int, client: Any = None, **fields: str) -> str:
-    md = card_markdown(name, version, client, **fields)
+def card_html(name: str, version: int, ctx: Context | None = None, **fields: str) -> str:
+    md = card_markdown(name, version, ctx, **fields)
     body = []
     for line in md.splitlines():
         if line.startswith("# "):
@@ -331,17 +349,17 @@ def card_html(name: str, version: int, client: Any = None, **fields: str) -> str
     return page(f"Model card: {name} v{version}", "".join(body))
 
 
-def write_card(name: str, version: int, dest: str | Path, client: Any = None, **fields: str) -> tuple[Path, Path]:
+def write_card(name: str, version: int, dest: str | Path, ctx: Context | None = None, **fields: str) -> tuple[Path, Path]:
     """Write the card as Markdown and offline HTML into ``dest``, and attach both to the version's run."""
-    client = _client(client)
+    ctx = _ctx(ctx)
     folder = Path(dest)
     folder.mkdir(parents=True, exist_ok=True)
-    md, html = card_markdown(name, version, client, **fields), card_html(name, version, client, **fields)
+    md, html = card_markdown(name, version, ctx, **fields), card_html(name, version, ctx, **fields)
     md_path, html_path = folder / f"{name}-v{version}.md", folder / f"{name}-v{version}.html"
     md_path.write_text(md)
     html_path.write_text(html)
-    v = client.store.models.get_version(name, version)
+    v = ctx.store.models.get_version(name, version)
     if v.source_run:
-        client.log_text(v.source_run, md, f"model_card/{name}-v{version}.md")
-        client.log_text(v.source_run, html, f"model_card/{name}-v{version}.html")
+        ctx.log_text(v.source_run, md, f"model_card/{name}-v{version}.md")
+        ctx.log_text(v.source_run, html, f"model_card/{name}-v{version}.html")
     return md_path, html_path

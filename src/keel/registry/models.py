@@ -12,19 +12,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from keel.core.errors import Conflict, IntegrityError, InvalidArgument, NotFound
+from keel.context import Context
+from keel.context import resolve as _ctx
+from keel.core.datasets import parse_ref
+from keel.core.errors import IntegrityError, InvalidArgument, NotFound
+from keel.core.errors import PromotionRefused as PromotionRefused  # defined in the one error tree
 from keel.core.hooks import emit
 from keel.core.models import AliasChange, ModelVersion
+from keel.core.rules import check_rules, parse_rules
+from keel.core.validation import ALIAS_PATTERN, NAME_PATTERN
 from keel.registry import flavors
 from keel.registry.signature import infer_signature, validate_input
 
-_URI = re.compile(
-    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9_\-. ]{0,127}?)(?:@(?P<alias>[a-z][a-z0-9_\-]{0,63})|/(?P<version>\d+))?\Z"
-)
-
-
-class PromotionRefused(Conflict):
-    code = "promotion_refused"
+_URI = re.compile(rf"^models:/(?P<name>{NAME_PATTERN})(?:@(?P<alias>{ALIAS_PATTERN})|/(?P<version>\d+))?\Z")
 
 
 @dataclass
@@ -52,12 +52,6 @@ class LoadedModel:
         return getattr(self.model, name)
 
 
-def _client(client: Any) -> Any:
-    from keel.tracking.fluent import get_client
-
-    return client or get_client()
-
-
 def register(
     model: Any,
     name: str,
@@ -66,13 +60,12 @@ def register(
     input_example: Any = None,
     datasets: list[str] | None = None,
     description: str = "",
-    client: Any = None,
+    ctx: Context | None = None,
 ) -> ModelVersion:
     """Store ``model`` and create its next immutable version, with flavor, signature, source run (default:
-    the active run), that run's metrics, the training datasets (default: the run's inputs), and requirements."""
-    from keel.tracking.fluent import active_run
-
-    client = _client(client)
+    the active run), that run's metrics, the training datasets (default: the run's inputs), and requirements.
+    ``ctx``: the stores (default: the current context), as for every function here."""
+    ctx = _ctx(ctx)
     flavor = flavors.detect(model)
     data, fmt, reqs = flavors.save(model, flavor)
     output = None
@@ -87,18 +80,18 @@ def register(
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
     }
     run_id = run if isinstance(run, str) else getattr(run, "id", None)
-    if run is None and active_run() is not None:
-        run_id = active_run().id  # type: ignore[union-attr]
+    if run is None:
+        run_id = ctx.run_id  # the run active in this thread (or task), if any
     metrics: dict[str, float] = {}
     training = list(datasets or [])
     if run_id is not None:
-        client.flush()  # the run's buffered metrics belong in the snapshot
-        source = client.get_run(run_id)
+        ctx.flush()  # the run's buffered metrics belong in the snapshot
+        source = ctx.store.get_run(run_id)
         metrics = {k: m.value for k, m in source.metrics.items()}
         if datasets is None:
-            training = [link.version.ref for link in client.store.datasets.versions_of_run(run_id) if link.direction == "input"]
-    blob = client.artifacts.put_bytes(data)
-    version = client.store.models.create_version(
+            training = [link.version.ref for link in ctx.store.datasets.versions_of_run(run_id) if link.direction == "input"]
+    blob = ctx.artifacts.put_bytes(data)
+    version = ctx.store.models.create_version(
         name, flavor=flavor, artifact_sha256=blob.sha256, size=blob.size, signature=signature, source_run=run_id,
         metrics=metrics, datasets=training, requirements=reqs, description=description,
     )  # fmt: skip
@@ -106,12 +99,12 @@ def register(
     return version
 
 
-def resolve(uri: str, client: Any = None) -> ModelVersion:
+def resolve(uri: str, ctx: Context | None = None) -> ModelVersion:
     """``models:/name@alias``, ``models:/name/3`` or ``models:/name`` (the latest version)."""
     m = _URI.match(uri) if isinstance(uri, str) else None
     if not m:
         raise InvalidArgument.for_field("model URI", uri, "'models:/name@alias', 'models:/name/3' or 'models:/name'")
-    store = _client(client).store.models
+    store = _ctx(ctx).store.models
     if m.group("alias"):
         return store.resolve_alias(m.group("name"), m.group("alias"))
     if m.group("version"):
@@ -119,7 +112,7 @@ def resolve(uri: str, client: Any = None) -> ModelVersion:
     return store.list_versions(m.group("name"))[-1]
 
 
-def load(uri: str, client: Any = None, *, trust_pickle: bool | None = None) -> LoadedModel:
+def load(uri: str, ctx: Context | None = None, *, trust_pickle: bool | None = None) -> LoadedModel:
     """Load a version: its bytes are verified against their hash before they are deserialised.
 
     The format is read from the bytes, not from the version's record. A pickle runs code when it is
@@ -127,9 +120,9 @@ def load(uri: str, client: Any = None, *, trust_pickle: bool | None = None) -> L
     is loaded only with ``trust_pickle=True`` or ``KEEL_TRUST_PICKLE=1``; so is a skops file holding
     tree models (their node arrays are not bounds-checked: see ``keel.registry.flavors``).
     """
-    client = _client(client)
-    version = resolve(uri, client)
-    data = client.artifacts.get_bytes(version.artifact_sha256)  # raises IntegrityError on tampering
+    ctx = _ctx(ctx)
+    version = resolve(uri, ctx)
+    data = ctx.artifacts.get_bytes(version.artifact_sha256)  # raises IntegrityError on tampering
     fmt = flavors.sniff(data)
     declared = version.signature.get("format")
     if declared is not None and declared != fmt:
@@ -139,19 +132,11 @@ def load(uri: str, client: Any = None, *, trust_pickle: bool | None = None) -> L
 
         return LoadedModel(version, OnnxModel(data))
     if fmt == "pickle":
-        check_pickle_trust(client, f"{version.uri} is a pickle", trust_pickle)
+        check_pickle_trust(ctx, f"{version.uri} is a pickle", trust_pickle)
     elif fmt == "skops" and (trees := flavors.tree_types(data)):
-        check_pickle_trust(client, f"{version.uri} is a skops file with tree models ({', '.join(trees)})",
+        check_pickle_trust(ctx, f"{version.uri} is a skops file with tree models ({', '.join(trees)})",
                            trust_pickle, why=flavors.TREE_RISK)  # fmt: skip
     return LoadedModel(version, flavors.load(data, fmt))
-
-
-def shared_source(client: Any) -> str | None:
-    """The keel server the client's models and blobs come from, if any: a store this process does not own."""
-    for url in (getattr(client.store, "uri", None), getattr(client.artifacts, "url", None)):
-        if isinstance(url, str) and url.startswith(("http://", "https://")):
-            return url
-    return None
 
 
 PICKLE_RISK = (
@@ -160,13 +145,13 @@ PICKLE_RISK = (
 )
 
 
-def check_pickle_trust(client: Any, what: str, trust_pickle: bool | None = None, *, why: str = PICKLE_RISK) -> None:
+def check_pickle_trust(ctx: Context, what: str, trust_pickle: bool | None = None, *, why: str = PICKLE_RISK) -> None:
     """Refuse to load bytes served by a keel server that could harm this process, unless the caller opted in
     (argument, else the ``trust_pickle`` setting). ``why`` says what loading them could do."""
-    source = shared_source(client)
+    source = ctx.shared_source
     if source is None:
         return
-    trusted = trust_pickle if trust_pickle is not None else bool(getattr(client.settings, "trust_pickle", False))
+    trusted = trust_pickle if trust_pickle is not None else ctx.settings.trust_pickle
     if not trusted:
         raise flavors.UntrustedModel(
             f"{what} from {source}; {why} If you trust everyone who can write to that server, pass "
@@ -183,7 +168,7 @@ def promote(
     require_valid_data: bool = False,
     actor: str = "",
     reason: str = "",
-    client: Any = None,
+    ctx: Context | None = None,
 ) -> AliasChange:
     """Point ``alias`` at ``version`` if every gate holds: ``rules`` on the version's metrics (rules with
     ``baseline`` compare with the version the alias points to now, and are refused when no version holds it,
@@ -191,8 +176,8 @@ def promote(
     validation of each training dataset. A refusal names the rule that failed."""
     import getpass
 
-    client = _client(client)
-    store = client.store.models
+    ctx = _ctx(ctx)
+    store = ctx.store.models
     candidate = store.get_version(name, version)
     try:
         current = store.resolve_alias(name, alias)
@@ -205,9 +190,7 @@ def promote(
         if not candidate.datasets:
             failures.append("no training dataset is recorded for this version, so its validation cannot be checked")
         for ref in candidate.datasets:
-            from keel.data.dataset_versions import resolve as resolve_dataset
-
-            records = client.store.datasets.list_validations(resolve_dataset(ref, client).id)
+            records = ctx.store.datasets.list_validations(ctx.store.datasets.get_version(*parse_ref(ref)).id)
             if not records or not records[0].passed:
                 failures.append(f"training data {ref} has {'no validation' if not records else 'a failed validation'}")
     if failures:
@@ -218,9 +201,8 @@ def promote(
 
 
 def _rule_failures(rules: list[str], candidate: ModelVersion, current: ModelVersion | None, alias: str) -> list[str]:
-    """The failed rules, checked by ``keel gate``'s engine: a baseline rule with no holder of ``alias`` is refused."""
-    from keel.evaluation.gate import check_rules, parse_rules
-
+    """The failed rules, checked by ``keel gate``'s engine (``keel.core.rules``): a baseline rule with no holder of
+    ``alias`` is refused."""
     checks = check_rules(
         parse_rules(list(rules)), candidate.metrics, current.metrics if current is not None else None,
         candidate_name=f"version {candidate.version} of {candidate.name!r}",
@@ -231,11 +213,11 @@ def _rule_failures(rules: list[str], candidate: ModelVersion, current: ModelVers
     return [f"{c.rule!r}: {c.metric} is {c.candidate:.6g}, threshold {c.threshold:.6g}" for c in checks if not c.passed]
 
 
-def history(name: str, alias: str | None = None, client: Any = None) -> list[AliasChange]:
-    return _client(client).store.models.alias_history(name, alias)
+def history(name: str, alias: str | None = None, ctx: Context | None = None) -> list[AliasChange]:
+    return _ctx(ctx).store.models.alias_history(name, alias)
 
 
-def alias_at(name: str, alias: str, at_ms: int, client: Any = None) -> int | None:
+def alias_at(name: str, alias: str, at_ms: int, ctx: Context | None = None) -> int | None:
     """Which version ``alias`` pointed to at a moment (ms since the epoch): "what was production on 3 March?"."""
-    moves = [c for c in history(name, alias, client) if c.at <= at_ms]
+    moves = [c for c in history(name, alias, ctx) if c.at <= at_ms]
     return moves[-1].to_version if moves else None

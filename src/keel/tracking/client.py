@@ -8,42 +8,39 @@
 
 from __future__ import annotations
 
-import mimetypes
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from time import time_ns as _time_ns
 from typing import Any
 
+from keel.context import Context, media_type_of
 from keel.core import validation as v
-from keel.core.config import Settings, load_settings
+from keel.core.config import Settings
 from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus
 from keel.core.errors import Conflict, InvalidArgument, NotFound
-from keel.store.artifacts import ArtifactStore, open_artifact_store
-from keel.store.metadata import open_store
+from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import TrackingStore
 from keel.tracking import capture
 from keel.tracking.writer import MetricWriter
 
 
 class Client:
-    """Tracking on the store named by ``store`` (a URI or a store), else by configuration."""
+    """Tracking over a ``keel.context.Context``: the one given, else one on the store named by ``store``
+    (a URI or a store), else by configuration. ``client.context`` is what data, registry and evaluation take."""
 
     def __init__(
         self,
-        store: str | TrackingStore | None = None,
+        store: str | TrackingStore | Context | None = None,
         artifacts: str | ArtifactStore | None = None,
         *,
         settings: Settings | None = None,
     ) -> None:
-        self.settings = settings or load_settings()
-        uri = store if isinstance(store, str) else self.settings.store
-        self.store: TrackingStore = (
-            store if isinstance(store, TrackingStore) else open_store(uri, heartbeat_timeout=self.settings.heartbeat_timeout)
-        )
-        self._artifacts_arg = artifacts
-        self._artifacts: ArtifactStore | None = artifacts if isinstance(artifacts, ArtifactStore) else None
+        self.context: Context = store if isinstance(store, Context) else Context(store, artifacts, settings=settings)
+        self.settings: Settings = self.context.settings
+        self.store: TrackingStore = self.context.store
         self.writer = MetricWriter(self.store, self.settings.flush_interval, self.settings.heartbeat_interval)
+        self.context.add_flusher(self.flush)  # a registry snapshot of a run reads its buffered metrics too
         self._steps: dict[tuple[str, str], int] = {}
         self._valid_keys: set[str] = set()
         self._packages_blob: str | None = None
@@ -53,13 +50,7 @@ class Client:
     @property
     def artifacts(self) -> ArtifactStore:
         """The artifact store: configured URL, else the server's (http stores), else ``<home>/artifacts``."""
-        if self._artifacts is None:
-            url = self._artifacts_arg if isinstance(self._artifacts_arg, str) else self.settings.artifacts
-            if url is None:
-                store_uri = getattr(self.store, "uri", "")
-                url = store_uri if str(store_uri).startswith(("http://", "https://")) else str(self.settings.home / "artifacts")
-            self._artifacts = open_artifact_store(url)
-        return self._artifacts
+        return self.context.artifacts
 
     # runs ---------------------------------------------------------------------------
     def create_run(
@@ -232,16 +223,12 @@ class Client:
         stored = []
         for file, rel in refs:
             info = self.artifacts.put_file(file)
-            stored.append(ArtifactRef(rel, info.sha256, info.size, _media_type(rel)))
+            stored.append(ArtifactRef(rel, info.sha256, info.size, media_type_of(rel)))
         self.store.log_artifacts(run_id, stored)
         return stored
 
     def log_bytes(self, run_id: str, data: bytes, name: str, media_type: str | None = None) -> ArtifactRef:
-        v.check_artifact_path(name)
-        info = self.artifacts.put_bytes(data)
-        ref = ArtifactRef(name, info.sha256, info.size, media_type or _media_type(name))
-        self.store.log_artifacts(run_id, [ref])
-        return ref
+        return self.context.log_bytes(run_id, data, name, media_type)
 
     def log_text(self, run_id: str, text: str, name: str) -> ArtifactRef:
         return self.log_bytes(run_id, text.encode(), name)
@@ -306,8 +293,3 @@ class Client:
     def close(self) -> None:
         self.writer.close()
         self.store.close()
-
-
-def _media_type(name: str) -> str:
-    guessed, _ = mimetypes.guess_type(name)
-    return guessed or "application/octet-stream"

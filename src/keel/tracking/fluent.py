@@ -3,7 +3,10 @@
 A run started while another is active becomes its child (nested runs). The stack of active
 runs belongs to the thread (and to the asyncio task) that started them, as in MLflow: a run
 started in a worker thread is not a child of the main thread's run. It lives in a
-``ContextVar`` holding an immutable tuple, so every thread and task sees its own stack.
+``ContextVar`` holding an immutable tuple, so every thread and task sees its own stack; that
+``ContextVar`` is ``keel.context``'s, so data, registry and evaluation read the current run id
+(``ctx.run_id``) without importing tracking. The client is built over the current
+``keel.context.Context``: ``set_client`` makes its context the current one.
 A process-wide registry of open runs lets interpreter exit end the runs left open.
 """
 
@@ -11,12 +14,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import contextvars
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from keel import context as _context
 from keel.core.entities import ArtifactRef, RunPage, RunStatus
 from keel.core.errors import KeelError
 from keel.tracking.client import Client
@@ -25,25 +28,30 @@ from keel.tracking.writer import flush_all
 
 _client: Client | None = None
 _client_lock = threading.Lock()
-_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar("keel_run_stack", default=())
 _open: dict[str, ActiveRun] = {}  # runs started by start_run and not ended yet, in start order, any thread
 _open_lock = threading.Lock()
 
 
 def get_client() -> Client:
-    """The process-wide client, created on first use from configuration."""
+    """The process-wide client, over the current context (created on first use from configuration)."""
     global _client
-    if _client is None:
+    ctx = _context.current()
+    client = _client
+    if client is None or client.context is not ctx:
         with _client_lock:
-            if _client is None:
-                _client = Client()
-    return _client
+            if _client is None or _client.context is not ctx:
+                _client = Client(ctx)
+            client = _client
+    return client
 
 
 def set_client(client: Client | None) -> None:
-    """Use ``client`` for module-level calls (``None``: rebuild from configuration on next use)."""
+    """Use ``client`` for module-level calls, and its context wherever none is passed (``None``: rebuild
+    both from configuration on next use)."""
     global _client
-    _client = client
+    with _client_lock:
+        _client = client
+        _context.set_current(client.context if client is not None else None)
 
 
 def start_run(
@@ -94,13 +102,11 @@ def attach(run_id: str, client: Client | None = None) -> Iterator[ActiveRun]:
 
 
 def _push(run: ActiveRun) -> None:
-    _stack.set((*_stack.get(), run))
+    _context.push_run(run)
 
 
 def _remove(run: ActiveRun) -> None:
-    stack = _stack.get()
-    if run in stack:
-        _stack.set(tuple(r for r in stack if r is not run))
+    _context.remove_run(run)
 
 
 def _forget(run: ActiveRun) -> None:
@@ -112,10 +118,8 @@ def _forget(run: ActiveRun) -> None:
 
 def active_run() -> ActiveRun | None:
     """The innermost run active in this thread (or asyncio task), if any."""
-    for run in reversed(_stack.get()):
-        if not run.ended:  # ended from another thread: its stack entry is stale
-            return run
-    return None
+    run = _context.current_run()
+    return run if isinstance(run, ActiveRun) else None  # only tracking pushes runs: always an ActiveRun
 
 
 def _require_active() -> ActiveRun:

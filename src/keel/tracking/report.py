@@ -8,27 +8,22 @@ No JavaScript and no CDN: the file opens anywhere, from disk, years later.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 
+from keel.core import ranking
 from keel.core.entities import Run
 from keel.core.html import figure, fmt, page, swatch, xy_chart
 from keel.tracking.client import Client
 
-_LOWER_IS_BETTER = ("loss", "error", "err", "std", "mae", "mse", "rmse", "latency", "time", "duration")
-
 
 def lower_is_better(key: str) -> bool:
     """Whether a smaller value of this metric is the better one (losses, errors, spreads, times)."""
-    words = key.lower().replace("-", "_").replace("/", "_").replace(".", "_").split("_")
-    return any(w in _LOWER_IS_BETTER for w in words)
+    return ranking.direction_for(key) == "minimize"
 
 
 def best_value(key: str, values: Sequence[float | None]) -> float | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return None
-    return min(finite) if lower_is_better(key) else max(finite)
+    """The best of a metric's values across runs, in the direction its name says (``keel.core.ranking``)."""
+    return ranking.best_value(values, ranking.direction_for(key))
 
 
 def runs_report(client: Client, run_ids: Sequence[str], title: str = "keel runs") -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from keel.core.html import bar_chart, esc, figure, fmt, page, xy_chart
-from keel.tune.trials import TrialRecord, is_better
+from keel.core.ranking import best_value as best_of
+from keel.core.ranking import is_better
+from keel.tune.trials import TrialRecord
 
 
 def study_html(
@@ -19,9 +22,9 @@ def study_html(
     best_so_far: list[float] = []
     best: float | None = None
     for t in complete:
-        if is_better(t.value, best, direction):  # type: ignore[arg-type]
+        if is_better(t.value, best, direction):
             best = t.value
-        best_so_far.append(best)  # type: ignore[arg-type]
+        best_so_far.append(best if best is not None else math.nan)  # no best yet (a NaN first trial): no point
     if complete:
         xs = [float(t.number) for t in complete]
         chart = xy_chart([("trial", xs, [t.value for t in complete], "points"), ("best so far", xs, best_so_far, "line")])  # type: ignore[misc]
@@ -34,7 +37,7 @@ def study_html(
     out += [f"<th class=l>{esc(p)}</th>" for p in params]
     out.append(f"<th>{esc(metric)}</th><th class=l>run</th></tr>")
     values = [t.value for t in complete if t.value is not None]
-    best_value = (max(values) if direction == "maximize" else min(values)) if values else None
+    best_value = best_of(values, direction)
     for t in sorted(trials, key=lambda t: t.number):
         cls = " class=best" if t.value is not None and t.value == best_value else ""
         cells = "".join(f"<td class=l>{esc(_shown(t.params.get(p, '-')))}</td>" for p in params)

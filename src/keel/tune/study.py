@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keel.core.entities import RunStatus
+from keel.core.entities import Run, RunStatus
 from keel.core.errors import InvalidArgument, MissingExtra
 from keel.tune.space import Distribution, check_space
 from keel.tune.sweep import DIRECTIONS, run_trials_on_executor
 from keel.tune.trials import Trial, TrialRecord, best_trial, finish_trial, run_inline, start_trial
+
+if TYPE_CHECKING:
+    from keel.tracking.client import Client
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc")
 PRUNERS = ("median", "percentile", "hyperband", "none")
@@ -83,7 +86,7 @@ def _pruner(optuna: Any, pruner: Any) -> Any:
     return factories[pruner]()
 
 
-def _previous(client: Any, experiment: str, name: str) -> tuple[Any, list[TrialRecord]]:
+def _previous(client: Client, experiment: str, name: str) -> tuple[Run | None, list[TrialRecord]]:
     """The parent run of an earlier study of this name, and its finished trials."""
     try:
         page = client.search_runs(experiment, filter=f"tags.keel.study = '{name}'", order_by=["start_time DESC"], max_results=1)

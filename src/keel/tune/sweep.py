@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.core.entities import RunStatus
 from keel.core.errors import InvalidArgument
+from keel.core.ranking import DIRECTIONS
 from keel.tune.trials import TrialRecord, _remote_entry, best_trial, finish_trial, run_inline, split_result, start_trial
 
-DIRECTIONS = ("maximize", "minimize")
+if TYPE_CHECKING:
+    from keel.pipelines.executors import Executor
+    from keel.tracking.client import Client
 
 
 @dataclass
@@ -27,14 +30,13 @@ class SweepResult:
 
 
 def run_trials_on_executor(
-    client: Any, executor: Any, objective: Callable[..., Any], jobs: list[tuple[int, dict[str, Any], str]], metric: str
+    client: Client, executor: Executor, objective: Callable[..., Any], jobs: list[tuple[int, dict[str, Any], str]], metric: str
 ) -> list[TrialRecord]:
     """Run trials as tasks (processes, Ray); results come back as stored outputs."""
     from keel.pipelines.executors import StepTask
-    from keel.pipelines.runner import _artifacts_url, _store_uri
     from keel.pipelines.values import load_output
 
-    store, artifacts = _store_uri(client), _artifacts_url(client)
+    store, artifacts = client.context.store_uri, client.context.artifacts_url  # what the workers open
     futures = {}
     for number, params, run_id in jobs:
         task = StepTask(
@@ -49,7 +51,7 @@ def run_trials_on_executor(
             outcome = future.result()
             if outcome.ok and outcome.output is not None:
                 try:
-                    returned = load_output(outcome.output, client.artifacts)
+                    returned = load_output(outcome.output, client.artifacts, client.context)
                     value, metrics = split_result(returned["result"], metric)
                     records.append(
                         TrialRecord(number, run_id, params, "complete", value, metrics, last_step=returned["last_step"])

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from keel.core import ranking
 from keel.core.entities import Run, RunStatus
-from keel.core.errors import InvalidArgument, KeelError
+from keel.core.errors import InvalidArgument
+from keel.core.errors import TrialPruned as TrialPruned  # defined in the one error tree
 
-
-class TrialPruned(KeelError):
-    """Raised inside an objective to stop a trial that is not promising (``trial.prune()``)."""
-
-    code = "trial_pruned"
+if TYPE_CHECKING:
+    from keel.tracking.client import Client
 
 
 class Trial:
@@ -27,7 +25,7 @@ class Trial:
     """
 
     def __init__(
-        self, number: int, params: dict[str, Any], run_id: str, client: Any, metric: str, optuna_trial: Any = None
+        self, number: int, params: dict[str, Any], run_id: str, client: Client, metric: str, optuna_trial: Any = None
     ) -> None:
         self.number = number
         self.params = params
@@ -90,17 +88,17 @@ def _remote_entry(objective: Callable[[Trial], Any], number: int, params: dict[s
     return {"result": objective(trial), "last_step": trial.last_step}
 
 
-def start_trial(client: Any, parent: Run, number: int, params: dict[str, Any], kind: str) -> Run:
+def start_trial(client: Client, parent: Run, number: int, params: dict[str, Any], kind: str) -> Run:
     """The trial's run: a child of the study (or sweep) run, with its code version and environment."""
     shown = {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool))}
-    return client.create_run(  # type: ignore[no-any-return]
+    return client.create_run(
         None, f"trial-{number}", parent_run_id=parent.id, params=shown, inherit_from=parent,
         tags={"keel.kind": kind, "keel.trial": number, "keel.trial_params": json.dumps(params, default=str)},
     )  # fmt: skip
 
 
 def run_inline(
-    client: Any, objective: Callable[[Trial], Any], number: int, params: dict[str, Any], run_id: str, metric: str,
+    client: Client, objective: Callable[[Trial], Any], number: int, params: dict[str, Any], run_id: str, metric: str,
     optuna_trial: Any = None,
 ) -> TrialRecord:  # fmt: skip
     from keel.tracking.fluent import attach
@@ -118,7 +116,7 @@ def run_inline(
     return TrialRecord(number, run_id, params, "complete", value, metrics, last_step=trial.last_step)
 
 
-def finish_trial(client: Any, record: TrialRecord, metric: str) -> None:
+def finish_trial(client: Client, record: TrialRecord, metric: str) -> None:
     if record.state == "complete" and record.metrics:
         step = 0 if record.last_step is None else record.last_step + 1
         client.log_metrics(record.run_id, record.metrics, step=step)
@@ -133,14 +131,10 @@ def finish_trial(client: Any, record: TrialRecord, metric: str) -> None:
 
 
 def best_trial(trials: list[TrialRecord], direction: str) -> TrialRecord | None:
-    best: TrialRecord | None = None
-    for t in trials:
-        if t.state == "complete" and t.value is not None and is_better(t.value, best.value if best else None, direction):
-            best = t
-    return best
+    """The complete trial with the best value (the first, on ties), by ``keel.core.ranking``'s rule."""
+    complete = [t for t in trials if t.state == "complete"]
+    i = ranking.best_index([t.value for t in complete], direction)
+    return complete[i] if i is not None else None
 
 
-def is_better(value: float, best: float | None, direction: str) -> bool:
-    if value is None or math.isnan(value):
-        return False
-    return best is None or (value > best if direction == "maximize" else value < best)
+is_better = ranking.is_better  # kept for callers of keel.tune.trials.is_better
