@@ -86,7 +86,7 @@ def test_model_card_from_lineage(data, tmp_path: Path) -> None:  # type: ignore[
         keel.data.get("bc")
         run.log_metric("auc", 0.98)
         registry.register(make_pipeline(StandardScaler(), LogisticRegression(C=0.5)).fit(X, y), "carded")
-    registry.promote("carded", 1, "production", actor="ana", reason="first release")
+    registry.promote("carded", 1, "production", force=True, actor="ana", reason="first release")
     md, html = registry.write_card("carded", 1, tmp_path, purpose="Find tumours", limitations="One hospital's data")
     text = md.read_text()
     for needle in ("# Model card: carded v1", "Find tumours", "bc@1: 569 rows x 31 columns", "validation no validation",

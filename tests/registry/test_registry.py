@@ -115,7 +115,7 @@ def test_aliases_history_and_what_was_production_then(data) -> None:  # type: ig
         with keel.start_run(experiment="registry") as run:
             run.log_metric("auc", 0.9 + c / 100)
             registry.register(make_pipeline(StandardScaler(), LogisticRegression(C=c)).fit(X, y), "churn")
-    first = registry.promote("churn", 1, "production", actor="ana", reason="first release")
+    first = registry.promote("churn", 1, "production", force=True, actor="ana", reason="first release")
     second = registry.promote("churn", 2, "production", rules=["auc >= baseline"], actor="bo", reason="better auc")
     assert registry.load("models:/churn@production").version.version == 2
     history = registry.history("churn", "production")
@@ -153,7 +153,7 @@ def test_events_on_new_versions_and_alias_moves() -> None:
     stop = [subscribe(e, lambda p, e=e: seen.append((e, p))) for e in ("model.version_created", "model.alias_moved")]
     try:
         registry.register(Thresholder("x", 0.0), "evented")
-        registry.promote("evented", 1, "production")
+        registry.promote("evented", 1, "production", force=True)
     finally:
         for s in stop:
             s()

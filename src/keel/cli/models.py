@@ -93,19 +93,21 @@ def promote(
     rule: list[str] = typer.Option([], "--rule", "-r", help="Gate on the version's metrics, e.g. 'auc >= baseline'."),
     require_valid_data: bool = typer.Option(False, help="Refuse unless every training dataset has a passing validation."),
     reason: str = typer.Option("", help="Why (kept in the history)."),
+    force: bool = typer.Option(False, "--force", help="Move it with no gate; recorded as forced in the history."),
 ) -> None:
-    """Point an alias at a version if its gates hold. Exit code 1 when refused."""
+    """Point an alias at a version if its gates hold (checked by the store). Exit code 1 when refused."""
     import keel.registry
 
     try:
         change = keel.registry.promote(
-            name, version, alias, rules=list(rule), require_valid_data=require_valid_data, reason=reason
+            name, version, alias, rules=list(rule), require_valid_data=require_valid_data, reason=reason, force=force
         )
     except keel.registry.PromotionRefused as exc:
         typer.echo(clean(f"keel: refused: {exc.message}"), err=True)
         raise typer.Exit(1) from None
     was = f"v{change.from_version}" if change.from_version else "nothing"
-    console.print(f"{esc(name)}@{esc(alias)}: {was} -> [bold]v{change.to_version}[/] (by {esc(change.actor)})")
+    forced = " [yellow]forced, no gates[/]" if change.forced else ""
+    console.print(f"{esc(name)}@{esc(alias)}: {was} -> [bold]v{change.to_version}[/] (by {esc(change.actor)}){forced}")
 
 
 @app.command("history")
@@ -130,11 +132,12 @@ def history(
         console.print(f"{esc(name)}@{esc(alias)} at {esc(at)}: " + (f"[bold]v{version}[/]" if version else "nothing"))
         return
     table = Table(header_style="bold")
-    for col in ("when", "alias", "from", "to", "who", "why"):
+    for col in ("when", "alias", "from", "to", "who", "why", "gates"):
         table.add_column(col)
     for c in keel.registry.history(name, alias):
+        gates = "forced" if c.forced else f"{len(c.checks or ())} passed" if c.gated else "-"  # "-": before gates were recorded
         table.add_row(fmt_time(c.at), esc(c.alias), f"v{c.from_version}" if c.from_version else "-",
-                      f"v{c.to_version}" if c.to_version else "removed", esc(c.actor), esc(c.reason))  # fmt: skip
+                      f"v{c.to_version}" if c.to_version else "removed", esc(c.actor), esc(c.reason), gates)  # fmt: skip
     console.print(table)
 
 

@@ -149,7 +149,7 @@ def _models(dataset_ref: str, pipelines: tuple[Any, Any], home: Path) -> tuple[P
         )
         console.print(f"production -> v{second.version}: the tuned model passed the gates")
     except registry.PromotionRefused as exc:
-        registry.promote("breast-cancer", second.version, "challenger", reason="tuned, but refused for production")
+        registry.promote("breast-cancer", second.version, "challenger", force=True, reason="tuned, but refused for production")
         console.print(f"[yellow]promotion of v{second.version} refused[/]: {esc(exc.message.split(': ', 1)[-1])}")
         console.print(f"v{second.version} is the challenger; production stays v{first.version}")
     production = registry.resolve("models:/breast-cancer@production")

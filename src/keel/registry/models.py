@@ -14,12 +14,11 @@ from typing import Any
 
 from keel.context import Context
 from keel.context import resolve as _ctx
-from keel.core.datasets import parse_ref
-from keel.core.errors import IntegrityError, InvalidArgument, NotFound
+from keel.core.errors import IntegrityError, InvalidArgument
 from keel.core.errors import PromotionRefused as PromotionRefused  # defined in the one error tree
 from keel.core.hooks import emit
 from keel.core.models import AliasChange, ModelVersion
-from keel.core.rules import check_rules, parse_rules
+from keel.core.promotion import ANY_HOLDER, ExpectedFrom
 from keel.core.validation import ALIAS_PATTERN, NAME_PATTERN
 from keel.registry import flavors
 from keel.registry.signature import infer_signature, validate_input
@@ -168,49 +167,27 @@ def promote(
     require_valid_data: bool = False,
     actor: str = "",
     reason: str = "",
+    force: bool = False,
+    expected_from: ExpectedFrom = ANY_HOLDER,
     ctx: Context | None = None,
 ) -> AliasChange:
     """Point ``alias`` at ``version`` if every gate holds: ``rules`` on the version's metrics (rules with
     ``baseline`` compare with the version the alias points to now, and are refused when no version holds it,
     as ``keel gate`` refuses them without a baseline run), and with ``require_valid_data`` a passing
-    validation of each training dataset. A refusal names the rule that failed."""
+    validation of each training dataset. A refusal (``PromotionRefused``) names the rule that failed.
+
+    The store checks the gates, in the transaction that moves the alias (``ModelStore.move_alias``): nothing
+    is decided here. ``expected_from`` (a version, or ``None`` for "not held yet") makes the move a
+    compare-and-swap: ``Conflict`` if another move came first. A move without gates needs ``force=True``
+    and is recorded as forced."""
     import getpass
 
-    ctx = _ctx(ctx)
-    store = ctx.store.models
-    candidate = store.get_version(name, version)
-    try:
-        current = store.resolve_alias(name, alias)
-    except NotFound:  # no version holds the alias yet; any other failure must not open the gate
-        current = None
-    failures: list[str] = []
-    if rules:
-        failures += _rule_failures(list(rules), candidate, current, alias)
-    if require_valid_data:
-        if not candidate.datasets:
-            failures.append("no training dataset is recorded for this version, so its validation cannot be checked")
-        for ref in candidate.datasets:
-            records = ctx.store.datasets.list_validations(ctx.store.datasets.get_version(*parse_ref(ref)).id)
-            if not records or not records[0].passed:
-                failures.append(f"training data {ref} has {'no validation' if not records else 'a failed validation'}")
-    if failures:
-        raise PromotionRefused(f"promotion of {name} version {version} to {alias!r} refused: {'; '.join(failures)}")
-    change = store.set_alias(name, alias, version, actor=actor or getpass.getuser(), reason=reason)
+    change = _ctx(ctx).store.models.move_alias(
+        name, alias, version, rules=rules or (), require_valid_data=require_valid_data,
+        expected_from=expected_from, force=force, actor=actor or getpass.getuser(), reason=reason,
+    )  # fmt: skip
     emit("model.alias_moved", {"model": name, "alias": alias, "from": change.from_version, "to": change.to_version})
     return change
-
-
-def _rule_failures(rules: list[str], candidate: ModelVersion, current: ModelVersion | None, alias: str) -> list[str]:
-    """The failed rules, checked by ``keel gate``'s engine (``keel.core.rules``): a baseline rule with no holder of
-    ``alias`` is refused."""
-    checks = check_rules(
-        parse_rules(list(rules)), candidate.metrics, current.metrics if current is not None else None,
-        candidate_name=f"version {candidate.version} of {candidate.name!r}",
-        baseline_name=f"the current {alias} (version {current.version if current else '-'})",
-        no_baseline=f"no version of {candidate.name!r} holds {alias!r} yet, so there is nothing to compare with; "
-        "promote the first version with absolute rules only",
-    )  # fmt: skip
-    return [f"{c.rule!r}: {c.metric} is {c.candidate:.6g}, threshold {c.threshold:.6g}" for c in checks if not c.passed]
 
 
 def history(name: str, alias: str | None = None, ctx: Context | None = None) -> list[AliasChange]:

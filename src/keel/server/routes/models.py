@@ -1,4 +1,4 @@
-"""Model registry routes. Alias moves record the caller as the actor."""
+"""Model registry routes. Alias moves go through the store's gates (``ModelStore.move_alias``)."""
 
 from __future__ import annotations
 
@@ -44,12 +44,20 @@ def resolve_alias(name: str, alias: str, store: TrackingStore = Depends(store_of
 
 
 @write.put("/models/{name}/aliases/{alias}")
-def set_alias(
+def move_alias(
     name: str, alias: str, body: schemas.AliasIn, request: Request, store: TrackingStore = Depends(store_of)
 ) -> dict[str, Any]:
+    """The only way to move an alias over HTTP: the store checks the gates and the holder in one transaction, and
+    a move without gates is refused unless the body says ``force`` (then recorded as forced)."""
     principal = getattr(request.state, "principal", None)
-    actor = body.actor or (principal.name if principal else "unknown")
-    return wire.alias_change_to_json(store.models.set_alias(name, alias, body.version, actor=actor, reason=body.reason))
+    # TODO(issue 12, governance): the actor is the authenticated principal. Until then the server cannot verify a
+    # name a client sends, so it records it as given but marked "(client-declared)"; no name: the principal's.
+    actor = f"{body.actor} (client-declared)" if body.actor else (principal.name if principal else "unknown")
+    change = store.models.move_alias(
+        name, alias, body.version, rules=body.rules, require_valid_data=body.require_valid_data,
+        expected_from=body.expected_from, force=body.force, actor=actor, reason=body.reason,
+    )  # fmt: skip
+    return wire.alias_change_to_json(change)
 
 
 @read.get("/models/{name}/history")

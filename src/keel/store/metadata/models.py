@@ -1,9 +1,10 @@
 """The model store interface: registered models, immutable versions, aliases and their history.
 
 Contract (checked by ``keel.testing.model_contract`` on SQLite, PostgreSQL and REST): one
-transaction per call; versions never change once created; every alias move (set, move,
-delete) appends to the alias history with who, when, from, to and why; raises only
-``keel.core.errors`` types.
+transaction per call; versions never change once created; an alias moves only through
+``move_alias`` (gates checked by the store, compare-and-swap on the holder, or an explicit
+``force``), and every move (set, move, delete) appends to the alias history with who, when,
+from, to, why, whether it was gated or forced and the checks; raises only ``keel.core.errors`` types.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from keel.core.model_records import check_version_metrics
 from keel.core.models import AliasChange, ModelVersion
+from keel.core.promotion import ANY_HOLDER, ExpectedFrom
 
 __all__ = ["ModelStore", "check_version_metrics"]  # check_version_metrics lives in keel.core (every backend uses it)
 
@@ -51,8 +53,29 @@ class ModelStore(abc.ABC):
         """The version an alias points to now. Raises ``NotFound``."""
 
     @abc.abstractmethod
-    def set_alias(self, name: str, alias: str, version: int | None, *, actor: str, reason: str) -> AliasChange:
-        """Point ``alias`` at ``version`` (``None`` removes it) and record the move."""
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        rules: Sequence[str] = (),
+        require_valid_data: bool = False,
+        expected_from: ExpectedFrom = ANY_HOLDER,
+        force: bool = False,
+        actor: str,
+        reason: str = "",
+    ) -> AliasChange:
+        """Point ``alias`` at ``version`` through its gates, in one transaction, and record the move.
+
+        In that transaction: the alias's current holder is read (the baseline); ``Conflict`` when it is not
+        ``expected_from`` (compare-and-swap; ``"any"`` skips the comparison, ``None`` expects no holder);
+        ``rules`` are checked on the version's metrics snapshot against the holder's (``keel.core.rules``;
+        a baseline rule with no holder is ``InvalidArgument``), ``require_valid_data`` wants the latest
+        validation of each training dataset to have passed; a failure is ``PromotionRefused`` with the
+        checks, and nothing is written. A move with no gate (and every removal, ``version=None``) must say
+        ``force=True``, else ``InvalidArgument``; it is recorded as forced. Checks in ``keel.core.promotion``.
+        """
 
     @abc.abstractmethod
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from keel.core.models import AliasChange, ModelVersion
+from keel.core.promotion import ANY_HOLDER, ExpectedFrom, check_move
 from keel.store.metadata.models import ModelStore, check_version_metrics
 from keel.store.metadata.rest import wire
 
@@ -57,8 +58,28 @@ class RestModelStore(ModelStore):
     def resolve_alias(self, name: str, alias: str) -> ModelVersion:
         return wire.model_version_from_json(self._call("GET", f"/models/{quote(name)}/aliases/{quote(alias)}"))
 
-    def set_alias(self, name: str, alias: str, version: int | None, *, actor: str, reason: str) -> AliasChange:
-        body = {"version": version, "actor": actor, "reason": reason}
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        rules: Sequence[str] = (),
+        require_valid_data: bool = False,
+        expected_from: ExpectedFrom = ANY_HOLDER,
+        force: bool = False,
+        actor: str,
+        reason: str = "",
+    ) -> AliasChange:
+        # the server checks the gates (and the holder) in its own transaction; here only what needs no store
+        move = check_move(
+            alias, version, rules=rules, require_valid_data=require_valid_data, expected_from=expected_from,
+            force=force, actor=actor, reason=reason,
+        )  # fmt: skip
+        body = {
+            "version": move.version, "rules": [r.text for r in move.rules], "require_valid_data": move.require_valid_data,
+            "expected_from": move.expected_from, "force": move.force, "actor": actor, "reason": move.reason,
+        }  # fmt: skip
         return wire.alias_change_from_json(self._call("PUT", f"/models/{quote(name)}/aliases/{quote(alias)}", body))
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
