@@ -36,7 +36,7 @@ def test_quickstart_runs_the_lifecycle_in_an_empty_folder(quickstarted: tuple[Pa
         assert text in done.stdout
     client = Client(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
     runs = list(client.iter_runs("quickstart"))
-    assert all(r.status is RunStatus.FINISHED or r.tags.get("keel.trial_state") == "pruned" for r in runs)
+    assert all(r.status is RunStatus.FINISHED or (r.trial is not None and r.trial.state == "pruned") for r in runs)
     pipelines = sorted((r for r in runs if r.tags.get("keel.kind") == "pipeline"), key=lambda r: r.start_time)
     assert len(pipelines) == 2
     steps = {p.id: {r.name: r for r in runs if r.parent_run_id == p.id} for p in pipelines}

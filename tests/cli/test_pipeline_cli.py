@@ -87,7 +87,7 @@ def test_gate_exit_codes_and_json(tmp_path: Path) -> None:
 
 
 def test_resume_names_the_module_it_imports_and_refuses_one_outside_the_project(tmp_path: Path) -> None:
-    from keel.core.entities import RunStatus
+    from keel.core.entities import RunKind, RunStatus
     from keel.tracking.client import Client
 
     (tmp_path / "flows.py").write_text(FLOW)
@@ -100,7 +100,9 @@ def test_resume_names_the_module_it_imports_and_refuses_one_outside_the_project(
     assert resumed.returncode == 0, resumed.stderr
     assert f"importing module flows from {(tmp_path / 'flows.py').resolve()}" in resumed.stdout.replace("\n", "")
     client = Client(f"sqlite:///{tmp_path / '.keel' / 'keel.db'}", str(tmp_path / ".keel" / "artifacts"))
-    forged = client.create_run("flow", "flow", tags={"keel.kind": "pipeline", "keel.pipeline": "this:flow", "keel.params": "{}"})
+    forged = client.create_run(
+        "flow", "flow", tags={"keel.kind": "pipeline", "keel.pipeline": "this:flow", "keel.params": "{}"}, kind=RunKind.PIPELINE
+    )
     client.end_run(forged.id, RunStatus.FAILED)
     refused = keel_cmd(tmp_path, "pipeline", "resume", forged.id)
     assert refused.returncode == 2 and "refusing to import pipeline module 'this'" in refused.stderr, refused.stderr

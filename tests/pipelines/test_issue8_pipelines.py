@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import keel
-from keel.core.entities import ArtifactRef, RunStatus
+from keel.core.entities import ArtifactRef, RunKind, RunStatus, StepInfo
 from keel.core.errors import Conflict, InvalidArgument
 from keel.evaluation import gate
 from keel.pipelines import StepFailed, resume
@@ -141,7 +141,8 @@ def test_resume_of_cut_params_says_so(make_module) -> None:  # type: ignore[no-u
     make_module("issue8_cut", FLOW)
     client = keel.get_client()
     run = client.create_run("old", "flow", tags={"keel.kind": "pipeline", "keel.pipeline": "issue8_cut:flow",
-                                                 "keel.params": '{"n": 5, "options": {"feature_1": 1, "feat'})  # fmt: skip
+                                                 "keel.params": '{"n": 5, "options": {"feature_1": 1, "feat'},
+                            kind=RunKind.PIPELINE)  # fmt: skip
     client.end_run(run.id, RunStatus.FAILED)
     with pytest.raises(InvalidArgument, match=r"params of pipeline run .* cannot be read .* cut or corrupt"):
         resume(run.id)
@@ -170,8 +171,8 @@ def test_step_and_trial_runs_inherit_code_and_environment(make_module) -> None: 
 def _forge_step_run(client: Client, key: str, payload: bytes) -> tuple[str, dict]:  # type: ignore[type-arg]
     """What a hostile client can do over REST: a run dressed as a step run, with its own pickle as output."""
     info = client.artifacts.put_bytes(payload)
-    run = client.create_run("attack", "fit", tags={"keel.kind": "step", "keel.step": "total", "keel.cache_key": key,
-                                                   "keel.output": info.sha256})  # fmt: skip
+    run = client.create_run("attack", "fit", tags={"keel.output": info.sha256}, kind=RunKind.STEP,
+                            step=StepInfo("total", key))  # fmt: skip
     client.store.log_artifacts(run.id, [ArtifactRef("output.pkl", info.sha256, info.size, "application/x-python-pickle")])
     return run.id, {"output": {"kind": "pickle", "sha256": info.sha256, "size": info.size, "dataset": ""}}
 
@@ -194,7 +195,7 @@ def test_a_cache_entry_cannot_be_repointed_over_rest(make_module, server_url: st
     assert answer.status_code == 409 and "never replaced" in answer.text
     fresh = "f" * 64  # a key nobody used: the run is still not the one that produced an output for it
     answer = httpx.put(f"{server_url}/api/v1/step-cache/{fresh}", json={"run_id": run_id, "step": "total", "outputs": outputs})
-    assert answer.status_code == 409 and "keel.cache_key" in answer.text
+    assert answer.status_code == 409 and "its cache key" in answer.text
     with pytest.raises(Conflict):
         client.store.pipelines.save_step(key, run_id, "total", outputs)
     client.end_run(run_id, RunStatus.FAILED)
@@ -219,13 +220,13 @@ def test_resume_imports_only_modules_of_the_project(make_module, tmp_path: Path,
     monkeypatch.chdir(project)
     client = keel.get_client()
     for ref in ("issue8_evil:flow", "antigravity:flow"):
-        run = client.create_run("x", "flow", tags={"keel.kind": "pipeline", "keel.pipeline": ref, "keel.params": "{}"})
+        run = client.create_run("x", "flow", tags={"keel.pipeline": ref, "keel.params": "{}"}, kind=RunKind.PIPELINE)
         client.end_run(run.id, RunStatus.FAILED)
         module = ref.partition(":")[0]
         with pytest.raises(InvalidArgument, match=rf"refusing to import pipeline module '{module}': it resolves to .*{module}"):
             resume(run.id)
     assert not (outside / "imported.txt").exists()  # nothing of it ran
-    run = client.create_run("x", "flow", tags={"keel.kind": "pipeline", "keel.pipeline": "os;rm:flow"})
+    run = client.create_run("x", "flow", tags={"keel.kind": "pipeline", "keel.pipeline": "os;rm:flow"}, kind=RunKind.PIPELINE)
     with pytest.raises(InvalidArgument, match="a dotted Python module name"):
         resume(run.id)
 

@@ -46,7 +46,7 @@ def test_pruning_is_fed_by_reported_metrics() -> None:
     client = keel.get_client()
     pruned = next(t for t in result.trials if t.state == "pruned")
     run = client.get_run(pruned.run_id)
-    assert run.status is RunStatus.KILLED and run.tags["keel.trial_state"] == "pruned"
+    assert run.status is RunStatus.KILLED and run.trial is not None and run.trial.state == "pruned"
     assert len(client.get_metric_history(pruned.run_id, "value")) < 10  # stopped early
     complete = next(t for t in result.trials if t.state == "complete")
     history = client.get_metric_history(complete.run_id, "value")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from keel.cli.output import STEP_STATUS, clean, console, esc, fmt_duration
+from keel.core.entities import RunKind
 from keel.core.errors import InvalidArgument
 
 app = typer.Typer(help="Run and inspect pipelines.", no_args_is_help=True)
@@ -117,16 +118,17 @@ def show(run_id: str = typer.Argument(..., help="A pipeline run.")) -> None:
 
     client = Client()
     run = client.get_run(run_id)
-    if run.tags.get("keel.kind") != "pipeline":
+    if run.kind is not RunKind.PIPELINE:
         raise InvalidArgument.for_field("run", run_id, "the id of a pipeline run")
     table = Table(title=f"pipeline {esc(run.name)} ({run.status.value})", header_style="bold")
     for col in ("step", "status", "cached", "time", "run"):
         table.add_column(col)
-    for step in sorted(client.iter_runs(filter=f"parent_run_id = '{run.id}'"), key=lambda r: r.start_time):
+    for step in client.store.list_child_runs(run.id):  # oldest first
+        cached = "-" if step.step is None else str(step.step.cached_from is not None).lower()
         table.add_row(
             esc(step.name),
             step.status.value,
-            esc(step.tags.get("keel.cached", "-")),
+            cached,
             fmt_duration(step.duration_ms),
             step.id[:12],
         )

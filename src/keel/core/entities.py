@@ -22,6 +22,42 @@ class RunStatus(enum.StrEnum):
         return self is not RunStatus.RUNNING
 
 
+class RunKind(enum.StrEnum):
+    """What a run is to keel: a run of the user's, or one of the runs pipelines and tune record."""
+
+    RUN = "run"
+    PIPELINE = "pipeline"
+    STEP = "step"  # a child of a pipeline run
+    STUDY = "study"
+    SWEEP = "sweep"
+    TRIAL = "trial"  # a child of a study or sweep run
+
+
+class TrialState(enum.StrEnum):
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """A step run's step: its name and cache key; ``cached_from`` is the run whose output it reused (cached steps)."""
+
+    name: str
+    cache_key: str
+    cached_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrialInfo:
+    """A trial run's number, the params it was asked, and once told its state and value."""
+
+    number: int
+    params: dict[str, Any] = field(default_factory=dict)
+    state: TrialState | None = None  # None while it runs
+    value: float | None = None  # the objective's value when complete (NaN as it was)
+
+
 @dataclass(frozen=True, slots=True)
 class Project:
     id: int
@@ -99,6 +135,9 @@ class Run:
     metrics: dict[str, LatestMetric] = field(default_factory=dict)
     code: CodeVersion = field(default_factory=CodeVersion)
     environment: Environment = field(default_factory=Environment)
+    kind: RunKind = RunKind.RUN
+    step: StepInfo | None = None  # step runs
+    trial: TrialInfo | None = None  # trial runs
 
     @property
     def duration_ms(self) -> int | None:

@@ -22,6 +22,8 @@ class ModelVersion:
     description: str = ""
     created_at: int = 0
     aliases: tuple[str, ...] = ()
+    # the training dataset versions by key (``model_version_datasets``): what ``datasets`` names and exists
+    dataset_version_ids: tuple[int, ...] = ()
 
     @property
     def uri(self) -> str:
@@ -37,3 +39,6 @@ class AliasChange:
     actor: str
     reason: str
     at: int
+    gated: bool = False  # the move passed gates checked by the store, in the transaction that moved the alias
+    forced: bool = False  # the caller explicitly skipped the gates (force=True)
+    checks: list[dict[str, Any]] | None = None  # the gates checked, with their values (JSON), when gated

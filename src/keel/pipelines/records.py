@@ -4,7 +4,7 @@
   (``Client.create_run(inherit_from=parent)``): they run the same code, and capturing it
   again per step would cost a git call each.
 - A cached step run copies the run it reuses: params, latest metrics, user tags, artifact
-  references and the datasets it read, with ``keel.cached_from`` naming that run. Gates,
+  references and the datasets it read, with ``Run.step.cached_from`` naming that run. Gates,
   compare, search and model cards then see the same numbers whether a step ran or not.
 - A finished pipeline run carries its steps' latest metrics, so ``keel gate PIPELINE_RUN``
   works; a key logged by several steps is recorded as ``<step>.<key>`` for each of them,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keel.core.entities import ArtifactRef, Run, RunStatus
+from keel.core.entities import ArtifactRef, Run, RunKind, RunStatus, StepInfo
 from keel.core.errors import Conflict, InvalidArgument, KeelError
 from keel.core.errors import StepFailed as StepFailed  # defined in the one error tree
 from keel.pipelines.dag import Dag, Node
@@ -101,6 +101,15 @@ def _inputs_tag(node: Node, outputs: dict[str, OutputRef]) -> str:
     return json.dumps({d: outputs[d].sha256 or outputs[d].dataset for d in sorted(node.deps)})
 
 
+def _step_tags(node: Node, outputs: dict[str, OutputRef], cached_from: str | None) -> dict[str, str]:
+    """Tags of a step run for reading and filtering (``keel pipeline show``, ``keel runs list -f``); what keel
+    itself reads (kind, step name, cache key, the run reused) is in the run's columns (``Run.kind``, ``Run.step``)."""
+    tags = {"keel.kind": "step", "keel.step": node.step.name, "keel.inputs": _inputs_tag(node, outputs)}
+    if cached_from is None:
+        return {**tags, "keel.cached": "false", "keel.code_hash": node.step.code_hash}
+    return {**tags, "keel.cached": "true", "keel.cached_from": cached_from}
+
+
 def _arguments(value: Any, outputs: dict[str, OutputRef]) -> Any:
     """Step arguments for a task: placeholders become references to the upstream outputs."""
     return walk(value, lambda v: Upstream(outputs[v.node_id], v.index) if isinstance(v, StepOutput) else v)
@@ -152,11 +161,12 @@ def run_pipeline(
         kwargs = {k: input_key(v, keys, f"step {node_id!r} argument {k!r}") for k, v in node.kwargs.items()}
         keys[node_id] = cache_key(node.step.name, node.step.code_hash, args, kwargs)
     runner = make_executor(executor, client)
+    # keel.kind stays a tag too, for filters such as tags.`keel.kind` = 'pipeline'; the params are run params
+    # and the params.json artifact (resume reads it), no longer a keel.params tag
     run_tags = {"keel.kind": "pipeline", "keel.pipeline": pipeline.ref, "keel.executor": runner.name, **(tags or {})}
-    shown = json.dumps(params, default=str)
-    if len(shown) <= 8000:  # for reading at a glance; resume reads the params.json artifact, which has them all
-        run_tags["keel.params"] = shown
-    run = client.create_run(experiment or pipeline.name, f"{pipeline.name}", tags=run_tags, params=pipeline_run_params(params))
+    run = client.create_run(
+        experiment or pipeline.name, f"{pipeline.name}", tags=run_tags, params=pipeline_run_params(params), kind=RunKind.PIPELINE
+    )
     result = PipelineResult(pipeline.name, run.id, RunStatus.RUNNING, output_template=dag.output, client=client)
     records: dict[str, StepRecord] = {}
     try:
@@ -222,10 +232,8 @@ def _schedule(
                 hit = OutputRef.from_dict(found.outputs["output"])
                 check_output_trust(hit, client.context, node_id, found.run_id, trust_pickle)  # before it is used or recorded
                 step_run = client.create_run(
-                        None, node_id, parent_run_id=run.id, inherit_from=run,
-                        tags={"keel.kind": "step", "keel.step": node.step.name, "keel.cache_key": key,
-                              "keel.cached": "true", "keel.cached_from": found.run_id,
-                              "keel.inputs": _inputs_tag(node, result.outputs)},
+                        None, node_id, parent_run_id=run.id, inherit_from=run, kind=RunKind.STEP,
+                        step=StepInfo(node.step.name, key, found.run_id), tags=_step_tags(node, result.outputs, found.run_id),
                     )  # fmt: skip
                 copy_source_run(client, step_run.id, client.get_run(found.run_id))
                 client.end_run(step_run.id, RunStatus.FINISHED)
@@ -233,9 +241,8 @@ def _schedule(
                 finish(StepRecord(node_id, node.step.name, step_run.id, "cached", key, 0, time.perf_counter() - started))
                 continue
             step_run = client.create_run(
-                    None, node_id, parent_run_id=run.id, inherit_from=run, params=_plain_params(node),
-                    tags={"keel.kind": "step", "keel.step": node.step.name, "keel.cache_key": key, "keel.cached": "false",
-                          "keel.code_hash": node.step.code_hash, "keel.inputs": _inputs_tag(node, result.outputs)},
+                    None, node_id, parent_run_id=run.id, inherit_from=run, params=_plain_params(node), kind=RunKind.STEP,
+                    step=StepInfo(node.step.name, key), tags=_step_tags(node, result.outputs, None),
                 )  # fmt: skip
             task = StepTask(
                     node_id, node.step.name, node.step.fn, _arguments(node.args, result.outputs),
@@ -298,7 +305,7 @@ def _save_in_cache(client: Client, key: str, run_id: str, step: str, output: Out
 def _abandon(client: Client, run_id: str, done: Any, records: dict[str, StepRecord], exc: BaseException) -> None:
     """End the pipeline run and its unfinished step runs, so none of them stays ``running``."""
     status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-    for step_run in client.iter_runs(filter=f"parent_run_id = '{run_id}' and status = 'running'"):
+    for step_run in client.store.list_child_runs(run_id, status=RunStatus.RUNNING):
         try:
             client.end_run(step_run.id, status)
         except KeelError:
@@ -312,7 +319,7 @@ def _abandon(client: Client, run_id: str, done: Any, records: dict[str, StepReco
 
 def pipeline_of(run: Run) -> str:
     """The ``module:function`` a pipeline run names (its ``keel.pipeline`` tag)."""
-    if run.tags.get("keel.kind") != "pipeline" or not run.tags.get("keel.pipeline"):
+    if run.kind is not RunKind.PIPELINE or not run.tags.get("keel.pipeline"):
         raise InvalidArgument.for_field("run", run.id, "the id of a pipeline run")
     return run.tags["keel.pipeline"]
 
@@ -343,8 +350,8 @@ def resume(
         raise InvalidArgument.for_field("pipeline", pipeline.ref, f"the pipeline run {run_id} names ({ref})")
     params = restore_paths(pipeline.fn, read_params(client, previous))
     reuse: dict[str, CachedStep] = {}
-    for step_run in client.iter_runs(filter=f"parent_run_id = '{run_id}' and status = 'finished'"):
-        key = step_run.tags.get("keel.cache_key")
+    for step_run in client.store.list_child_runs(run_id, status=RunStatus.FINISHED, kind=RunKind.STEP):
+        key = step_run.step.cache_key if step_run.step is not None else None
         found = client.store.pipelines.find_step(key) if key else None
         if key and found is not None:
             reuse[key] = found

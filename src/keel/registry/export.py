@@ -14,7 +14,6 @@ import numpy as np
 
 from keel.context import Context
 from keel.context import resolve as _ctx
-from keel.core.datasets import parse_ref
 from keel.core.errors import InvalidArgument
 from keel.core.html import esc, fmt, page
 from keel.core.models import ModelVersion
@@ -44,9 +43,9 @@ def holdout_rows(
     """Rows to check parity on: ``data`` if given, else the first rows of the version's training dataset."""
     columns = columns or _feature_columns(version)
     if data is None:
-        if not version.datasets:
+        if not version.dataset_version_ids:
             raise ParityFailed(f"{version.uri} records no training dataset; pass held-out rows to check parity on")
-        data = _training_table(version.datasets[0], _ctx(ctx))
+        data = _training_table(version.dataset_version_ids[0], _ctx(ctx))
     from keel.registry.signature import to_frame_or_array
 
     converted = to_frame_or_array(data)
@@ -55,14 +54,14 @@ def holdout_rows(
     return np.asarray(converted, dtype=np.float64)[:HOLDOUT_ROWS]
 
 
-def _training_table(ref: str, ctx: Context) -> Any:
+def _training_table(version_id: int, ctx: Context) -> Any:
     """A training dataset version's rows as pandas, read from the store as ``keel.data.get`` would (verified against
     their hash) without linking them to a run: the registry reads datasets through the store, not ``keel.data``."""
     import io
 
     import pyarrow.parquet as pq
 
-    stored = ctx.store.datasets.get_version(*parse_ref(ref))
+    stored = ctx.store.datasets.get_version_by_id(version_id)  # the model version's link, by key
     return pq.read_table(io.BytesIO(ctx.artifacts.get_bytes(stored.artifact_sha256))).to_pandas()
 
 
@@ -292,13 +291,13 @@ def card_data(name: str, version: int, ctx: Context | None = None, **fields: str
     v = ctx.store.models.get_version(name, version)
     run = ctx.store.get_run(v.source_run) if v.source_run else None
     data = []
-    for ref in v.datasets:
-        ds = ctx.store.datasets.get_version(*parse_ref(ref))
+    for version_id in v.dataset_version_ids:  # linked by key (model_version_datasets)
+        ds = ctx.store.datasets.get_version_by_id(version_id)
         profile = ctx.store.datasets.get_profile(ds.id) or {"columns": {}}
         records = ctx.store.datasets.list_validations(ds.id)
         missing = sum(c.get("missing", 0) for c in profile["columns"].values())
         status = "no validation" if not records else ("passed" if records[0].passed else f"failed ({records[0].errors} errors)")
-        data.append({"ref": ref, "rows": ds.row_count, "columns": len(ds.schema), "missing": missing, "validation": status})
+        data.append({"ref": ds.ref, "rows": ds.row_count, "columns": len(ds.schema), "missing": missing, "validation": status})
     return {
         "name": name, "version": version, "flavor": v.flavor, "aliases": list(v.aliases), "uri": v.uri,
         "purpose": fields.get("purpose", ""), "intended_use": fields.get("intended_use", ""),

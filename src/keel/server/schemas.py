@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,17 @@ class EnvironmentIn(_Body):
     packages_blob: str | None = None
 
 
+class StepIn(_Body):
+    name: str
+    cache_key: str
+    cached_from: str | None = None
+
+
+class TrialIn(_Body):
+    number: int
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class RunIn(_Body):
     experiment_id: int
     name: str | None = None
@@ -39,6 +50,14 @@ class RunIn(_Body):
     code: CodeIn | None = None
     environment: EnvironmentIn | None = None
     start_time: int | None = None
+    kind: str = "run"
+    step: StepIn | None = None
+    trial: TrialIn | None = None
+
+
+class TrialResultIn(_Body):
+    state: str
+    value: Any = None  # a number, or "NaN", "Infinity", "-Infinity" (checked by wire.decode_float)
 
 
 class EndRunIn(_Body):
@@ -126,6 +145,12 @@ class ModelVersionIn(_Body):
 
 
 class AliasIn(_Body):
+    """A gated alias move (``keel.core.promotion``): rules or require_valid_data, or an explicit force."""
+
     version: int | None
-    actor: str = ""
+    rules: list[str] = Field(default_factory=list)
+    require_valid_data: bool = False
+    expected_from: int | Literal["any"] | None = "any"
+    force: bool = False
+    actor: str = Field(default="", max_length=100)  # recorded with a "(client-declared)" mark: see routes/models.py
     reason: str = ""

@@ -119,10 +119,11 @@ class DatasetStoreContract:
 
 def step_run(store: TrackingStore, key: str, output_sha: str, *, step: str = "fit", kind: str = "step"):  # type: ignore[no-untyped-def]
     """A running step run as the pipeline runner leaves it before it saves its cache entry."""
-    from keel.core.entities import ArtifactRef
+    from keel.core.entities import ArtifactRef, RunKind, StepInfo
 
     exp = store.get_or_create_experiment(unique())
-    run = store.create_run(exp.id, tags={"keel.kind": kind, "keel.cache_key": key, "keel.step": step, "keel.output": output_sha})
+    info = StepInfo(step, key) if kind == "step" else None
+    run = store.create_run(exp.id, tags={"keel.output": output_sha}, kind=RunKind(kind), step=info)
     store.log_artifacts(run.id, [ArtifactRef("output.pkl", output_sha, 10, "application/x-python-pickle")])
     return run
 
@@ -160,8 +161,8 @@ class PipelineStoreContract:
         for run_id, step, outputs, needle in (
             (plain.id, "fit", pickled(a), "not a step run"),
             (step_run(store, key, a, kind="trial").id, "fit", pickled(a), "not a step run"),
-            (step_run(store, sha("another key"), a).id, "fit", pickled(a), "keel.cache_key"),
-            (step_run(store, key, a, step="load").id, "fit", pickled(a), "keel.step"),
+            (step_run(store, sha("another key"), a).id, "fit", pickled(a), "its cache key"),
+            (step_run(store, key, a, step="load").id, "fit", pickled(a), "its step"),
             (step_run(store, key, a).id, "fit", pickled(e), "keel.output"),  # another pickle than its own
             (step_run(store, key, a).id, "fit", pickled(a, size=99), "output.pkl"),
         ):

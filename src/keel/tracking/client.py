@@ -17,7 +17,7 @@ from typing import Any
 from keel.context import Context, media_type_of
 from keel.core import validation as v
 from keel.core.config import Settings
-from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus
+from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunKind, RunPage, RunStatus, StepInfo, TrialInfo
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import TrackingStore
@@ -64,6 +64,9 @@ class Client:
         params: Mapping[str, Any] | None = None,
         capture_code: bool = True,
         inherit_from: Run | None = None,
+        kind: RunKind = RunKind.RUN,
+        step: StepInfo | None = None,
+        trial: TrialInfo | None = None,
     ) -> Run:
         """Start a run (status ``running``), recording code version and environment.
 
@@ -99,6 +102,9 @@ class Client:
             params=params or {},
             code=code,
             environment=env,
+            kind=kind,
+            step=step,
+            trial=trial,
         )
         self.remember_run(run)
         self.writer.track(run.id)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from keel.core.entities import Run, RunStatus
-from keel.core.errors import InvalidArgument, MissingExtra
+from keel.core.entities import Run, RunKind, RunStatus, TrialState
+from keel.core.errors import InvalidArgument, MissingExtra, NotFound
 from keel.tune.space import Distribution, check_space
 from keel.tune.sweep import DIRECTIONS, run_trials_on_executor
 from keel.tune.trials import Trial, TrialRecord, best_trial, finish_trial, run_inline, start_trial
@@ -89,22 +89,22 @@ def _pruner(optuna: Any, pruner: Any) -> Any:
 def _previous(client: Client, experiment: str, name: str) -> tuple[Run | None, list[TrialRecord]]:
     """The parent run of an earlier study of this name, and its finished trials."""
     try:
-        page = client.search_runs(experiment, filter=f"tags.keel.study = '{name}'", order_by=["start_time DESC"], max_results=1)
-    except Exception:  # noqa: BLE001 - no such experiment yet: a new study
+        experiment_id = client.store.get_experiment_by_name(experiment).id
+    except NotFound:  # no such experiment yet: a new study
         return None, []
-    if not page.runs:
+    parent = client.store.find_latest_run(experiment_id, kind=RunKind.STUDY, name=name)
+    if parent is None:
         return None, []
-    parent = page.runs[0]
+    metric = parent.tags.get("keel.metric", "value")
     records = []
-    for run in client.iter_runs(experiment, filter=f"parent_run_id = '{parent.id}'"):
-        state = run.tags.get("keel.trial_state")
-        if state not in ("complete", "pruned"):
+    for run in client.store.list_child_runs(parent.id, kind=RunKind.TRIAL):
+        trial = run.trial
+        if trial is None or trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             continue  # running when the process died, or failed: asked again
-        params = json.loads(run.tags.get("keel.trial_params", "{}"))
-        metric = parent.tags.get("keel.metric", "value")
-        value = float(run.tags["keel.trial_value"]) if state == "complete" else None
-        history = {m.step: m.value for m in client.get_metric_history(run.id, metric)} if state == "pruned" else {}
-        records.append(TrialRecord(int(run.tags.get("keel.trial", 0)), run.id, params, state, value, intermediate=history))
+        complete = trial.state is TrialState.COMPLETE
+        history = {} if complete else {m.step: m.value for m in client.get_metric_history(run.id, metric)}
+        value = trial.value if complete else None
+        records.append(TrialRecord(trial.number, run.id, dict(trial.params), trial.state.value, value, intermediate=history))
     return parent, sorted(records, key=lambda r: r.number)
 
 
@@ -159,7 +159,7 @@ def optimize(
     if parent is None:
         parent = client.create_run(
             experiment, name,
-            tags={"keel.kind": "study", "keel.study": name, "keel.metric": metric, "keel.direction": direction},
+            tags={"keel.kind": "study", "keel.metric": metric, "keel.direction": direction}, kind=RunKind.STUDY,
             params={"sampler": sampler if isinstance(sampler, str) else type(sampler).__name__, "space": str(sorted(space))},
         )  # fmt: skip
     result = StudyResult(name, parent.id, metric, direction, list(old), study, len(old))

@@ -7,7 +7,7 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from keel.core.entities import RunStatus
+from keel.core.entities import RunKind, RunStatus
 from keel.core.errors import InvalidArgument
 from keel.core.ranking import DIRECTIONS
 from keel.tune.trials import TrialRecord, _remote_entry, best_trial, finish_trial, run_inline, split_result, start_trial
@@ -94,7 +94,7 @@ def sweep(
     client = get_client()
     runner = make_executor(executor, client)
     parent = client.create_run(
-        experiment, name, tags={"keel.kind": "sweep", "keel.metric": metric, "keel.direction": direction},
+        experiment, name, tags={"keel.kind": "sweep", "keel.metric": metric, "keel.direction": direction}, kind=RunKind.SWEEP,
         params={"trials": len(configs), "executor": runner.name},
     )  # fmt: skip
     result = SweepResult(parent.id, metric, direction)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from keel.core import ranking
-from keel.core.entities import Run, RunStatus
+from keel.core.entities import Run, RunKind, RunStatus, TrialInfo, TrialState
 from keel.core.errors import InvalidArgument
 from keel.core.errors import TrialPruned as TrialPruned  # defined in the one error tree
 
@@ -88,12 +88,14 @@ def _remote_entry(objective: Callable[[Trial], Any], number: int, params: dict[s
     return {"result": objective(trial), "last_step": trial.last_step}
 
 
-def start_trial(client: Client, parent: Run, number: int, params: dict[str, Any], kind: str) -> Run:
-    """The trial's run: a child of the study (or sweep) run, with its code version and environment."""
+def start_trial(client: Client, parent: Run, number: int, params: dict[str, Any], kind: str = "trial") -> Run:
+    """The trial's run: a child of the study (or sweep) run, with its code version and environment. Its number and
+    params (as JSON) are its ``Run.trial``, which a study that resumes reads; ``keel.kind`` stays a tag for filters."""
     shown = {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool))}
+    asked = json.loads(json.dumps(params, default=str))
     return client.create_run(
-        None, f"trial-{number}", parent_run_id=parent.id, params=shown, inherit_from=parent,
-        tags={"keel.kind": kind, "keel.trial": number, "keel.trial_params": json.dumps(params, default=str)},
+        None, f"trial-{number}", parent_run_id=parent.id, params=shown, inherit_from=parent, tags={"keel.kind": kind},
+        kind=RunKind.TRIAL, trial=TrialInfo(number, asked),
     )  # fmt: skip
 
 
@@ -120,12 +122,10 @@ def finish_trial(client: Client, record: TrialRecord, metric: str) -> None:
     if record.state == "complete" and record.metrics:
         step = 0 if record.last_step is None else record.last_step + 1
         client.log_metrics(record.run_id, record.metrics, step=step)
-    tags = {"keel.trial_state": record.state}
-    if record.value is not None:
-        tags["keel.trial_value"] = repr(record.value)  # exact, for a study that resumes
+    # the state and the exact value, for a study that resumes: Run.trial (no longer keel.trial_* tags)
+    client.store.set_trial_result(record.run_id, TrialState(record.state), record.value)
     if record.error:
-        tags["keel.error"] = record.error[:8000]
-    client.set_tags(record.run_id, tags)
+        client.set_tags(record.run_id, {"keel.error": record.error[:8000]})
     status = {"complete": RunStatus.FINISHED, "pruned": RunStatus.KILLED, "failed": RunStatus.FAILED}[record.state]
     client.end_run(record.run_id, status)
 

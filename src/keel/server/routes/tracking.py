@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 
-from keel.core.entities import ArtifactRef, CodeVersion, Environment, RunStatus
+from keel.core.entities import ArtifactRef, CodeVersion, Environment, RunKind, RunStatus, StepInfo, TrialInfo
 from keel.core.errors import InvalidArgument
 from keel.server import schemas
 from keel.server.auth import require_writer
@@ -51,8 +51,48 @@ def create_run(body: schemas.RunIn, store: TrackingStore = Depends(store_of)) ->
         code=CodeVersion(**body.code.model_dump()) if body.code else None,
         environment=Environment(**body.environment.model_dump()) if body.environment else None,
         start_time=body.start_time,
+        kind=_kind(body.kind),
+        step=StepInfo(**body.step.model_dump()) if body.step else None,
+        trial=TrialInfo(body.trial.number, body.trial.params) if body.trial else None,
     )
     return wire.run_to_json(run)
+
+
+def _kind(value: str) -> RunKind:
+    try:
+        return RunKind(value)
+    except ValueError:
+        raise InvalidArgument.for_field("kind", value, f"one of {', '.join(k.value for k in RunKind)}") from None
+
+
+def _status(value: str) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        raise InvalidArgument.for_field("status", value, f"one of {', '.join(s.value for s in RunStatus)}") from None
+
+
+@write.post("/runs/{run_id}/trial-result")
+def set_trial_result(run_id: str, body: schemas.TrialResultIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    value = wire.decode_float(body.value, "trial value") if body.value is not None else None
+    store.set_trial_result(run_id, body.state, value)  # type: ignore[arg-type]  # the store checks the state
+    return {}
+
+
+@read.get("/runs/{run_id}/children")
+def list_child_runs(
+    run_id: str, status: str | None = None, kind: str | None = None, store: TrackingStore = Depends(store_of)
+) -> list[dict[str, Any]]:
+    runs = store.list_child_runs(
+        run_id, status=_status(status) if status is not None else None, kind=_kind(kind) if kind is not None else None
+    )
+    return [wire.run_to_json(r) for r in runs]
+
+
+@read.get("/experiments/{experiment_id}/latest-run")
+def find_latest_run(experiment_id: int, kind: str, name: str, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+    run = store.find_latest_run(experiment_id, kind=_kind(kind), name=name)
+    return {"run": wire.run_to_json(run) if run is not None else None}
 
 
 @write.post("/runs/search")

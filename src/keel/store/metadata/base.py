@@ -34,8 +34,12 @@ from keel.core.entities import (
     Experiment,
     Metric,
     Run,
+    RunKind,
     RunPage,
     RunStatus,
+    StepInfo,
+    TrialInfo,
+    TrialState,
 )
 from keel.core.errors import InvalidArgument
 from keel.store.metadata.datasets import DatasetStore
@@ -111,8 +115,28 @@ class MetadataStore(abc.ABC):
         code: CodeVersion | None = None,
         environment: Environment | None = None,
         start_time: int | None = None,
+        kind: RunKind = RunKind.RUN,
+        step: StepInfo | None = None,
+        trial: TrialInfo | None = None,
     ) -> Run:
-        """Create a ``running`` run (with its first tags and params, in one transaction)."""
+        """Create a ``running`` run (with its first tags and params, in one transaction).
+
+        ``kind`` says what the run is to keel; a step run may carry its ``step`` (name, cache key, the run it
+        reuses, which must exist), a trial run its ``trial`` (number, params). See ``check_run_kind``."""
+
+    @abc.abstractmethod
+    def set_trial_result(self, run_id: str, state: TrialState, value: float | None = None) -> None:
+        """Record how a trial run ended: ``state`` and, when complete, ``value``. ``InvalidArgument`` for a
+        run that is not a trial run."""
+
+    @abc.abstractmethod
+    def list_child_runs(self, parent_run_id: str, *, status: RunStatus | None = None, kind: RunKind | None = None) -> list[Run]:
+        """Every child run of ``parent_run_id`` (oldest first), only those of ``status`` (as runs read: a stale
+        ``running`` run is ``killed``) and ``kind`` when given. ``NotFound`` when the parent does not exist."""
+
+    @abc.abstractmethod
+    def find_latest_run(self, experiment_id: int, *, kind: RunKind, name: str) -> Run | None:
+        """The newest run of ``kind`` named ``name`` in the experiment (a study by its name), or None."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> Run:
@@ -183,6 +207,55 @@ class MetadataStore(abc.ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+MAX_STEP_NAME_LENGTH = 128
+
+
+def check_run_kind(
+    kind: Any, step: StepInfo | None, trial: TrialInfo | None
+) -> tuple[RunKind, StepInfo | None, TrialInfo | None]:
+    """Backend-neutral checks of a run's kind and what it carries: a ``step`` only on a step run, a ``trial``
+    only on a trial run (its params a JSON object); a trial's state and value are set when it ends."""
+    try:
+        kind = RunKind(kind)
+    except ValueError:
+        raise InvalidArgument.for_field("kind", kind, f"one of {', '.join(k.value for k in RunKind)}") from None
+    if step is not None:
+        if kind is not RunKind.STEP or not isinstance(step, StepInfo):
+            raise InvalidArgument.for_field("step", step, "step information on a run of kind 'step' only")
+        if not isinstance(step.name, str) or not 0 < len(step.name) <= MAX_STEP_NAME_LENGTH:
+            raise InvalidArgument.for_field("step name", step.name, f"a name of 1 to {MAX_STEP_NAME_LENGTH} characters")
+        if not isinstance(step.cache_key, str) or not _HEX64.fullmatch(step.cache_key):
+            raise InvalidArgument.for_field("cache key", step.cache_key, "a sha256 hex digest")
+        if step.cached_from is not None and (not isinstance(step.cached_from, str) or not _HEX32.fullmatch(step.cached_from)):
+            raise InvalidArgument.for_field("cached_from", step.cached_from, "a run id")
+    if trial is not None:
+        if kind is not RunKind.TRIAL or not isinstance(trial, TrialInfo):
+            raise InvalidArgument.for_field("trial", trial, "trial information on a run of kind 'trial' only")
+        if isinstance(trial.number, bool) or not isinstance(trial.number, int) or trial.number < 0:
+            raise InvalidArgument.for_field("trial number", trial.number, "a non-negative integer")
+        if not isinstance(trial.params, Mapping) or not all(isinstance(k, str) for k in trial.params):
+            raise InvalidArgument.for_field("trial params", trial.params, "a mapping of names to values")
+        if trial.state is not None or trial.value is not None:
+            raise InvalidArgument.for_field("trial", trial, "no state or value yet (set_trial_result records them)")
+    return kind, step, trial
+
+
+def check_trial_result(state: Any, value: Any) -> tuple[TrialState, float | None]:
+    try:
+        state = TrialState(state)
+    except ValueError:
+        raise InvalidArgument.for_field("trial state", state, f"one of {', '.join(s.value for s in TrialState)}") from None
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidArgument.for_field("trial value", value, "a number")
+        if state is not TrialState.COMPLETE:
+            raise InvalidArgument.for_field("trial value", value, "no value unless the trial is complete")
+        value = float(value)
+    return state, value
 
 
 TrackingStore = MetadataStore

@@ -5,10 +5,10 @@ Pipeline and step runs themselves are runs (parent/child) in the tracking store.
 Contract (checked by ``keel.testing.dataset_contract.PipelineStoreContract`` on every backend):
 
 - A cache entry is created only by the run that produced the output. ``save_step`` accepts
-  it only when the run exists (else ``NotFound``), is a step run (tag ``keel.kind=step``)
-  that is still ``running``, its ``keel.cache_key`` tag is the key and its ``keel.step``
-  tag the step, and the output is that run's own: its ``keel.output`` tag is the output's
-  sha256, and a pickled output is the run's ``output.pkl`` artifact (same sha256 and size).
+  it only when the run exists (else ``NotFound``), is a step run (``Run.kind`` step)
+  that is still ``running``, its ``Run.step`` has the key as cache key and the step as
+  name, and the output is that run's own: its ``keel.output`` tag is the output's sha256,
+  and a pickled output is the run's ``output.pkl`` artifact (same sha256 and size).
   Anything else raises ``Conflict`` (``InvalidArgument`` for malformed input) and writes nothing.
   A cache hit runs ``pickle.loads`` on the output, so a key must never be made to point at
   bytes its step did not return.

@@ -13,11 +13,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from keel.core.entities import ArtifactRef, CodeVersion, Environment, Experiment, Metric, Run, RunPage, RunStatus
+from keel.core.entities import (
+    ArtifactRef,
+    CodeVersion,
+    Environment,
+    Experiment,
+    Metric,
+    Run,
+    RunKind,
+    RunPage,
+    RunStatus,
+    StepInfo,
+    TrialInfo,
+    TrialState,
+)
 from keel.core.errors import InvalidArgument, NotFound
 from keel.core.validation import param_to_str
 from keel.store.http_transport import IDEMPOTENCY_KEY, RESEND, HttpTransport
-from keel.store.metadata.base import MetricRow, TrackingStore, check_batch_id, new_batch_id
+from keel.store.metadata.base import (
+    MetricRow,
+    TrackingStore,
+    check_batch_id,
+    check_run_kind,
+    check_trial_result,
+    new_batch_id,
+)
 from keel.store.metadata.rest import wire
 
 if TYPE_CHECKING:
@@ -103,7 +123,11 @@ class RestStore(TrackingStore):
         code: CodeVersion | None = None,
         environment: Environment | None = None,
         start_time: int | None = None,
+        kind: RunKind = RunKind.RUN,
+        step: StepInfo | None = None,
+        trial: TrialInfo | None = None,
     ) -> Run:
+        kind, step, trial = check_run_kind(kind, step, trial)
         body = {
             "experiment_id": experiment_id,
             "name": name,
@@ -113,8 +137,29 @@ class RestStore(TrackingStore):
             "code": wire.code_to_json(code) if code else None,
             "environment": wire.environment_to_json(environment) if environment else None,
             "start_time": start_time,
+            "kind": kind.value,
+            "step": wire.step_to_json(step) if step is not None else None,
+            "trial": {"number": trial.number, "params": dict(trial.params)} if trial is not None else None,
         }
         return wire.run_from_json(self._call("POST", "/runs", body))
+
+    def set_trial_result(self, run_id: str, state: TrialState, value: float | None = None) -> None:
+        state, value = check_trial_result(state, value)
+        body = {"state": state.value, "value": wire.encode_float(value) if value is not None else None}
+        self._call("POST", f"/runs/{_rid(run_id)}/trial-result", body)
+
+    def list_child_runs(self, parent_run_id: str, *, status: RunStatus | None = None, kind: RunKind | None = None) -> list[Run]:
+        query = {}
+        if status is not None:
+            query["status"] = str(status)  # a StrEnum reads as its value; the server checks it
+        if kind is not None:
+            query["kind"] = check_run_kind(kind, None, None)[0].value
+        return [wire.run_from_json(r) for r in self._call("GET", f"/runs/{_rid(parent_run_id)}/children", params=query)]
+
+    def find_latest_run(self, experiment_id: int, *, kind: RunKind, name: str) -> Run | None:
+        query = {"kind": check_run_kind(kind, None, None)[0].value, "name": name}
+        found = self._call("GET", f"/experiments/{int(experiment_id)}/latest-run", params=query)["run"]
+        return wire.run_from_json(found) if found is not None else None
 
     def get_run(self, run_id: str) -> Run:
         return wire.run_from_json(self._call("GET", f"/runs/{_rid(run_id)}"))

@@ -23,7 +23,11 @@ from keel.core.entities import (
     LatestMetric,
     Metric,
     Run,
+    RunKind,
     RunStatus,
+    StepInfo,
+    TrialInfo,
+    TrialState,
 )
 from keel.core.errors import InvalidArgument
 from keel.core.models import AliasChange, ModelVersion
@@ -73,7 +77,37 @@ def run_to_json(r: Run) -> dict[str, Any]:
         "metrics": {k: {"value": encode_float(m.value), "step": m.step, "timestamp": m.timestamp} for k, m in r.metrics.items()},
         "code": code_to_json(r.code),
         "environment": environment_to_json(r.environment),
+        "kind": r.kind.value,
+        "step": step_to_json(r.step) if r.step is not None else None,
+        "trial": trial_to_json(r.trial) if r.trial is not None else None,
     }
+
+
+def step_to_json(s: StepInfo) -> dict[str, Any]:
+    return {"name": s.name, "cache_key": s.cache_key, "cached_from": s.cached_from}
+
+
+def step_from_json(d: dict[str, Any]) -> StepInfo:
+    return StepInfo(d["name"], d["cache_key"], d.get("cached_from"))
+
+
+def trial_to_json(t: TrialInfo) -> dict[str, Any]:
+    return {
+        "number": t.number,
+        "params": t.params,
+        "state": t.state.value if t.state is not None else None,
+        "value": encode_float(t.value) if t.value is not None else None,
+    }
+
+
+def trial_from_json(d: dict[str, Any]) -> TrialInfo:
+    state, value = d.get("state"), d.get("value")
+    return TrialInfo(
+        d["number"],
+        dict(d.get("params") or {}),
+        TrialState(state) if state is not None else None,
+        decode_float(value, "trial value") if value is not None else None,
+    )
 
 
 def code_to_json(c: CodeVersion) -> dict[str, Any]:
@@ -111,6 +145,9 @@ def run_from_json(d: dict[str, Any]) -> Run:
         },
         code=CodeVersion(**(d.get("code") or {})),
         environment=Environment(**(d.get("environment") or {})),
+        kind=RunKind(d.get("kind") or "run"),
+        step=step_from_json(d["step"]) if d.get("step") else None,
+        trial=trial_from_json(d["trial"]) if d.get("trial") else None,
     )
 
 
@@ -252,12 +289,14 @@ def model_version_to_json(mv: ModelVersion) -> dict[str, Any]:
         "description": mv.description,
         "created_at": mv.created_at,
         "aliases": list(mv.aliases),
+        "dataset_version_ids": list(mv.dataset_version_ids),
     }
 
 
 def model_version_from_json(d: dict[str, Any]) -> ModelVersion:
     return ModelVersion(**{**d, "datasets": tuple(d["datasets"]), "requirements": tuple(d["requirements"]),
-                           "aliases": tuple(d["aliases"])})  # fmt: skip
+                           "aliases": tuple(d["aliases"]),
+                           "dataset_version_ids": tuple(d.get("dataset_version_ids") or ())})  # fmt: skip
 
 
 def alias_change_to_json(c: AliasChange) -> dict[str, Any]:
@@ -269,6 +308,9 @@ def alias_change_to_json(c: AliasChange) -> dict[str, Any]:
         "actor": c.actor,
         "reason": c.reason,
         "at": c.at,
+        "gated": c.gated,
+        "forced": c.forced,
+        "checks": c.checks,
     }
 
 

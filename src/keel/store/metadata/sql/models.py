@@ -14,9 +14,11 @@ from sqlalchemy import Connection, bindparam, func, select
 
 from keel.core import validation as v
 from keel.core.clock import now_ms
+from keel.core.datasets import parse_ref
 from keel.core.errors import NotFound
 from keel.core.model_records import CheckedModelVersion, check_model_version
 from keel.core.models import AliasChange, ModelVersion
+from keel.core.promotion import ANY_HOLDER, AliasMove, ExpectedFrom, check_move, judge, require_gates_or_force, require_holder
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.database import Database, by_dialect, next_number
@@ -44,6 +46,14 @@ class SqlModelStore(ModelStore):
 
     def _load(self, conn: Connection, rows: Sequence[Any]) -> list[ModelVersion]:
         aliases: dict[tuple[int, int], list[str]] = {}
+        trained_on: dict[int, list[int]] = {}
+        mvd = t.model_version_datasets.c
+        for mv_id, dv_id in conn.execute(
+            select(mvd.model_version_id, mvd.dataset_version_id)
+            .where(mvd.model_version_id.in_([r.id for r in rows]))
+            .order_by(mvd.model_version_id, mvd.dataset_version_id)
+        ):
+            trained_on.setdefault(mv_id, []).append(dv_id)
         model_ids = {r.model_id for r in rows}
         if model_ids:
             ma = t.model_aliases.c
@@ -67,9 +77,27 @@ class SqlModelStore(ModelStore):
                 description=r.description,
                 created_at=r.created_at,
                 aliases=tuple(aliases.get((r.model_id, r.version), ())),
+                dataset_version_ids=tuple(trained_on.get(r.id, ())),
             )
             for r in rows
         ]
+
+    @staticmethod
+    def _link_datasets(conn: Connection, version_id: int, refs: Sequence[str]) -> None:
+        """Link the version to the dataset versions its refs name (``name`` alone: the latest now), by key.
+        A ref to no stored version stays a ref only, as before links existed."""
+        dv, ds = t.dataset_versions.c, t.datasets.c
+        ids: set[int] = set()
+        for ref in refs:
+            name, number = parse_ref(ref)
+            query = select(dv.id).join(t.datasets, ds.id == dv.dataset_id).where(ds.name == name)
+            query = query.where(dv.version == number) if number is not None else query.order_by(dv.version.desc()).limit(1)
+            found = conn.execute(query).scalar()
+            if found is not None:
+                ids.add(int(found))
+        if ids:
+            rows = [{"model_version_id": version_id, "dataset_version_id": i} for i in sorted(ids)]
+            conn.execute(t.model_version_datasets.insert(), rows)
 
     @staticmethod
     def _model_id(conn: Connection, name: str) -> int:
@@ -133,6 +161,7 @@ class SqlModelStore(ModelStore):
                 description=checked.description,
             )
         ).inserted_primary_key[0]  # type: ignore[index]
+        self._link_datasets(conn, version_id, json.loads(checked.datasets))
         row = conn.execute(_versions.where(_mv.id == version_id)).one()
         return self._load(conn, [row])[0]
 
@@ -167,38 +196,67 @@ class SqlModelStore(ModelStore):
             row = conn.execute(_versions.where(_mv.model_id == model_id, _mv.version == version)).one()
             return self._load(conn, [row])[0]
 
-    def set_alias(self, name: str, alias: str, version: int | None, *, actor: str, reason: str) -> AliasChange:
-        v.check_alias(alias)
-        if version is not None:
-            v.check_version_number(version, "a positive integer, or None to remove the alias")
-        ma = t.model_aliases.c
-        at = now_ms()
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        rules: Sequence[str] = (),
+        require_valid_data: bool = False,
+        expected_from: ExpectedFrom = ANY_HOLDER,
+        force: bool = False,
+        actor: str,
+        reason: str = "",
+    ) -> AliasChange:
+        move = check_move(
+            alias, version, rules=rules, require_valid_data=require_valid_data, expected_from=expected_from, force=force,
+            actor=actor, reason=reason,
+        )  # fmt: skip
         with self.db.transaction() as conn:
-            model_id = self._model_id(conn, name)
-            if (
-                version is not None
-                and conn.execute(select(_mv.id).where(_mv.model_id == model_id, _mv.version == version)).first() is None
-            ):
-                raise NotFound(f"model {name!r} has no version {version}")
-            current = conn.execute(select(ma.version).where(ma.model_id == model_id, ma.alias == alias)).scalar()
-            if version is None and current is None:
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-            if version is None:
-                conn.execute(t.model_aliases.delete().where(ma.model_id == model_id, ma.alias == alias))
-            else:
-                conn.execute(self._upsert_alias, {"model_id": model_id, "alias": alias, "version": version, "updated_at": at})
-            conn.execute(
-                t.alias_history.insert().values(
-                    model_id=model_id,
-                    alias=alias,
-                    from_version=current,
-                    to_version=version,
-                    actor=actor or "unknown",
-                    reason=reason or "",
-                    at=at,
-                )
+            return self._move_alias(conn, name, move)
+
+    def _move_alias(self, conn: Connection, name: str, move: AliasMove) -> AliasChange:
+        ma = t.model_aliases.c
+        # lock the model's row: concurrent moves of its aliases queue here (PostgreSQL; SQLite's BEGIN IMMEDIATE
+        # already serialises writers), so the holder read below is still the holder when the alias is written
+        model_id = conn.execute(_model_id.with_for_update(), {"name": name}).scalar()
+        if model_id is None:
+            raise NotFound(f"model {name!r} does not exist")
+        candidate = None
+        if move.version is not None:
+            row = conn.execute(_versions.where(_mv.model_id == model_id, _mv.version == move.version)).first()
+            if row is None:
+                raise NotFound(f"model {name!r} has no version {move.version}")
+            candidate = self._load(conn, [row])[0]
+        current = conn.execute(select(ma.version).where(ma.model_id == model_id, ma.alias == move.alias)).scalar()
+        if move.version is None and current is None:
+            raise NotFound(f"model {name!r} has no alias {move.alias!r}")
+        require_holder(name, move, current)
+        require_gates_or_force(name, move)
+        checks = None
+        if move.gated:
+            assert candidate is not None  # check_move refuses gates on a removal
+            holder = None
+            if current is not None:
+                held = conn.execute(_versions.where(_mv.model_id == model_id, _mv.version == current)).one()
+                holder = self._load(conn, [held])[0]
+            validations = _latest_validations(conn, candidate.datasets) if move.require_valid_data else {}
+            checks = judge(name, move, candidate, holder, validations)
+        at = now_ms()
+        if move.version is None:
+            conn.execute(t.model_aliases.delete().where(ma.model_id == model_id, ma.alias == move.alias))
+        else:
+            values = {"model_id": model_id, "alias": move.alias, "version": move.version, "updated_at": at}
+            conn.execute(self._upsert_alias, values)
+        conn.execute(
+            t.alias_history.insert().values(
+                model_id=model_id, alias=move.alias, from_version=current, to_version=move.version, actor=move.actor,
+                reason=move.reason, at=at, gated=move.gated, forced=move.force,
+                checks=json.dumps(checks) if checks is not None else None,
             )
-        return AliasChange(name, alias, current, version, actor or "unknown", reason or "", at)
+        )  # fmt: skip
+        return AliasChange(name, move.alias, current, move.version, move.actor, move.reason, at, move.gated, move.force, checks)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
         ah = t.alias_history.c
@@ -208,4 +266,24 @@ class SqlModelStore(ModelStore):
             if alias is not None:
                 query = query.where(ah.alias == v.check_alias(alias))
             rows = conn.execute(query.order_by(ah.at, ah.id)).all()
-        return [AliasChange(name, r.alias, r.from_version, r.to_version, r.actor, r.reason, r.at) for r in rows]
+        return [
+            AliasChange(
+                name, r.alias, r.from_version, r.to_version, r.actor, r.reason, r.at, bool(r.gated), bool(r.forced),
+                json.loads(r.checks) if r.checks is not None else None,
+            )
+            for r in rows
+        ]  # fmt: skip
+
+
+def _latest_validations(conn: Connection, refs: Sequence[str]) -> dict[str, bool | None]:
+    """Whether the latest validation of each training dataset passed (``None``: never validated, or not in this store)."""
+    dv, vr = t.dataset_versions.c, t.validation_results.c
+    found: dict[str, bool | None] = {}
+    for ref in refs:
+        name, number = parse_ref(ref)
+        version = select(dv.id).join(t.datasets, t.datasets.c.id == dv.dataset_id).where(t.datasets.c.name == name)
+        version = version.where(dv.version == number) if number is not None else version.order_by(dv.version.desc()).limit(1)
+        latest = select(vr.passed).where(vr.version_id == version.scalar_subquery()).order_by(vr.id.desc()).limit(1)
+        passed = conn.execute(latest).scalar()
+        found[ref] = None if passed is None else bool(passed)
+    return found

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from keel.core import validation as v
 from keel.core.clock import now_ms
-from keel.core.entities import RunStatus
+from keel.core.entities import RunKind, RunStatus
 from keel.core.errors import Conflict, InvalidArgument
 from keel.store.metadata.pipelines import CachedStep, PipelineStore, StepOutputRecord, check_outputs
 from keel.store.metadata.sql import schema as t
@@ -19,6 +19,7 @@ from keel.store.metadata.sql.runs import require_run
 
 _insert_new_by_dialect = by_dialect(lambda insert: insert(t.step_cache).on_conflict_do_nothing(index_elements=["cache_key"]))
 _find = select(t.step_cache).where(t.step_cache.c.cache_key == bindparam("key"))
+_run_step = select(t.runs.c.kind, t.runs.c.cache_key, t.runs.c.step_name).where(t.runs.c.id == bindparam("run_id"))
 _tags = select(t.tags.c.key, t.tags.c.value).where(
     and_(t.tags.c.run_id == bindparam("run_id"), t.tags.c.key.in_(bindparam("keys", expanding=True)))
 )
@@ -63,17 +64,17 @@ class SqlPipelineStore(PipelineStore):
     def _check_producer(self, conn: Connection, key: str, run_id: str, step: str, output: StepOutputRecord) -> None:
         """The entry must be written by the step run that produced the output (the contract in the interface)."""
         status = require_run(conn, run_id)
-        keys = ["keel.kind", "keel.cache_key", "keel.step", "keel.output"]
-        tags = dict(conn.execute(_tags, {"run_id": run_id, "keys": keys}).all())
+        run = conn.execute(_run_step, {"run_id": run_id}).one()
+        tags = dict(conn.execute(_tags, {"run_id": run_id, "keys": ["keel.output"]}).all())
         refusal = None
-        if tags.get("keel.kind") != "step":
-            refusal = "it is not a step run (tag keel.kind=step)"
+        if run.kind != RunKind.STEP.value:
+            refusal = "it is not a step run (kind step)"
         elif status != RunStatus.RUNNING.value:
             refusal = f"it is {status}; an entry is written by the step run while it runs"
-        elif tags.get("keel.cache_key") != key:
-            refusal = f"its keel.cache_key tag is {tags.get('keel.cache_key')!r}, not this key"
-        elif tags.get("keel.step") != step:
-            refusal = f"its keel.step tag is {tags.get('keel.step')!r}, not {step!r}"
+        elif run.cache_key != key:
+            refusal = f"its cache key is {run.cache_key!r}, not this key"
+        elif run.step_name != step:
+            refusal = f"its step is {run.step_name!r}, not {step!r}"
         elif tags.get("keel.output") != output.sha256:
             refusal = "its keel.output tag does not name this output"
         elif output.kind == "pickle":

@@ -7,6 +7,7 @@ small run stays well under a millisecond of keel overhead; the param insert, run
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,14 +17,25 @@ from sqlalchemy import Connection, bindparam, select
 
 from keel.core import validation as v
 from keel.core.clock import now_ms
-from keel.core.entities import CodeVersion, Environment, LatestMetric, Run, RunPage, RunStatus
+from keel.core.entities import (
+    CodeVersion,
+    Environment,
+    LatestMetric,
+    Run,
+    RunKind,
+    RunPage,
+    RunStatus,
+    StepInfo,
+    TrialInfo,
+    TrialState,
+)
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.metadata import search
-from keel.store.metadata.base import MetricRow, check_batch_id
+from keel.store.metadata.base import MetricRow, check_batch_id, check_run_kind, check_trial_result
 from keel.store.metadata.sql import experiments
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.database import Database, by_dialect, chunks
-from keel.store.metadata.sql.run_search import search_query
+from keel.store.metadata.sql.run_search import search_query, status_condition
 
 if TYPE_CHECKING:
     from keel.store.metadata.sql.metrics import SqlMetricStore
@@ -62,6 +74,11 @@ _params_of = select(t.params.c.run_id, t.params.c.key, t.params.c.value).where(
     t.params.c.run_id.in_(bindparam("ids", expanding=True))
 )
 _tags_of = select(t.tags.c.run_id, t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id.in_(bindparam("ids", expanding=True)))
+_set_trial_result = (
+    t.runs.update()
+    .where(_r.id == bindparam("run_id"), _r.kind == RunKind.TRIAL.value)
+    .values(trial_state=bindparam("state"), trial_value=bindparam("value"))
+)
 _lm = t.latest_metrics.c
 _latest_of = select(_lm.run_id, _lm.key, _lm.value, _lm.step, _lm.timestamp).where(
     _lm.run_id.in_(bindparam("ids", expanding=True))
@@ -138,6 +155,25 @@ def param_rows(run_id: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _trial_params_json(trial: TrialInfo | None) -> str | None:
+    if trial is None:
+        return None
+    try:
+        return json.dumps(dict(trial.params), allow_nan=True)
+    except (TypeError, ValueError):
+        raise InvalidArgument.for_field("trial params", trial.params, "values JSON can hold") from None
+
+
+def _trial_of(row: Any) -> TrialInfo | None:
+    if row.kind != RunKind.TRIAL.value or row.trial_number is None:
+        return None
+    state = TrialState(row.trial_state) if row.trial_state is not None else None
+    value = row.trial_value
+    if value is None and state is TrialState.COMPLETE:
+        value = math.nan  # stored as NULL
+    return TrialInfo(row.trial_number, json.loads(row.trial_params or "{}"), state, value)
+
+
 class SqlRunStore:
     """Runs, their params and tags; ending a run also stores its last metrics (``SqlMetricStore``)."""
 
@@ -165,7 +201,12 @@ class SqlRunStore:
         code: CodeVersion | None = None,
         environment: Environment | None = None,
         start_time: int | None = None,
+        kind: RunKind = RunKind.RUN,
+        step: StepInfo | None = None,
+        trial: TrialInfo | None = None,
     ) -> Run:
+        kind, step, trial = check_run_kind(kind, step, trial)
+        trial_params = _trial_params_json(trial)
         run_id = uuid.uuid4().hex
         name = v.check_name(name, "run name") if name else f"run-{run_id[:8]}"
         tag_list = tag_rows(run_id, tags or {})
@@ -179,6 +220,8 @@ class SqlRunStore:
                     raise NotFound(f"experiment {experiment_id} does not exist")
             if parent_run_id is not None and run_status(conn, parent_run_id) is None:
                 raise NotFound(f"parent run {parent_run_id!r} does not exist")
+            if step is not None and step.cached_from is not None and run_status(conn, step.cached_from) is None:
+                raise NotFound(f"run {step.cached_from!r} (the run a cached step reuses) does not exist")
             result = conn.execute(
                 _insert_run,
                 dict(
@@ -197,6 +240,14 @@ class SqlRunStore:
                     platform=env.platform,
                     packages_hash=env.packages_hash,
                     packages_blob=env.packages_blob,
+                    kind=kind.value,
+                    step_name=step.name if step else None,
+                    cache_key=step.cache_key if step else None,
+                    cached_from=step.cached_from if step else None,
+                    trial_number=trial.number if trial else None,
+                    trial_params=trial_params,
+                    trial_state=None,
+                    trial_value=None,
                 ),
             )
             pk = result.inserted_primary_key[0]  # type: ignore[index]
@@ -218,7 +269,47 @@ class SqlRunStore:
             tags={r["key"]: r["value"] for r in tag_list},
             code=code,
             environment=env,
+            kind=kind,
+            step=step,
+            trial=TrialInfo(trial.number, json.loads(trial_params)) if trial is not None and trial_params is not None else None,
         )
+
+    def set_trial_result(self, run_id: str, state: TrialState, value: float | None = None) -> None:
+        state, value = check_trial_result(state, value)
+        stored = None if value is not None and math.isnan(value) else value  # NULL reads back as NaN (SQLite has none)
+        with self.db.transaction() as conn:
+            updated = conn.execute(_set_trial_result, {"run_id": run_id, "state": state.value, "value": stored}).rowcount
+            if updated != 1:
+                require_run(conn, run_id)
+                raise InvalidArgument.for_field("run_id", run_id, "the id of a trial run")
+
+    def children(self, parent_run_id: str, *, status: RunStatus | None = None, kind: RunKind | None = None) -> list[Run]:
+        query = select(t.runs).where(_r.parent_run_id == parent_run_id)
+        if status is not None:
+            try:
+                status = RunStatus(status)
+            except ValueError:
+                raise InvalidArgument.for_field("status", status, "a run status") from None
+            query = query.where(status_condition("=", status.value, self.stale_cutoff()))
+        if kind is not None:
+            query = query.where(_r.kind == check_run_kind(kind, None, None)[0].value)
+        with self.db.transaction(write=False) as conn:
+            require_run(conn, parent_run_id)
+            return self.load(conn, conn.execute(query.order_by(_r.start_time, _r.pk)).all())
+
+    def latest(self, experiment_id: int, *, kind: RunKind, name: str) -> Run | None:
+        kind = check_run_kind(kind, None, None)[0]
+        if not isinstance(name, str):
+            raise InvalidArgument.for_field("name", name, "a run name")
+        query = (
+            select(t.runs)
+            .where(_r.experiment_id == experiment_id, _r.kind == kind.value, _r.name == name)
+            .order_by(_r.start_time.desc(), _r.pk.desc())
+            .limit(1)
+        )
+        with self.db.transaction(write=False) as conn:
+            rows = conn.execute(query).all()
+            return self.load(conn, rows)[0] if rows else None
 
     def get(self, run_id: str) -> Run:
         with self.db.transaction(write=False) as conn:
@@ -344,6 +435,11 @@ class SqlRunStore:
                     metrics=metrics[row.id],
                     code=CodeVersion(row.git_commit, row.git_dirty_hash, row.entry_point, row.entry_point_hash),
                     environment=Environment(row.python_version, row.platform, row.packages_hash, row.packages_blob),
+                    kind=RunKind(row.kind),
+                    step=StepInfo(row.step_name, row.cache_key, row.cached_from)
+                    if row.kind == RunKind.STEP.value and row.step_name is not None and row.cache_key is not None
+                    else None,
+                    trial=_trial_of(row),
                 )
             )
         return runs

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -64,8 +65,20 @@ runs = Table(
     Column("platform", String(128)),
     Column("packages_hash", String(64)),
     Column("packages_blob", String(64)),
+    # what the run is to keel (``RunKind``): run, pipeline, step, study, sweep or trial
+    Column("kind", String(16), nullable=False, server_default="run"),
+    # step runs: the step's name, its cache key, and for a cached step the run whose output it reuses
+    Column("step_name", String(128)),
+    Column("cache_key", String(64)),
+    Column("cached_from", String(32)),
+    # trial runs: number in the study or sweep, the params asked (JSON object), the outcome
+    Column("trial_number", Integer),
+    Column("trial_params", Text),
+    Column("trial_state", String(16)),  # complete, pruned, failed; NULL while running
+    Column("trial_value", Float),  # NULL for NaN (SQLite has none) when trial_state is complete
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
     Index("ix_runs_parent", "parent_run_id"),
+    Index("ix_runs_experiment_kind_name", "experiment_id", "kind", "name"),
 )
 
 params = Table(
@@ -235,6 +248,15 @@ model_versions = Table(
     UniqueConstraint("model_id", "version", name="uq_model_versions_number"),
 )
 
+model_version_datasets = Table(
+    "model_version_datasets",
+    metadata,
+    # the dataset versions a model version was trained on, by key (``model_versions.datasets`` keeps the refs as given)
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+    Index("ix_model_version_datasets_dataset", "dataset_version_id"),
+)
+
 model_aliases = Table(
     "model_aliases",
     metadata,
@@ -255,5 +277,8 @@ alias_history = Table(
     Column("actor", String(128), nullable=False),
     Column("reason", Text, nullable=False),
     Column("at", BigInteger, nullable=False),
+    Column("gated", Boolean, nullable=False, server_default=false()),  # the move went through gates at the store
+    Column("forced", Boolean, nullable=False, server_default=false()),  # the caller explicitly skipped the gates
+    Column("checks", Text),  # JSON list of the rules evaluated, with their values
     Index("ix_alias_history_model_alias_at", "model_id", "alias", "at"),
 )

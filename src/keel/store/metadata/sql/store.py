@@ -17,7 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from keel.core.entities import ArtifactRef, CodeVersion, Environment, Experiment, Metric, Run, RunPage, RunStatus
+from keel.core.entities import (
+    ArtifactRef,
+    CodeVersion,
+    Environment,
+    Experiment,
+    Metric,
+    Run,
+    RunKind,
+    RunPage,
+    RunStatus,
+    StepInfo,
+    TrialInfo,
+    TrialState,
+)
 from keel.store.metadata.base import MetadataStore, MetricRow
 from keel.store.metadata.sql.database import Database
 from keel.store.metadata.sql.datasets import SqlDatasetStore
@@ -97,6 +110,9 @@ class SqlStore(MetadataStore):
         code: CodeVersion | None = None,
         environment: Environment | None = None,
         start_time: int | None = None,
+        kind: RunKind = RunKind.RUN,
+        step: StepInfo | None = None,
+        trial: TrialInfo | None = None,
     ) -> Run:
         return self._runs.create(
             experiment_id,
@@ -107,7 +123,19 @@ class SqlStore(MetadataStore):
             code=code,
             environment=environment,
             start_time=start_time,
+            kind=kind,
+            step=step,
+            trial=trial,
         )
+
+    def set_trial_result(self, run_id: str, state: TrialState, value: float | None = None) -> None:
+        self._runs.set_trial_result(run_id, state, value)
+
+    def list_child_runs(self, parent_run_id: str, *, status: RunStatus | None = None, kind: RunKind | None = None) -> list[Run]:
+        return self._runs.children(parent_run_id, status=status, kind=kind)
+
+    def find_latest_run(self, experiment_id: int, *, kind: RunKind, name: str) -> Run | None:
+        return self._runs.latest(experiment_id, kind=kind, name=name)
 
     def get_run(self, run_id: str) -> Run:
         return self._runs.get(run_id)
