@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 from keel.store.metadata import open_store
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.testing import services
 
 
@@ -82,7 +82,7 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(store_uri: str) -> Iterator[TrackingStore]:
+def store(store_uri: str) -> Iterator[MetadataStore]:
     opened = open_store(store_uri)
     yield opened
     opened.close()

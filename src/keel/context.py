@@ -28,7 +28,7 @@ from keel.core.entities import ArtifactRef
 from keel.core.errors import InvalidArgument
 from keel.store.artifacts import ArtifactStore, open_artifact_store
 from keel.store.metadata import open_store
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 
 REMOTE_SCHEMES = ("http://", "https://")
 
@@ -79,15 +79,15 @@ class Context:
 
     def __init__(
         self,
-        store: str | TrackingStore | None = None,
+        store: str | MetadataStore | None = None,
         artifacts: str | ArtifactStore | None = None,
         *,
         settings: Settings | None = None,
     ) -> None:
         self.settings = settings or load_settings()
         uri = store if isinstance(store, str) else self.settings.store
-        self.store: TrackingStore = (
-            store if isinstance(store, TrackingStore) else open_store(uri, heartbeat_timeout=self.settings.heartbeat_timeout)
+        self.store: MetadataStore = (
+            store if isinstance(store, MetadataStore) else open_store(uri, heartbeat_timeout=self.settings.heartbeat_timeout)
         )
         self._artifacts_arg = artifacts
         self._artifacts: ArtifactStore | None = artifacts if isinstance(artifacts, ArtifactStore) else None

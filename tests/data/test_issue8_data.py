@@ -23,7 +23,7 @@ from keel.data.drift_detection import DEFAULT_THRESHOLDS, drift
 from keel.data.profiling import compute_profile
 from keel.data.report import drift_html, profile_html
 from keel.store.metadata import open_store
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.testing.cli import keel_cmd
 
 # -- PSI and friends on discrete data ------------------------------------------------------
@@ -169,7 +169,7 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _log(store: TrackingStore, name: str, **kwargs: Any) -> Any:
+def _log(store: MetadataStore, name: str, **kwargs: Any) -> Any:
     defaults: dict[str, Any] = {
         "content_hash": _sha(name + repr(kwargs.get("profile"))),
         "artifact_sha256": _sha("blob" + name),
@@ -180,7 +180,7 @@ def _log(store: TrackingStore, name: str, **kwargs: Any) -> Any:
     return store.datasets.log_version(name, **{**defaults, **kwargs})
 
 
-def test_the_store_refuses_a_non_json_transform(store: TrackingStore) -> None:
+def test_the_store_refuses_a_non_json_transform(store: MetadataStore) -> None:
     for transform, field in (({"params": {"v": object()}}, r"transform\['params'\]\['v'\]"),
                              ({"params": {"v": float("inf")}}, r"transform\['params'\]\['v'\]"),
                              ({"k": {1: 2}}, r"transform\['k'\] key"),
@@ -243,7 +243,7 @@ def test_the_server_refuses_forged_profiles_with_400(server_url: str) -> None:
     assert ok.status_code == 200, ok.text
 
 
-def test_every_backend_refuses_a_forged_profile(store: TrackingStore) -> None:
+def test_every_backend_refuses_a_forged_profile(store: MetadataStore) -> None:
     with pytest.raises(InvalidArgument, match=r"profile.columns\['x'\].mean must be a number"):
         _log(store, "forged-mean", profile=_forged(FORGERIES["mean_as_text"]))
     honest = _valid_profile()

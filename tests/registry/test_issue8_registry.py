@@ -24,7 +24,7 @@ import keel.registry as registry
 from keel.core.errors import IntegrityError, InvalidArgument, NotFound, PermissionDenied
 from keel.evaluation.gate import gate
 from keel.registry import flavors
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 
 
 class Thresholder:
@@ -255,7 +255,7 @@ def test_rebundling_replaces_only_the_files_keel_wrote(cancer_version: str, tmp_
 
 
 @pytest.mark.parametrize("metrics", [{"auc": "high"}, {"auc": None}, {"auc": [1.0]}, {"bad key\n": 1.0}, ["auc"]])
-def test_non_numeric_model_metrics_are_invalid_arguments(store: TrackingStore, metrics: Any) -> None:
+def test_non_numeric_model_metrics_are_invalid_arguments(store: MetadataStore, metrics: Any) -> None:
     with pytest.raises(InvalidArgument, match=r"metric|metrics"):
         store.models.create_version("metrics-model", flavor="python", artifact_sha256="a" * 64, size=1, signature={},
                                     metrics=metrics)  # fmt: skip

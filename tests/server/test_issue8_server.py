@@ -27,7 +27,7 @@ from keel.core.errors import Conflict, InvalidArgument, KeelError
 from keel.core.validation import check_artifact_path, check_key, check_name
 from keel.store.artifacts import open_artifact_store
 from keel.store.artifacts.http import HttpArtifactStore
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest.client import RestStore
 from keel.testing.services import free_port
 
@@ -79,14 +79,14 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
-def _experiment(store: TrackingStore) -> int:
+def _experiment(store: MetadataStore) -> int:
     return store.get_or_create_experiment(f"issue8-{uuid.uuid4().hex[:8]}").id
 
 
 # search: linear, bounded -------------------------------------------------------------------
 
 
-def test_a_huge_filter_is_refused_quickly(store: TrackingStore) -> None:
+def test_a_huge_filter_is_refused_quickly(store: MetadataStore) -> None:
     huge = " and ".join(f"metrics.m{i} > {i}" for i in range(60_000))  # about 1 MB
     assert len(huge) > 1_000_000
     started = time.monotonic()
@@ -96,7 +96,7 @@ def test_a_huge_filter_is_refused_quickly(store: TrackingStore) -> None:
     assert len(caught.value.message) < 500  # the message does not echo the megabyte back
 
 
-def test_too_many_clauses_is_a_400_naming_the_limit(store: TrackingStore) -> None:
+def test_too_many_clauses_is_a_400_naming_the_limit(store: MetadataStore) -> None:
     exp = _experiment(store)
     run = store.create_run(exp, "r")
     store.log_params(run.id, {f"p{i}": str(i) for i in range(64)})
@@ -119,7 +119,7 @@ def test_too_many_clauses_over_http_is_a_json_400(server_url: str) -> None:
     assert "more than 50 clauses" in response.json()["error"]["message"]
 
 
-def test_a_nested_page_token_is_a_400_not_a_500(server_url: str, store: TrackingStore) -> None:
+def test_a_nested_page_token_is_a_400_not_a_500(server_url: str, store: MetadataStore) -> None:
     nested = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
     response = httpx.post(f"{server_url}/api/v1/runs/search", json={"page_token": nested})
     assert response.status_code == 400, response.text
@@ -229,7 +229,7 @@ def test_a_corrupted_blob_is_cut_off_mid_stream_never_served_whole(small_server:
 
 
 @pytest.mark.parametrize("key", ["loss\n", "lr.x\n"])
-def test_keys_and_names_with_a_trailing_newline_are_refused(store: TrackingStore, key: str) -> None:
+def test_keys_and_names_with_a_trailing_newline_are_refused(store: MetadataStore, key: str) -> None:
     with pytest.raises(InvalidArgument):
         check_key(key)
     with pytest.raises(InvalidArgument):
@@ -257,7 +257,7 @@ def test_keys_and_names_with_a_trailing_newline_are_refused(store: TrackingStore
         "zero\u200bwidth.txt",  # format characters (Cf) missing from a hand-written list
     ],
 )
-def test_artifact_paths_with_control_or_bidi_characters_are_refused(store: TrackingStore, path: str) -> None:
+def test_artifact_paths_with_control_or_bidi_characters_are_refused(store: MetadataStore, path: str) -> None:
     with pytest.raises(InvalidArgument, match="control or format characters"):
         check_artifact_path(path)
     run = store.create_run(_experiment(store), "r")

@@ -21,7 +21,7 @@ import pytest
 from keel.core.datasets import ColumnSchema
 from keel.core.errors import Conflict, KeelError, StoreUnavailable
 from keel.store.metadata import open_store
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest.client import RestStore
 from keel.store.metadata.sql import engine as sql_engine
 from keel.store.metadata.sql.store import SqlStore
@@ -174,7 +174,7 @@ def test_writing_to_a_read_only_postgres_database_is_store_unavailable(fresh_pos
 # --- concurrent creation: the loser of a race retries, nobody sees the race ------------------------------------
 
 
-def _race(uri: str, work: Callable[[TrackingStore, int], T], writers: int = 2, rounds: int = 10) -> list[list[T]]:
+def _race(uri: str, work: Callable[[MetadataStore, int], T], writers: int = 2, rounds: int = 10) -> list[list[T]]:
     """``writers`` threads, each with its own store, run ``work(store, round)`` at the same instant, ``rounds`` times."""
     stores = [open_store(uri) for _ in range(writers)]
     barrier = threading.Barrier(writers)
@@ -222,7 +222,7 @@ def _sha(text: str) -> str:
 
 
 def test_two_writers_logging_the_next_dataset_version_get_distinct_numbers(race_uri: str) -> None:
-    def log(store: TrackingStore, i: int) -> int:
+    def log(store: MetadataStore, i: int) -> int:
         content = _sha(f"{uuid.uuid4()}")  # different data from each writer: two versions per round
         version, created = store.datasets.log_version(
             "raced",
@@ -244,7 +244,7 @@ def test_two_writers_logging_the_next_dataset_version_get_distinct_numbers(race_
 
 
 def test_two_writers_registering_the_next_model_version_get_distinct_numbers(race_uri: str) -> None:
-    def register(store: TrackingStore, i: int) -> int:
+    def register(store: MetadataStore, i: int) -> int:
         return store.models.create_version(
             "raced", flavor="sklearn", artifact_sha256=_sha(str(uuid.uuid4())), size=1, signature={}
         ).version

@@ -11,14 +11,14 @@ import pytest
 
 from keel.core.errors import Conflict
 from keel.store.metadata import open_store
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.testing.cli import keel_cmd
 from keel.testing.store_contract import unique
 
 SHA = "d" * 64
 
 
-def _register(store: TrackingStore, name: str, auc: float) -> int:
+def _register(store: MetadataStore, name: str, auc: float) -> int:
     return store.models.create_version(
         name, flavor="python", artifact_sha256=SHA, size=1, signature={"inputs": []}, metrics={"auc": auc}
     ).version

@@ -19,7 +19,7 @@ from keel.core.clock import now_ms
 from keel.core.datasets import ColumnSchema
 from keel.core.entities import RunKind, RunStatus, StepInfo, TrialInfo, TrialState
 from keel.core.errors import InvalidArgument, NotFound
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.sql import engine as sql_engine
 from keel.testing.store_contract import unique
 
@@ -34,7 +34,7 @@ _SERIAL = {"projects": "id", "experiments": "id", "runs": "pk", "metric_blocks":
 # the new columns, on every backend (sqlite, postgres, rest)
 
 
-def test_runs_carry_their_kind_step_and_trial(store: TrackingStore) -> None:
+def test_runs_carry_their_kind_step_and_trial(store: MetadataStore) -> None:
     exp = store.get_or_create_experiment(unique("rows"))
     plain = store.create_run(exp.id)
     assert plain.kind is RunKind.RUN and plain.step is None and plain.trial is None
@@ -73,7 +73,7 @@ def test_runs_carry_their_kind_step_and_trial(store: TrackingStore) -> None:
     assert store.find_latest_run(exp.id, kind=RunKind.PIPELINE, name="a study") is None
 
 
-def test_child_runs_by_status_and_kind(store: TrackingStore) -> None:
+def test_child_runs_by_status_and_kind(store: MetadataStore) -> None:
     exp = store.get_or_create_experiment(unique("children"))
     parent = store.create_run(exp.id, "flow", kind=RunKind.PIPELINE)
     t = now_ms()  # start times out of creation order: children come oldest first
@@ -90,7 +90,7 @@ def test_child_runs_by_status_and_kind(store: TrackingStore) -> None:
         store.list_child_runs("0" * 32)
 
 
-def test_bad_kinds_steps_and_trials_are_refused(store: TrackingStore) -> None:
+def test_bad_kinds_steps_and_trials_are_refused(store: MetadataStore) -> None:
     exp = store.get_or_create_experiment(unique("bad"))
     run = store.create_run(exp.id)
     for kwargs in (
@@ -120,7 +120,7 @@ def test_bad_kinds_steps_and_trials_are_refused(store: TrackingStore) -> None:
         store.list_child_runs(run.id, kind="job")  # type: ignore[arg-type]
 
 
-def test_model_versions_link_their_training_data_by_key(store: TrackingStore) -> None:
+def test_model_versions_link_their_training_data_by_key(store: MetadataStore) -> None:
     name = unique("orders")
     logged = [
         store.datasets.log_version(name, content_hash=f"{i}" * 64, artifact_sha256=f"{i}" * 64, size=1, row_count=1,

@@ -16,7 +16,7 @@ from keel.core.datasets import ColumnSchema
 from keel.core.errors import Conflict, InvalidArgument
 from keel.core.model_records import check_model_version
 from keel.core.validation import check_alias
-from keel.store.metadata.base import MetadataStore, TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest.client import RestStore
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.database import Database
@@ -27,6 +27,8 @@ SHA = "a" * 64
 
 
 def test_the_root_store_is_a_metadata_store_and_the_old_name_still_works() -> None:
+    from keel.store.metadata.base import TrackingStore
+
     assert TrackingStore is MetadataStore
     assert issubclass(SqlStore, MetadataStore) and issubclass(RestStore, MetadataStore)
 

@@ -20,7 +20,7 @@ from keel.core.entities import RunStatus
 from keel.core.errors import InvalidArgument, StoreUnavailable
 from keel.core.validation import param_to_str
 from keel.store.metadata import open_store
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest.client import RestStore
 from keel.store.metadata.sql.store import SqlStore
 from keel.testing.services import keel_server
@@ -213,7 +213,7 @@ def test_param_to_str_of_numpy_values_and_unusual_containers() -> None:
     assert param_to_str("p", Path("/data/x.csv")) == "/data/x.csv"
 
 
-def test_a_store_called_directly_stores_params_as_json(store: TrackingStore) -> None:
+def test_a_store_called_directly_stores_params_as_json(store: MetadataStore) -> None:
     """The conversion is the store's: a store given Python values (pipelines, REST callers) keeps the same text."""
     exp = store.get_or_create_experiment("params-direct")
     run = store.create_run(exp.id, params={"flag": True, "n": None, "d": {"a": 1}})

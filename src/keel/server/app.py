@@ -23,7 +23,7 @@ from keel.server.redaction import redactor
 from keel.server.responses import OrjsonResponse, error_response
 from keel.server.routes import artifacts, datasets, models, pipelines, tracking
 from keel.store.artifacts import ArtifactStore
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 
 log = logging.getLogger("keel.server")
 
@@ -64,7 +64,7 @@ def _kind(store: object) -> str:
 
 
 def create_app(
-    store: TrackingStore,
+    store: MetadataStore,
     artifact_store: ArtifactStore,
     *,
     max_request_bytes: int = MAX_REQUEST_BYTES,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import Request
 
 from keel.store.artifacts import ArtifactStore
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 
 
-def store_of(request: Request) -> TrackingStore:
-    store: TrackingStore = request.app.state.store
+def store_of(request: Request) -> MetadataStore:
+    store: MetadataStore = request.app.state.store
     return store
 
 

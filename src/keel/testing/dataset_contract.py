@@ -8,7 +8,7 @@ import pytest
 
 from keel.core.datasets import ColumnSchema
 from keel.core.errors import InvalidArgument, NotFound
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.testing.store_contract import unique
 
 SCHEMA = (ColumnSchema("x", "double", True), ColumnSchema("city", "string", False))
@@ -27,7 +27,7 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def log(store: TrackingStore, name: str, content: str, **kwargs: object):  # type: ignore[no-untyped-def]
+def log(store: MetadataStore, name: str, content: str, **kwargs: object):  # type: ignore[no-untyped-def]
     defaults: dict = {
         "content_hash": sha(content),
         "artifact_sha256": sha("blob" + content),
@@ -39,7 +39,7 @@ def log(store: TrackingStore, name: str, content: str, **kwargs: object):  # typ
 
 
 class DatasetStoreContract:
-    def test_versions_count_up_and_identical_content_is_not_a_new_version(self, store: TrackingStore) -> None:
+    def test_versions_count_up_and_identical_content_is_not_a_new_version(self, store: MetadataStore) -> None:
         name = unique("data")
         v1, created1 = log(store, name, "a", source="s3://raw/a.csv", profile=PROFILE)
         v2, created2 = log(store, name, "b")
@@ -56,7 +56,7 @@ class DatasetStoreContract:
         latest = {d.name: d.version for d in store.datasets.list_datasets()}
         assert latest[name] == 2
 
-    def test_lineage_parents_and_children(self, store: TrackingStore) -> None:
+    def test_lineage_parents_and_children(self, store: MetadataStore) -> None:
         raw, _ = log(store, unique("raw"), "raw")
         other, _ = log(store, unique("lookup"), "lookup")
         transform = {"name": "merge", "code_hash": sha("code"), "params": {"on": "id"}}
@@ -67,7 +67,7 @@ class DatasetStoreContract:
         with pytest.raises(NotFound, match="parent dataset version"):
             log(store, unique("orphan"), "orphan", parent_ids=[987654321])
 
-    def test_runs_record_what_they_read_and_wrote(self, store: TrackingStore) -> None:
+    def test_runs_record_what_they_read_and_wrote(self, store: MetadataStore) -> None:
         exp = store.get_or_create_experiment(unique())
         run = store.create_run(exp.id)
         inp, _ = log(store, unique("in"), "in")
@@ -85,7 +85,7 @@ class DatasetStoreContract:
         with pytest.raises(NotFound):
             store.datasets.link_run(run.id, 987654321, "input")
 
-    def test_validation_records(self, store: TrackingStore) -> None:
+    def test_validation_records(self, store: MetadataStore) -> None:
         version, _ = log(store, unique("checked"), "checked")
         first = store.datasets.save_validation(version.id, "suite-a", True, 0, 1, {"checks": [{"kind": "range"}]})
         second = store.datasets.save_validation(version.id, "suite-b", False, 2, 0, {"checks": []})
@@ -103,21 +103,21 @@ class DatasetStoreContract:
             ({"schema": []}, "schema"),
         ],
     )
-    def test_bad_versions_are_refused(self, store: TrackingStore, kwargs: dict, needle: str) -> None:
+    def test_bad_versions_are_refused(self, store: MetadataStore, kwargs: dict, needle: str) -> None:
         name = unique("bad")
         with pytest.raises(InvalidArgument, match=needle):
             log(store, name, "x", **kwargs)
         with pytest.raises(NotFound):
             store.datasets.list_versions(name)
 
-    def test_unknown_dataset_is_not_found(self, store: TrackingStore) -> None:
+    def test_unknown_dataset_is_not_found(self, store: MetadataStore) -> None:
         with pytest.raises(NotFound, match="does not exist"):
             store.datasets.get_version(unique("missing"))
         with pytest.raises(InvalidArgument, match="dataset name"):
             log(store, "../etc", "x")
 
 
-def step_run(store: TrackingStore, key: str, output_sha: str, *, step: str = "fit", kind: str = "step"):  # type: ignore[no-untyped-def]
+def step_run(store: MetadataStore, key: str, output_sha: str, *, step: str = "fit", kind: str = "step"):  # type: ignore[no-untyped-def]
     """A running step run as the pipeline runner leaves it before it saves its cache entry."""
     from keel.core.entities import ArtifactRef, RunKind, StepInfo
 
@@ -133,7 +133,7 @@ def pickled(sha256: str, size: int = 10) -> dict:  # type: ignore[type-arg]
 
 
 class PipelineStoreContract:
-    def test_a_step_run_creates_its_entry_once_and_it_is_never_replaced(self, store: TrackingStore) -> None:
+    def test_a_step_run_creates_its_entry_once_and_it_is_never_replaced(self, store: MetadataStore) -> None:
         from keel.core.errors import Conflict
 
         key = sha(unique("key"))
@@ -151,7 +151,7 @@ class PipelineStoreContract:
         with pytest.raises(NotFound):
             store.pipelines.save_step(sha("other"), "0" * 32, "fit", pickled(a))
 
-    def test_only_the_run_that_produced_an_output_can_cache_it(self, store: TrackingStore) -> None:
+    def test_only_the_run_that_produced_an_output_can_cache_it(self, store: MetadataStore) -> None:
         from keel.core.entities import RunStatus
         from keel.core.errors import Conflict
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from keel.core.errors import Conflict, InvalidArgument, NotFound, PromotionRefused
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.testing.dataset_contract import log as log_dataset
 from keel.testing.store_contract import unique
 
@@ -15,11 +15,11 @@ SHA = "c" * 64
 
 
 class ModelStoreContract:
-    def _register(self, store: TrackingStore, name: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    def _register(self, store: MetadataStore, name: str, **kwargs: object):  # type: ignore[no-untyped-def]
         defaults: dict = {"flavor": "sklearn", "artifact_sha256": SHA, "size": 100, "signature": {"inputs": []}}
         return store.models.create_version(name, **{**defaults, **kwargs})
 
-    def test_versions_count_up_and_keep_what_they_were_given(self, store: TrackingStore) -> None:
+    def test_versions_count_up_and_keep_what_they_were_given(self, store: MetadataStore) -> None:
         name = unique("model")
         run = store.create_run(store.get_or_create_experiment(unique()).id)
         v1 = self._register(
@@ -33,7 +33,7 @@ class ModelStoreContract:
         assert [v.version for v in store.models.list_versions(name)] == [1, 2]
         assert {m.name: m.version for m in store.models.list_models()}[name] == 2
 
-    def test_aliases_move_and_every_move_is_history(self, store: TrackingStore) -> None:
+    def test_aliases_move_and_every_move_is_history(self, store: MetadataStore) -> None:
         name = unique("model")
         for _ in range(3):
             self._register(store, name)
@@ -57,7 +57,7 @@ class ModelStoreContract:
             store.models.resolve_alias(name, "staging")
         assert len(store.models.alias_history(name)) == 4
 
-    def test_bad_alias_moves_are_refused_and_write_nothing(self, store: TrackingStore) -> None:
+    def test_bad_alias_moves_are_refused_and_write_nothing(self, store: MetadataStore) -> None:
         name = unique("model")
         self._register(store, name)
         with pytest.raises(NotFound, match="has no version 7"):
@@ -73,13 +73,13 @@ class ModelStoreContract:
             self._register(store, unique("model"), source_run="0" * 32)
 
     # gated moves (issue 9): the store checks the gates and the holder in the transaction that moves the alias
-    def _three(self, store: TrackingStore, *aucs: float) -> str:
+    def _three(self, store: MetadataStore, *aucs: float) -> str:
         name = unique("model")
         for auc in aucs:
             self._register(store, name, metrics={"auc": auc})
         return name
 
-    def test_a_gated_move_is_checked_by_the_store_and_recorded_with_its_checks(self, store: TrackingStore) -> None:
+    def test_a_gated_move_is_checked_by_the_store_and_recorded_with_its_checks(self, store: MetadataStore) -> None:
         name = self._three(store, 0.9, 0.92, 0.91)
         first = store.models.move_alias(name, "production", 1, rules=["auc >= 0.85"], expected_from=None, actor="ana")
         assert (first.from_version, first.to_version, first.gated, first.forced) == (None, 1, True, False)
@@ -99,7 +99,7 @@ class ModelStoreContract:
         assert moves == [(None, 1, True, False), (1, 2, True, False)]
         assert history[0].checks == first.checks and history[1].checks == second.checks
 
-    def test_a_baseline_rule_with_no_holder_is_refused(self, store: TrackingStore) -> None:
+    def test_a_baseline_rule_with_no_holder_is_refused(self, store: MetadataStore) -> None:
         name = self._three(store, 0.9)
         with pytest.raises(InvalidArgument, match=f"compares with a baseline; no version of '{name}' holds 'production'"):
             store.models.move_alias(name, "production", 1, rules=["auc >= baseline"], actor="ana")
@@ -107,7 +107,7 @@ class ModelStoreContract:
             store.models.move_alias(name, "production", 1, rules=["loss <= 1"], actor="ana")
         assert store.models.get_version(name, 1).aliases == () and store.models.alias_history(name) == []
 
-    def test_a_move_without_gates_must_be_forced_and_is_recorded_as_forced(self, store: TrackingStore) -> None:
+    def test_a_move_without_gates_must_be_forced_and_is_recorded_as_forced(self, store: MetadataStore) -> None:
         name = self._three(store, 0.9, 0.8)
         with pytest.raises(InvalidArgument, match="passes no gate: give rules"):
             store.models.move_alias(name, "production", 1, actor="ana")
@@ -124,7 +124,7 @@ class ModelStoreContract:
         [recorded] = store.models.alias_history(name)
         assert (recorded.forced, recorded.gated, recorded.checks) == (True, False, None)
 
-    def test_compare_and_swap_on_the_holder(self, store: TrackingStore) -> None:
+    def test_compare_and_swap_on_the_holder(self, store: MetadataStore) -> None:
         name = self._three(store, 0.9, 0.92, 0.93)
         store.models.move_alias(name, "production", 1, rules=["auc >= 0.5"], expected_from=None, actor="ana")
         with pytest.raises(Conflict, match=r"is held by version 1, not no version as expected: another move came first"):
@@ -137,7 +137,7 @@ class ModelStoreContract:
         store.models.move_alias(name, "production", 3, rules=["auc >= baseline"], expected_from=1, actor="bo")
         assert store.models.resolve_alias(name, "production").version == 3
 
-    def test_require_valid_data_reads_the_validations_in_the_store(self, store: TrackingStore) -> None:
+    def test_require_valid_data_reads_the_validations_in_the_store(self, store: MetadataStore) -> None:
         data = unique("data")
         version, _ = log_dataset(store, data, "a")
         name = unique("model")

@@ -20,7 +20,7 @@ from keel.core.config import Settings
 from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunKind, RunPage, RunStatus, StepInfo, TrialInfo
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.artifacts import ArtifactStore
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.tracking import capture
 from keel.tracking.writer import MetricWriter
 
@@ -31,14 +31,14 @@ class Client:
 
     def __init__(
         self,
-        store: str | TrackingStore | Context | None = None,
+        store: str | MetadataStore | Context | None = None,
         artifacts: str | ArtifactStore | None = None,
         *,
         settings: Settings | None = None,
     ) -> None:
         self.context: Context = store if isinstance(store, Context) else Context(store, artifacts, settings=settings)
         self.settings: Settings = self.context.settings
-        self.store: TrackingStore = self.context.store
+        self.store: MetadataStore = self.context.store
         self.writer = MetricWriter(self.store, self.settings.flush_interval, self.settings.heartbeat_interval)
         self.context.add_flusher(self.flush)  # a registry snapshot of a run reads its buffered metrics too
         self._steps: dict[tuple[str, str], int] = {}

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from keel.core.clock import now_ms
 from keel.core.errors import KeelError, StoreUnavailable
-from keel.store.metadata.base import MetricRow, TrackingStore, new_batch_id
+from keel.store.metadata.base import MetadataStore, MetricRow, new_batch_id
 
 log = logging.getLogger("keel.tracking")
 T = TypeVar("T")
@@ -37,7 +37,7 @@ _WRITERS: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
 class MetricWriter:
     def __init__(
         self,
-        store: TrackingStore,
+        store: MetadataStore,
         flush_interval: float = 0.5,
         heartbeat_interval: float = 5.0,
         max_buffer: int = 50_000,

@@ -10,7 +10,7 @@ from keel.core.errors import InvalidArgument
 from keel.server import schemas
 from keel.server.auth import require_writer
 from keel.server.deps import store_of
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest import wire
 
 read = APIRouter(prefix="/api/v1", tags=["datasets"])
@@ -18,7 +18,7 @@ write = APIRouter(prefix="/api/v1", tags=["datasets"], dependencies=[Depends(req
 
 
 @write.post("/datasets/versions")
-def log_version(body: schemas.DatasetVersionIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def log_version(body: schemas.DatasetVersionIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     version, created = store.datasets.log_version(
         body.name,
         content_hash=body.content_hash,
@@ -36,12 +36,12 @@ def log_version(body: schemas.DatasetVersionIn, store: TrackingStore = Depends(s
 
 
 @read.get("/datasets")
-def list_datasets(store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+def list_datasets(store: MetadataStore = Depends(store_of)) -> list[dict[str, Any]]:
     return [wire.version_to_json(v) for v in store.datasets.list_datasets()]
 
 
 @read.get("/datasets/by-name/versions")
-def get_version(name: str, version: str = "latest", store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def get_version(name: str, version: str = "latest", store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     if version == "latest":
         number = None
     else:
@@ -53,47 +53,47 @@ def get_version(name: str, version: str = "latest", store: TrackingStore = Depen
 
 
 @read.get("/datasets/by-name/all")
-def list_versions(name: str, store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+def list_versions(name: str, store: MetadataStore = Depends(store_of)) -> list[dict[str, Any]]:
     return [wire.version_to_json(v) for v in store.datasets.list_versions(name)]
 
 
 @read.get("/datasets/versions/{version_id}")
-def get_version_by_id(version_id: int, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def get_version_by_id(version_id: int, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     return wire.version_to_json(store.datasets.get_version_by_id(version_id))
 
 
 @read.get("/datasets/versions/{version_id}/profile")
-def get_profile(version_id: int, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def get_profile(version_id: int, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     return {"profile": store.datasets.get_profile(version_id)}
 
 
 @read.get("/datasets/versions/{version_id}/children")
-def children(version_id: int, store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+def children(version_id: int, store: MetadataStore = Depends(store_of)) -> list[dict[str, Any]]:
     return [wire.version_to_json(v) for v in store.datasets.children(version_id)]
 
 
 @write.post("/datasets/versions/{version_id}/runs")
-def link_run(version_id: int, body: schemas.RunLinkIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def link_run(version_id: int, body: schemas.RunLinkIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     store.datasets.link_run(body.run_id, version_id, body.direction)
     return {}
 
 
 @read.get("/datasets/versions/{version_id}/runs")
-def runs_of_version(version_id: int, store: TrackingStore = Depends(store_of)) -> list[list[str]]:
+def runs_of_version(version_id: int, store: MetadataStore = Depends(store_of)) -> list[list[str]]:
     return [[r, d] for r, d in store.datasets.runs_of_version(version_id)]
 
 
 @read.get("/runs/{run_id}/datasets")
-def versions_of_run(run_id: str, store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+def versions_of_run(run_id: str, store: MetadataStore = Depends(store_of)) -> list[dict[str, Any]]:
     return [wire.run_dataset_link_to_json(link) for link in store.datasets.versions_of_run(run_id)]
 
 
 @write.post("/datasets/versions/{version_id}/validations")
-def save_validation(version_id: int, body: schemas.ValidationIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def save_validation(version_id: int, body: schemas.ValidationIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     record = store.datasets.save_validation(version_id, body.suite, body.passed, body.errors, body.warnings, body.result)
     return wire.validation_to_json(record)
 
 
 @read.get("/datasets/versions/{version_id}/validations")
-def list_validations(version_id: int, store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+def list_validations(version_id: int, store: MetadataStore = Depends(store_of)) -> list[dict[str, Any]]:
     return [wire.validation_to_json(r) for r in store.datasets.list_validations(version_id)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from keel.server import schemas
 from keel.server.auth import require_writer
 from keel.server.deps import store_of
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest import wire
 
 read = APIRouter(prefix="/api/v1", tags=["models"])
@@ -17,35 +17,35 @@ write = APIRouter(prefix="/api/v1", tags=["models"], dependencies=[Depends(requi
 
 
 @write.post("/models/versions")
-def create_version(body: schemas.ModelVersionIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def create_version(body: schemas.ModelVersionIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     data = body.model_dump()
     name = data.pop("name")
     return wire.model_version_to_json(store.models.create_version(name, **data))
 
 
 @read.get("/models")
-def list_models(store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+def list_models(store: MetadataStore = Depends(store_of)) -> list[dict[str, Any]]:
     return [wire.model_version_to_json(v) for v in store.models.list_models()]
 
 
 @read.get("/models/{name}/versions")
-def list_versions(name: str, store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+def list_versions(name: str, store: MetadataStore = Depends(store_of)) -> list[dict[str, Any]]:
     return [wire.model_version_to_json(v) for v in store.models.list_versions(name)]
 
 
 @read.get("/models/{name}/versions/{version}")
-def get_version(name: str, version: int, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def get_version(name: str, version: int, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     return wire.model_version_to_json(store.models.get_version(name, version))
 
 
 @read.get("/models/{name}/aliases/{alias}")
-def resolve_alias(name: str, alias: str, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def resolve_alias(name: str, alias: str, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     return wire.model_version_to_json(store.models.resolve_alias(name, alias))
 
 
 @write.put("/models/{name}/aliases/{alias}")
 def move_alias(
-    name: str, alias: str, body: schemas.AliasIn, request: Request, store: TrackingStore = Depends(store_of)
+    name: str, alias: str, body: schemas.AliasIn, request: Request, store: MetadataStore = Depends(store_of)
 ) -> dict[str, Any]:
     """The only way to move an alias over HTTP: the store checks the gates and the holder in one transaction, and
     a move without gates is refused unless the body says ``force`` (then recorded as forced)."""
@@ -61,5 +61,5 @@ def move_alias(
 
 
 @read.get("/models/{name}/history")
-def alias_history(name: str, alias: str | None = None, store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+def alias_history(name: str, alias: str | None = None, store: MetadataStore = Depends(store_of)) -> list[dict[str, Any]]:
     return [wire.alias_change_to_json(c) for c in store.models.alias_history(name, alias)]

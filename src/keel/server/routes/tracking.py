@@ -13,7 +13,7 @@ from keel.core.errors import InvalidArgument
 from keel.server import schemas
 from keel.server.auth import require_writer
 from keel.server.deps import store_of
-from keel.store.metadata.base import TrackingStore
+from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest import wire
 
 read = APIRouter(prefix="/api/v1", tags=["tracking"])
@@ -21,13 +21,13 @@ write = APIRouter(prefix="/api/v1", tags=["tracking"], dependencies=[Depends(req
 
 
 @write.post("/experiments")
-def create_experiment(body: schemas.ExperimentIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def create_experiment(body: schemas.ExperimentIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     return wire.experiment_to_json(store.get_or_create_experiment(body.name, body.project))
 
 
 @read.get("/experiments")
 def list_experiments(
-    name: str | None = None, project: str | None = None, store: TrackingStore = Depends(store_of)
+    name: str | None = None, project: str | None = None, store: MetadataStore = Depends(store_of)
 ) -> list[dict[str, Any]]:
     experiments = store.list_experiments(project)
     if name is not None:
@@ -36,12 +36,12 @@ def list_experiments(
 
 
 @read.get("/experiments/{experiment_id}")
-def get_experiment(experiment_id: int, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def get_experiment(experiment_id: int, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     return wire.experiment_to_json(store.get_experiment(experiment_id))
 
 
 @write.post("/runs")
-def create_run(body: schemas.RunIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def create_run(body: schemas.RunIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     run = store.create_run(
         body.experiment_id,
         body.name,
@@ -73,7 +73,7 @@ def _status(value: str) -> RunStatus:
 
 
 @write.post("/runs/{run_id}/trial-result")
-def set_trial_result(run_id: str, body: schemas.TrialResultIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def set_trial_result(run_id: str, body: schemas.TrialResultIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     value = wire.decode_float(body.value, "trial value") if body.value is not None else None
     store.set_trial_result(run_id, body.state, value)  # type: ignore[arg-type]  # the store checks the state
     return {}
@@ -81,7 +81,7 @@ def set_trial_result(run_id: str, body: schemas.TrialResultIn, store: TrackingSt
 
 @read.get("/runs/{run_id}/children")
 def list_child_runs(
-    run_id: str, status: str | None = None, kind: str | None = None, store: TrackingStore = Depends(store_of)
+    run_id: str, status: str | None = None, kind: str | None = None, store: MetadataStore = Depends(store_of)
 ) -> list[dict[str, Any]]:
     runs = store.list_child_runs(
         run_id, status=_status(status) if status is not None else None, kind=_kind(kind) if kind is not None else None
@@ -90,26 +90,26 @@ def list_child_runs(
 
 
 @read.get("/experiments/{experiment_id}/latest-run")
-def find_latest_run(experiment_id: int, kind: str, name: str, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def find_latest_run(experiment_id: int, kind: str, name: str, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     run = store.find_latest_run(experiment_id, kind=_kind(kind), name=name)
     return {"run": wire.run_to_json(run) if run is not None else None}
 
 
 @write.post("/runs/search")
-def search_runs(body: schemas.SearchIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def search_runs(body: schemas.SearchIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     # a POST because filters and order lists are awkward in a query string; it writes nothing
     page = store.search_runs(body.experiment_ids, body.filter, body.order_by, body.max_results, body.page_token)
     return {"runs": [wire.run_to_json(r) for r in page.runs], "next_page_token": page.next_page_token}
 
 
 @write.post("/runs/heartbeat")
-def heartbeat(body: schemas.HeartbeatIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def heartbeat(body: schemas.HeartbeatIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     store.heartbeat(body.run_ids, body.time)
     return {}
 
 
 @read.get("/runs/{run_id}")
-def get_run(run_id: str, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def get_run(run_id: str, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     return wire.run_to_json(store.get_run(run_id))
 
 
@@ -117,7 +117,7 @@ def get_run(run_id: str, store: TrackingStore = Depends(store_of)) -> dict[str, 
 def end_run(
     run_id: str,
     body: schemas.EndRunIn,
-    store: TrackingStore = Depends(store_of),
+    store: MetadataStore = Depends(store_of),
     idempotency_key: str | None = Header(default=None),
 ) -> dict[str, Any]:
     """End a run with its last metric values; a resend under the same ``Idempotency-Key`` is a no-op."""
@@ -131,13 +131,13 @@ def end_run(
 
 
 @write.post("/runs/{run_id}/params")
-def log_params(run_id: str, body: schemas.ParamsIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def log_params(run_id: str, body: schemas.ParamsIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     store.log_params(run_id, body.params)
     return {}
 
 
 @write.post("/runs/{run_id}/tags")
-def set_tags(run_id: str, body: schemas.TagsIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def set_tags(run_id: str, body: schemas.TagsIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     store.set_tags(run_id, body.tags)
     return {}
 
@@ -145,7 +145,7 @@ def set_tags(run_id: str, body: schemas.TagsIn, store: TrackingStore = Depends(s
 @write.post("/metrics")
 async def log_metrics(
     request: Request,
-    store: TrackingStore = Depends(store_of),
+    store: MetadataStore = Depends(store_of),
     idempotency_key: str | None = Header(default=None),
     keel_resend: str | None = Header(default=None),
 ) -> dict[str, Any]:
@@ -171,22 +171,22 @@ async def log_metrics(
 
 
 @read.get("/metric-batches/{batch_id}")
-def metric_batch(batch_id: str, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def metric_batch(batch_id: str, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     """Whether a metric write with this batch id was applied."""
     return {"applied": store.metric_batch_applied(batch_id)}
 
 
 @read.get("/runs/{run_id}/metrics")
-def metric_history(run_id: str, key: str, store: TrackingStore = Depends(store_of)) -> list[list[Any]]:
+def metric_history(run_id: str, key: str, store: MetadataStore = Depends(store_of)) -> list[list[Any]]:
     return [wire.metric_to_json(m) for m in store.get_metric_history(run_id, key)]
 
 
 @write.post("/runs/{run_id}/artifacts")
-def log_artifacts(run_id: str, body: schemas.ArtifactsIn, store: TrackingStore = Depends(store_of)) -> dict[str, Any]:
+def log_artifacts(run_id: str, body: schemas.ArtifactsIn, store: MetadataStore = Depends(store_of)) -> dict[str, Any]:
     store.log_artifacts(run_id, [ArtifactRef(a.path, a.sha256, a.size, a.media_type) for a in body.artifacts])
     return {}
 
 
 @read.get("/runs/{run_id}/artifacts")
-def list_artifacts(run_id: str, store: TrackingStore = Depends(store_of)) -> list[dict[str, Any]]:
+def list_artifacts(run_id: str, store: MetadataStore = Depends(store_of)) -> list[dict[str, Any]]:
     return [wire.artifact_to_json(a) for a in store.list_artifacts(run_id)]

@@ -31,8 +31,8 @@ from keel.core.errors import InvalidArgument, NotFound
 from keel.core.validation import param_to_str
 from keel.store.http_transport import IDEMPOTENCY_KEY, RESEND, HttpTransport
 from keel.store.metadata.base import (
+    MetadataStore,
     MetricRow,
-    TrackingStore,
     check_batch_id,
     check_run_kind,
     check_trial_result,
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["IDEMPOTENCY_KEY", "RESEND", "RestStore"]
 
 
-class RestStore(TrackingStore):
+class RestStore(MetadataStore):
     def __init__(
         self,
         uri: str,
