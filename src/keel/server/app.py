@@ -18,10 +18,11 @@ from starlette.requests import ClientDisconnect
 
 from keel.core.config import MAX_ARTIFACT_BYTES, MAX_REQUEST_BYTES
 from keel.core.errors import KeelError, StoreUnavailable
+from keel.server.endpoints import routers as table_routers
 from keel.server.limits import BodyLimit
 from keel.server.redaction import redactor
 from keel.server.responses import OrjsonResponse, error_response
-from keel.server.routes import artifacts, datasets, models, pipelines, tracking
+from keel.server.routes import artifacts, models, tracking
 from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import MetadataStore
 
@@ -82,8 +83,8 @@ def create_app(
     app.state.artifacts = artifact_store
     app.add_middleware(BodyLimit, max_request_bytes=max_request_bytes, max_artifact_bytes=max_artifact_bytes)
     redact = redactor(store, artifact_store)
-    routers = (tracking, artifacts, datasets, pipelines, models)
-    for router in [r for module in routers for r in (module.read, module.write)]:
+    # hand-written routes first (the metric flush, end_run, GET /experiments), then one per entry of the endpoint table
+    for router in (tracking.read, tracking.write, artifacts.read, artifacts.write, *table_routers(models.HOOKS)):
         app.include_router(router)
 
     @app.get("/api/v1/health", tags=["health"])

@@ -1,0 +1,76 @@
+"""Routes made from the endpoint table (``keel.store.metadata.rest.endpoints``): one per entry.
+
+A route validates its body with the entry's schema, converts the arguments (``Arg.from_wire``),
+runs the entry's hook when the server has one (policy: ``keel.server.routes.models`` marks a
+client-declared actor), calls the store method and encodes the result (``Result.to_json``).
+Every route whose verb is not GET is on a router that depends on ``require_writer``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from keel.server.auth import require_writer
+from keel.server.deps import store_of
+from keel.store.metadata.base import MetadataStore
+from keel.store.metadata.rest.endpoints import GROUPS, Endpoint, Endpoints
+
+Hook = Callable[[Request, dict[str, Any]], None]
+"""Runs before the store call with the request and the method's arguments, which it may change."""
+
+_KW = inspect.Parameter.KEYWORD_ONLY
+
+
+def routers(hooks: Mapping[str, Hook], groups: Sequence[type[Endpoints]] = GROUPS) -> list[APIRouter]:
+    """A read router and a write router (``require_writer``) per group of the table."""
+    out: list[APIRouter] = []
+    for group in groups:
+        read = APIRouter(prefix="/api/v1", tags=[group.tag])
+        write = APIRouter(prefix="/api/v1", tags=[group.tag], dependencies=[Depends(require_writer)])
+        for ep in group.endpoints():
+            if ep.mount:
+                router = read if ep.verb == "GET" else write
+                handler = _handler(ep, hooks.get(ep.key))
+                router.add_api_route(ep.path, handler, methods=[ep.verb], response_model=ep.result.wire_type, name=ep.operation)
+        out += [read, write]
+    unknown = set(hooks) - {ep.key for group in groups for ep in group.endpoints()}
+    if unknown:
+        raise TypeError(f"hooks for no endpoint: {sorted(unknown)}")
+    return out
+
+
+def _handler(ep: Endpoint, hook: Hook | None) -> Callable[..., Any]:
+    attribute = ep.attribute
+
+    def handle(request: Request, store: MetadataStore, body: Any = None, **wire_args: Any) -> Any:
+        kwargs = ep.request_args(wire_args, body)
+        if hook is not None:
+            hook(request, kwargs)
+        target = store if attribute is None else getattr(store, attribute)
+        return ep.result.to_json(ep.call_store(target, kwargs))
+
+    # what FastAPI reads: the path and query parameters, the body's schema, the store dependency
+    params = [
+        inspect.Parameter("request", _KW, annotation=Request),
+        inspect.Parameter("store", _KW, annotation=MetadataStore, default=Depends(store_of)),
+    ]
+    for p, w in ep.path_params:
+        params.append(inspect.Parameter(w, _KW, annotation=ep.arg(p).wire_type))
+    for p, w in ep.query_params:
+        arg, typ = ep.arg(p), ep.arg(p).wire_type
+        if ep.signature.parameters[p].default is inspect.Parameter.empty:  # required
+            params.append(inspect.Parameter(w, _KW, annotation=typ))
+        elif arg.wire_default is not None:
+            params.append(inspect.Parameter(w, _KW, annotation=typ, default=arg.wire_default))
+        else:
+            params.append(inspect.Parameter(w, _KW, annotation=typ | None, default=None))
+    if ep.body is not None:
+        params.append(inspect.Parameter("body", _KW, annotation=ep.body))
+    handle.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    handle.__name__ = handle.__qualname__ = ep.operation
+    handle.__doc__ = inspect.getdoc(getattr(ep.store_class, ep.name))
+    return handle
