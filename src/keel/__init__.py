@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from keel.context import Context
 from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus
 from keel.core.errors import Conflict, IntegrityError, InvalidArgument, KeelError, NotFound
@@ -30,6 +32,13 @@ from keel.tracking.fluent import (
     start_run,
 )
 from keel.tracking.run import ActiveRun
+
+if TYPE_CHECKING:  # the lazy subpackages below, as modules for type checkers (``keel.data.log`` is typed)
+    from keel import data as data
+    from keel import evaluation as evaluation
+    from keel import pipelines as pipelines
+    from keel import registry as registry
+    from keel import tune as tune
 
 __version__ = "0.1.0"
 

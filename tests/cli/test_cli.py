@@ -45,7 +45,7 @@ def test_quickstart_runs_the_lifecycle_in_an_empty_folder(quickstarted: tuple[Pa
     assert tuned_steps["load"].tags["keel.cached"] == "true" and tuned_steps["split"].tags["keel.cached"] == "true"
     assert tuned_steps["fit"].tags["keel.cached"] == "false"  # other params: trained again
     evaluate = tuned_steps["evaluate"]
-    assert 0.9 < evaluate.metric("test_roc_auc") <= 1.0 and "test_f1" in evaluate.metrics
+    assert 0.9 < evaluate.metrics["test_roc_auc"].value <= 1.0 and "test_f1" in evaluate.metrics
     assert "test_evaluation.html" in [a.path for a in client.list_artifacts(evaluate.id)]
     assert client.list_artifacts(tuned_steps["fit"].id)  # the fitted model, stored as the step's output
     study = next(r for r in runs if r.tags.get("keel.kind") == "study")
@@ -57,7 +57,7 @@ def test_quickstart_runs_the_lifecycle_in_an_empty_folder(quickstarted: tuple[Pa
     }
     assert study.tags["best_trial"] in {t.id for t in trials}
     best = client.get_run(study.tags["best_trial"])
-    assert best.metric("value") == max(t.metric("value") for t in trials)
+    assert best.metric("value") == max(t.metrics["value"].value for t in trials)
     assert [m.step for m in client.get_metric_history(best.id, "value")] == [0, 1, 2, 3, 4, 5]  # 5 folds, then the mean
     assert "optimisation history" in client.read_artifact(study.id, "study.html").decode()
     from keel.evaluation import gate

@@ -19,6 +19,7 @@ import pytest
 import keel.data
 from keel.core.datasets import ColumnSchema
 from keel.core.errors import InvalidArgument
+from keel.data import RowCount
 from keel.data.drift_detection import DEFAULT_THRESHOLDS, drift
 from keel.data.profiling import compute_profile
 from keel.data.report import drift_html, profile_html
@@ -119,7 +120,7 @@ def test_a_logged_binary_target_against_a_sample_of_itself_is_stable() -> None:
 
 def test_an_inferred_suite_accepts_a_smaller_batch(orders: pd.DataFrame) -> None:
     suite = keel.data.infer_suite(orders, "orders")
-    row_count = next(c for c in suite.checks if c.kind == "row_count")
+    row_count = next(c for c in suite.checks if isinstance(c, RowCount))
     assert row_count.severity == "warn"
     batch = orders.head(200)
     result = keel.data.validate(batch, suite)
@@ -161,7 +162,7 @@ def test_non_json_transform_params_are_invalid_arguments_naming_the_field(orders
     with pytest.raises(InvalidArgument, match=r"transform\['params'\]\['when'\] must be JSON-serialisable .*Timestamp"):
         keel.data.log(orders.head(5), "tiny", transform={"name": "x", "params": {"when": pd.Timestamp(0)}})
     with pytest.raises(InvalidArgument, match="transform key must be a string"):
-        keel.data.log(orders.head(5), "tiny", transform={("a", 1): 1})
+        keel.data.log(orders.head(5), "tiny", transform={("a", 1): 1})  # type: ignore[dict-item]  # on purpose
     assert [v.name for v in keel.data.datasets()] == ["orders"]  # nothing was stored
 
 

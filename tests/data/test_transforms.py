@@ -61,6 +61,7 @@ def test_apply_records_parents_code_hash_and_params(orders: pd.DataFrame) -> Non
     lookup = keel.data.log(pd.DataFrame({"city": ["NY", "SF", "LA"], "state": ["NY", "CA", "CA"]}), "cities")
     clean = keel.data.apply("impute", raw, name="orders-clean", strategy="median", columns=["amount"])
     assert clean.parents == (raw.ref,)
+    assert clean.transform is not None
     assert clean.transform["name"] == "impute" and clean.transform["params"] == {"strategy": "median", "columns": ["amount"]}
     assert clean.transform["code_hash"] == t.impute.code_hash
     assert keel.data.get(clean)["amount"].isna().sum() == 0
@@ -83,5 +84,6 @@ def test_changing_a_steps_code_changes_its_recorded_version(orders: pd.DataFrame
         return df.assign(amount=df["amount"] * 2.0)  # same result, new code
 
     second = keel.data.apply("double", "orders", name="doubled-again")
+    assert first.transform is not None and second.transform is not None
     assert first.transform["code_hash"] != second.transform["code_hash"]
     assert first.content_hash == second.content_hash

@@ -78,7 +78,7 @@ def test_inferred_suite_round_trips_as_yaml_and_catches_bad_batches(orders: pd.D
     kinds = {(c.kind, getattr(c, "column", None)) for c in suite.checks}
     assert {("columns", None), ("row_count", None), ("unique", "order_id"), ("not_null", "city")} <= kinds
     assert ("max_missing", "amount") in kinds and ("allowed_values", "city") in kinds and ("range", "amount") in kinds
-    amount_range = next(c for c in suite.checks if c.kind == "range" and c.column == "amount")
+    amount_range = next(c for c in suite.checks if isinstance(c, Range) and c.column == "amount")
     assert amount_range.min == 0.0 and amount_range.max >= orders["amount"].max()  # non-negative stays so
     again = Suite.from_yaml(suite.to_yaml())
     assert again.to_dict() == suite.to_dict()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -10,7 +10,7 @@ import pytest
 
 
 @pytest.fixture
-def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], ModuleType]:
+def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], ModuleType]]:
     """Write a module of steps into the test folder and import it (reloading it when rewritten)."""
     import importlib
 
@@ -25,6 +25,6 @@ def make_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[st
         created.append(name)
         return importlib.import_module(name)
 
-    yield make  # type: ignore[misc]
+    yield make
     for name in created:
         sys.modules.pop(name, None)

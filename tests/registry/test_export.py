@@ -44,10 +44,10 @@ def test_failed_parity_refuses_the_export(data, monkeypatch: pytest.MonkeyPatch)
     X, y = data
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
     version = registry.register(model, "drifty", input_example=X.head(3))
-    from keel.registry import export, onnx_export
+    from keel.registry import onnx_export
 
     real = onnx_export.OnnxModel.predict
-    monkeypatch.setattr(export.OnnxModel, "predict", lambda self, X: 1 - real(self, X))  # a broken conversion
+    monkeypatch.setattr(onnx_export.OnnxModel, "predict", lambda self, X: 1 - real(self, X))  # a broken conversion
     with pytest.raises(ParityFailed, match=r"refused: label agreement 0\.0000%"):
         registry.export_onnx(version.uri, X)
     assert [v.flavor for v in keel.get_client().store.models.list_versions("drifty")] == ["sklearn"]  # nothing added

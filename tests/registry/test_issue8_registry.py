@@ -274,7 +274,7 @@ def test_a_signature_that_is_not_json_is_an_invalid_argument(tmp_path: Path) -> 
                                         signature={"x": object()})  # fmt: skip
         with pytest.raises(InvalidArgument, match="requirements must be"):
             store.models.create_version("sig", flavor="python", artifact_sha256="a" * 64, size=1, signature={},
-                                        requirements=[1])  # fmt: skip
+                                        requirements=[1])  # type: ignore[list-item]  # fmt: skip
     finally:
         store.close()
 
@@ -304,7 +304,7 @@ def test_promotion_uses_keel_gates_engine_and_refuses_a_baseline_rule_without_a_
         registry.promote("gated", 2, "production", rules=["auc >= baseline + 1%"])
     with pytest.raises(registry.PromotionRefused, match="auc is nan"):
         registry.promote("gated", 3, "production", rules=["auc <= 1"])  # NaN fails, as in keel gate
-    runs = {r.metric("auc"): r.id for r in keel.search_runs("gates").runs if r.metric("auc") is not None}
+    runs = {auc: r.id for r in keel.search_runs("gates").runs if (auc := r.metric("auc")) is not None}
     nan_run = next(run_id for auc, run_id in runs.items() if math.isnan(auc))
     assert not gate(nan_run, ["auc <= 1"]).passed
     with pytest.raises(InvalidArgument, match="has no metric 'loss'"):

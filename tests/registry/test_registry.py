@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,11 @@ def test_promotion_gates_refuse_with_the_failing_rule(data) -> None:  # type: ig
 
 def test_events_on_new_versions_and_alias_moves() -> None:
     seen: list[tuple[str, dict]] = []
-    stop = [subscribe(e, lambda p, e=e: seen.append((e, p))) for e in ("model.version_created", "model.alias_moved")]
+
+    def recorder(event: str) -> Callable[[dict], None]:
+        return lambda payload: seen.append((event, payload))
+
+    stop = [subscribe(e, recorder(e)) for e in ("model.version_created", "model.alias_moved")]
     try:
         registry.register(Thresholder("x", 0.0), "evented")
         registry.promote("evented", 1, "production", force=True)

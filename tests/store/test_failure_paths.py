@@ -53,8 +53,8 @@ def _execute_raw(uri: str, statement: str) -> None:
         return
     import psycopg
 
-    with psycopg.connect(uri.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(statement)  # type: ignore[call-overload]
+    with psycopg.connect(uri.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as pg:
+        pg.execute(statement)  # type: ignore[call-overload]
 
 
 # --- SQLite lock contention: BEGIN IMMEDIATE retried with backoff ----------------------------------------------

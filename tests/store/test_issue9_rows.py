@@ -44,8 +44,8 @@ def test_runs_carry_their_kind_step_and_trial(store: MetadataStore) -> None:
         exp.id,
         "load",
         parent_run_id=pipeline.id,
-        kind="step",
-        step=StepInfo("load", KEY, cached_from=ran.id),  # type: ignore[arg-type]
+        kind="step",  # type: ignore[arg-type]
+        step=StepInfo("load", KEY, cached_from=ran.id),
     )
     for run in (ran, store.get_run(ran.id)):
         assert run.kind is RunKind.STEP and run.step == StepInfo("load", KEY, None)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from keel.core.entities import RunStatus
 from keel.core.errors import InvalidArgument, StoreUnavailable
 from keel.core.validation import param_to_str
 from keel.store.metadata import open_store
-from keel.store.metadata.base import MetadataStore
+from keel.store.metadata.base import MetadataStore, MetricRow
 from keel.store.metadata.rest.client import RestStore
 from keel.store.metadata.sql.store import SqlStore
 from keel.testing.services import keel_server
@@ -154,11 +155,11 @@ def test_an_explicit_parent_takes_the_child_to_the_parents_experiment() -> None:
 def test_log_metrics_with_one_bad_value_stores_none_of_them() -> None:
     with keel.start_run(experiment="atomic") as run:
         with pytest.raises(InvalidArgument, match="m2"):
-            keel.log_metrics({"m1": 1, "m2": "bad"})
+            keel.log_metrics({"m1": 1, "m2": "bad"})  # type: ignore[dict-item]  # a bad value on purpose
         with pytest.raises(InvalidArgument, match="m2"):
-            run.log_metrics({"m1": 1, "m2": "bad"})
+            run.log_metrics({"m1": 1, "m2": "bad"})  # type: ignore[dict-item]  # a bad value on purpose
         with pytest.raises(InvalidArgument, match="m2"):
-            run.client.log_metrics(run.id, {"m1": 1, "m2": "bad"})
+            run.client.log_metrics(run.id, {"m1": 1, "m2": "bad"})  # type: ignore[dict-item]  # a bad value on purpose
         with pytest.raises(InvalidArgument, match="metric key"):
             keel.log_metrics({"m1": 1, "bad key!": 2})
         with pytest.raises(InvalidArgument, match="step"):
@@ -216,8 +217,9 @@ def test_param_to_str_of_numpy_values_and_unusual_containers() -> None:
 def test_a_store_called_directly_stores_params_as_json(store: MetadataStore) -> None:
     """The conversion is the store's: a store given Python values (pipelines, REST callers) keeps the same text."""
     exp = store.get_or_create_experiment("params-direct")
-    run = store.create_run(exp.id, params={"flag": True, "n": None, "d": {"a": 1}})
-    store.log_params(run.id, {"off": False, "layers": [64, 32], "lr": 0.1, "name": "adam"})
+    # Python values, not the str the ABC declares: the store converts what untyped callers send
+    run = store.create_run(exp.id, params={"flag": True, "n": None, "d": {"a": 1}})  # type: ignore[dict-item]
+    store.log_params(run.id, {"off": False, "layers": [64, 32], "lr": 0.1, "name": "adam"})  # type: ignore[dict-item]
     assert store.get_run(run.id).params == {
         "flag": "true",
         "n": "null",
@@ -244,12 +246,19 @@ class LostAnswers(SqlStore):
             self.lose -= 1
             raise StoreUnavailable("read timed out (the write was committed)")
 
-    def log_metrics(self, rows, **batch):  # type: ignore[no-untyped-def]
-        super().log_metrics(rows, **batch)
+    def log_metrics(self, rows: Sequence[MetricRow], batch_id: str | None = None) -> None:
+        super().log_metrics(rows, batch_id=batch_id)
         self._lost()
 
-    def end_run(self, run_id, status, end_time=None, metrics=(), **batch):  # type: ignore[no-untyped-def]
-        super().end_run(run_id, status, end_time, metrics, **batch)
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        end_time: int | None = None,
+        metrics: Sequence[MetricRow] = (),
+        batch_id: str | None = None,
+    ) -> None:
+        super().end_run(run_id, status, end_time, metrics, batch_id=batch_id)
         self._lost()
 
 

@@ -191,6 +191,7 @@ def test_code_version_and_environment_are_captured(tmp_path: Path) -> None:
     assert dirty.code.git_commit == head and dirty.code.git_dirty_hash is not None
     assert dirty.code.entry_point_hash != clean.code.entry_point_hash
     env = dirty.environment
+    assert env.packages_blob is not None
     packages = Client().artifacts.get_bytes(env.packages_blob).decode()
     assert "sqlalchemy==" in packages and env.packages_hash == clean.environment.packages_hash
 

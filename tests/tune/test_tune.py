@@ -17,6 +17,7 @@ def quadratic(trial: tune.Trial) -> float:
 def test_study_finds_the_optimum_and_records_every_trial() -> None:
     result = tune.optimize(quadratic, {"x": tune.uniform(-5, 5)}, n_trials=30, name="quad", seed=0, pruner="none")
     assert len(result.trials) == 30 and all(t.state == "complete" for t in result.trials)
+    assert result.best is not None and result.best_value is not None
     assert abs(result.best_params["x"] - 2.0) < 0.5 and result.best_value > -0.25
     client = keel.get_client()
     study = client.get_run(result.run_id)
@@ -58,7 +59,7 @@ def test_a_study_resumes_where_it_stopped() -> None:
     again = tune.optimize(quadratic, {"x": tune.uniform(-5, 5)}, n_trials=12, name="resumable", seed=4, pruner="none")
     assert again.run_id == first.run_id and again.resumed_trials == 8 and len(again.trials) == 12
     assert sorted(t.number for t in again.trials) == list(range(12))
-    assert again.best_value >= first.best_value
+    assert again.best_value is not None and first.best_value is not None and again.best_value >= first.best_value
     assert len(list(keel.get_client().iter_runs(filter=f"parent_run_id = '{first.run_id}'"))) == 12
     with pytest.raises(InvalidArgument, match="was run with parameters"):
         tune.optimize(quadratic, {"y": tune.uniform(0, 1)}, n_trials=14, name="resumable")
@@ -71,7 +72,7 @@ def test_parallel_trials_on_processes_and_ray(executor: str, request: pytest.Fix
     result = tune.optimize(quadratic, {"x": tune.uniform(-5, 5)}, n_trials=6, name=f"par-{executor}", executor=executor, seed=0)
     assert len(result.trials) == 6 and all(t.state == "complete" for t in result.trials)
     sweep = tune.sweep(lambda t: {"score": t["C"] * 2, "other": 1.0}, tune.grid({"C": [1, 2, 3]}), executor=executor)
-    assert sweep.best.params == {"C": 3} and sweep.best.value == 6.0
+    assert sweep.best is not None and sweep.best.params == {"C": 3} and sweep.best.value == 6.0
     parent = keel.get_client().get_run(sweep.run_id)
     assert parent.metrics["best_score"].value == 6.0 and parent.tags["best_trial"] == sweep.best.run_id
 
@@ -83,7 +84,8 @@ def test_failing_trials_do_not_stop_the_sweep() -> None:
         return float(trial["C"])
 
     result = tune.sweep(sometimes, tune.grid({"C": [1, 2, 3]}), metric="score")
-    assert [t.state for t in result.trials] == ["complete", "failed", "complete"] and result.best.value == 3.0
+    assert [t.state for t in result.trials] == ["complete", "failed", "complete"]
+    assert result.best is not None and result.best.value == 3.0
     failed = keel.get_client().get_run(result.trials[1].run_id)
     assert failed.status is RunStatus.FAILED and failed.tags["keel.error"] == "RuntimeError: diverged"
 
@@ -95,7 +97,7 @@ def test_spaces_and_bad_input() -> None:
     with pytest.raises(InvalidArgument, match="search space must be a non-empty mapping"):
         tune.optimize(quadratic, {}, n_trials=3)
     with pytest.raises(InvalidArgument, match="search space 'x' must be a distribution"):
-        tune.optimize(quadratic, {"x": [1, 2]}, n_trials=3)
+        tune.optimize(quadratic, {"x": [1, 2]}, n_trials=3)  # type: ignore[dict-item]  # not a distribution, on purpose
     with pytest.raises(InvalidArgument, match="loguniform low must be a positive number"):
         tune.loguniform(0, 1)
     with pytest.raises(InvalidArgument, match="sampler must be one of tpe"):

@@ -225,7 +225,7 @@ def check_profile(profile: Any, columns: Sequence[str], row_count: int) -> dict[
     if not isinstance(cols, Mapping) or set(cols) != set(columns):
         shown = list(cols)[:5] if isinstance(cols, Mapping) else cols
         _fail("profile.columns", shown, f"one profile per column of the schema ({', '.join(columns)[:200]})")
-    for name, col in cols.items():  # type: ignore[union-attr]
+    for name, col in cols.items():
         _column(col, f"profile.columns[{name[:40]!r}]", row_count)
     return dict(profile)
 

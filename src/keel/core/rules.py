@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from keel.core.errors import InvalidArgument
@@ -81,7 +81,7 @@ class RuleCheck:
     passed: bool
 
 
-def parse_rules(rules: list[str | Rule]) -> list[Rule]:
+def parse_rules(rules: Sequence[str | Rule]) -> list[Rule]:
     if not rules:
         raise InvalidArgument.for_field("rules", [], "at least one rule")
     return [r if isinstance(r, Rule) else parse_rule(r) for r in rules]

@@ -9,6 +9,7 @@ Needs the ``data`` extra (pyarrow, numpy, pandas, scipy, pyyaml): ``pip install 
 
 from __future__ import annotations
 
+from keel.core.datasets import parse_ref
 from keel.data.checks import (
     AllowedValues,
     Check,
@@ -31,7 +32,6 @@ from keel.data.dataset_versions import (
     get,
     lineage,
     log,
-    parse_ref,
     profile,
     resolve,
     save_validation,

@@ -61,7 +61,8 @@ def _sorted_quantiles(s: np.ndarray, points: np.ndarray) -> np.ndarray:
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, s.size - 1)
     frac = pos - lo
-    return s[lo] + (s[hi] - s[lo]) * frac
+    quantiles: np.ndarray = s[lo] + (s[hi] - s[lo]) * frac  # numpy types fancy indexing as Any
+    return quantiles
 
 
 def _kmv_distinct(values: np.ndarray, k: int = KMV_K) -> int:

@@ -11,6 +11,7 @@ Rules read as they are checked::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ def _metrics(run: Run) -> dict[str, float]:
     return {key: latest.value for key, latest in run.metrics.items()}
 
 
-def gate(candidate: str, rules: list[str | Rule], baseline: str | None = None, ctx: Context | None = None) -> GateResult:
+def gate(candidate: str, rules: Sequence[str | Rule], baseline: str | None = None, ctx: Context | None = None) -> GateResult:
     """Check ``rules`` on the candidate run (and against the baseline run); nothing is written. The runs are read
     from ``ctx``'s store (default: the current context)."""
     parsed = parse_rules(rules)

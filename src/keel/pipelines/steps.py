@@ -13,12 +13,18 @@ import inspect
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from keel.core.errors import InvalidArgument
 from keel.pipelines.dag import Dag, Node
 
+if TYPE_CHECKING:
+    from keel.pipelines.runner import PipelineResult
+
 _trace = threading.local()
+
+# Where a StepOutput points inside its step's value: ``out[0]`` is 0, ``out[0]["a"]`` is (0, "a"), flat.
+OutputIndex = int | str | tuple[int | str, ...]
 
 
 def code_hash(fn: Callable[..., Any]) -> str:
@@ -35,13 +41,17 @@ def code_hash(fn: Callable[..., Any]) -> str:
 class StepOutput:
     """A step's future output, inside a pipeline definition. Index it (``out[0]``) for tuple outputs."""
 
-    def __init__(self, node_id: str, index: int | str | None = None, n_outputs: int | None = None) -> None:
+    def __init__(self, node_id: str, index: OutputIndex | None = None, n_outputs: int | None = None) -> None:
         self.node_id = node_id
         self.index = index
         self.n_outputs = n_outputs
 
     def __getitem__(self, index: int | str) -> StepOutput:
-        return StepOutput(self.node_id, index if self.index is None else (self.index, index))  # type: ignore[arg-type]
+        if self.index is None:
+            return StepOutput(self.node_id, index)
+        # flat, as ``values.select`` applies one part per level: ((0, "a"), "b") would index with a tuple
+        parent = self.index if isinstance(self.index, tuple) else (self.index,)
+        return StepOutput(self.node_id, (*parent, index))
 
     def __iter__(self) -> Any:
         if self.n_outputs is None:
@@ -113,6 +123,14 @@ class Step:
         return f"Step({self.name!r})"
 
 
+@overload
+def step(
+    fn: Callable[..., Any], *, name: str | None = ..., retry: int = ..., cache: bool = ..., outputs: int | None = ...
+) -> Step: ...
+@overload
+def step(
+    fn: None = None, *, name: str | None = ..., retry: int = ..., cache: bool = ..., outputs: int | None = ...
+) -> Callable[[Callable[..., Any]], Step]: ...
 def step(
     fn: Callable[..., Any] | None = None,
     *,
@@ -120,7 +138,7 @@ def step(
     retry: int = 0,
     cache: bool = True,
     outputs: int | None = None,
-) -> Any:
+) -> Step | Callable[[Callable[..., Any]], Step]:
     """Make a function a pipeline step: ``@keel.step`` or ``@keel.step(retry=2, cache=False, outputs=2)``."""
     if fn is not None:
         return Step(fn, name, retry, cache, outputs)
@@ -155,7 +173,7 @@ class Pipeline:
     def run(
         self, *, executor: str = "inline", cache: bool = True, experiment: str | None = None,
         trust_pickle: bool | None = None, **params: Any,
-    ) -> Any:  # fmt: skip
+    ) -> PipelineResult:  # fmt: skip
         """Run the pipeline; returns a ``PipelineResult`` (see ``keel.pipelines.runner.run_pipeline``).
 
         Raises ``StepFailed`` when a step fails (after its retries): it names the step, its error and
@@ -178,7 +196,7 @@ class Pipeline:
         path = getattr(module, "__file__", None)
         return str(Path(path).resolve()) if path else self.fn.__module__
 
-    def __call__(self, **params: Any) -> Any:
+    def __call__(self, **params: Any) -> PipelineResult:
         return self.run(**params)
 
 
@@ -208,7 +226,13 @@ def load_pipeline(ref: str, project: Path | None = None) -> Pipeline:
     return target
 
 
-def pipeline(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+@overload
+def pipeline(fn: Callable[..., Any], *, name: str | None = ...) -> Pipeline: ...
+@overload
+def pipeline(fn: None = None, *, name: str | None = ...) -> Callable[[Callable[..., Any]], Pipeline]: ...
+def pipeline(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None
+) -> Pipeline | Callable[[Callable[..., Any]], Pipeline]:
     """Make a function a pipeline: ``@keel.pipeline`` or ``@keel.pipeline(name="train")``."""
     if fn is not None:
         return Pipeline(fn, name)

@@ -86,7 +86,7 @@ def export_onnx(uri: str, data: Any = None, ctx: Context | None = None, *, trust
     if result.max_proba_diff is not None:
         parity_metrics["onnx_max_proba_diff"] = result.max_proba_diff
     signature = {**source.signature, "format": "onnx", "exported_from": source.version, "parity": parity_metrics}
-    return ctx.store.models.create_version(  # type: ignore[no-any-return]
+    return ctx.store.models.create_version(
         source.name, flavor="onnx", artifact_sha256=blob.sha256, size=blob.size, signature=signature,
         source_run=source.source_run, metrics={**source.metrics, **parity_metrics}, datasets=source.datasets,
         requirements=flavors.requirements(("onnxruntime", "numpy")), description=f"ONNX export of version {source.version}",

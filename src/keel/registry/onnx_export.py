@@ -77,7 +77,8 @@ class OnnxModel:
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def _run(self, X: Any) -> list[Any]:
-        return self.session.run(None, {self.input: np.asarray(X, dtype=np.float32)})  # type: ignore[no-any-return]
+        outputs: list[Any] = self.session.run(None, {self.input: np.asarray(X, dtype=np.float32)})  # onnxruntime is untyped
+        return outputs
 
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(self._run(X)[0]).ravel()

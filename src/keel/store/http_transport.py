@@ -40,7 +40,7 @@ log = logging.getLogger("keel.store")
 
 def backoff(attempt: int) -> float:
     """Seconds to wait before resend number ``attempt + 1``: exponential, capped, with jitter."""
-    return min(MAX_BACKOFF_S, BACKOFF_S * 2 ** min(attempt, 30)) * random.uniform(0.5, 1.0)
+    return min(MAX_BACKOFF_S, BACKOFF_S * 2.0 ** min(attempt, 30)) * random.uniform(0.5, 1.0)
 
 
 def configured_token() -> str | None:

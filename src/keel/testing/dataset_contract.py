@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 
-from keel.core.datasets import ColumnSchema
+from keel.core.datasets import ColumnSchema, DatasetVersion
+from keel.core.entities import Run
 from keel.core.errors import InvalidArgument, NotFound
 from keel.store.metadata.base import MetadataStore
 from keel.testing.store_contract import unique
@@ -27,8 +29,9 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def log(store: MetadataStore, name: str, content: str, **kwargs: object):  # type: ignore[no-untyped-def]
-    defaults: dict = {
+def log(store: MetadataStore, name: str, content: str, **kwargs: Any) -> tuple[DatasetVersion, bool]:
+    """``store.datasets.log_version`` with valid defaults; ``kwargs`` may be ill-typed on purpose (refusal tests)."""
+    defaults: dict[str, Any] = {
         "content_hash": sha(content),
         "artifact_sha256": sha("blob" + content),
         "size": 10,
@@ -103,7 +106,7 @@ class DatasetStoreContract:
             ({"schema": []}, "schema"),
         ],
     )
-    def test_bad_versions_are_refused(self, store: MetadataStore, kwargs: dict, needle: str) -> None:
+    def test_bad_versions_are_refused(self, store: MetadataStore, kwargs: dict[str, object], needle: str) -> None:
         name = unique("bad")
         with pytest.raises(InvalidArgument, match=needle):
             log(store, name, "x", **kwargs)
@@ -117,7 +120,7 @@ class DatasetStoreContract:
             log(store, "../etc", "x")
 
 
-def step_run(store: MetadataStore, key: str, output_sha: str, *, step: str = "fit", kind: str = "step"):  # type: ignore[no-untyped-def]
+def step_run(store: MetadataStore, key: str, output_sha: str, *, step: str = "fit", kind: str = "step") -> Run:
     """A running step run as the pipeline runner leaves it before it saves its cache entry."""
     from keel.core.entities import ArtifactRef, RunKind, StepInfo
 
@@ -128,7 +131,7 @@ def step_run(store: MetadataStore, key: str, output_sha: str, *, step: str = "fi
     return run
 
 
-def pickled(sha256: str, size: int = 10) -> dict:  # type: ignore[type-arg]
+def pickled(sha256: str, size: int = 10) -> dict[str, Any]:
     return {"output": {"kind": "pickle", "sha256": sha256, "size": size, "dataset": ""}}
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from keel.core.errors import Conflict, InvalidArgument, NotFound, PromotionRefused
+from keel.core.models import ModelVersion
 from keel.store.metadata.base import MetadataStore
 from keel.testing.dataset_contract import log as log_dataset
 from keel.testing.store_contract import unique
@@ -15,8 +17,9 @@ SHA = "c" * 64
 
 
 class ModelStoreContract:
-    def _register(self, store: MetadataStore, name: str, **kwargs: object):  # type: ignore[no-untyped-def]
-        defaults: dict = {"flavor": "sklearn", "artifact_sha256": SHA, "size": 100, "signature": {"inputs": []}}
+    def _register(self, store: MetadataStore, name: str, **kwargs: Any) -> ModelVersion:
+        """``store.models.create_version`` with valid defaults; ``kwargs`` may be ill-typed on purpose."""
+        defaults: dict[str, Any] = {"flavor": "sklearn", "artifact_sha256": SHA, "size": 100, "signature": {"inputs": []}}
         return store.models.create_version(name, **{**defaults, **kwargs})
 
     def test_versions_count_up_and_keep_what_they_were_given(self, store: MetadataStore) -> None:

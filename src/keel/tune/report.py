@@ -27,7 +27,8 @@ def study_html(
         best_so_far.append(best if best is not None else math.nan)  # no best yet (a NaN first trial): no point
     if complete:
         xs = [float(t.number) for t in complete]
-        chart = xy_chart([("trial", xs, [t.value for t in complete], "points"), ("best so far", xs, best_so_far, "line")])  # type: ignore[misc]
+        ys = [t.value for t in complete if t.value is not None]  # every one of them: complete has values
+        chart = xy_chart([("trial", xs, ys, "points"), ("best so far", xs, best_so_far, "line")])
         out.append(figure(f"optimisation history: {metric} by trial", chart, ["trial", "best so far"]))
     if importances:
         names = sorted(importances, key=lambda k: -importances[k])

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from keel.core.entities import Run, RunKind, RunStatus, TrialState
 from keel.core.errors import InvalidArgument, MissingExtra, NotFound
+from keel.core.ranking import DIRECTIONS
 from keel.tune.space import Distribution, check_space
-from keel.tune.sweep import DIRECTIONS, run_trials_on_executor
+from keel.tune.sweep import run_trials_on_executor
 from keel.tune.trials import Trial, TrialRecord, best_trial, finish_trial, run_inline, start_trial
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from keel.tracking.client import Client
 root = Path.cwd()
 client = Client(f"sqlite:///{root / 'store' / 'keel.db'}", str(root / "store" / "artifacts"))
 keel.set_client(client)
-import flows_issue9  # noqa: E402 - after the client is set
+import flows_issue9  # type: ignore[import-not-found]  # noqa: E402 - after the client is set; written by the test
 
 ok = flows_issue9.flow.run(n=4)  # every step ran and is cached
 Path("broken").write_text("x")

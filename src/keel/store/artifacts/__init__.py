@@ -17,7 +17,7 @@ def open_artifact_store(url: str, **options: object) -> ArtifactStore:
         return HttpArtifactStore(url, **options)  # type: ignore[arg-type]
     from keel.store.artifacts.fsspec_store import FsspecArtifactStore
 
-    return FsspecArtifactStore(url, **options)  # type: ignore[arg-type]
+    return FsspecArtifactStore(url, **options)
 
 
 __all__ = ["ArtifactStore", "BlobInfo", "open_artifact_store"]

@@ -60,7 +60,7 @@ class SqlStore(MetadataStore):
         self._pipelines = SqlPipelineStore(self.db)
 
     @property
-    def heartbeat_timeout(self) -> float:  # type: ignore[override]
+    def heartbeat_timeout(self) -> float:
         return self._runs.heartbeat_timeout
 
     @heartbeat_timeout.setter
