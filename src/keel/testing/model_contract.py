@@ -140,6 +140,17 @@ class ModelStoreContract:
         store.models.move_alias(name, "production", 3, rules=["auc >= baseline"], expected_from=1, actor="bo")
         assert store.models.resolve_alias(name, "production").version == 3
 
+    def test_require_valid_data_follows_the_version_linked_at_registration(self, store: MetadataStore) -> None:
+        data = unique("data")
+        first, _ = log_dataset(store, data, "a")
+        name = unique("model")
+        self._register(store, name, metrics={"auc": 0.9}, datasets=[data])  # a bare name: linked to data@1, the latest now
+        store.datasets.save_validation(first.id, "suite", True, 0, 0, {})
+        second, _ = log_dataset(store, data, "b")
+        store.datasets.save_validation(second.id, "suite", False, 1, 0, {})  # a later version the model never saw
+        moved = store.models.move_alias(name, "staging", 1, require_valid_data=True, actor="ana")
+        assert moved.gated and [c["passed"] for c in moved.checks or []] == [True]
+
     def test_require_valid_data_reads_the_validations_in_the_store(self, store: MetadataStore) -> None:
         data = unique("data")
         version, _ = log_dataset(store, data, "a")

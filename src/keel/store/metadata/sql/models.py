@@ -241,7 +241,7 @@ class SqlModelStore(ModelStore):
             if current is not None:
                 held = conn.execute(_versions.where(_mv.model_id == model_id, _mv.version == current)).one()
                 holder = self._load(conn, [held])[0]
-            validations = _latest_validations(conn, candidate.datasets) if move.require_valid_data else {}
+            validations = _latest_validations(conn, candidate) if move.require_valid_data else {}
             checks = judge(name, move, candidate, holder, validations)
         at = now_ms()
         if move.version is None:
@@ -275,15 +275,23 @@ class SqlModelStore(ModelStore):
         ]  # fmt: skip
 
 
-def _latest_validations(conn: Connection, refs: Sequence[str]) -> dict[str, bool | None]:
-    """Whether the latest validation of each training dataset passed (``None``: never validated, or not in this store)."""
+def _latest_validations(conn: Connection, candidate: ModelVersion) -> dict[str, bool | None]:
+    """Whether the latest validation of each training dataset passed, read through the version's links by key
+    (``None``: never validated, or a ref that names no version in this store)."""
     dv, vr = t.dataset_versions.c, t.validation_results.c
+    linked: dict[tuple[str, int], bool | None] = {}
+    for version_id in candidate.dataset_version_ids:
+        row = conn.execute(
+            select(t.datasets.c.name, dv.version).join(t.datasets, t.datasets.c.id == dv.dataset_id).where(dv.id == version_id)
+        ).one()
+        passed = conn.execute(select(vr.passed).where(vr.version_id == version_id).order_by(vr.id.desc()).limit(1)).scalar()
+        linked[(row.name, row.version)] = None if passed is None else bool(passed)
     found: dict[str, bool | None] = {}
-    for ref in refs:
+    for ref in candidate.datasets:
         name, number = parse_ref(ref)
-        version = select(dv.id).join(t.datasets, t.datasets.c.id == dv.dataset_id).where(t.datasets.c.name == name)
-        version = version.where(dv.version == number) if number is not None else version.order_by(dv.version.desc()).limit(1)
-        latest = select(vr.passed).where(vr.version_id == version.scalar_subquery()).order_by(vr.id.desc()).limit(1)
-        passed = conn.execute(latest).scalar()
-        found[ref] = None if passed is None else bool(passed)
+        # a bare name was linked to the version that was latest when the model was registered
+        matches = [
+            passed for (linked_name, version), passed in linked.items() if linked_name == name and number in (None, version)
+        ]
+        found[ref] = matches[-1] if matches else None
     return found
