@@ -108,32 +108,6 @@ def log(
         if not isinstance(transform, dict):
             raise InvalidArgument.for_field("transform", transform, "a dict (name, code hash, params)")
         transform = plain_json(transform, "transform")
-    return _log(data, name, source=source, parents=parents, suite=suite, on_fail=on_fail, run=run, transform=transform,
-                ctx=ctx, on_column=on_column)  # fmt: skip
-
-
-def log_transformed(
-    data: Any, name: str, *, parents: Sequence[DatasetVersion], transform: dict[str, Any], source: str, run: Any = None,
-    ctx: Context | None = None,
-) -> DatasetVersion:  # fmt: skip
-    """``log`` for ``keel.data.transforms.apply``, whose transform record is plain JSON already (its params were
-    checked before the transform ran): the record is not checked and copied a second time."""
-    return _log(data, name, source=source, parents=parents, run=run, transform=transform, ctx=ctx)
-
-
-def _log(
-    data: Any,
-    name: str,
-    *,
-    source: str | None = None,
-    parents: Sequence[str | DatasetVersion] = (),
-    suite: Suite | None = None,
-    on_fail: str = "refuse",
-    run: Any = None,
-    transform: dict[str, Any] | None = None,
-    ctx: Context | None = None,
-    on_column: Callable[[str], None] | None = None,
-) -> DatasetVersion:
     ctx = _ctx(ctx)
     table = frames.to_arrow(data)
     if source is None:

@@ -229,7 +229,7 @@ def apply(
     inputs as parents and the transform (name, code hash, params) recorded. ``ctx``: the stores
     (default: the current context)."""
     from keel.context import resolve as resolve_ctx
-    from keel.data.dataset_versions import get, log_transformed, resolve
+    from keel.data.dataset_versions import get, log, resolve
 
     t = get_transform(step)
     if not inputs:
@@ -241,4 +241,4 @@ def apply(
     frames = [get(v, run=run, ctx=ctx) for v in versions]
     result = t(*frames, **params)
     record = {"name": t.name, "code_hash": t.code_hash, "params": recorded, "inputs": [v.ref for v in versions]}
-    return log_transformed(result, name, parents=versions, transform=record, run=run, source=f"transform:{t.name}", ctx=ctx)
+    return log(result, name, parents=versions, transform=record, run=run, source=f"transform:{t.name}", ctx=ctx)
