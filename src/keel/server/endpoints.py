@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 
 from keel.server.auth import require_writer
 from keel.server.deps import store_of
+from keel.server.responses import OrjsonResponse
 from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest.endpoints import GROUPS, Endpoint, Endpoints
 
@@ -51,7 +52,9 @@ def _handler(ep: Endpoint, hook: Hook | None) -> Callable[..., Any]:
         if hook is not None:
             hook(request, kwargs)
         target = store if attribute is None else getattr(store, attribute)
-        return ep.result.to_json(ep.call_store(target, kwargs))
+        # rendered here by orjson: FastAPI would otherwise walk the whole answer again through pydantic
+        # (a page of 100 runs: ~0.2 ms); ``response_model`` still documents the shape in OpenAPI
+        return OrjsonResponse(ep.result.to_json(ep.call_store(target, kwargs)))
 
     # what FastAPI reads: the path and query parameters, the body's schema, the store dependency
     params = [
