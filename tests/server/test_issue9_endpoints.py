@@ -121,7 +121,7 @@ def test_the_server_marks_the_actor_a_client_declares(server_url: str) -> None:
     body = {"name": "issue9m", "flavor": "pickle", "artifact_sha256": "e" * 64, "size": 1, "signature": {}}
     assert httpx.post(f"{api}/models/versions", json=body).json()["version"] == 1
     moved = httpx.put(f"{api}/models/issue9m/aliases/staging", json={"version": 1, "force": True, "actor": "ann"}).json()
-    assert moved["actor"] == "ann (client-declared)" and moved["forced"] is True
+    assert moved["actor"] == "anonymous as ann (client-declared)" and moved["forced"] is True
     anonymous = httpx.put(f"{api}/models/issue9m/aliases/canary", json={"version": 1, "force": True}).json()
     assert anonymous["actor"] == "anonymous"
     # the generated client method: checks before a request, then the same route
@@ -132,8 +132,11 @@ def test_the_server_marks_the_actor_a_client_declares(server_url: str) -> None:
         with pytest.raises(InvalidArgument):
             models.move_alias("issue9m", "Bad Alias!", 1, actor="me", force=True)
         change = models.move_alias("issue9m", "staging", None, actor="bob", force=True, reason="retire")
-        assert (change.to_version, change.actor, change.reason) == (None, "bob (client-declared)", "retire")
-        assert [c.actor for c in models.alias_history("issue9m", "staging")] == ["ann (client-declared)", "bob (client-declared)"]
+        assert (change.to_version, change.actor, change.reason) == (None, "anonymous as bob (client-declared)", "retire")
+        assert [c.actor for c in models.alias_history("issue9m", "staging")] == [
+            "anonymous as ann (client-declared)",
+            "anonymous as bob (client-declared)",
+        ]
     finally:
         store.close()
     assert set(AliasIn.model_fields) == {"version", "rules", "require_valid_data", "expected_from", "force", "actor", "reason"}

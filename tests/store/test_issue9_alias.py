@@ -92,14 +92,18 @@ def test_a_raw_rest_move_without_gates_is_refused_unless_forced_and_then_recorde
         assert forced.status_code == 200, forced.text
         assert forced.json()["forced"] is True and forced.json()["gated"] is False
         # the server cannot verify a name a client sends (no auth until issue 12): recorded, marked as declared
-        assert forced.json()["actor"] == "ana (client-declared)"
+        assert forced.json()["actor"] == "anonymous as ana (client-declared)"
+        long_name = _put(server_url, name, {"version": 2, "force": True, "actor": "x" * 100, "expected_from": 2})
+        recorded = long_name.json()["actor"]  # the principal first; the declared name cut to fit the store's field
+        assert long_name.status_code == 200 and len(recorded) == 128 and recorded.startswith("anonymous as xxx")
         anonymous = _put(server_url, name, {"version": 1, "rules": ["auc >= baseline"], "expected_from": 2})
         assert anonymous.status_code == 200 and anonymous.json()["actor"] == "anonymous" and anonymous.json()["gated"]
         stale = _put(server_url, name, {"version": 2, "force": True, "expected_from": 2})
         assert stale.status_code == 409 and stale.json()["error"]["code"] == "conflict"
         history = httpx.get(f"{server_url}/api/v1/models/{name}/history", timeout=30).json()
         assert [(h["from_version"], h["to_version"], h["forced"], h["gated"], h["actor"]) for h in history] == [
-            (None, 2, True, False, "ana (client-declared)"), (2, 1, False, True, "anonymous"),
+            (None, 2, True, False, "anonymous as ana (client-declared)"), (2, 2, True, False, recorded),
+            (2, 1, False, True, "anonymous"),
         ]  # fmt: skip
     finally:
         store.close()

@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import Request
 
+from keel.core.promotion import MAX_ACTOR_LENGTH
+
 
 def mark_actor(request: Request, kwargs: dict[str, Any]) -> None:
     """Before ``models.move_alias``: the actor the store records.
@@ -16,8 +18,13 @@ def mark_actor(request: Request, kwargs: dict[str, Any]) -> None:
     principal = getattr(request.state, "principal", None)
     # TODO(issue 12, governance): the actor is the authenticated principal. Until then the server cannot verify a
     # name a client sends, so it records it as given but marked "(client-declared)"; no name: the principal's.
-    actor = kwargs.get("actor") or ""
-    kwargs["actor"] = f"{actor} (client-declared)" if actor else (principal.name if principal else "unknown")
+    who = (principal.name if principal else "unknown")[:MAX_ACTOR_LENGTH]
+    declared = kwargs.get("actor") or ""
+    if declared:  # the name the client gave, cut so the whole record fits the store's actor field
+        room = MAX_ACTOR_LENGTH - len(f"{who} as  (client-declared)")
+        kwargs["actor"] = f"{who} as {declared[: max(room, 0)]} (client-declared)" if room > 0 else who
+    else:
+        kwargs["actor"] = who
 
 
 HOOKS = {"models.move_alias": mark_actor}
