@@ -238,3 +238,91 @@ def test_an_old_store_is_carried_over(old_store: tuple[str, str, Path]) -> None:
     card = card_data("churn", 1, client.context)
     assert [d["ref"] for d in card["data"]] == ["orders@1"]
     client.close()
+
+
+def _insert_like(conn: Any, name: str, first: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Rows as the 0007 keel wrote them: the first stored row of ``name`` with some values changed."""
+    conn.execute(sa.table(name, *(sa.column(c) for c in first)).insert(), [first | row for row in rows])
+
+
+def test_a_bare_dataset_ref_links_the_version_latest_at_registration(old_store: tuple[str, str, Path]) -> None:
+    uri = old_store[0]
+    engine = sql_engine.make_engine(uri)
+    with engine.begin() as conn:  # orders@1 exists; log @2 and @3, and register churn versions between them
+        first_dv = dict(conn.execute(sa.text("SELECT * FROM dataset_versions WHERE id = 1")).mappings().one())
+        first_mv = dict(conn.execute(sa.text("SELECT * FROM model_versions WHERE id = 1")).mappings().one())
+        t1 = first_dv["created_at"]
+        _insert_like(conn, "dataset_versions", first_dv, [
+            {"id": 2, "version": 2, "content_hash": "2" * 64, "created_at": t1 + 1000},
+            {"id": 3, "version": 3, "content_hash": "3" * 64, "created_at": t1 + 3000},
+        ])  # fmt: skip
+        _insert_like(conn, "model_versions", first_mv, [
+            {"id": 2, "version": 2, "datasets": '["orders"]', "created_at": t1 + 2000},  # after @2, before @3
+            {"id": 3, "version": 3, "datasets": '["orders@latest", "gone"]', "created_at": t1 + 1000},  # as @2 (same ms)
+            {"id": 4, "version": 4, "datasets": '["orders"]', "created_at": t1 - 1},  # before any version of orders
+            {"id": 5, "version": 5, "datasets": '["orders", "orders@1"]', "created_at": t1 + 5000},
+        ])  # fmt: skip
+    sql_engine.upgrade(engine)
+    with engine.connect() as conn:
+        links = conn.execute(sa.text("SELECT model_version_id, dataset_version_id FROM model_version_datasets")).all()
+    engine.dispose()
+    assert sorted(links) == [(1, 1), (2, 2), (3, 2), (5, 1), (5, 3)]
+
+
+def test_the_downgrade_gives_the_columns_back_as_tags(old_store: tuple[str, str, Path]) -> None:
+    from keel.tracking.client import Client
+
+    uri, artifacts, _ = old_store
+    client = Client(uri, artifacts)  # opening upgrades to 0008
+    store = client.store
+    flow_exp = store.get_experiment_by_name("flow")
+    failed = store.find_latest_run(flow_exp.id, kind=RunKind.PIPELINE, name="flow")
+    assert failed is not None
+    load = next(r for r in store.list_child_runs(failed.id) if r.name == "load")
+    step = store.create_run(flow_exp.id, "load", parent_run_id=failed.id, kind=RunKind.STEP,
+                            step=StepInfo("load", KEY, cached_from=load.id))  # fmt: skip
+    study = store.find_latest_run(store.get_experiment_by_name("tuning").id, kind=RunKind.STUDY, name="issue9-study")
+    assert study is not None
+    trials = [
+        store.create_run(study.experiment_id, f"trial-{n}", parent_run_id=study.id, kind=RunKind.TRIAL,
+                         trial=TrialInfo(n, {"x": n / 10}))
+        for n in (3, 4, 5)
+    ]  # fmt: skip
+    store.set_trial_result(trials[0].id, TrialState.COMPLETE, 0.1 + 0.2)
+    store.set_trial_result(trials[1].id, TrialState.COMPLETE, math.nan)
+    store.set_trial_result(trials[2].id, TrialState.PRUNED)
+    client.close()
+
+    engine = sql_engine.make_engine(uri)
+    tables = ["runs", "tags", "params", "metric_blocks", "datasets", "dataset_versions", "models", "model_versions",
+              "alias_history", "experiments"]  # fmt: skip
+
+    def counts() -> dict[str, int]:
+        with engine.connect() as conn:
+            return {name: conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar_one() for name in tables}
+
+    def tags(run_id: str) -> dict[str, str]:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT key, value FROM tags WHERE run_id = :r"), {"r": run_id}).all()
+        return dict(rows)  # type: ignore[arg-type]
+
+    before = counts()
+    old_tags = {r: tags(r) for r in (load.id, failed.id, study.id)}
+    sql_engine.downgrade(engine, "0007")
+    assert sql_engine.current_revision(engine) == "0007"
+    assert counts() == before | {"tags": before["tags"] + 4 + 3 * 5 - 1}  # the new runs' tags; the pruned one has no value
+    assert {r: tags(r) for r in old_tags} == old_tags  # the tags the old keel wrote, as they were
+    assert tags(step.id) == {"keel.kind": "step", "keel.step": "load", "keel.cache_key": KEY, "keel.cached_from": load.id}
+    params = {"keel.kind": "trial", "keel.trial_state": "complete"}
+    exact = repr(0.1 + 0.2)  # "0.30000000000000004", as the earlier keel wrote it
+    assert tags(trials[0].id) == params | {"keel.trial": "3", "keel.trial_params": '{"x": 0.3}', "keel.trial_value": exact}
+    assert tags(trials[1].id) == params | {"keel.trial": "4", "keel.trial_params": '{"x": 0.4}', "keel.trial_value": "nan"}
+    assert tags(trials[2].id) == {"keel.kind": "trial", "keel.trial": "5", "keel.trial_params": '{"x": 0.5}',
+                                  "keel.trial_state": "pruned"}  # fmt: skip
+    with engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+        assert "kind" not in columns and "trial_value" not in columns
+        assert not sa.inspect(conn).has_table("model_version_datasets")
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # back on for whoever uses the connection
+    engine.dispose()

@@ -125,6 +125,29 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         conn.commit()
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (Alembic), holding the same lock. On SQLite with foreign keys off: dropping
+    a column rebuilds the table, whose ``DROP TABLE`` they refuse, and the pragma is a no-op inside a transaction, so
+    it is set before one begins (the migrations check the keys themselves) and set back on after."""
+    from alembic import command
+    from alembic.config import Config
+
+    with _migration_lock(engine) as conn:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+            conn.commit()
+        finally:
+            if sqlite:
+                conn.rollback()  # nothing left after a commit; after a failure, out of the transaction first
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+
+
 def ensure_schema(engine: Engine) -> None:
     """Upgrade an older database in place; refuse one made by a newer keel."""
     try:

@@ -7,7 +7,8 @@ by key; the gate record of alias moves.
   ``keel.trial_value``), so an old store's pipelines resume, its studies resume and its cached steps are found.
   A tag that does not read as what keel wrote (a user's own ``keel.kind``) is left a tag.
 - ``model_version_datasets``: one row per (model version, dataset version) its ``datasets`` refs name, for the
-  refs whose version exists.
+  refs whose version exists; a bare ``name`` (which the earlier keel resolved at promotion) is the highest version of
+  that dataset created no later than the model version, the rule keel follows from now on (latest at registration).
 - ``alias_history``: ``gated``, ``forced`` (false for every earlier move) and ``checks``.
 
 Revision ID: 0008
@@ -33,7 +34,7 @@ KINDS = ("pipeline", "step", "study", "sweep", "trial")
 TRIAL_STATES = ("complete", "pruned", "failed")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
-_REF = re.compile(r"^(?P<name>.+)@(?P<version>[0-9]+)$")
+_REF = re.compile(r"^(?P<name>.+?)(?:@(?P<version>[0-9]+|latest))?$")  # no version, or latest: a bare name
 _TAGS = {
     "keel.kind": "kind",
     "keel.step": "step_name",
@@ -129,21 +130,19 @@ def _number(text: str | None) -> float | None:
 
 
 def _link_model_datasets(conn: Any) -> None:
-    versions = {
-        (name, number): vid
-        for vid, name, number in conn.execute(
-            sa.text("SELECT v.id, d.name, v.version FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id")
-        )
-    }
+    versions: dict[str, list[tuple[int, int, int]]] = {}  # name -> (version, id, created_at), lowest version first
+    query = "SELECT d.name, v.version, v.id, v.created_at FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id"
+    for name, number, vid, created in conn.execute(sa.text(query + " ORDER BY d.name, v.version")):
+        versions.setdefault(name, []).append((number, vid, created))
     links: set[tuple[int, int]] = set()
-    for mv_id, text in conn.execute(sa.text("SELECT id, datasets FROM model_versions")):
+    for mv_id, text, registered in conn.execute(sa.text("SELECT id, datasets, created_at FROM model_versions")):
         try:
             refs = json.loads(text)
         except ValueError:
             continue
         for ref in refs if isinstance(refs, list) else ():
             m = _REF.match(ref) if isinstance(ref, str) else None
-            vid = versions.get((m.group("name"), int(m.group("version")))) if m else None
+            vid = _resolve(versions.get(m.group("name"), []), m.group("version"), registered) if m else None
             if vid is not None:
                 links.add((mv_id, vid))
     if links:
@@ -153,7 +152,20 @@ def _link_model_datasets(conn: Any) -> None:
         )
 
 
+def _resolve(versions: list[tuple[int, int, int]], number: str | None, registered: int) -> int | None:
+    """The id of the version a ref names: ``@N`` that version; bare (or ``@latest``) the highest one that existed when
+    the model version was registered, not one logged after (the earlier keel took the latest at promotion)."""
+    if number is not None and number != "latest":
+        return next((vid for n, vid, _ in versions if n == int(number)), None)
+    earlier = [vid for _, vid, created in versions if created <= registered]
+    return earlier[-1] if earlier else None
+
+
 def downgrade() -> None:
+    conn = op.get_bind()
+    if conn.dialect.name == "sqlite" and conn.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        raise RuntimeError("on SQLite the downgrade needs foreign keys off: run it with keel.store.metadata.sql.engine.downgrade")
+    _write_back_tags(conn)
     op.drop_index("ix_model_version_datasets_dataset", table_name="model_version_datasets")
     op.drop_table("model_version_datasets")
     with op.batch_alter_table("alias_history") as batch:
@@ -163,3 +175,40 @@ def downgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         for name in reversed(["kind", *(c for c in _TAGS.values() if c != "kind")]):
             batch.drop_column(name)
+    if conn.dialect.name == "sqlite":
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()  # the rebuild ran with the keys off
+        if broken:
+            raise RuntimeError(f"downgrade 0008 would leave rows without their parent: {broken[:10]}")
+
+
+def _write_back_tags(conn: Any) -> None:
+    """The columns of ``runs`` as the tags the earlier keel wrote and reads, for the runs that lack them."""
+    names = ", ".join(_TAGS.values())
+    rows = conn.execute(sa.text(f"SELECT id, {names} FROM runs WHERE kind <> 'run' OR trial_number IS NOT NULL"))
+    have = {(r, k) for r, k in conn.execute(sa.text("SELECT run_id, key FROM tags WHERE key IN :keys").bindparams(
+        sa.bindparam("keys", list(_TAGS), expanding=True)))}  # fmt: skip
+    new = [
+        {"r": row.id, "k": key, "v": value}
+        for row in rows
+        for key, value in _tags(row._mapping).items()
+        if (row.id, key) not in have
+    ]
+    if new:
+        conn.execute(sa.text("INSERT INTO tags (run_id, key, value) VALUES (:r, :k, :v)"), new)
+
+
+def _tags(row: Any) -> dict[str, str]:
+    """The tags of one run as the earlier keel wrote them: ``keel.trial`` a number, ``keel.trial_value`` its repr."""
+    out: dict[str, str] = {}
+    if row["kind"] != "run":
+        out["keel.kind"] = row["kind"]
+    for key, column in _TAGS.items():
+        if column not in ("kind", "trial_number", "trial_value") and row[column] is not None:
+            out[key] = row[column]
+    if row["trial_number"] is not None:
+        out["keel.trial"] = str(int(row["trial_number"]))
+    if row["trial_value"] is not None:
+        out["keel.trial_value"] = repr(float(row["trial_value"]))
+    elif row["trial_state"] == "complete":
+        out["keel.trial_value"] = "nan"  # NULL is NaN for a complete trial; the earlier keel reads the tag then
+    return out
