@@ -43,6 +43,7 @@ from keel.core.entities import (
 )
 from keel.core.errors import InvalidArgument
 from keel.store.metadata.datasets import DatasetStore
+from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.pipelines import PipelineStore
 
@@ -81,6 +82,11 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def models(self) -> ModelStore:
         """The model registry, on the same backend."""
+
+    @property
+    @abc.abstractmethod
+    def deployments(self) -> DeploymentStore:
+        """Deployments (routes to registered models) and their history, on the same backend."""
 
     @property
     @abc.abstractmethod

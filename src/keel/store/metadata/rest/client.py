@@ -19,18 +19,28 @@ from keel.core.entities import RunStatus
 from keel.store.http_transport import IDEMPOTENCY_KEY, RESEND, HttpTransport
 from keel.store.metadata.base import MetadataStore, MetricRow, check_batch_id, new_batch_id
 from keel.store.metadata.datasets import DatasetStore
+from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.pipelines import PipelineStore
 from keel.store.metadata.rest import wire
 from keel.store.metadata.rest.endpoints import (
     DatasetEndpoints,
+    DeploymentEndpoints,
     MetadataEndpoints,
     ModelEndpoints,
     PipelineEndpoints,
     _run_id,
 )
 
-__all__ = ["IDEMPOTENCY_KEY", "RESEND", "RestDatasetStore", "RestModelStore", "RestPipelineStore", "RestStore"]
+__all__ = [
+    "IDEMPOTENCY_KEY",
+    "RESEND",
+    "RestDatasetStore",
+    "RestDeploymentStore",
+    "RestModelStore",
+    "RestPipelineStore",
+    "RestStore",
+]
 
 
 class RestStore(MetadataEndpoints, MetadataStore):
@@ -52,6 +62,10 @@ class RestStore(MetadataEndpoints, MetadataStore):
     @property
     def models(self) -> RestModelStore:
         return RestModelStore(self)
+
+    @property
+    def deployments(self) -> RestDeploymentStore:
+        return RestDeploymentStore(self)
 
     @property
     def pipelines(self) -> RestPipelineStore:
@@ -116,3 +130,7 @@ class RestModelStore(ModelEndpoints, _SubStore, ModelStore):
 
 class RestPipelineStore(PipelineEndpoints, _SubStore, PipelineStore):
     """The step cache over HTTP."""
+
+
+class RestDeploymentStore(DeploymentEndpoints, _SubStore, DeploymentStore):
+    """Deployments over HTTP. Routes, the compare-and-swap and the history are the server's store's, in its transaction."""

@@ -49,6 +49,7 @@ from pydantic import BaseModel
 
 from keel.core.dataset_records import plain_json
 from keel.core.datasets import ColumnSchema
+from keel.core.deployment_records import check_canaries
 from keel.core.entities import (
     CodeVersion,
     Environment,
@@ -66,6 +67,7 @@ from keel.core.promotion import check_move
 from keel.core.validation import check_sha256, param_to_str
 from keel.store.metadata.base import MetadataStore, check_batch_id, check_run_kind, check_trial_result
 from keel.store.metadata.datasets import DatasetStore
+from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.pipelines import PipelineStore
 from keel.store.metadata.rest import schemas as s
@@ -228,6 +230,8 @@ EXPERIMENT = (wire.experiment_to_json, wire.experiment_from_json)
 DATASET_VERSION = (wire.version_to_json, wire.version_from_json)
 MODEL_VERSION = (wire.model_version_to_json, wire.model_version_from_json)
 ALIAS_CHANGE = (wire.alias_change_to_json, wire.alias_change_from_json)
+DEPLOYMENT = (wire.deployment_to_json, wire.deployment_from_json)
+DEPLOYMENT_CHANGE = (wire.deployment_change_to_json, wire.deployment_change_from_json)
 
 
 def _first_experiment(data: Json, args: Args) -> Any:
@@ -403,7 +407,7 @@ class Endpoints:
         for ep in cls.endpoints():
             ep.bind(store, attribute, tag)
         missing = set(getattr(store, "__abstractmethods__", ())) - {e.name for e in cls.endpoints()} - cls.hand_written
-        missing -= {"datasets", "models", "pipelines"}  # the sub-stores, groups of their own
+        missing -= {"datasets", "deployments", "models", "pipelines"}  # the sub-stores, groups of their own
         if missing:
             raise TypeError(f"{cls.__name__}: no endpoint for {sorted(missing)}")
 
@@ -574,5 +578,27 @@ class ModelEndpoints(Endpoints, store=ModelStore, attribute="models", tag="model
     alias_history = endpoint(GET, "/models/{name}/history", query=("alias",), result=many(*ALIAS_CHANGE))
 
 
-GROUPS: tuple[type[Endpoints], ...] = (MetadataEndpoints, DatasetEndpoints, PipelineEndpoints, ModelEndpoints)
+CANARIES = Arg(to_wire=opt(lambda canaries: [list(c) for c in check_canaries(canaries)]))  # the server's store checks again
+
+
+class DeploymentEndpoints(Endpoints, store=DeploymentStore, attribute="deployments", tag="deployments"):
+    create = endpoint(
+        POST, "/deployments", body=s.DeploymentIn, args={"canaries": CANARIES}, result=one(*DEPLOYMENT),
+        operation="create_deployment",
+    )  # fmt: skip
+    get = endpoint(GET, "/deployments/{name}", result=one(*DEPLOYMENT), operation="get_deployment")
+    list_deployments = endpoint(GET, "/deployments", result=many(*DEPLOYMENT))
+    set_routes = endpoint(
+        PUT, "/deployments/{name}/routes", body=s.RoutesIn, args={"canaries": CANARIES}, result=one(*DEPLOYMENT_CHANGE),
+        operation="set_deployment_routes",
+    )  # fmt: skip
+    history = endpoint(GET, "/deployments/{name}/history", result=many(*DEPLOYMENT_CHANGE), operation="deployment_history")
+    rollback = endpoint(
+        POST, "/deployments/{name}/rollback", body=s.RollbackIn, result=one(*DEPLOYMENT_CHANGE), operation="rollback_deployment"
+    )
+
+
+GROUPS: tuple[type[Endpoints], ...] = (
+    MetadataEndpoints, DatasetEndpoints, PipelineEndpoints, ModelEndpoints, DeploymentEndpoints,
+)  # fmt: skip
 """Every group, in the order the server mounts them."""

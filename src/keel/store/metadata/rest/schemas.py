@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 
 class _Body(BaseModel):
@@ -160,4 +160,35 @@ class AliasIn(_Body):
     expected_from: int | Literal["any"] | None = "any"
     force: bool = False
     actor: str = Field(default="", max_length=100)  # recorded with a "(client-declared)" mark: see server/routes/models.py
+    reason: str = ""
+
+
+Canary = tuple[str, StrictFloat | StrictInt]  # a weight is a number, not text that reads as one
+
+
+class DeploymentIn(_Body):
+    name: str
+    primary: str
+    shadows: list[str] = Field(default_factory=list)
+    canaries: list[Canary] = Field(default_factory=list)
+    sticky_key: str | None = None
+    actor: str = Field(default="", max_length=100)  # recorded with a "(client-declared)" mark: see server/routes/models.py
+    reason: str = ""
+
+
+class RoutesIn(_Body):
+    """A change of routes: a field left out (None) stays as it is."""
+
+    primary: str | None = None
+    shadows: list[str] | None = None
+    canaries: list[Canary] | None = None
+    sticky_key: str | None = None
+    expected_updated_at: int | None = None
+    actor: str = Field(default="", max_length=100)
+    reason: str = ""
+
+
+class RollbackIn(_Body):
+    expected_updated_at: int | None = None
+    actor: str = Field(default="", max_length=100)
     reason: str = ""

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from keel.core.datasets import ColumnSchema, DatasetVersion, RunDatasetLink, ValidationRecord
+from keel.core.deployments import Deployment, DeploymentChange
 from keel.core.entities import (
     ArtifactRef,
     CodeVersion,
@@ -324,3 +325,35 @@ def cached_step_to_json(c: CachedStep) -> dict[str, Any]:
 
 def cached_step_from_json(d: dict[str, Any]) -> CachedStep:
     return CachedStep(**d)
+
+
+def deployment_to_json(d: Deployment) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "primary": d.primary,
+        "shadows": list(d.shadows),
+        "canaries": [[uri, weight] for uri, weight in d.canaries],
+        "sticky_key": d.sticky_key,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+    }
+
+
+def deployment_from_json(d: dict[str, Any]) -> Deployment:
+    return Deployment(**{**d, "shadows": tuple(d["shadows"]), "canaries": tuple((u, float(w)) for u, w in d["canaries"])})
+
+
+def deployment_change_to_json(c: DeploymentChange) -> dict[str, Any]:
+    return {
+        "deployment": c.deployment,
+        "what": c.what,
+        "from_routes": c.from_routes,
+        "to_routes": c.to_routes,
+        "actor": c.actor,
+        "reason": c.reason,
+        "at": c.at,
+    }
+
+
+def deployment_change_from_json(d: dict[str, Any]) -> DeploymentChange:
+    return DeploymentChange(**d)

@@ -282,3 +282,30 @@ alias_history = Table(
     Column("checks", Text),  # JSON list of the rules evaluated, with their values
     Index("ix_alias_history_model_alias_at", "model_id", "alias", "at"),
 )
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("primary_model", Text, nullable=False),  # a model URI ("primary" is a reserved word in SQL)
+    Column("shadows", Text, nullable=False),  # JSON list of model URIs
+    Column("canaries", Text, nullable=False),  # JSON list of [model URI, weight]
+    Column("sticky_key", String(250)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+deployment_changes = Table(
+    "deployment_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", Integer, ForeignKey("deployments.id"), nullable=False),
+    Column("what", String(16), nullable=False),
+    Column("from_routes", Text),  # JSON routes before the change, NULL for the creation
+    Column("to_routes", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_deployment_changes_deployment", "deployment_id", "id"),
+)

@@ -34,6 +34,7 @@ from keel.core.entities import (
 from keel.store.metadata.base import MetadataStore, MetricRow
 from keel.store.metadata.sql.database import Database
 from keel.store.metadata.sql.datasets import SqlDatasetStore
+from keel.store.metadata.sql.deployments import SqlDeploymentStore
 from keel.store.metadata.sql.experiments import SqlExperimentStore
 from keel.store.metadata.sql.metrics import SqlMetricStore
 from keel.store.metadata.sql.models import SqlModelStore
@@ -58,6 +59,7 @@ class SqlStore(MetadataStore):
         self._datasets = SqlDatasetStore(self.db)
         self._models = SqlModelStore(self.db)
         self._pipelines = SqlPipelineStore(self.db)
+        self._deployments = SqlDeploymentStore(self.db)
 
     @property
     def heartbeat_timeout(self) -> float:
@@ -76,6 +78,11 @@ class SqlStore(MetadataStore):
     def models(self) -> SqlModelStore:
         """The model registry on the same database."""
         return self._models
+
+    @property
+    def deployments(self) -> SqlDeploymentStore:
+        """Deployments on the same database."""
+        return self._deployments
 
     @property
     def pipelines(self) -> SqlPipelineStore:
