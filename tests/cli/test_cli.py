@@ -170,3 +170,22 @@ def test_keel_cmd_runs_this_tree_in_an_environment_of_its_own(tmp_path: Path, mo
     tree = Path(__file__).resolve().parents[2] / "src"  # the checkout these tests belong to
     assert Path(KEEL_SOURCE) == tree and Path(imported) == tree / "keel" / "__init__.py"
     assert leaked is None
+
+
+def test_quickstart_records_the_deployment_and_serves_production(
+    quickstarted: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    import re
+
+    folder, done = quickstarted
+    assert "5. deployment" in done.stdout
+    client = Client(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
+    deployment = client.store.deployments.get("breast-cancer")
+    assert deployment.primary == "models:/breast-cancer@production"
+    assert [c.what for c in client.store.deployments.history("breast-cancer")] == ["create"]
+    served = re.search(r"20 single-row requests, p50\s+([\d.]+) ms, answered by (models:/breast-cancer/\d+)", done.stdout)
+    assert served is not None, done.stdout
+    answering = client.store.models.get_version("breast-cancer", int(served.group(2).rsplit("/", 1)[1]))
+    production = client.store.models.resolve_alias("breast-cancer", "production")
+    # the ONNX form of production answered: exported from it, with its parity recorded
+    assert answering.flavor == "onnx" and answering.signature["exported_from"] == production.version

@@ -48,6 +48,8 @@ def quickstart(
     bundle, card = _models(dataset.ref, pipelines, settings.home)
     console.print("\n[bold]4. drift[/]")
     drift_report = _drift_check(keel.data.get(dataset, run=False), settings.home)
+    console.print("\n[bold]5. deployment[/]")
+    _deploy(keel.data.get(dataset, run=False))
     console.print(f"\ndone in {time.perf_counter() - started:.1f}s")
     console.print("\n[bold]Look further[/]")
     for command, what in (
@@ -61,6 +63,8 @@ def quickstart(
         (f"cd {bundle} && python test_predictor.py", "the ONNX edge bundle tests itself with numpy + onnxruntime only"),
         (f"keel data show {dataset.ref}", "the dataset: schema, profile, validations, lineage"),
         (f"open {drift_report}", "reference-vs-current histograms of every column"),
+        ("keel deploy history breast-cancer", "the deployment's routes and every change to them"),
+        ("keel serve models:/breast-cancer@production", "the inference server: /v2/models/breast-cancer/infer, /predict"),
         ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs)"),
     ):
         console.print(f"  [cyan]{esc(command)}[/]\n      {what}")  # commands hold paths: text, not markup
@@ -217,3 +221,52 @@ def _drift_check(frame: Any, home: Path) -> Path:
     path.write_text(drift_html(drifted, "keel quickstart: recalibrated copy against the reference half"))
     console.print(f"drift report: [bold]{esc(path)}[/]")
     return path
+
+
+def _deploy(frame: Any, requests: int = 20) -> None:
+    """Record the deployment (production primary, the challenger as shadow) and serve production to a few requests."""
+    import statistics
+
+    import httpx
+
+    import keel.registry as registry
+    from keel.context import current
+    from keel.core.errors import NotFound, StoreUnavailable
+    from keel.serve import create_app, serving
+
+    store = current().store
+    try:  # the challenger exists when the gates refused the tuned model
+        registry.resolve("models:/breast-cancer@challenger")
+        shadows = ["models:/breast-cancer@challenger"]
+    except NotFound:
+        shadows = []
+    try:
+        deployment = store.deployments.get("breast-cancer")
+        console.print(f"deployment breast-cancer kept from an earlier run: primary {esc(deployment.primary)}")
+    except NotFound:
+        deployment = store.deployments.create(
+            "breast-cancer", "models:/breast-cancer@production", shadows=shadows, reason="quickstart"
+        )
+        shadow_text = f", shadow {shadows[0]}" if shadows else ""
+        console.print(f"deployment breast-cancer: primary {deployment.primary}{shadow_text} (recorded with its history)")
+    rows = frame.drop(columns=["target"]).head(requests).to_dict(orient="records")
+    with console.status("serving production on 127.0.0.1 and sending requests"), serving(create_app(deployment.primary)) as url:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            deadline = time.monotonic() + 120
+            while http.get("/v2/health/ready").status_code != 200:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(f"the model {deployment.primary} did not become ready")
+                time.sleep(0.1)
+            latencies, versions, answers = [], set(), []
+            for row in rows:
+                t0 = time.perf_counter()
+                response = http.post("/predict", json={"records": [row]})
+                latencies.append(time.perf_counter() - t0)
+                response.raise_for_status()
+                versions.add(response.headers.get("keel-model-version", "?"))
+                answers += response.json()["predictions"]
+    console.print(
+        f"served {deployment.primary} over HTTP: {len(rows)} single-row requests, p50 "
+        f"{statistics.median(latencies) * 1000:.1f} ms, answered by {', '.join(sorted(versions))}; "
+        f"predictions {answers[:8]}..."
+    )

@@ -7,7 +7,8 @@
 """
 
 from keel.serve.app import create_app
+from keel.serve.background import serving
 from keel.serve.inputs import Violation
 from keel.serve.models import ServedModel, load_served
 
-__all__ = ["ServedModel", "Violation", "create_app", "load_served"]
+__all__ = ["ServedModel", "Violation", "create_app", "load_served", "serving"]
