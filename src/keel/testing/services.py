@@ -119,21 +119,7 @@ def keel_server(store: str, artifacts: str, env: dict[str, str] | None = None, p
 @contextlib.contextmanager
 def serve_app(app: object) -> Iterator[str]:
     """Serve an ASGI app with uvicorn in a background thread on 127.0.0.1; yield its base URL."""
-    import threading
+    from keel.serve.background import serving
 
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
