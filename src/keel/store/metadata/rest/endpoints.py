@@ -42,7 +42,7 @@ import re
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 from urllib.parse import quote
 
 from pydantic import BaseModel
@@ -358,26 +358,16 @@ class Endpoint:
 
 
 _DEFAULT_ARG = Arg()
+_P = ParamSpec("_P")
 
 
-def endpoint(
-    verb: str,
-    path: str,
-    *,
-    body: type[BaseModel] | None = None,
-    query: Sequence[str] = (),
-    args: Mapping[str, Arg] | None = None,
-    result: Result = NOTHING,
-    check: Callable[[Args], None] | None = None,
-    skip_if_empty: str | None = None,
-    operation: str | None = None,
-    mount: bool = True,
-) -> Any:
-    """An ``Endpoint``, typed ``Any``: the class attribute stands for the ABC method it implements."""
-    return Endpoint(
-        verb, path, body=body, query=query, args=args, result=result, check=check, skip_if_empty=skip_if_empty,
-        operation=operation, mount=mount,
-    )  # fmt: skip
+def _typed_any(make: Callable[_P, Endpoint]) -> Callable[_P, Any]:
+    """The same constructor, its result typed ``Any``: the class attribute stands for the ABC method it implements."""
+    return make
+
+
+endpoint = _typed_any(Endpoint)
+"""An ``Endpoint`` (same arguments, checked by mypy), typed ``Any`` where it is assigned in a group."""
 
 
 class Endpoints:
