@@ -43,11 +43,33 @@ class Routes:
     def of(cls, d: Deployment) -> Routes:
         return cls(d.primary, d.shadows, d.canaries, d.sticky_key)
 
+    def uris(self) -> tuple[str, ...]:
+        """Every model URI routed: the primary, the shadows, the canaries."""
+        return (self.primary, *self.shadows, *(uri for uri, _ in self.canaries))
+
 
 def check_model_uri(uri: Any, field: str = "model URI") -> str:
     if not isinstance(uri, str) or _MODEL_URI.fullmatch(uri) is None:
         raise InvalidArgument.for_field(field, uri, _URI_EXPECTED)
     return uri
+
+
+def alias_uri(model: str, alias: str) -> str:
+    return f"models:/{model}@{alias}"
+
+
+def version_uri(model: str, version: int | None) -> str | None:
+    """The URI of one version (None for none: an alias that named no version)."""
+    return None if version is None else f"models:/{model}/{version}"
+
+
+def alias_move_reason(model: str, alias: str, before: int | None, after: int | None) -> str:
+    """The reason recorded on the ``alias`` change of a deployment that follows the alias."""
+    if before is None:
+        return f"alias {alias} of {model} set to {after}"
+    if after is None:
+        return f"alias {alias} of {model} removed (was {before})"
+    return f"alias {alias} of {model} moved {before} -> {after}"
 
 
 def check_deployment_name(name: Any) -> str:
@@ -87,7 +109,7 @@ def check_routes(primary: Any, shadows: Any = (), canaries: Any = (), sticky_key
         None if sticky_key is None else v.check_key(sticky_key, "sticky_key"),
     )
     seen: set[str] = set()
-    for uri in (checked.primary, *checked.shadows, *(u for u, _ in checked.canaries)):
+    for uri in checked.uris():
         if uri in seen:
             raise InvalidArgument.for_field("routes", uri, "each model routed once (primary, shadow or canary)")
         seen.add(uri)
@@ -134,6 +156,8 @@ def merge_routes(current: Routes, primary: Any, shadows: Any, canaries: Any, sti
 
 __all__ = [
     "Routes",
+    "alias_move_reason",
+    "alias_uri",
     "change_kind",
     "check_canaries",
     "check_change_note",
@@ -142,4 +166,5 @@ __all__ = [
     "check_model_uri",
     "check_routes",
     "merge_routes",
+    "version_uri",
 ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ChangeKind = Literal["create", "primary", "shadow", "canary", "rollback"]
-CHANGE_KINDS: tuple[str, ...] = ("create", "primary", "shadow", "canary", "rollback")
+ChangeKind = Literal["create", "primary", "shadow", "canary", "rollback", "alias"]
+CHANGE_KINDS: tuple[str, ...] = ("create", "primary", "shadow", "canary", "rollback", "alias")
+"""``alias``: an alias the deployment routes moved in the registry (the routes stay; ``resolved`` in ``from_routes`` and
+``to_routes`` maps the alias route to the version it named before and after, ``models:/NAME/VERSION`` or None)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,8 @@ class Deployment:
 @dataclass(frozen=True, slots=True)
 class DeploymentChange:
     """One change of a deployment's routes: ``from_routes``/``to_routes`` are the routes before and after as JSON
-    (``{"primary", "shadows", "canaries", "sticky_key"}``; ``from_routes`` is None for the creation)."""
+    (``{"primary", "shadows", "canaries", "sticky_key"}``, plus ``resolved`` for an ``alias`` change; ``from_routes``
+    is None for the creation)."""
 
     deployment: str
     what: str  # one of CHANGE_KINDS

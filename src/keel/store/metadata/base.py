@@ -46,6 +46,7 @@ from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.pipelines import PipelineStore
+from keel.store.metadata.predictions import PredictionStore
 
 MetricRow = tuple[str, str, float, int, int]
 """A metric as it travels in batches: (run_id, key, value, step, timestamp_ms)."""
@@ -87,6 +88,11 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def deployments(self) -> DeploymentStore:
         """Deployments (routes to registered models) and their history, on the same backend."""
+
+    @property
+    @abc.abstractmethod
+    def predictions(self) -> PredictionStore:
+        """The prediction log's index of files and the labels recorded later, on the same backend."""
 
     @property
     @abc.abstractmethod

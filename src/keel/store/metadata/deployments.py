@@ -4,6 +4,9 @@ Contract (checked by ``keel.testing.deployment_contract`` on SQLite, PostgreSQL 
 call; the routes are checked in ``keel.core.deployment_records`` (model URIs, weights, no model routed twice)
 and bad input writes nothing; every change (creation included) appends one history row in the transaction that
 makes it, with who, when, why and the routes before and after; raises only ``keel.core.errors`` types.
+
+A deployment that routes an alias (``models:/churn@production``) follows it: the model store's ``move_alias``
+records an ``alias`` change on it and bumps its ``updated_at``, in the transaction of the move.
 """
 
 from __future__ import annotations
@@ -65,4 +68,7 @@ class DeploymentStore(abc.ABC):
         self, name: str, *, expected_updated_at: int | None = None, actor: str = "", reason: str = ""
     ) -> DeploymentChange:
         """The primary before the last change of primary becomes the primary again (in one transaction, recorded
-        as ``rollback``); shadows and canaries stay, less that model. ``NotFound`` when there is none."""
+        as ``rollback``); shadows and canaries stay, less that model. When the last such change is an ``alias`` move
+        of the primary's alias, the primary is pinned to the version the alias named before the move
+        (``models:/churn/3``): the deployment stops following the alias until a route names it again.
+        ``NotFound`` when there is none."""

@@ -22,6 +22,7 @@ from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.pipelines import PipelineStore
+from keel.store.metadata.predictions import PredictionStore
 from keel.store.metadata.rest import wire
 from keel.store.metadata.rest.endpoints import (
     DatasetEndpoints,
@@ -29,6 +30,7 @@ from keel.store.metadata.rest.endpoints import (
     MetadataEndpoints,
     ModelEndpoints,
     PipelineEndpoints,
+    PredictionEndpoints,
     _run_id,
 )
 
@@ -39,6 +41,7 @@ __all__ = [
     "RestDeploymentStore",
     "RestModelStore",
     "RestPipelineStore",
+    "RestPredictionStore",
     "RestStore",
 ]
 
@@ -66,6 +69,10 @@ class RestStore(MetadataEndpoints, MetadataStore):
     @property
     def deployments(self) -> RestDeploymentStore:
         return RestDeploymentStore(self)
+
+    @property
+    def predictions(self) -> RestPredictionStore:
+        return RestPredictionStore(self)
 
     @property
     def pipelines(self) -> RestPipelineStore:
@@ -134,3 +141,7 @@ class RestPipelineStore(PipelineEndpoints, _SubStore, PipelineStore):
 
 class RestDeploymentStore(DeploymentEndpoints, _SubStore, DeploymentStore):
     """Deployments over HTTP. Routes, the compare-and-swap and the history are the server's store's, in its transaction."""
+
+
+class RestPredictionStore(PredictionEndpoints, _SubStore, PredictionStore):
+    """The prediction log's index and labels over HTTP; idempotent, so a request whose answer was lost may be sent again."""

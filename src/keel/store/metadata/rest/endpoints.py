@@ -38,6 +38,7 @@ as ``"latest"`` or a number (an ``Arg``).
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -63,6 +64,7 @@ from keel.core.entities import (
 )
 from keel.core.errors import InvalidArgument, NotFound
 from keel.core.model_records import check_version_metrics
+from keel.core.predictions import PredictionLogFile, check_labels, check_log_file, check_request_ids, check_time_bound
 from keel.core.promotion import check_move
 from keel.core.validation import check_sha256, param_to_str
 from keel.store.metadata.base import MetadataStore, check_batch_id, check_run_kind, check_trial_result
@@ -70,6 +72,7 @@ from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.pipelines import PipelineStore
+from keel.store.metadata.predictions import PredictionStore
 from keel.store.metadata.rest import schemas as s
 from keel.store.metadata.rest import wire
 
@@ -397,7 +400,7 @@ class Endpoints:
         for ep in cls.endpoints():
             ep.bind(store, attribute, tag)
         missing = set(getattr(store, "__abstractmethods__", ())) - {e.name for e in cls.endpoints()} - cls.hand_written
-        missing -= {"datasets", "deployments", "models", "pipelines"}  # the sub-stores, groups of their own
+        missing -= {"datasets", "deployments", "models", "pipelines", "predictions"}  # the sub-stores, groups of their own
         if missing:
             raise TypeError(f"{cls.__name__}: no endpoint for {sorted(missing)}")
 
@@ -588,7 +591,45 @@ class DeploymentEndpoints(Endpoints, store=DeploymentStore, attribute="deploymen
     )
 
 
+def _labels_to_wire(labels: Any) -> list[list[Any]]:
+    """Checked before the request (the JSON encoder would raise a bare TypeError on a label that is not JSON);
+    a repeated ``(request_id, row)`` travels once, with its last label, as the store would keep it."""
+    return [[r, n, json.loads(text)] for (r, n), text in check_labels(labels).items()]
+
+
+def _time_bound(field: str) -> Arg:
+    return Arg(to_wire=lambda value: check_time_bound(value, field), wire_type=int)
+
+
+class PredictionEndpoints(Endpoints, store=PredictionStore, attribute="predictions", tag="predictions"):
+    add_log_file = endpoint(
+        POST, "/prediction-files", body=s.PredictionFileIn,
+        args={"file": Arg(lambda f: wire.prediction_log_file_to_json(check_log_file(f)), lambda d: PredictionLogFile(**d))},
+        result=one(wire.prediction_log_file_to_json, wire.prediction_log_file_from_json), operation="add_prediction_file",
+    )  # fmt: skip
+    log_files = endpoint(
+        GET, "/deployments/{deployment}/prediction-files", query=("since_ms", "until_ms"),
+        args={"since_ms": _time_bound("since_ms"), "until_ms": _time_bound("until_ms")},
+        result=many(wire.prediction_log_file_to_json, wire.prediction_log_file_from_json), operation="prediction_files",
+    )  # fmt: skip
+    log_labels = endpoint(
+        POST, "/deployments/{deployment}/labels", body=s.LabelsIn, args={"labels": Arg(_labels_to_wire)},
+        result=Result(lambda count: {"count": count}, lambda _data, a: len(a["labels"])), operation="log_prediction_labels",
+    )  # fmt: skip
+    labels = endpoint(
+        POST,  # a POST because a list of 100,000 request ids does not fit a query string; it writes nothing
+        "/deployments/{deployment}/labels/search", body=s.LabelSearchIn,
+        args={"request_ids": Arg(check_request_ids), "since_ms": Arg(lambda value: check_time_bound(value, "since_ms"))},
+        result=Result(
+            wire.prediction_labels_to_json,
+            lambda data, a: wire.prediction_labels_from_json(a["deployment"], data),
+            list[list[Any]],
+        ),
+        operation="prediction_labels",
+    )  # fmt: skip
+
+
 GROUPS: tuple[type[Endpoints], ...] = (
-    MetadataEndpoints, DatasetEndpoints, PipelineEndpoints, ModelEndpoints, DeploymentEndpoints,
+    MetadataEndpoints, DatasetEndpoints, PipelineEndpoints, ModelEndpoints, DeploymentEndpoints, PredictionEndpoints,
 )  # fmt: skip
 """Every group, in the order the server mounts them."""

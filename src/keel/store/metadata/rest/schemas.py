@@ -192,3 +192,31 @@ class RollbackIn(_Body):
     expected_updated_at: int | None = None
     actor: str = Field(default="", max_length=100)
     reason: str = ""
+
+
+class LogFileIn(_Body):
+    deployment: str
+    sha256: str
+    rows: StrictInt
+    start_ms: StrictInt
+    end_ms: StrictInt
+    replica: str
+    size: StrictInt = 0
+    created_at: StrictInt = 0  # the server's store sets it
+
+
+class PredictionFileIn(_Body):
+    file: LogFileIn
+
+
+class LabelsIn(_Body):
+    """``[request_id, row, label]`` triples, the label any JSON value (the server's store checks them all)."""
+
+    labels: list[tuple[str, StrictInt, Any]]
+
+
+class LabelSearchIn(_Body):
+    """A POST body because 100,000 request ids do not fit a query string."""
+
+    request_ids: list[str] | None = None
+    since_ms: StrictInt | None = None

@@ -32,6 +32,7 @@ from keel.core.entities import (
 )
 from keel.core.errors import InvalidArgument
 from keel.core.models import AliasChange, ModelVersion
+from keel.core.predictions import PredictionLabel, PredictionLogFile
 from keel.store.metadata.pipelines import CachedStep
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -357,3 +358,29 @@ def deployment_change_to_json(c: DeploymentChange) -> dict[str, Any]:
 
 def deployment_change_from_json(d: dict[str, Any]) -> DeploymentChange:
     return DeploymentChange(**d)
+
+
+def prediction_log_file_to_json(f: PredictionLogFile) -> dict[str, Any]:
+    return {
+        "deployment": f.deployment,
+        "sha256": f.sha256,
+        "rows": f.rows,
+        "start_ms": f.start_ms,
+        "end_ms": f.end_ms,
+        "replica": f.replica,
+        "size": f.size,
+        "created_at": f.created_at,
+    }
+
+
+def prediction_log_file_from_json(d: dict[str, Any]) -> PredictionLogFile:
+    return PredictionLogFile(**d)
+
+
+def prediction_labels_to_json(labels: list[PredictionLabel]) -> list[list[Any]]:
+    """Rows of ``[request_id, row, label, at]``: a window may hold 100,000 labels, all of one deployment."""
+    return [[x.request_id, x.row, x.label, x.at] for x in labels]
+
+
+def prediction_labels_from_json(deployment: str, rows: list[list[Any]]) -> list[PredictionLabel]:
+    return [PredictionLabel(deployment, r, n, label, at) for r, n, label, at in rows]

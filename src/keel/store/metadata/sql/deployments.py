@@ -10,17 +10,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, or_, select
 
 from keel.core.clock import now_ms
 from keel.core.deployment_records import (
     Routes,
+    alias_move_reason,
+    alias_uri,
     change_kind,
     check_change_note,
     check_deployment_name,
     check_expected_updated_at,
     check_routes,
     merge_routes,
+    version_uri,
 )
 from keel.core.deployments import Deployment, DeploymentChange
 from keel.core.errors import Conflict, InvalidArgument, NotFound
@@ -44,8 +47,62 @@ def _deployment(r: Any) -> Deployment:
     )
 
 
-def _routes_from_json(d: dict[str, Any]) -> Routes:
-    return Routes(d["primary"], tuple(d["shadows"]), tuple((u, float(w)) for u, w in d["canaries"]), d.get("sticky_key"))
+def _record(
+    conn: Connection, deployment_id: int, name: str, what: str, from_json: dict[str, Any] | None, to_json: dict[str, Any],
+    note: tuple[str, str], at: int,
+) -> DeploymentChange:  # fmt: skip
+    conn.execute(
+        t.deployment_changes.insert().values(
+            deployment_id=deployment_id, what=what, from_routes=json.dumps(from_json) if from_json is not None else None,
+            to_routes=json.dumps(to_json), actor=note[0], reason=note[1], at=at,
+        )
+    )  # fmt: skip
+    return DeploymentChange(name, what, from_json, to_json, note[0], note[1], at)
+
+
+def _next_at(row: Any) -> int:
+    return max(now_ms(), int(row.updated_at) + 1)  # strictly increasing: a compare-and-swap never mistakes two changes
+
+
+def follow_alias_move(conn: Connection, model: str, alias: str, moved: tuple[int | None, int | None], actor: str) -> None:
+    """In the transaction that moves ``alias`` of ``model`` (``ModelStore.move_alias``): every deployment routing
+    ``models:/MODEL@ALIAS`` records an ``alias`` change (routes as they are, plus ``resolved``: what the alias route
+    names before and after) and gets a new ``updated_at``, which is what serving replicas poll to pick up the version."""
+    before, after = moved
+    if before == after:
+        return
+    uri = alias_uri(model, alias)
+    # a prefilter on the JSON text ('_' of a name is a LIKE wildcard: it may match more, never less), checked below
+    needle = f'%"{uri}"%'
+    rows = conn.execute(
+        select(t.deployments)
+        .where(or_(_d.primary_model == uri, _d.shadows.like(needle), _d.canaries.like(needle)))
+        .order_by(_d.id)  # rows locked in one order: two moves never wait on each other in a cycle
+        .with_for_update()
+    ).all()
+    note = (actor or "unknown", alias_move_reason(model, alias, before, after))
+    for row in rows:
+        routes = Routes.of(_deployment(row))
+        if uri not in routes.uris():
+            continue
+        at = _next_at(row)
+        conn.execute(t.deployments.update().where(_d.id == row.id).values(updated_at=at))
+        from_json = {**routes.to_json(), "resolved": {uri: version_uri(model, before)}}
+        to_json = {**routes.to_json(), "resolved": {uri: version_uri(model, after)}}
+        _record(conn, row.id, row.name, "alias", from_json, to_json, note, at)
+
+
+def _pinned_primary(what: str, was: dict[str, Any], became: dict[str, Any]) -> str | None:
+    """The version to roll back to when a change moved what the primary runs: the primary before a change of primary,
+    or, for an ``alias`` change of the primary's alias, the version the alias named before it moved (None: no such)."""
+    primary: str = was["primary"]
+    if what == "alias":
+        resolved_before: dict[str, str | None] = was.get("resolved", {})
+        resolved_after: dict[str, str | None] = became.get("resolved", {})
+        if resolved_before.get(primary) != resolved_after.get(primary):
+            return resolved_before.get(primary)  # None when the alias was new: nothing to pin
+        return None
+    return primary if primary != became["primary"] else None
 
 
 class SqlDeploymentStore(DeploymentStore):
@@ -60,18 +117,6 @@ class SqlDeploymentStore(DeploymentStore):
         if row is None:
             raise NotFound(f"deployment {name!r} does not exist")
         return row
-
-    @staticmethod
-    def _record(conn: Connection, deployment_id: int, what: str, before: Routes | None, after: Routes, note: tuple[str, str],
-                at: int, name: str) -> DeploymentChange:  # fmt: skip
-        from_json = before.to_json() if before is not None else None
-        conn.execute(
-            t.deployment_changes.insert().values(
-                deployment_id=deployment_id, what=what, from_routes=json.dumps(from_json) if from_json is not None else None,
-                to_routes=json.dumps(after.to_json()), actor=note[0], reason=note[1], at=at,
-            )
-        )  # fmt: skip
-        return DeploymentChange(name, what, from_json, after.to_json(), note[0], note[1], at)
 
     def create(
         self,
@@ -98,7 +143,7 @@ class SqlDeploymentStore(DeploymentStore):
                     created_at=at, updated_at=at,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]  # fmt: skip
-            self._record(conn, deployment_id, "create", None, routes, note, at, name)
+            _record(conn, deployment_id, name, "create", None, routes.to_json(), note, at)
             return _deployment(self._row(conn, name))
 
     def get(self, name: str) -> Deployment:
@@ -140,14 +185,14 @@ class SqlDeploymentStore(DeploymentStore):
     def _apply(
         self, conn: Connection, row: Any, what: str, before: Routes, after: Routes, note: tuple[str, str]
     ) -> DeploymentChange:
-        at = max(now_ms(), row.updated_at + 1)  # strictly increasing: a compare-and-swap never mistakes two changes
+        at = _next_at(row)
         conn.execute(
             t.deployments.update().where(_d.id == row.id).values(
                 primary_model=after.primary, shadows=json.dumps(list(after.shadows)),
                 canaries=json.dumps([list(c) for c in after.canaries]), sticky_key=after.sticky_key, updated_at=at,
             )
         )  # fmt: skip
-        return self._record(conn, row.id, what, before, after, note, at, row.name)
+        return _record(conn, row.id, row.name, what, before.to_json(), after.to_json(), note, at)
 
     def history(self, name: str) -> list[DeploymentChange]:
         with self.db.transaction(write=False) as conn:
@@ -171,14 +216,13 @@ class SqlDeploymentStore(DeploymentStore):
             before = Routes.of(_deployment(row))
             previous = None
             changes = conn.execute(
-                select(_dc.from_routes, _dc.to_routes)
+                select(_dc.what, _dc.from_routes, _dc.to_routes)
                 .where(_dc.deployment_id == row.id, _dc.from_routes.is_not(None))
                 .order_by(_dc.id.desc())
             )
-            for from_text, to_text in changes:
-                was, became = _routes_from_json(json.loads(from_text)), _routes_from_json(json.loads(to_text))
-                if was.primary != became.primary:  # the last change of primary: what came before it
-                    previous = was.primary
+            for what, from_text, to_text in changes:  # the last change of what the primary runs: what came before it
+                previous = _pinned_primary(what, json.loads(from_text), json.loads(to_text))
+                if previous is not None:
                     break
             if previous is None or previous == before.primary:
                 raise NotFound(f"deployment {name!r} has no previous primary to roll back to")

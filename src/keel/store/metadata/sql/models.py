@@ -22,6 +22,7 @@ from keel.core.promotion import ANY_HOLDER, AliasMove, ExpectedFrom, check_move,
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.database import Database, by_dialect, next_number
+from keel.store.metadata.sql.deployments import follow_alias_move
 from keel.store.metadata.sql.runs import require_run
 
 _mv = t.model_versions.c
@@ -256,6 +257,7 @@ class SqlModelStore(ModelStore):
                 checks=json.dumps(checks) if checks is not None else None,
             )
         )  # fmt: skip
+        follow_alias_move(conn, name, move.alias, (current, move.version), move.actor)  # deployments routing the alias
         return AliasChange(name, move.alias, current, move.version, move.actor, move.reason, at, move.gated, move.force, checks)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:

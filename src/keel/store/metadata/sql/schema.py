@@ -309,3 +309,32 @@ deployment_changes = Table(
     Column("at", BigInteger, nullable=False),
     Index("ix_deployment_changes_deployment", "deployment_id", "id"),
 )
+
+prediction_files = Table(
+    "prediction_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", Integer, ForeignKey("deployments.id"), nullable=False),
+    Column("sha256", String(64), nullable=False),  # the Parquet blob in the artifact store
+    Column("rows", BigInteger, nullable=False),
+    Column("start_ms", BigInteger, nullable=False),  # the span of the rows' times, both ends included
+    Column("end_ms", BigInteger, nullable=False),
+    Column("replica", String(128), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("deployment_id", "sha256", name="uq_prediction_files_deployment_sha256"),
+    Index("ix_prediction_files_deployment_end", "deployment_id", "end_ms"),
+)
+
+prediction_labels = Table(
+    "prediction_labels",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", Integer, ForeignKey("deployments.id"), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("row", BigInteger, nullable=False),
+    Column("label", Text, nullable=False),  # JSON
+    Column("at", BigInteger, nullable=False),  # when it was (last) recorded
+    UniqueConstraint("deployment_id", "request_id", "row", name="uq_prediction_labels_deployment_request_row"),
+    Index("ix_prediction_labels_deployment_at", "deployment_id", "at"),
+)

@@ -8,7 +8,8 @@ each using only the database's public API:
 - ``runs.py``: runs, params, tags (``run_search.py`` compiles searches)
 - ``metrics.py``: metric blocks, latest values, batch ids (the hot path)
 - ``run_artifacts.py``: artifact references of runs
-- ``datasets.py``, ``models.py``, ``pipelines.py``: ``store.datasets``, ``store.models``, ``store.pipelines``
+- ``datasets.py``, ``models.py``, ``pipelines.py``, ``deployments.py``, ``predictions.py``: ``store.datasets``,
+  ``store.models``, ``store.pipelines``, ``store.deployments``, ``store.predictions``
 
 The methods below only delegate; validation that does not depend on SQL is in ``keel.core``.
 """
@@ -39,6 +40,7 @@ from keel.store.metadata.sql.experiments import SqlExperimentStore
 from keel.store.metadata.sql.metrics import SqlMetricStore
 from keel.store.metadata.sql.models import SqlModelStore
 from keel.store.metadata.sql.pipelines import SqlPipelineStore
+from keel.store.metadata.sql.predictions import SqlPredictionStore
 from keel.store.metadata.sql.run_artifacts import SqlRunArtifactStore
 from keel.store.metadata.sql.runs import RunKeys, SqlRunStore
 
@@ -60,6 +62,7 @@ class SqlStore(MetadataStore):
         self._models = SqlModelStore(self.db)
         self._pipelines = SqlPipelineStore(self.db)
         self._deployments = SqlDeploymentStore(self.db)
+        self._predictions = SqlPredictionStore(self.db)
 
     @property
     def heartbeat_timeout(self) -> float:
@@ -83,6 +86,11 @@ class SqlStore(MetadataStore):
     def deployments(self) -> SqlDeploymentStore:
         """Deployments on the same database."""
         return self._deployments
+
+    @property
+    def predictions(self) -> SqlPredictionStore:
+        """The prediction log's index and labels on the same database."""
+        return self._predictions
 
     @property
     def pipelines(self) -> SqlPipelineStore:
