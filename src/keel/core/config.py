@@ -17,12 +17,16 @@ trust_pickle           KEEL_TRUST_PICKLE               false: never unpickle a m
 max_request_bytes      KEEL_MAX_REQUEST_BYTES          64 MiB (the server refuses a larger JSON body: 413)
 max_artifact_bytes     KEEL_MAX_ARTIFACT_BYTES         5 GiB (the server refuses a larger upload: 413)
 token                  KEEL_TOKEN                      none: the bearer token clients send to a keel server
+prediction_log         KEEL_PREDICTION_LOG             ``parquet``: where keel serve logs predictions (``parquet``:
+                                                       files in the artifact store; ``kafka://HOST:PORT[/TOPIC]``;
+                                                       ``off``)
 =====================  ==============================  ==========================================
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,8 @@ _FLOAT_SETTINGS = ("flush_interval", "heartbeat_interval", "heartbeat_timeout")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 MAX_REQUEST_BYTES = 64 << 20
 MAX_ARTIFACT_BYTES = 5 << 30
+# kafka://host:port[,host:port...][/topic][?format=json|avro]; a topic is Kafka's legal characters
+_KAFKA_URL = re.compile(r"kafka://(?:[\w.-]+:\d{1,5})(?:,[\w.-]+:\d{1,5})*(?:/[\w.-]{1,249})?(?:\?format=(?:json|avro))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,7 @@ class Settings:
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_artifact_bytes: int = MAX_ARTIFACT_BYTES
     token: str | None = None  # sent as ``Authorization: Bearer`` by the HTTP stores
+    prediction_log: str = "parquet"  # "parquet" | "kafka://HOST:PORT[,HOST:PORT...][/TOPIC][?format=json|avro]" | "off"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -107,6 +114,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         max_request_bytes=_byte_count("max_request_bytes", pick("max_request_bytes"), MAX_REQUEST_BYTES),
         max_artifact_bytes=_byte_count("max_artifact_bytes", pick("max_artifact_bytes"), MAX_ARTIFACT_BYTES),
         token=pick("token"),
+        prediction_log=_prediction_log(pick("prediction_log")),
         **floats,
     )
 
@@ -121,3 +129,16 @@ def _byte_count(name: str, raw: Any, default: int) -> int:
     if value <= 0 or isinstance(raw, bool):
         raise InvalidArgument.for_field(f"KEEL_{name.upper()}", raw, "a positive whole number of bytes")
     return value
+
+
+def _prediction_log(raw: Any) -> str:
+    if raw is None:
+        return "parquet"
+    text = str(raw).strip()
+    if text.lower() in ("parquet", "off"):
+        return text.lower()
+    if _KAFKA_URL.fullmatch(text):
+        return text
+    raise InvalidArgument.for_field(
+        "KEEL_PREDICTION_LOG", raw, "parquet, off, or kafka://HOST:PORT[,HOST:PORT...][/TOPIC][?format=json|avro]"
+    )
