@@ -69,9 +69,11 @@ def test_v2_infer_and_predict_agree_with_the_model_in_process(served) -> None:
     assert proba["datatype"] == "FP64" and proba["shape"] == [7, 2]
     np.testing.assert_allclose(np.reshape(proba["data"], (7, 2)), model.predict_proba(rows), rtol=1e-12)
     for payload in ({"records": rows.to_dict("records")}, {"columns": rows.to_dict("list")}):
-        p = httpx.post(f"{url}/predict", json=payload, headers={"x-request-id": "abc-123"})
+        p = httpx.post(f"{url}/predict", json=payload, headers={"x-request-id": "abc-123"})  # the client's id is not used
         assert p.status_code == 200, p.text
-        assert p.json() == {"predictions": expected, "model": "models:/cancer/1", "request_id": "abc-123"}
+        request_id = p.json()["request_id"]
+        assert p.json() == {"predictions": expected, "model": "models:/cancer/1", "request_id": request_id}
+        assert len(request_id) == 32 and request_id != "abc-123" and p.headers["x-request-id"] == request_id
         assert p.headers["keel-model-version"] == "models:/cancer/1"
 
 

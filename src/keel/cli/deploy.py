@@ -12,11 +12,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from keel.cli.deploy_compare import compare
+from keel.cli.deploy_package import package
 from keel.cli.output import console, esc, fmt_time
 from keel.core.deployments import Deployment, DeploymentChange
 from keel.core.errors import InvalidArgument
 
 app = typer.Typer(help="Deployments: which registered models serve a name, and every change.", no_args_is_help=True)
+app.command("compare")(compare)
+app.command("package")(package)
 
 REASON = typer.Option("", help="Why (kept in the history).")
 
@@ -43,11 +47,22 @@ def _routes(d: Deployment) -> list[str]:
     return lines
 
 
-def _print_change(c: DeploymentChange) -> None:
+def _primary_moved(c: DeploymentChange) -> str:
+    """The primary, with what it ran before and after when the change moved it (text, not yet escaped)."""
     before = (c.from_routes or {}).get("primary")
-    after = c.to_routes.get("primary")
-    moved = f"{esc(before)} -> {esc(after)}" if before and before != after else esc(after)
-    console.print(f"{esc(c.deployment)}: {c.what}, primary {moved} (by {esc(c.actor)})")
+    after = c.to_routes["primary"]
+    if c.what == "alias" and after in c.to_routes.get("resolved", {}):  # the alias the primary follows moved
+        was, now = (c.from_routes or {}).get("resolved", {}).get(after), c.to_routes["resolved"][after]
+        return f"{after} ({_version_of(was)} -> {_version_of(now)})"
+    return f"{before} -> {after}" if before and before != after else after
+
+
+def _version_of(uri: str | None) -> str:
+    return uri.rsplit("/", 1)[-1] if uri else "none"  # models:/churn/3 -> 3
+
+
+def _print_change(c: DeploymentChange) -> None:
+    console.print(f"{esc(c.deployment)}: {c.what}, primary {esc(_primary_moved(c))} (by {esc(c.actor)})")
 
 
 @app.command("create")
@@ -158,8 +173,7 @@ def history(name: str = typer.Argument(..., help="Deployment name.")) -> None:
         table.add_column(col)
     for c in _store().history(name):
         to = c.to_routes
-        before = (c.from_routes or {}).get("primary")
-        primary = f"{before} -> {to['primary']}" if before and before != to["primary"] else to["primary"]
+        primary = _primary_moved(c)
         canaries = ", ".join(f"{uri} {weight:.0%}" for uri, weight in to.get("canaries", []))
         table.add_row(
             fmt_time(c.at), c.what, esc(primary), esc(", ".join(to.get("shadows", [])) or "-"), esc(canaries or "-"),

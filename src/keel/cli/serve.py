@@ -1,4 +1,4 @@
-"""``keel serve MODEL_URI``: one registered model behind the inference API (keel.serve) on uvicorn."""
+"""``keel serve DEPLOYMENT|MODEL_URI``: a deployment (followed as it changes) or one registered model on uvicorn."""
 
 from __future__ import annotations
 
@@ -9,30 +9,57 @@ import typer
 from keel.cli.server import _check_port_free
 from keel.core.errors import InvalidArgument
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+
 
 def serve(
-    model_uri: str = typer.Argument(..., help="models:/name/3, models:/name@alias or models:/name (the latest)."),
+    target: str = typer.Argument(
+        ...,
+        metavar="DEPLOYMENT|MODEL_URI",
+        help="A deployment name (keel deploy create), or models:/name/3, models:/name@alias, models:/name.",
+    ),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
-    workers: int = typer.Option(1, help="Worker processes (each loads the model)."),
+    workers: int = typer.Option(1, help="Worker processes (each loads the models and follows the deployment)."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
 ) -> None:
-    """Serve a model: Open Inference Protocol V2 under /v2 and JSON POST /predict."""
+    """Serve a deployment or a model: Open Inference Protocol V2 under /v2, JSON POST /predict, /metrics, /docs."""
     import uvicorn
 
     from keel.registry import resolve
-    from keel.serve.app import MODEL_ENV, app_from_env, create_app
+    from keel.serve.app import TARGET_ENV, app_from_env, create_app, is_model_uri
+    from keel.serve.metrics import MULTIPROC_ENV, fresh_multiprocess_dir, remove_multiprocess_dir
+    from keel.tracking.fluent import get_client
 
     if not 0 < port < 65536:
         raise InvalidArgument.for_field("--port", port, "a port number from 1 to 65535")
     if workers < 1:
         raise InvalidArgument.for_field("--workers", workers, "at least 1")
+    if log_level not in LOG_LEVELS:
+        raise InvalidArgument.for_field("--log-level", log_level, f"one of {', '.join(LOG_LEVELS)}")
     _check_port_free(host, port)
-    version = resolve(model_uri)  # an unknown model or alias fails here, before the server starts
-    typer.echo(f"keel serve {version.uri} on http://{host}:{port}  (V2 under /v2, JSON at /predict)")
+    # an unknown model, alias or deployment fails here, before the server starts
+    if is_model_uri(target):
+        what = resolve(target).uri
+    else:
+        deployment = get_client().store.deployments.get(target)
+        what = f"deployment {deployment.name} (primary {deployment.primary}"
+        what += f", {len(deployment.shadows)} shadow(s)" if deployment.shadows else ""
+        canaries = len(deployment.canaries)
+        what += f", {canaries} canar{'y' if canaries == 1 else 'ies'})" if canaries else ")"
+    typer.echo(f"keel serve {what} on http://{host}:{port}  (V2 under /v2, JSON at /predict, /metrics, /docs)")
     if workers == 1:
-        uvicorn.run(create_app(model_uri), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(target), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
         return
-    os.environ[MODEL_ENV] = model_uri  # uvicorn starts workers from an import path: they read the URI from here
-    uvicorn.run(f"{app_from_env.__module__}:{app_from_env.__name__}", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)  # fmt: skip
+    os.environ[TARGET_ENV] = target  # uvicorn starts workers from an import path: they read the target from here
+    # several workers share their metrics through files, so that any worker's /metrics counts them all; a folder
+    # the user named is theirs to empty, one keel makes is removed at exit
+    made = None
+    if not os.environ.get(MULTIPROC_ENV):
+        made = os.environ[MULTIPROC_ENV] = fresh_multiprocess_dir()
+    try:
+        uvicorn.run(f"{app_from_env.__module__}:{app_from_env.__name__}", factory=True, host=host, port=port,
+                    workers=workers, log_level=log_level, timeout_graceful_shutdown=30)  # fmt: skip
+    finally:
+        if made is not None:
+            remove_multiprocess_dir(made)

@@ -84,7 +84,11 @@ class OnnxModel:
         return np.asarray(self._run(X)[0]).ravel()
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        results = self._run(X)
+        return self.predict_proba_of(self._run(X))
+
+    @staticmethod
+    def predict_proba_of(results: list[Any]) -> np.ndarray:
+        """The probabilities among the outputs of one session run (labels come first)."""
         if len(results) < 2:
             raise InvalidArgument("this ONNX model has no probability output")
         proba = results[1]

@@ -59,8 +59,8 @@ def _fits(value: Any, col: dict[str, Any]) -> bool:
     kind = col["kind"]
     if kind == "float":  # bool is an int: accepted, as the signature accepts bool columns for floats
         return isinstance(value, (int, float)) and not (isinstance(value, float) and math.isinf(value))
-    if kind == "integer":
-        return isinstance(value, int)
+    if kind == "integer":  # bool is an int too; past int64 a value cannot reach the model unchanged
+        return isinstance(value, int) and -(2**63) <= value < 2**63
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "category":
@@ -98,7 +98,24 @@ def _column(values: list[Any], col: dict[str, Any]) -> Any:
     return np.asarray(values, dtype=object)
 
 
+def is_numeric(spec: dict[str, Any]) -> bool:
+    """Every column a number that float64 holds exactly as the model saw it (floats, integers, booleans; missing
+    values only in float columns, as NaN)."""
+    columns = spec.get("columns") or []
+    return bool(columns) and all(c["kind"] == "float" or (c["kind"] in ("integer", "bool") and not c.get("optional"))
+                                 for c in columns)  # fmt: skip
+
+
+def _exact_in_float(values: Any) -> bool:
+    """Integers float64 holds exactly (|v| <= 2**53): larger ones take the typed frame, never a rounded float."""
+    return all(-(2**53) <= v <= 2**53 for v in values if v is not None)
+
+
 def _frame(columns: dict[str, list[Any]], spec: dict[str, Any], n: int) -> Any:
+    """The checked columns as the model's input: a float64 matrix in signature order when every column is numeric
+    (one conversion, cheap to batch; ``ServedModel.run`` gives native models their typed frame back), else a frame."""
+    if is_numeric(spec) and all(_exact_in_float(columns.get(c["name"], ())) for c in spec["columns"] if c["kind"] == "integer"):
+        return np.asarray([columns.get(c["name"], [None] * n) for c in spec["columns"]], dtype=np.float64).T
     import pandas as pd
 
     data = {c["name"]: _column(columns.get(c["name"], [None] * n), c) for c in spec["columns"]}
@@ -129,6 +146,8 @@ def _tensor(rows: Any, spec: dict[str, Any], field: str) -> np.ndarray:
         array = np.asarray(rows)
     except ValueError:
         raise InputRejected([Violation(field, "ragged rows", "rows of equal length")]) from None
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise InputRejected([Violation(field, list(array.shape), "at least one row")])
     want = list(spec.get("shape", [-1])[1:])
     if list(array.shape[1:]) != want:
         raise InputRejected([Violation(f"{field}.shape", list(array.shape), f"[n, {', '.join(map(str, want))}]")])
@@ -206,6 +225,8 @@ def _v2_structure(i: int, tensor: Any) -> list[Violation]:
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d >= 0 for d in shape):
         found.append(Violation(f"inputs[{i}].shape", shape, "a list of non-negative integers"))
+    elif shape[0] == 0:
+        found.append(Violation(f"inputs[{i}].shape", shape, "at least one row"))
     if not isinstance(tensor.get("datatype"), str):
         found.append(Violation(f"inputs[{i}].datatype", tensor.get("datatype"), "a V2 datatype such as FP64 or BYTES"))
     if not isinstance(tensor.get("data"), list):

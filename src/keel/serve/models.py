@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from keel.context import Context
 from keel.context import resolve as _ctx
-from keel.core.errors import MissingExtra
+from keel.core.errors import InvalidArgument, MissingExtra
 from keel.core.models import ModelVersion
 from keel.registry import LoadedModel, load, resolve
-from keel.registry.onnx_export import MAX_PROBA_DIFF, MIN_AGREEMENT
+from keel.registry.onnx_export import MAX_PROBA_DIFF, MIN_AGREEMENT, OnnxModel
 from keel.serve.tensors import DATATYPE_OF_KIND
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,41 @@ class ServedModel:
     def input_spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = self.signature.get("inputs") or {}
         return spec
+
+    @property
+    def is_onnx(self) -> bool:
+        return isinstance(self.loaded.model, OnnxModel)
+
+    @property
+    def has_proba(self) -> bool:
+        return hasattr(self.loaded.model, "predict_proba")
+
+    def run(self, data: Any, outputs: Sequence[str]) -> dict[str, Any]:
+        """The model on input already checked against its signature (``keel.serve.inputs``): no second check.
+        An ONNX model computes labels and probabilities in one session run."""
+        model = self.loaded.model
+        if isinstance(model, OnnxModel) and set(outputs) <= {"predict", "predict_proba"}:
+            found = model.session.run(None, {model.input: np.asarray(data, dtype=np.float32)})
+            result = {"predict": np.asarray(found[0]).ravel()}
+            if "predict_proba" in outputs:
+                result["predict_proba"] = model.predict_proba_of(found)
+            return {name: result[name] for name in outputs}
+        if isinstance(data, np.ndarray) and self.input_spec.get("type") == "dataframe":
+            data = typed_frame(data, self.input_spec)  # a native model gets the frame it was trained on
+        if "predict_proba" in outputs and not self.has_proba:
+            raise InvalidArgument(f"model {self.uri} ({type(model).__name__}) has no predict_proba")
+        return {name: getattr(model, name)(data) for name in outputs}
+
+    def warm(self) -> None:
+        """One call on a made-up row before the model takes traffic (ONNX Runtime and scikit-learn allocate on their
+        first call); a model that refuses the made-up row is still served: the first real request warms it."""
+        row = warm_up_row(self.input_spec)
+        if row is None:
+            return
+        try:
+            self.run(row, ["predict"])
+        except Exception:
+            log.info("warm-up call of %s failed; it warms on its first request", self.uri, exc_info=True)
 
     def metadata(self) -> dict[str, Any]:
         """V2 model metadata: one input per signature column (or the one tensor), typed as V2 datatypes."""
@@ -77,11 +115,47 @@ def checked_onnx_export(version: ModelVersion, ctx: Context | None = None) -> Mo
     return found
 
 
+def typed_frame(matrix: np.ndarray, spec: dict[str, Any]) -> Any:
+    """A numeric input matrix (``keel.serve.inputs``) as a frame with the signature's names and dtypes."""
+    import pandas as pd
+
+    frame = pd.DataFrame(matrix, columns=[c["name"] for c in spec["columns"]])
+    casts = {c["name"]: ("int64" if c["kind"] == "integer" else "bool") for c in spec["columns"] if c["kind"] != "float"}
+    return frame.astype(casts) if casts else frame
+
+
+def warm_up_row(spec: dict[str, Any]) -> Any:
+    """A one-row input shaped as the signature says (zeros, first categories), or None when it cannot be made."""
+    if spec.get("type") == "tensor":
+        shape = [1, *[d if d > 0 else 1 for d in spec.get("shape", [-1])[1:]]]
+        return np.zeros(shape, dtype=np.float64 if spec.get("dtype") == "float" else np.int64)
+    if not spec.get("columns"):
+        return None
+    import pandas as pd
+
+    value = {"float": 0.0, "integer": 0, "bool": False, "string": ""}
+    data: dict[str, Any] = {}
+    for col in spec["columns"]:
+        kind = col["kind"]
+        if kind == "category":
+            data[col["name"]] = pd.Categorical(col.get("categories", [])[:1], categories=col.get("categories", []))
+        elif kind == "datetime":
+            data[col["name"]] = pd.to_datetime(["2000-01-01"])
+        else:
+            data[col["name"]] = [value.get(kind, "")]
+    return pd.DataFrame(data)
+
+
 def load_served(uri: str, ctx: Context | None = None, *, prefer_onnx: bool = True) -> ServedModel:
     """Resolve ``uri`` once (an alias is read now, not per request) and load that version, hash-verified;
     its checked ONNX export when there is one and ``prefer_onnx`` (ONNX Runtime missing: the native flavor)."""
     ctx = _ctx(ctx)
-    requested = resolve(uri, ctx)
+    return load_served_version(resolve(uri, ctx), ctx, prefer_onnx=prefer_onnx)
+
+
+def load_served_version(requested: ModelVersion, ctx: Context | None = None, *, prefer_onnx: bool = True) -> ServedModel:
+    """``load_served`` for a version already resolved."""
+    ctx = _ctx(ctx)
     if prefer_onnx and (onnx := checked_onnx_export(requested, ctx)) is not None:
         try:
             return ServedModel(requested, load(onnx.uri, ctx))

@@ -77,8 +77,10 @@ def create_app(
     (artifact uploads); the ``keel server`` command passes the configured limits.
     """
     from keel import __version__
+    from keel.serve.openapi_docs import install_offline_docs
 
     app = FastAPI(title="keel", version=__version__, default_response_class=OrjsonResponse)
+    install_offline_docs(app)  # /docs and /redoc from files in the package: no CDN
     app.state.store = store
     app.state.artifacts = artifact_store
     app.add_middleware(BodyLimit, max_request_bytes=max_request_bytes, max_artifact_bytes=max_artifact_bytes)
