@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from keel.context import Context
 from keel.core.entities import RunStatus
 from keel.testing.cli import keel_cmd
 from keel.tracking.client import Client
@@ -172,20 +173,39 @@ def test_keel_cmd_runs_this_tree_in_an_environment_of_its_own(tmp_path: Path, mo
     assert leaked is None
 
 
-def test_quickstart_records_the_deployment_and_serves_production(
+def test_quickstart_serves_the_deployment_shadows_the_other_model_and_compares_them_live(
     quickstarted: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     import re
 
+    from keel.serve import compare, read_predictions
+
     folder, done = quickstarted
     assert "5. deployment" in done.stdout
-    client = Client(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
-    deployment = client.store.deployments.get("breast-cancer")
-    assert deployment.primary == "models:/breast-cancer@production"
-    assert [c.what for c in client.store.deployments.history("breast-cancer")] == ["create"]
-    served = re.search(r"20 single-row requests, p50\s+([\d.]+) ms, answered by (models:/breast-cancer/\d+)", done.stdout)
+    client = Context(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
+    served = re.search(r"100 single-row requests, p50\s+([\d.]+) ms, answered by (models:/breast-cancer/\d+)", done.stdout)
     assert served is not None, done.stdout
     answering = client.store.models.get_version("breast-cancer", int(served.group(2).rsplit("/", 1)[1]))
     production = client.store.models.resolve_alias("breast-cancer", "production")
     # the ONNX form of production answered: exported from it, with its parity recorded
     assert answering.flavor == "onnx" and answering.signature["exported_from"] == production.version
+    deployment = client.store.deployments.get("breast-cancer")
+    changes = [c.what for c in client.store.deployments.history("breast-cancer")]
+    assert changes[:2] == ["create", "shadow"]
+    other = 2 if production.version == 1 else 1  # the model that is not production went in as the shadow
+    log = read_predictions("breast-cancer", ctx=client)
+    shadow_rows = log[~log["served"]]
+    assert set(shadow_rows["model"]) == {f"models:/breast-cancer/{other}"}
+    assert len(shadow_rows) == 569 and shadow_rows["label"].notna().all()  # every row sent, each one labelled
+    assert set(log[log["served"]]["model"]) == {answering.uri}
+    comparison = compare("breast-cancer", ctx=client)
+    (challenger,) = comparison.challengers
+    agreement = challenger.agreement
+    assert agreement is not None and agreement.pairs == 569 and agreement.rate is not None and agreement.rate > 0.9
+    verdict = challenger.metrics[0].verdict
+    if verdict == "better":
+        assert deployment.primary == f"models:/breast-cancer/{other}" and "promoted" in done.stdout
+    else:
+        assert deployment.primary == "models:/breast-cancer@production" and "not promoted" in done.stdout
+    assert (folder / ".keel" / "reports" / "deployment-breast-cancer.html").is_file()
+    assert "prediction log: 1,138 rows" in done.stdout.replace("\n", " ")

@@ -4,11 +4,16 @@
 2. experiments: a baseline trained by a pipeline, a small parallel HPO (each trial a run with
    per-fold metrics), the best configuration trained by the same pipeline (cached steps reused),
    and a gate of the candidate against the baseline;
-3. drift: a check between two halves of the data and against a perturbed copy.
+3. models: both registered, promoted through gates, production exported to ONNX (edge bundle, model card);
+4. drift: a check between two halves of the data and against a perturbed copy;
+5. deployment: production served on loopback, the other model added as a shadow while it serves, the data sent
+   through, labels recorded, the two compared live (agreement, latency, metrics with confidence intervals) and the
+   shadow promoted only when it is significantly better; the prediction log read back.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +54,7 @@ def quickstart(
     console.print("\n[bold]4. drift[/]")
     drift_report = _drift_check(keel.data.get(dataset, run=False), settings.home)
     console.print("\n[bold]5. deployment[/]")
-    _deploy(keel.data.get(dataset, run=False))
+    comparison_report = _deploy(keel.data.get(dataset, run=False), settings.home)
     console.print(f"\ndone in {time.perf_counter() - started:.1f}s")
     console.print("\n[bold]Look further[/]")
     for command, what in (
@@ -64,7 +69,10 @@ def quickstart(
         (f"keel data show {dataset.ref}", "the dataset: schema, profile, validations, lineage"),
         (f"open {drift_report}", "reference-vs-current histograms of every column"),
         ("keel deploy history breast-cancer", "the deployment's routes and every change to them"),
-        ("keel serve models:/breast-cancer@production", "the inference server: /v2/models/breast-cancer/infer, /predict"),
+        ("keel deploy compare breast-cancer --since 1h", "production and its shadow side by side, live"),
+        (f"open {comparison_report}", "the comparison: agreement, latency, output distributions, metrics with CIs"),
+        ("keel serve breast-cancer", "serve the deployment: /v2/models/breast-cancer/infer, /predict, /metrics, /docs"),
+        ("keel deploy package breast-cancer -o deploy/", "a Dockerfile and Kubernetes manifests for it"),
         ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs)"),
     ):
         console.print(f"  [cyan]{esc(command)}[/]\n      {what}")  # commands hold paths: text, not markup
@@ -223,50 +231,125 @@ def _drift_check(frame: Any, home: Path) -> Path:
     return path
 
 
-def _deploy(frame: Any, requests: int = 20) -> None:
-    """Record the deployment (production primary, the challenger as shadow) and serve production to a few requests."""
-    import statistics
-
-    import httpx
-
+def _deploy(frame: Any, home: Path) -> Path:
+    """Deploy production, serve it, add the other model as a shadow, send the data through, label it, compare the
+    two live and promote the shadow only if it is significantly better; returns the comparison report."""
     import keel.registry as registry
     from keel.context import current
-    from keel.core.errors import NotFound, StoreUnavailable
-    from keel.serve import create_app, serving
+    from keel.core.clock import now_ms
+    from keel.core.errors import NotFound
+    from keel.serve import compare, create_app, log_labels, read_predictions, serving
 
     store = current().store
-    try:  # the challenger exists when the gates refused the tuned model
-        registry.resolve("models:/breast-cancer@challenger")
-        shadows = ["models:/breast-cancer@challenger"]
-    except NotFound:
-        shadows = []
+    name = "breast-cancer"
     try:
-        deployment = store.deployments.get("breast-cancer")
-        console.print(f"deployment breast-cancer kept from an earlier run: primary {esc(deployment.primary)}")
+        deployment = store.deployments.get(name)
+        console.print(f"deployment {name} kept from an earlier run: primary {esc(deployment.primary)}")
     except NotFound:
-        deployment = store.deployments.create(
-            "breast-cancer", "models:/breast-cancer@production", shadows=shadows, reason="quickstart"
+        deployment = store.deployments.create(name, f"models:/{name}@production", reason="quickstart: serve production")
+        console.print(f"deployment {name}: primary {deployment.primary} (follows the alias; recorded with its history)")
+    primary = registry.resolve(deployment.primary)
+    native = [v for v in store.models.list_versions(name) if v.flavor != "onnx"]
+    shadow = next((f"models:/{name}/{v.version}" for v in reversed(native) if v.version != primary.version), None)
+    features, labels = frame.drop(columns=["target"]), frame["target"].tolist()
+    records = features.to_dict(orient="records")
+    app = create_app(name, poll_interval=0.2)
+    with serving(app) as url, httpx_client(url) as http:
+        _wait_ready(http, name)
+        latencies, versions = _send(http, records[:100], "production only")
+        console.print(
+            f"served {name} over HTTP: 100 single-row requests, p50 {statistics.median(latencies) * 1000:.2f} ms, "
+            f"answered by {', '.join(sorted(versions))}"
         )
-        shadow_text = f", shadow {shadows[0]}" if shadows else ""
-        console.print(f"deployment breast-cancer: primary {deployment.primary}{shadow_text} (recorded with its history)")
-    rows = frame.drop(columns=["target"]).head(requests).to_dict(orient="records")
-    with console.status("serving production on 127.0.0.1 and sending requests"), serving(create_app(deployment.primary)) as url:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            deadline = time.monotonic() + 120
-            while http.get("/v2/health/ready").status_code != 200:
-                if time.monotonic() > deadline:
-                    raise StoreUnavailable(f"the model {deployment.primary} did not become ready")
-                time.sleep(0.1)
-            latencies, versions, answers = [], set(), []
-            for row in rows:
-                t0 = time.perf_counter()
-                response = http.post("/predict", json={"records": [row]})
-                latencies.append(time.perf_counter() - t0)
-                response.raise_for_status()
-                versions.add(response.headers.get("keel-model-version", "?"))
-                answers += response.json()["predictions"]
+        if shadow is None:
+            return _comparison_report(compare(name), home)
+        current_routes = store.deployments.get(name)
+        if shadow not in current_routes.shadows:
+            store.deployments.set_routes(name, shadows=[shadow], reason="quickstart: compare the other model live")
+        _wait_for_shadow(app, shadow)
+        console.print(f"shadow {shadow} added: it sees every request, off the response path")
+        since = now_ms()
+        _, _ = _send(http, records, "production + shadow")
+    request_ids = _request_ids_since(name, since)
+    log_labels(list(request_ids), [labels[i] for i in request_ids.values()], deployment=name)
+    console.print(f"labels arrived for {len(request_ids)} requests (keel.serve.log_labels)")
+    comparison = compare(name, since=since)
+    from keel.cli.deploy_compare import print_comparison
+
+    print_comparison(comparison)
+    report = _comparison_report(comparison, home)
+    challenger = next((c for c in comparison.challengers if c.model.startswith(f"models:/{name}/")), None)
+    verdict = challenger.metrics[0].verdict if challenger is not None and challenger.metrics else "no verdict"
+    if verdict == "better":
+        d = store.deployments.get(name)
+        others = [s for s in d.shadows if s != shadow]
+        store.deployments.set_routes(
+            name, primary=shadow, shadows=others, expected_updated_at=d.updated_at, reason="quickstart: significantly better live"
+        )
+        console.print(f"[green]promoted[/] {shadow}: significantly better on live traffic")
+    else:
+        console.print(f"[yellow]not promoted[/]: {esc(challenger.verdict if challenger else verdict)}")
+    logged = read_predictions(name, since=since, labels=False)
     console.print(
-        f"served {deployment.primary} over HTTP: {len(rows)} single-row requests, p50 "
-        f"{statistics.median(latencies) * 1000:.1f} ms, answered by {', '.join(sorted(versions))}; "
-        f"predictions {answers[:8]}..."
+        f"prediction log: {len(logged):,} rows (primary and shadow paired by request id) as Parquet in "
+        f"[bold]{esc(current().settings.artifacts or home / 'artifacts')}[/], indexed in the store; "
+        f"read it with keel.serve.read_predictions({name!r})"
     )
+    return report
+
+
+def httpx_client(url: str) -> Any:
+    import httpx
+
+    return httpx.Client(base_url=url, timeout=30)
+
+
+def _wait_ready(http: Any, name: str) -> None:
+    from keel.core.errors import StoreUnavailable
+
+    deadline = time.monotonic() + 120
+    while http.get("/v2/health/ready").status_code != 200:
+        if time.monotonic() > deadline:
+            raise StoreUnavailable(f"the deployment {name} did not become ready")
+        time.sleep(0.1)
+
+
+def _send(http: Any, records: list[dict[str, Any]], what: str) -> tuple[list[float], set[str]]:
+    """One request per record, with a progress bar; latencies and the versions that answered."""
+    from rich.progress import track
+
+    latencies, versions = [], set()
+    for row in track(records, description=f"requests ({what})", console=console, transient=True):
+        t0 = time.perf_counter()
+        response = http.post("/predict", json={"records": [row]})
+        latencies.append(time.perf_counter() - t0)
+        response.raise_for_status()
+        versions.add(response.headers.get("keel-model-version", "?"))
+    return latencies, versions
+
+
+def _wait_for_shadow(app: Any, shadow: str) -> None:
+    """The server follows the deployment: wait until the table in service has the shadow (loaded and warm)."""
+    deadline = time.monotonic() + 60
+    while not any(r.uri == shadow for r in (app.state.serving.table.shadows if app.state.serving.table else ())):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server did not pick up the shadow {shadow}")
+        time.sleep(0.05)
+
+
+def _request_ids_since(name: str, since: int) -> dict[str, int]:
+    """The request ids the primary answered since ``since``, each with the index of the row it sent (from the log:
+    the requests went in dataset order)."""
+    from keel.serve import read_predictions
+
+    served = read_predictions(name, since=since, labels=False)
+    served = served[served["served"]].sort_values("time", kind="stable")
+    return {rid: i for i, rid in enumerate(dict.fromkeys(served["request_id"]))}
+
+
+def _comparison_report(comparison: Any, home: Path) -> Path:
+    path = home / "reports" / f"deployment-{comparison.deployment}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(comparison.to_html())
+    console.print(f"comparison report: [bold]{esc(path)}[/]")
+    return path
