@@ -362,8 +362,10 @@ def create_app(
                 data = parse_for(shadow, body)
             computed = ("predict", "predict_proba") if shadow.served.has_proba else ("predict",)
             outputs, took = await shadow.batcher.submit(data, rows, computed)
-        except Overloaded:
+        except Overloaded:  # the shadow cannot keep up: it misses this request, visibly (a 503 in its metrics)
             state.shadows_dropped += 1
+            if state.metrics is not None:
+                state.metrics.observe(shadow.kind, shadow.model, 503, 0.0)
             return
         except Exception as exc:  # noqa: BLE001 - a shadow never fails the request: counted and logged
             log.warning("shadow %s failed on request %s: %s: %s", shadow.model, request_id, type(exc).__name__, exc)

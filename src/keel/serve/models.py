@@ -46,7 +46,10 @@ class ServedModel:
 
     @property
     def has_proba(self) -> bool:
-        return hasattr(self.loaded.model, "predict_proba")
+        model = self.loaded.model
+        if isinstance(model, OnnxModel):  # the class always has the method; the graph may have no probabilities
+            return len(model.outputs) >= 2
+        return hasattr(model, "predict_proba")
 
     def run(self, data: Any, outputs: Sequence[str]) -> dict[str, Any]:
         """The model on input already checked against its signature (``keel.serve.inputs``): no second check.
