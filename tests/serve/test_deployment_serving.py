@@ -100,6 +100,16 @@ def test_shadow_answers_off_the_response_path_and_both_outputs_are_logged_under_
     expected_shadow = dict(zip(ids, weak.predict(X.iloc[:40]).tolist(), strict=True))
     assert {rid: shadow.loc[rid, "output"] for rid in ids} == expected_shadow
     assert all(len(p) == 2 for p in frame["proba"])  # probabilities logged for both
+    for i, rid in enumerate(ids[:5]):  # the inputs come back as the row each model read
+        assert all(logged == X.iloc[i].to_dict() for logged in frame.loc[frame["request_id"] == rid, "inputs"])
+    import io
+
+    import pyarrow.parquet as pq
+
+    (first, *_) = ctx.store.predictions.log_files("shadowed")
+    stored = pq.read_table(io.BytesIO(ctx.artifacts.get_bytes(first.sha256)))
+    # numeric inputs are stored as typed columns (cheap to write, read one feature at a time), not JSON text
+    assert stored.schema.field("inputs.mean radius").type == "double" and stored["inputs"].null_count == stored.num_rows
     disagreements = sum(strong.predict(X.iloc[:40]) != weak.predict(X.iloc[:40]))
     assert (
         f'keel_serve_shadow_disagreements_total{{deployment="shadowed",model="models:/cancer/2"}} {float(disagreements)}'

@@ -22,7 +22,7 @@ from typing import Any
 
 from keel.core.errors import InvalidArgument, MissingExtra
 from keel.serve.parquet_sink import default_replica
-from keel.serve.predlog import Row, SinkFailure, encode_json
+from keel.serve.predlog import Row, SinkFailure, encode_json, inputs_of
 
 __all__ = ["AVRO_SCHEMA", "KafkaSink", "parse_kafka_url"]
 
@@ -93,7 +93,9 @@ class KafkaSink:
     # encoding ---------------------------------------------------------------------------------
     def encode(self, row: Row) -> bytes:
         """One row as the message value."""
-        full = {**row, "deployment": row.get("deployment") or self.deployment, "replica": row.get("replica") or self.replica}
+        full = {**row, "deployment": row.get("deployment") or self.deployment, "replica": row.get("replica") or self.replica,
+                "inputs": inputs_of(row)}  # fmt: skip
+        full.pop("input_names", None)
         if self.fmt == "json":
             return encode_json(full)
         return self._encode_avro(full)

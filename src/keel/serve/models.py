@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,9 @@ from keel.registry.onnx_export import MAX_PROBA_DIFF, MIN_AGREEMENT, OnnxModel
 from keel.serve.tensors import DATATYPE_OF_KIND
 
 log = logging.getLogger(__name__)
+
+
+_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,15 @@ class ServedModel:
     def input_spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = self.signature.get("inputs") or {}
         return spec
+
+    @cached_property
+    def input_names(self) -> tuple[str, ...] | None:
+        """The signature's column names (one shared tuple per distinct list: the log groups rows by it), if any."""
+        columns = self.input_spec.get("columns") if self.input_spec.get("type") == "dataframe" else None
+        if not columns:
+            return None
+        names = tuple(c["name"] for c in columns)
+        return _NAMES.setdefault(names, names)
 
     @property
     def is_onnx(self) -> bool:

@@ -21,7 +21,7 @@ from keel.context import Context, resolve
 from keel.core.clock import now_ms
 from keel.core.errors import InvalidArgument
 from keel.core.predictions import LOG_COLUMNS, MAX_LABELS_PER_CALL
-from keel.serve.parquet_sink import JSON_COLUMNS, arrow_schema, require_pyarrow
+from keel.serve.parquet_sink import INPUT_PREFIX, JSON_COLUMNS, arrow_schema, require_pyarrow
 from keel.serve.predlog import encode_json
 
 if TYPE_CHECKING:
@@ -84,15 +84,26 @@ def read_predictions(
         table = table.filter(pc.greater_equal(table["time"], since_ms))
     if until_ms is not None:
         table = table.filter(pc.less_equal(table["time"], until_ms))
-    table = table.select(list(LOG_COLUMNS))
     # stable: rows of one time keep their file order (request, row, primary before its shadows)
     table = table.take(pc.sort_indices(table, sort_keys=[("time", "ascending")]))
-    frame = table.to_pandas()
+    numeric = [name for name in table.column_names if name.startswith(INPUT_PREFIX)]
+    frame = table.select(list(LOG_COLUMNS)).to_pandas()
     for name in JSON_COLUMNS:  # decoded from Arrow: pandas may have turned a missing proba into NaN or NA
         frame[name] = pd.Series([None if text is None else orjson.loads(text) for text in table[name].to_pylist()], dtype=object)
+    if numeric:
+        frame["inputs"] = pd.Series(_inputs_from_columns(table, numeric, frame["inputs"].tolist()), dtype=object)
     if labels:
         frame["label"] = pd.Series(_labels_for(ctx, deployment, frame), dtype=object)  # None stays None, not NaN
     return frame
+
+
+def _inputs_from_columns(table: Any, numeric: list[str], inputs: list[Any]) -> list[Any]:
+    """Rows written as numeric columns get their ``inputs`` object back (a row of another file has null there)."""
+    values = {name[len(INPUT_PREFIX) :]: table[name].to_pylist() for name in numeric}
+    return [
+        given if given is not None else {name: column[i] for name, column in values.items() if column[i] is not None}
+        for i, given in enumerate(inputs)
+    ]
 
 
 def _labels_for(ctx: Context, deployment: str, frame: pd.DataFrame) -> list[Any]:
