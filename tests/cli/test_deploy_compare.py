@@ -109,3 +109,15 @@ def test_an_empty_window_says_so_and_exits_1(logged: Path) -> None:
     assert "No predictions logged for deployment churn between " in done.stdout
     as_json = keel_cmd(logged, "deploy", "compare", "churn", "--since", "", "--until", "2h", "--json")
     assert as_json.returncode == 1 and json.loads(as_json.stdout)["rows"] == 0 and "churn until " in as_json.stderr
+
+
+def test_the_html_report_never_replaces_a_file_keel_did_not_write(logged: Path) -> None:
+    mine = logged / "notes.html"
+    mine.write_text("<html>my notes</html>")
+    done = keel_cmd(logged, "deploy", "compare", "churn", "--since", "2h", "--html", str(mine))
+    assert done.returncode == 2 and "--html" in done.stderr and mine.read_text() == "<html>my notes</html>"
+    report = logged / "report.html"
+    assert keel_cmd(logged, "deploy", "compare", "churn", "--since", "2h", "--html", str(report)).returncode == 0
+    assert keel_cmd(logged, "deploy", "compare", "churn", "--since", "2h", "--html", str(report)).returncode == 0  # its own
+    missing = keel_cmd(logged, "deploy", "compare", "churn", "--since", "2h", "--html", str(logged / "no" / "r.html"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1

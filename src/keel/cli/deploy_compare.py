@@ -97,7 +97,11 @@ def compare(
             console.print(esc(text), highlight=False)
 
     if html is not None:
+        from keel.core.html import is_keel_report
         from keel.serve.comparison_report import comparison_html
+
+        if html.exists() and not is_keel_report(html):
+            raise InvalidArgument.for_field("--html", str(html), "a new file or a report keel wrote (this file is not one)")
 
         html.write_text(comparison_html(result), encoding="utf-8")
         say(f"report: {html}")

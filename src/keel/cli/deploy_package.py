@@ -127,6 +127,9 @@ def _write(folder: Path, texts: dict[str, bytes], force: bool) -> None:
         written = json.loads(record_path.read_text())["files"] if record_path.is_file() else {}
     except (ValueError, KeyError, TypeError, OSError):
         written = {}
+    in_the_way = [p for p in texts if (folder / p).exists() and not (folder / p).is_file()]
+    if in_the_way:  # never replaced, even with --force: a folder is not something keel wrote
+        raise InvalidArgument.for_field("--output", str(folder / in_the_way[0]), "a file path, not a folder")
     if not force:
         foreign = [p for p in texts if (folder / p).exists() and written.get(p) != _file_sha(folder / p)]
         if foreign:
@@ -134,10 +137,11 @@ def _write(folder: Path, texts: dict[str, bytes], force: bool) -> None:
             raise InvalidArgument(
                 f"{folder} already has {shown}, not written by keel deploy package or edited since: --force to overwrite"
             )
-    for path, data in texts.items():
+    record = {"files": dict(written)}
+    for path, data in texts.items():  # the record follows each file: a write cut short leaves files keel knows
         _replace(folder / path, data)
-    record = {"files": {**written, **{p: _sha(d) for p, d in texts.items()}}}
-    _replace(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        record["files"][path] = _sha(data)
+        _replace(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _file_sha(path: Path) -> str | None:

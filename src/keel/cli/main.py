@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         # the message may quote input or come from a server: no escape sequence reaches the terminal
         typer.echo(clean(f"keel: error: {exc.message}".replace("\n", " ")), err=True)
         return 2
+    except OSError as exc:  # a path the user gave that cannot be written or read: one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(clean(f"keel: error: {exc.strerror or exc}{where}".replace("\n", " ")), err=True)
+        return 2
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

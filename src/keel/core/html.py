@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from collections.abc import Sequence
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -51,9 +52,22 @@ def count(x: object) -> str:
     return f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else fmt(x)
 
 
+GENERATOR = "<meta name='generator' content='keel'>"
+
+
+def is_keel_report(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` is a report keel wrote (so writing over it destroys nothing of anyone else's)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return GENERATOR.encode() in head
+
+
 def page(title: str, body: str) -> str:
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<!doctype html><html><head><meta charset='utf-8'>{GENERATOR}<title>{esc(title)}</title>"
         f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>{body}</body></html>"
     )
 

@@ -7,12 +7,15 @@ backend can store (the SQL backend keeps the JSON fields as text).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from keel.core import validation as v
 from keel.core.errors import InvalidArgument
+
+_REQUIREMENT = re.compile(r"[A-Za-z0-9][^\x00-\x1f\x7f]{0,499}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +87,21 @@ def check_model_version(
         signature=json_field("signature", signature, Mapping, "a JSON object"),
         metrics=json.dumps(check_version_metrics(metrics)),
         datasets=json_field("datasets", datasets, Sequence, "a list of strings", str),
-        requirements=json_field("requirements", requirements, Sequence, "a list of strings", str),
+        requirements=json_field("requirements", check_requirements(requirements), Sequence, "a list of strings", str),
         source_run=source_run,
         description=description or "",
     )
 
 
-__all__ = ["CheckedModelVersion", "check_model_version", "check_version_metrics", "json_field"]
+def check_requirements(requirements: Any) -> Any:
+    """Requirement lines as pip reads them (``scikit-learn==1.8.0``): a package name first, one line, printable.
+    They end up in files other tools run (``keel deploy package`` writes them into a Dockerfile): a newline in one
+    would be a Dockerfile instruction of its own."""
+    if isinstance(requirements, Sequence) and not isinstance(requirements, (str, bytes)):
+        for item in requirements:
+            if isinstance(item, str) and _REQUIREMENT.fullmatch(item) is None:
+                raise InvalidArgument.for_field("requirements", item, "one pip requirement per item, e.g. 'scikit-learn==1.8.0'")
+    return requirements
+
+
+__all__ = ["CheckedModelVersion", "check_model_version", "check_requirements", "check_version_metrics", "json_field"]

@@ -378,8 +378,10 @@ def create_app(
             return
         if state.metrics is not None:
             state.metrics.observe(shadow.kind, shadow.model, 200, took)
-            for agreed in np.asarray(outputs["predict"]) == np.asarray(answered["predict"]):
-                state.metrics.shadow(shadow.model, bool(agreed))
+            mine, theirs = np.asarray(outputs["predict"]).ravel(), np.asarray(answered["predict"]).ravel()
+            if len(mine) == len(theirs):  # (n, 1) against (n,) must compare rows, not broadcast to (n, n)
+                for agreed in (mine == theirs).tolist():
+                    state.metrics.shadow(shadow.model, bool(agreed))
         if state.predictions is not None:
             state.predictions.offer(_log_rows(state, shadow, request_id, now_ms, body, data, outputs, took, served=False))
 

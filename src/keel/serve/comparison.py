@@ -335,10 +335,12 @@ def _metric_differences(task: str, ref: _Side, cur: _Side, *, paired: bool, posi
     f_ref = scorers(task, ref_l.labels, ref_l.outputs, ref_l.probas, positive)
     f_cur = scorers(task, cur_l.labels, cur_l.outputs, cur_l.probas, positive)
     n_c, n_r = len(cur_l.keys), len(ref_l.keys)
+    groups_c, groups_r = _request_groups(cur_l), _request_groups(ref_l)
+    requests = min(len(set(groups_c.tolist())), len(set(groups_r.tolist())))  # the unit of evidence: requests
     metrics = [m for m in f_cur if m in f_ref]
     estimates = {m: (f_ref[m](np.ones(n_r)) if n_r else math.nan, f_cur[m](np.ones(n_c)) if n_c else math.nan) for m in metrics}
-    judged = [m for m in metrics if min(n_c, n_r) >= MIN_ROWS and all(math.isfinite(v) for v in estimates[m])]
-    cis = bootstrap_cis({m: f_cur[m] for m in judged}, {m: f_ref[m] for m in judged}, n_c, n_r, paired=paired)
+    judged = [m for m in metrics if requests >= MIN_ROWS and all(math.isfinite(v) for v in estimates[m])]
+    cis = bootstrap_cis({m: f_cur[m] for m in judged}, {m: f_ref[m] for m in judged}, groups_c, groups_r, paired=paired)
     out = []
     for metric in metrics:
         r, c = estimates[metric]
@@ -348,6 +350,13 @@ def _metric_differences(task: str, ref: _Side, cur: _Side, *, paired: bool, posi
             continue
         out.append(MetricDifference(metric, r, c, c - r, low, high, n_c, n_r, verdict_of(metric, low, high)))
     return tuple(out)
+
+
+def _request_groups(side: _Side) -> np.ndarray:
+    """Each row's request, as an index (rows of one request are resampled together)."""
+    if not side.keys:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique([rid for rid, _ in side.keys], return_inverse=True)[1].astype(np.int64)
 
 
 def _finite(x: float) -> float | None:

@@ -130,16 +130,31 @@ def scorers(task: str, labels: list[Any], outputs: list[Any], probas: list[Any],
     return out
 
 
+def _request_weights(rng: np.random.Generator, groups: np.ndarray) -> np.ndarray:
+    """Row weights of one resample of whole requests: a request drawn k times weighs k on each of its rows."""
+    n = int(groups.max()) + 1 if len(groups) else 0
+    weights: np.ndarray = np.bincount(rng.integers(0, n, n), minlength=n)[groups].astype(float)
+    return weights
+
+
 def bootstrap_cis(
-    challenger: dict[str, Scorer], reference: dict[str, Scorer], n_c: int, n_r: int, *, paired: bool, seed: int = SEED
+    challenger: dict[str, Scorer],
+    reference: dict[str, Scorer],
+    groups_c: np.ndarray,
+    groups_r: np.ndarray,
+    *,
+    paired: bool,
+    seed: int = SEED,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile CIs of ``challenger[m] - reference[m]`` for each metric ``m``, from the same resamples: paired
-    resamples the rows once for both sides (row ``i`` is the same request on each), unpaired each side alone."""
+    """Percentile CIs of ``challenger[m] - reference[m]`` for each metric ``m``. Requests are resampled, not rows
+    (``groups_*``: each row's request index): the rows of one request share their inputs and often their outcome,
+    and resampling them as independent rows made intervals too narrow. Paired: one resample for both sides (row
+    ``i`` is the same request on each); unpaired: each side alone."""
     rng = np.random.default_rng(seed)
     diffs = {m: np.empty(BOOTSTRAP) for m in challenger}
     for b in range(BOOTSTRAP):
-        w_c = np.bincount(rng.integers(0, n_c, n_c), minlength=n_c).astype(float)
-        w_r = w_c if paired else np.bincount(rng.integers(0, n_r, n_r), minlength=n_r).astype(float)
+        w_c = _request_weights(rng, groups_c)
+        w_r = w_c if paired else _request_weights(rng, groups_r)
         for m, d in diffs.items():
             d[b] = challenger[m](w_c) - reference[m](w_r)
     tail = (1 - CONFIDENCE) / 2 * 100

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from keel.core.errors import InvalidArgument
+
 PORT = 8080
 UID = 10001
 SERVE_EXTRAS = ("registry", "onnx", "postgres", "s3", "kafka")  # models and their ONNX form, any store, any log sink
@@ -54,6 +56,9 @@ def k8s_name(deployment: str) -> str:
 
 def dockerfile(spec: PackageSpec) -> str:
     install = [f"/tmp/wheels/{spec.wheel_name}[{','.join(SERVE_EXTRAS)}]", *spec.requirements]
+    unsafe = [r for r in install if any(ord(c) < 32 or ord(c) == 127 for c in r)]
+    if unsafe:  # the store checks requirements; a version written before it did must not add Dockerfile lines
+        raise InvalidArgument.for_field("requirements", unsafe[0], "one line of printable characters per requirement")
     health = ["python", "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}{LIVE}', timeout=2)"]
     command = ["keel", "serve", spec.deployment, "--host", "0.0.0.0", "--port", str(PORT)]
     return "\n".join([
