@@ -247,7 +247,7 @@ def test_parquet_log_reads_back_a_window_with_labels_joined(store_uri: str, tmp_
     ctx.close()
 
 
-def test_a_window_opens_only_the_files_it_overlaps_and_durations_mean_ago(tmp_path: Path) -> None:
+def test_a_window_opens_only_the_files_it_overlaps_and_durations_mean_ago(tmp_path: Path, caplog) -> None:
     ctx = store_context(f"sqlite:///{tmp_path / 'keel.db'}", tmp_path)
     ctx.store.deployments.create("churn", "models:/churn/1")
     now = int(time.time() * 1000)
@@ -265,9 +265,12 @@ def test_a_window_opens_only_the_files_it_overlaps_and_durations_mean_ago(tmp_pa
     assert blobs, "the blob of the old file was not found on disk"
     for blob in blobs:
         blob.unlink()
-    assert read_predictions("churn", since="1h", ctx=ctx)["request_id"].tolist() == ["recent", "now"]
-    with pytest.raises(NotFound):
-        read_predictions("churn", ctx=ctx)
+    with caplog.at_level(logging.WARNING, logger="keel.serve.predictions"):
+        assert read_predictions("churn", since="1h", ctx=ctx)["request_id"].tolist() == ["recent", "now"]
+        assert "skipping file" not in caplog.text  # never opened
+        # reading everything opens it: a missing blob is skipped with a warning, the rest of the log still reads
+        assert read_predictions("churn", ctx=ctx)["request_id"].tolist() == ["recent", "now"]
+    assert f"skipping file {old.sha256[:12]}" in caplog.text
     with pytest.raises(InvalidArgument, match="until"):
         read_predictions("churn", since="10m", until="1h", ctx=ctx)
     ctx.close()
@@ -397,3 +400,104 @@ def test_input_values_json_has_no_type_for_are_logged_not_lost(tmp_path: Path) -
     (inputs,) = read_predictions("churn", ctx=ctx)["inputs"]
     assert inputs == {"half": 0.5, "missing": None, "when": None, "price": "1.10"}
     ctx.close()
+
+
+# typed columns: the format the writer uses when a batch allows it, read back like the JSON text of older files ----
+def numeric_rows(
+    request_id: str, time_ms: int, proba: Any, output: Any, names: tuple[str, ...] = ("a", "b")
+) -> list[dict[str, Any]]:
+    """Rows as the serving app offers them for a numeric model: matrix rows under ``input_names``."""
+    matrix = np.array([[1.5, -2.0], [0.25, 3.0]])[:, : len(names)]
+    return [
+        {"request_id": request_id, "row": i, "time": time_ms, "deployment": "", "route": "primary", "model": "models:/m/1",
+         "served": True, "inputs": list(matrix)[i], "input_names": names, "output": output[i], "proba": proba[i],
+         "latency_ms": 0.5, "replica": None}
+        for i in range(2)
+    ]  # fmt: skip
+
+
+def old_format_file(ctx: Context, deployment: str, rows: list[dict[str, Any]]) -> None:
+    """``rows`` as a file of the format before typed columns (inputs, output and proba as JSON text)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from keel.core.predictions import PredictionLogFile
+    from keel.serve.parquet_sink import arrow_schema
+    from keel.serve.predlog import encode_json, inputs_of
+
+    def text(value: Any) -> str | None:
+        return None if value is None else encode_json(value).decode()
+
+    columns = {name: [row.get(name) for row in rows] for name in LOG_COLUMNS}
+    columns.update(deployment=[deployment] * len(rows), replica=["old"] * len(rows), inputs=[text(inputs_of(r)) for r in rows])
+    columns.update(output=[encode_json(r["output"]).decode() for r in rows], proba=[text(r["proba"]) for r in rows])
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pydict(columns, schema=arrow_schema()), buffer, compression="zstd")
+    blob = ctx.artifacts.put_bytes(buffer.getvalue())
+    times = [r["time"] for r in rows]
+    ctx.store.predictions.add_log_file(
+        PredictionLogFile(deployment, blob.sha256, len(rows), min(times), max(times), "old", blob.size)
+    )
+
+
+TYPED_CASES = [  # (proba of the 2 rows, outputs, the Arrow types of output and proba in the new file)
+    ([np.array([0.9, 0.1], dtype=np.float32), np.array([0.3, 0.7], dtype=np.float32)], [0, 1], ("int64", "list<element: float>")),
+    ([np.array([0.25, 0.75]), None], [np.int64(1), np.int64(0)], ("int64", "list<element: double>")),
+    ([None, None], [1.5, float("nan")], ("double", "string")),
+    ([np.array([np.nan, 1.0]), np.array([0.5, 0.5])], ["yes", "no"], ("string", "list<element: double>")),
+    ([{"odd": 1}, None], [True, False], ("bool", "string")),  # a proba JSON must keep as text
+    ([np.array([0.5, 0.5]), np.array([0.5, 0.5], dtype=np.float32)], [[1, 2], None], ("string", "string")),
+]
+
+
+@pytest.mark.parametrize(("proba", "output", "types"), TYPED_CASES)
+def test_typed_columns_read_back_as_the_json_text_of_older_files(
+    proba: list[Any], output: list[Any], types: tuple[str, str], tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    ctx = store_context(f"sqlite:///{tmp_path / 'keel.db'}", tmp_path)
+    for name in ("new", "old", "both"):
+        ctx.store.deployments.create(name, "models:/m/1")
+    ParquetSink("new", ctx, replica="old").write(numeric_rows("r", 10, proba, output))
+    old_format_file(ctx, "old", numeric_rows("r", 10, proba, output))
+    (file,) = ctx.store.predictions.log_files("new")
+    schema = pq.read_schema(io.BytesIO(ctx.artifacts.get_bytes(file.sha256)))
+    assert (str(schema.field("output").type), str(schema.field("proba").type)) == types
+    assert str(schema.field("inputs.a").type) == "double" and schema.field("inputs").type == "string"
+
+    new, old = read_predictions("new", ctx=ctx), read_predictions("old", ctx=ctx)
+    for column in LOG_COLUMNS:
+        if column != "deployment":
+            assert new[column].tolist() == old[column].tolist(), column
+    assert new["inputs"].tolist() == [{"a": 1.5, "b": -2.0}, {"a": 0.25, "b": 3.0}]
+    # a window over files of both formats: one frame, in time order
+    old_format_file(ctx, "both", numeric_rows("early", 5, proba, output))
+    ParquetSink("both", ctx, replica="old").write(numeric_rows("late", 20, proba, output))
+    both = read_predictions("both", ctx=ctx, labels=False)
+    assert both["request_id"].tolist() == ["early", "early", "late", "late"]
+    assert both["output"].tolist()[2:] == both["output"].tolist()[:2]
+    assert both["proba"].tolist()[2:] == both["proba"].tolist()[:2] == old["proba"].tolist()
+    ctx.close()
+
+
+def test_typed_values_are_those_the_json_text_held() -> None:
+    """The values the typed columns decode to, spelled out (not only equal to the older format's)."""
+    import pyarrow as pa
+
+    from keel.serve.parquet_sink import rows_to_table
+    from keel.serve.predictions import _decoded
+
+    rows = numeric_rows("r", 1, [np.array([0.9, np.inf], dtype=np.float32), None], [0.1, float("inf")])
+    table = rows_to_table(rows, "d", "h")
+    assert table["deployment"].to_pylist() == ["d", "d"] and table["replica"].to_pylist() == ["h", "h"]
+    assert _decoded(table.schema.field("proba"), table["proba"]) == [[0.9, None], None]
+    assert _decoded(table.schema.field("output"), table["output"]) == [0.1, None]
+    names = numeric_rows("r", 1, [None, None], ["a", "b"], names=("x", "y"))
+    names[1]["input_names"] = ("x", "z")  # two models' rows in one batch: inputs go back to JSON objects
+    mixed = rows_to_table(names, "d", "h")
+    assert mixed["inputs"].to_pylist() == ['{"x":1.5,"y":-2.0}', '{"x":0.25,"z":3.0}']
+    assert not [c for c in mixed.column_names if c.startswith("inputs.")]
+    assert (
+        mixed.schema.field("output").metadata == {b"keel.encoding": b"text"} and mixed.schema.field("output").type == pa.string()
+    )

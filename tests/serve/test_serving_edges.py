@@ -186,3 +186,21 @@ def test_an_alias_moved_in_this_process_wakes_the_server_at_once(ctx, cancer) ->
             time.sleep(0.05)
     history = ctx.store.deployments.history("woken")
     assert [c.what for c in history] == ["create", "alias"]  # recorded like any other change
+
+
+def test_a_bad_index_entry_does_not_make_the_log_unreadable(ctx, cancer) -> None:
+    from keel.core.predictions import PredictionLogFile
+    from keel.serve import read_predictions
+
+    X, _, model = cancer
+    version = registry.register(model, "cancer", input_example=X.head(3), ctx=ctx)
+    ctx.store.deployments.create("sturdy", version.uri)
+    log = PredictionLog(ParquetSink("sturdy", ctx))
+    row = {"row": 0, "time": 1_000, "deployment": "sturdy", "route": "primary", "model": version.uri, "served": True,
+           "inputs": {"a": 1.0}, "output": 1, "proba": None, "latency_ms": 0.1, "replica": "r"}  # fmt: skip
+    log.offer([{**row, "request_id": f"r{i}"} for i in range(3)])
+    log.close()
+    for sha in (version.artifact_sha256, "b" * 64):  # a model's blob, and a blob that is not there at all
+        ctx.store.predictions.add_log_file(PredictionLogFile("sturdy", sha, rows=5, start_ms=0, end_ms=2_000, replica="x"))
+    frame = read_predictions("sturdy", ctx=ctx, labels=False)
+    assert sorted(frame["request_id"]) == ["r0", "r1", "r2"]

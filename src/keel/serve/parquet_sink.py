@@ -2,11 +2,21 @@
 
 Blobs are content-addressed (so the same bytes are stored once, and S3 works like a folder); the index entry
 (``PredictionLogFile``: deployment, time span, rows, replica) is what lets ``read_predictions`` open only the
-files of a window. ``output`` and ``proba`` are stored as JSON text (they vary by model, and one file mixes the
-routes of a deployment). ``inputs`` too, unless every row of the batch has the same numeric columns (rows of the
-matrix the model read, with their ``input_names``): then each column is a float64 column ``inputs.<name>`` and
-``inputs`` is null. That is cheaper to write (no JSON per row on the serving process) and to read by column (the
-monitors read features one by one); ``read_predictions`` gives ``inputs`` back as objects either way.
+files of a window.
+
+A batch becomes Arrow columns with (almost) no Python work per row, since the writer shares the serving process's
+GIL: whatever it spends per row the event loop waits for. So each of ``inputs``, ``output`` and ``proba`` is typed
+when the whole batch allows it, and JSON text (as every file before this format) otherwise:
+
+- ``inputs``: when every row is a row of a numeric matrix with the same ``input_names``, one float64 column
+  ``inputs.<name>`` per input (``inputs`` itself null);
+- ``output``: an int64, float64 (NaN and infinities null, as JSON has them) or bool column when every output is a
+  number or every one a bool of that type; a string column marked ``keel.encoding: text`` when every one is a
+  string; JSON text otherwise;
+- ``proba``: a list<float64> (or list<float32>: ONNX models answer in float32) column when every row has a vector
+  of probabilities of that type or none; JSON otherwise.
+
+``read_predictions`` reads the type of each file's columns, so files of either format give the same frame.
 """
 
 from __future__ import annotations
@@ -14,6 +24,8 @@ from __future__ import annotations
 import io
 import os
 import socket
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter
 from typing import Any
 
 from keel.context import Context, resolve
@@ -21,9 +33,19 @@ from keel.core.errors import MissingExtra
 from keel.core.predictions import LOG_COLUMNS, PredictionLogFile
 from keel.serve.predlog import Row, encode_json, inputs_of
 
-__all__ = ["ParquetSink", "arrow_schema", "default_replica", "require_pyarrow", "rows_to_parquet"]
+__all__ = [
+    "ParquetSink", "arrow_schema", "default_replica", "require_pyarrow", "rows_to_parquet", "rows_to_table", "table_to_parquet",
+]  # fmt: skip
 
 JSON_COLUMNS = ("inputs", "output", "proba")
+INPUT_PREFIX = "inputs."
+ENCODING_KEY = b"keel.encoding"  # field metadata: b"text" on a string column of plain strings, not JSON
+_PLAIN = (
+    "request_id", "row", "time", "deployment", "route", "model", "served", "latency_ms", "replica",
+)  # fmt: skip
+_TAKEN = (*_PLAIN, "output", "proba")  # what one pass over the rows takes out
+_take = itemgetter(*_TAKEN)
+_REPEATING = ["deployment", "route", "model", "replica", "inputs", "output", "proba"]  # classes; JSON of a few shapes
 
 
 def default_replica() -> str:
@@ -40,47 +62,144 @@ def require_pyarrow() -> Any:
 
 
 def arrow_schema() -> Any:
-    """The Parquet schema of a log file, one field per ``LOG_COLUMNS`` entry."""
+    """The Parquet schema of a log file with every value as JSON text, one field per ``LOG_COLUMNS`` entry (the
+    format of the files before typed columns, and still what an empty window reads as)."""
     pa = require_pyarrow()
-    types = {
-        "request_id": pa.string(), "row": pa.int64(), "time": pa.int64(), "deployment": pa.string(),
-        "route": pa.string(), "model": pa.string(), "served": pa.bool_(), "inputs": pa.string(),
-        "output": pa.string(), "proba": pa.string(), "latency_ms": pa.float64(), "replica": pa.string(),
-    }  # fmt: skip
+    types = {**_plain_types(pa), "inputs": pa.string(), "output": pa.string(), "proba": pa.string()}
     return pa.schema([pa.field(name, types[name]) for name in LOG_COLUMNS])
 
 
-INPUT_PREFIX = "inputs."
+def _plain_types(pa: Any) -> dict[str, Any]:
+    return {
+        "request_id": pa.string(), "row": pa.int64(), "time": pa.int64(), "deployment": pa.string(),
+        "route": pa.string(), "model": pa.string(), "served": pa.bool_(), "latency_ms": pa.float64(),
+        "replica": pa.string(),
+    }  # fmt: skip
 
 
-def _numeric_inputs(rows: list[Row]) -> dict[str, Any] | None:
-    """``{name: float64 column}`` when every row carries a matrix row under the same ``input_names``, else None."""
+def _columns(rows: list[Row]) -> dict[str, list[Any]]:
+    """The columns of ``_TAKEN``: one pass in C when every row has every key (as the serving app's rows do)."""
+    try:
+        return dict(zip(_TAKEN, map(list, zip(*map(_take, rows), strict=True)), strict=True))
+    except KeyError:
+        return {name: [row.get(name) for row in rows] for name in _TAKEN}
+
+
+def _numeric_inputs(rows: list[Row]) -> tuple[tuple[str, ...], Any] | None:
+    """``(input_names, float64 matrix)`` when every row carries a numeric matrix row under the same ``input_names``."""
     import numpy as np
 
-    names = rows[0].get("input_names")
-    if names is None or any(row.get("input_names") != names for row in rows):
+    try:
+        names_column = list(map(itemgetter("input_names"), rows))
+    except KeyError:
         return None
-    matrix = np.vstack([row["inputs"] for row in rows]).astype(np.float64, copy=False)
-    return {name: matrix[:, j] for j, name in enumerate(names)}
+    names = names_column[0]
+    # list.count compares by identity first: the rows of one model share its names tuple
+    if names is None or names_column.count(names) != len(rows):
+        return None
+    values = list(map(itemgetter("inputs"), rows))
+    if not _vectors(values, "biuf") or set(map(_shape, values)) != {(len(names),)}:
+        return None
+    # one contiguous column per input: Arrow takes each without a copy
+    return names, np.ascontiguousarray(np.concatenate(values).reshape(len(rows), len(names)).T, dtype=np.float64)
+
+
+_shape, _dtype = attrgetter("shape"), attrgetter("dtype")
+
+
+def _vectors(values: list[Any], kinds: str) -> bool:
+    """Whether every value is a 1-d numpy array of one of the dtype ``kinds`` (loops in C: no Python per value)."""
+    import numpy as np
+
+    return (
+        set(map(type, values)) == {np.ndarray}
+        and set(map(len, map(_shape, values))) == {1}
+        and all(dtype.kind in kinds for dtype in set(map(_dtype, values)))
+    )
+
+
+def _output_column(pa: Any, outputs: list[Any]) -> tuple[Any, Any]:
+    """``(field, array)`` of the outputs: typed when they are all numbers, all bools or all strings, else JSON."""
+    import numpy as np
+
+    kinds = set(map(type, outputs))
+    try:
+        if all(issubclass(k, int | np.integer) and not issubclass(k, bool) for k in kinds):
+            return pa.field("output", pa.int64()), pa.array(outputs, pa.int64())
+        if all(issubclass(k, float) for k in kinds):
+            values = np.asarray(outputs, dtype=np.float64)
+            return pa.field("output", pa.float64()), pa.array(values, pa.float64(), mask=~np.isfinite(values))
+        if all(issubclass(k, bool | np.bool_) for k in kinds):
+            return pa.field("output", pa.bool_()), pa.array(outputs, pa.bool_())
+        if kinds == {str}:
+            return pa.field("output", pa.string(), metadata={ENCODING_KEY: b"text"}), pa.array(outputs, pa.string())
+    except (OverflowError, pa.ArrowException):  # an unsigned number past int64, say: JSON text holds it
+        pass
+    return pa.field("output", pa.string()), pa.array([encode_json(o).decode() for o in outputs], pa.string())
+
+
+def _proba_column(pa: Any, probas: list[Any]) -> tuple[Any, Any]:
+    """``(field, array)`` of the probabilities: list<float64> or list<float32> when every row has a vector of that
+    type or None."""
+    import numpy as np
+
+    absent = list(map(is_, probas, repeat(None)))  # not probas.count(None): an array compared to None is an array
+    missing = absent.count(True)
+    if missing == len(probas):
+        return pa.field("proba", pa.string()), pa.nulls(len(probas), pa.string())
+    present = [p for p in probas if p is not None] if missing else probas
+    dtypes = set(map(_dtype, present)) if _vectors(present, "f") else set()
+    if len(dtypes) == 1 and dtypes.pop() in (np.dtype(np.float32), np.dtype(np.float64)):
+        lengths = map(len, probas) if not missing else (0 if p is None else len(p) for p in probas)
+        offsets = np.zeros(len(probas) + 1, dtype=np.int32)
+        np.cumsum(np.fromiter(lengths, dtype=np.int32, count=len(probas)), out=offsets[1:])
+        mask = pa.array(absent, pa.bool_()) if missing else None
+        array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(present)), mask=mask)
+        return pa.field("proba", array.type), array
+    texts = [None if p is None else encode_json(p).decode() for p in probas]
+    return pa.field("proba", pa.string()), pa.array(texts, pa.string())
+
+
+def rows_to_table(rows: list[Row], deployment: str, replica: str) -> Any:
+    """The rows as an Arrow table (typed columns where the batch allows); a row's missing deployment or replica is
+    the sink's."""
+    pa = require_pyarrow()
+    types = _plain_types(pa)
+    columns = _columns(rows)
+    for name, default in (("deployment", deployment), ("replica", replica)):
+        if None in columns[name] or "" in columns[name]:
+            columns[name] = [value or default for value in columns[name]]
+    arrays = {name: (pa.field(name, types[name]), pa.array(columns[name], types[name])) for name in _PLAIN}
+    numeric = _numeric_inputs(rows)
+    if numeric is None:
+        inputs = [encode_json(inputs_of(row)).decode() for row in rows]
+        arrays["inputs"] = pa.field("inputs", pa.string()), pa.array(inputs, pa.string())
+    else:
+        arrays["inputs"] = pa.field("inputs", pa.string()), pa.nulls(len(rows), pa.string())
+    arrays["output"] = _output_column(pa, columns["output"])
+    arrays["proba"] = _proba_column(pa, columns["proba"])
+    fields = [arrays[name][0] for name in LOG_COLUMNS]
+    data = [arrays[name][1] for name in LOG_COLUMNS]
+    if numeric is not None:
+        names, matrix = numeric
+        fields += [pa.field(INPUT_PREFIX + name, pa.float64()) for name in names]
+        data += [pa.array(column) for column in matrix]
+    return pa.Table.from_arrays(data, schema=pa.schema(fields))
 
 
 def rows_to_parquet(rows: list[Row], deployment: str, replica: str) -> bytes:
-    """The rows as one zstd-compressed Parquet file; a row's missing deployment or replica is the sink's."""
-    pa = require_pyarrow()
+    """The rows as one zstd-compressed Parquet file (``rows_to_table``)."""
+    return table_to_parquet(rows_to_table(rows, deployment, replica))
+
+
+def table_to_parquet(table: Any) -> bytes:
+    """``table`` as zstd-compressed Parquet. Dictionaries only for the columns that repeat a few values (a
+    dictionary of request ids or of floats costs time and makes the file bigger); statistics only for ``time``,
+    the column a window filters on."""
     import pyarrow.parquet as pq
 
-    columns: dict[str, list[Any]] = {name: [row.get(name) for row in rows] for name in LOG_COLUMNS if name not in JSON_COLUMNS}
-    columns["output"] = [encode_json(row.get("output")).decode() for row in rows]  # always JSON: None is "null"
-    columns["proba"] = [None if (p := row.get("proba")) is None else encode_json(p).decode() for row in rows]
-    numeric = _numeric_inputs(rows)
-    columns["inputs"] = [None] * len(rows) if numeric is not None else [encode_json(inputs_of(row)).decode() for row in rows]
-    columns["deployment"] = [d or deployment for d in columns["deployment"]]
-    columns["replica"] = [r or replica for r in columns["replica"]]
-    table = pa.Table.from_pydict(columns, schema=arrow_schema())
-    for name, values in (numeric or {}).items():
-        table = table.append_column(pa.field(INPUT_PREFIX + name, pa.float64()), pa.array(values))
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(table, buffer, compression="zstd", use_dictionary=_REPEATING, write_statistics=["time"])
     return buffer.getvalue()
 
 
@@ -98,11 +217,14 @@ class ParquetSink:
     def write(self, rows: list[Row]) -> None:
         if not rows:
             return
+        import pyarrow.compute as pc
+
         ctx = resolve(self.ctx)
-        times = [int(row["time"]) for row in rows]
-        blob = ctx.artifacts.put_bytes(rows_to_parquet(rows, self.deployment, self.replica))
+        table = rows_to_table(rows, self.deployment, self.replica)
+        span = pc.min_max(table["time"]).as_py()
+        blob = ctx.artifacts.put_bytes(table_to_parquet(table))
         entry = PredictionLogFile(
-            deployment=self.deployment, sha256=blob.sha256, rows=len(rows), start_ms=min(times), end_ms=max(times),
+            deployment=self.deployment, sha256=blob.sha256, rows=len(rows), start_ms=span["min"], end_ms=span["max"],
             replica=self.replica, size=blob.size,
         )  # fmt: skip
         ctx.store.predictions.add_log_file(entry)

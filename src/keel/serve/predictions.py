@@ -9,6 +9,8 @@ Only the Parquet sink's files are read back (a Kafka topic is read by Kafka cons
 from __future__ import annotations
 
 import io
+import itertools
+import logging
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,15 +21,17 @@ import orjson
 
 from keel.context import Context, resolve
 from keel.core.clock import now_ms
-from keel.core.errors import InvalidArgument
+from keel.core.errors import InvalidArgument, KeelError
 from keel.core.predictions import LOG_COLUMNS, MAX_LABELS_PER_CALL
-from keel.serve.parquet_sink import INPUT_PREFIX, JSON_COLUMNS, arrow_schema, require_pyarrow
+from keel.serve.parquet_sink import ENCODING_KEY, INPUT_PREFIX, JSON_COLUMNS, arrow_schema, require_pyarrow
 from keel.serve.predlog import encode_json
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["log_labels", "read_predictions", "window_ms"]
+
+log = logging.getLogger(__name__)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -75,30 +79,93 @@ def read_predictions(
     pa = require_pyarrow()
     import pandas as pd
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     files = ctx.store.predictions.log_files(deployment, since_ms=since_ms, until_ms=until_ms)
-    tables = [pq.read_table(io.BytesIO(ctx.artifacts.get_bytes(f.sha256))) for f in files]
-    table = pa.concat_tables(tables, promote_options="permissive") if tables else arrow_schema().empty_table()
-    if since_ms is not None:
-        table = table.filter(pc.greater_equal(table["time"], since_ms))
-    if until_ms is not None:
-        table = table.filter(pc.less_equal(table["time"], until_ms))
+    tables, decoded = [], []
+    for file in files:
+        table = _read_file(ctx, deployment, file.sha256)
+        if table is None:
+            continue
+        if "deployment" in table.column_names:  # an index entry pointing at another deployment's file adds nothing
+            table = table.filter(pc.equal(table["deployment"], deployment))
+        if since_ms is not None:
+            table = table.filter(pc.greater_equal(table["time"], since_ms))
+        if until_ms is not None:
+            table = table.filter(pc.less_equal(table["time"], until_ms))
+        # each file's own types (JSON text or typed columns): decoded before files of other types are joined
+        decoded.append(_values_of(table))
+        tables.append(table.select([name for name in LOG_COLUMNS if name not in JSON_COLUMNS]))
+    plain = arrow_schema().empty_table().drop_columns(list(JSON_COLUMNS))
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else plain
+    values = {name: [v for file in decoded for v in file[name]] for name in JSON_COLUMNS}
     # stable: rows of one time keep their file order (request, row, primary before its shadows)
-    table = table.take(pc.sort_indices(table, sort_keys=[("time", "ascending")]))
-    numeric = [name for name in table.column_names if name.startswith(INPUT_PREFIX)]
-    frame = table.select(list(LOG_COLUMNS)).to_pandas()
-    for name in JSON_COLUMNS:  # decoded from Arrow: pandas may have turned a missing proba into NaN or NA
-        frame[name] = pd.Series([None if text is None else orjson.loads(text) for text in table[name].to_pylist()], dtype=object)
-    if numeric:
-        frame["inputs"] = pd.Series(_inputs_from_columns(table, numeric, frame["inputs"].tolist()), dtype=object)
+    order = pc.sort_indices(table, sort_keys=[("time", "ascending")])
+    frame = table.take(order).to_pandas()
+    positions = order.to_pylist()
+    for name in JSON_COLUMNS:  # objects: pandas would turn a missing proba into NaN or NA
+        frame.insert(LOG_COLUMNS.index(name), name, pd.Series([values[name][i] for i in positions], dtype=object))
     if labels:
         frame["label"] = pd.Series(_labels_for(ctx, deployment, frame), dtype=object)  # None stays None, not NaN
     return frame
 
 
+def _read_file(ctx: Context, deployment: str, sha256: str) -> Any:
+    """One indexed file, or None (with a warning) when its blob is missing or is not a prediction-log file: one bad
+    index entry must not make a deployment's whole log unreadable (compare and the monitors read it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(ctx.artifacts.get_bytes(sha256)))
+    except (KeelError, pa.ArrowException, OSError) as exc:
+        log.warning("prediction log of %s: skipping file %s: %s", deployment, sha256[:12], exc)
+        return None
+    if not {"request_id", "time"} <= set(table.column_names):
+        log.warning("prediction log of %s: skipping file %s: not a prediction-log file", deployment, sha256[:12])
+        return None
+    return table
+
+
+def _values_of(table: Any) -> dict[str, list[Any]]:
+    """A file's ``inputs``, ``output`` and ``proba`` as Python values, whichever way the file stores them."""
+    values = {name: _decoded(table.schema.field(name), table[name]) for name in JSON_COLUMNS}
+    numeric = [name for name in table.column_names if name.startswith(INPUT_PREFIX)]
+    if numeric:
+        values["inputs"] = _inputs_from_columns(table, numeric, values["inputs"])
+    return values
+
+
+def _decoded(field: Any, column: Any) -> list[Any]:
+    """JSON text decoded; a typed column (or a string column of plain text) as its values."""
+    import pyarrow as pa
+
+    if pa.types.is_string(field.type) and (field.metadata or {}).get(ENCODING_KEY) != b"text":
+        return [None if text is None else orjson.loads(text) for text in column.to_pylist()]
+    if pa.types.is_list(field.type) and pa.types.is_floating(field.type.value_type):
+        return _float_lists(column.combine_chunks())
+    values: list[Any] = column.to_pylist()
+    return values
+
+
+def _float_lists(array: Any) -> list[Any]:
+    """A list<float> column as the lists JSON text of the same numbers decodes to: a float32 as the shortest decimal
+    that names it (0.9, not 0.8999999761581421), NaN and infinities as None."""
+    import numpy as np
+
+    flat = array.values.to_numpy(zero_copy_only=False)  # offsets index into values (a null list may hide some)
+    if flat.dtype != np.float64:
+        flat = flat.astype(str).astype(np.float64)  # numpy's shortest round-trip text, as orjson writes a float32
+    values: list[Any] = flat.tolist()
+    if not np.isfinite(flat).all():
+        values = [v if np.isfinite(v) else None for v in values]
+    lists: list[Any] = [values[a:b] for a, b in itertools.pairwise(array.offsets.to_numpy().tolist())]
+    if array.null_count:
+        lists = [None if null else v for v, null in zip(lists, array.is_null().to_pylist(), strict=True)]
+    return lists
+
+
 def _inputs_from_columns(table: Any, numeric: list[str], inputs: list[Any]) -> list[Any]:
-    """Rows written as numeric columns get their ``inputs`` object back (a row of another file has null there)."""
+    """Rows written as numeric columns get their ``inputs`` object back (null values left out, as before)."""
     values = {name[len(INPUT_PREFIX) :]: table[name].to_pylist() for name in numeric}
     return [
         given if given is not None else {name: column[i] for name, column in values.items() if column[i] is not None}
