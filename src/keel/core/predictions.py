@@ -7,8 +7,9 @@ so a window is found with one query, and the ground truth (``PredictionLabel``) 
 One logged row (``LOG_COLUMNS``): the request it came from (``request_id``, ``row`` within the request), when
 (``time``: ms since the epoch), where (``deployment``, ``route``: ``primary``/``canary``/``shadow``, ``model``:
 the version URI that computed it, ``served``: whether the client got this output), what (``inputs``: the row as
-a JSON object, ``output``: the prediction as JSON, ``proba``: class probabilities as a JSON list or None) and how
-long the model call took (``latency_ms``), and which replica wrote it (``replica``).
+an object of JSON values, ``output``: the prediction, a JSON value, ``proba``: class probabilities as a list, or
+None) and how long the model call took (``latency_ms``), and which replica wrote it (``replica``). How a sink
+stores them (typed Parquet columns, JSON text, Avro) is the sink's business; reading back gives these values.
 """
 
 from __future__ import annotations
