@@ -101,7 +101,7 @@ def test_a_shadow_on_the_primarys_version_has_a_queue_of_its_own(ctx, cancer) ->
         table = app.state.serving.table
         assert table.primary.served is table.shadows[0].served  # loaded once
         assert table.primary.batcher is not table.shadows[0].batcher  # queued apart
-        assert table.shadows[0].batcher.inline_rows == 0  # and never run on the event loop
+        assert table.shadows[0].batcher.inline_rows == 0  # a native model: never on the event loop
 
 
 def test_client_input_never_becomes_a_500(ctx, cancer) -> None:

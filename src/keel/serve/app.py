@@ -47,6 +47,7 @@ TARGET_ENV = "KEEL_SERVE_TARGET"  # what `keel serve --workers N` serves: each w
 MODEL_ENV = TARGET_ENV
 SHADOW_DRAIN_SECONDS = 10.0
 INLINE_ROWS = 256
+SHADOW_INLINE_SECONDS = 0.0002  # a shadow's batch call this cheap runs on the event loop, after the answer
 SWITCH_INTERVAL = 0.0005
 GC_YOUNG_THRESHOLD = 50_000
 _OUTPUTS = ("predict", "predict_proba")
@@ -87,15 +88,17 @@ class _State:
     def make_batcher(self, served: ServedModel, shadow: bool) -> Batcher:
         o = self.options
         on_batch = self.metrics.batch if self.metrics is not None and not shadow else None
-        # an ONNX model answers a small batch in microseconds: on the event loop, no thread hop (never a shadow's:
-        # whatever it costs must not delay an answer)
-        inline = INLINE_ROWS if served.is_onnx and not shadow else 0
+        # an ONNX model answers a small batch in microseconds: on the event loop, no thread hop; a shadow's only while
+        # its calls stay that cheap (a slow shadow in a thread, where it cannot hold the event loop)
+        inline = INLINE_ROWS if served.is_onnx else 0
+        budget = SHADOW_INLINE_SECONDS if shadow else None
         return Batcher(
             served.run,
             max_batch_rows=o["max_batch_rows"],
             max_queue_rows=o["max_queue_rows"],
             max_wait=o["max_wait"],
             inline_rows=inline,
+            inline_budget=budget,
             on_batch=on_batch,
         )
 

@@ -48,10 +48,14 @@ class Batcher:
         max_queue_rows: int = 2048,
         max_wait: float = 0.0,
         inline_rows: int = 0,
+        inline_budget: float | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.run = run
         self.inline_rows = inline_rows  # batches this small run on the event loop: cheaper than a thread hop
+        # with a budget (seconds), only while the model's recent calls took less: a slow model moves to a thread
+        self.inline_budget = inline_budget
+        self.recent_seconds: float | None = None  # moving average of the model's batch calls
         self.max_batch_rows, self.max_queue_rows, self.max_wait = max_batch_rows, max_queue_rows, max_wait
         self.on_batch = on_batch
         self._pending: deque[_Item] = deque()
@@ -79,10 +83,11 @@ class Batcher:
                 if self.max_wait > 0 and self.queued_rows < self.max_batch_rows:
                     await asyncio.sleep(self.max_wait)
                 batch = self._take()
-                if sum(item.rows for item in batch) <= self.inline_rows:
+                if self._inline(sum(item.rows for item in batch)):
                     results = self._run_batch(batch)
                 else:
                     results = await loop.run_in_executor(None, self._run_batch, batch)
+                self._remember(results)
                 for item, result in zip(batch, results, strict=True):
                     if item.future.done():  # the client went away
                         continue
@@ -102,6 +107,18 @@ class Batcher:
             raise
         finally:
             self._draining = False
+
+    def _inline(self, rows: int) -> bool:
+        if rows > self.inline_rows:
+            return False
+        if self.inline_budget is None:
+            return True
+        return self.recent_seconds is not None and self.recent_seconds <= self.inline_budget  # measured in a thread first
+
+    def _remember(self, results: list[tuple[dict[str, Any], float] | BaseException]) -> None:
+        took = next((r[1] for r in results if not isinstance(r, BaseException)), None)
+        if took is not None:
+            self.recent_seconds = took if self.recent_seconds is None else 0.8 * self.recent_seconds + 0.2 * took
 
     def _take(self) -> list[_Item]:
         batch = [self._pending.popleft()]
