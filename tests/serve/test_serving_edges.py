@@ -204,3 +204,15 @@ def test_a_bad_index_entry_does_not_make_the_log_unreadable(ctx, cancer) -> None
         ctx.store.predictions.add_log_file(PredictionLogFile("sturdy", sha, rows=5, start_ms=0, end_ms=2_000, replica="x"))
     frame = read_predictions("sturdy", ctx=ctx, labels=False)
     assert sorted(frame["request_id"]) == ["r0", "r1", "r2"]
+
+
+def test_a_shadow_runs_on_the_event_loop_only_while_its_calls_stay_cheap() -> None:
+    from keel.serve.batching import Batcher
+
+    batcher = Batcher(lambda data, outputs: {}, inline_rows=8, inline_budget=0.001)
+    assert not batcher._inline(1)  # not measured yet: in a thread first
+    batcher._remember([({}, 0.0001)])
+    assert batcher._inline(1) and not batcher._inline(9)  # cheap, and small enough
+    for _ in range(5):
+        batcher._remember([({}, 0.05)])  # the model got slow: back to a thread
+    assert not batcher._inline(1)
