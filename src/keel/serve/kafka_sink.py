@@ -144,8 +144,10 @@ class KafkaSink:
                 raise MissingExtra("confluent-kafka", "kafka") from None
             # messages time out before flush gives up waiting, so every row ends delivered or failed, never unknown
             timeout_ms = max(1, int(self.delivery_timeout * 1000))
+            # delivery reports only for failures: a Python callback per delivered message cost the serving process
+            # more than encoding the message
             settings = {"bootstrap.servers": self.bootstrap, "linger.ms": 20, "message.timeout.ms": timeout_ms,
-                        "client.id": f"keel-{self.deployment}", **self.config}  # fmt: skip
+                        "delivery.report.only.error": True, "client.id": f"keel-{self.deployment}", **self.config}  # fmt: skip
             if self.create_topic:
                 self._ensure_topic(settings)
             self._producer = Producer(settings)
