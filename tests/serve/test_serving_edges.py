@@ -216,3 +216,17 @@ def test_a_shadow_runs_on_the_event_loop_only_while_its_calls_stay_cheap() -> No
     for _ in range(5):
         batcher._remember([({}, 0.05)])  # the model got slow: back to a thread
     assert not batcher._inline(1)
+
+
+def test_serving_in_process_gives_the_interpreter_settings_back(ctx, cancer) -> None:
+    import gc
+    import sys
+
+    X, _, model = cancer
+    registry.register(model, "cancer", input_example=X.head(3), ctx=ctx)
+    before = (sys.getswitchinterval(), gc.get_threshold())
+    with serve_app(create_app("models:/cancer/1", ctx=ctx, prediction_log=None)) as url:
+        _ready(url)
+        assert (sys.getswitchinterval(), gc.get_threshold()) != before  # tuned for serving while it serves
+    assert (sys.getswitchinterval(), gc.get_threshold()) == before
+    assert gc.get_freeze_count() == 0

@@ -178,7 +178,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # the log writer and the follower are threads: let the event loop take the GIL back sooner than every 5 ms
+        # process-wide settings, set while the app serves and given back at shutdown (the quickstart and notebooks
+        # run an app inside a process that goes on); the log writer and the follower are threads: let the event loop
+        # take the GIL back sooner than every 5 ms
+        switch_interval, threshold = sys.getswitchinterval(), gc.get_threshold()
         sys.setswitchinterval(SWITCH_INTERVAL)
         # every request allocates a few containers and the log keeps its rows for up to a second: at the default
         # threshold (700) the young generation is collected every few requests, ~8% of the serving time
@@ -187,6 +190,9 @@ def create_app(
         state.start()
         yield
         await state.stop()
+        sys.setswitchinterval(switch_interval)
+        gc.set_threshold(*threshold)
+        gc.unfreeze()  # the models of this app may be collected once it is gone
 
     app = FastAPI(
         title="keel serve",
