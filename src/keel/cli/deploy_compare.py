@@ -31,17 +31,23 @@ def print_comparison(c: Comparison) -> None:
         f"[bold]{esc(c.deployment)}[/]: {c.requests:,} requests, {c.rows:,} rows, {c.labeled:,} labeled, "
         f"{fmt_time(c.first_ms)} to {fmt_time(c.last_ms)} ({esc(c.task)}; reference {esc(c.reference or '-')})"
     )
-    metrics = sorted({k for m in c.models for k in m.metrics})
-    table = Table(header_style="bold", title="models")
-    for col in ("route", "model", "rows", "share", "p50 ms", "p95 ms", "p99 ms", "labeled", *metrics):
-        table.add_column(col, justify="left" if col in ("route", "model") else "right")
+    # two narrow tables rather than one wide one: both fit an 80-column terminal or CI log
+    traffic = Table(header_style="bold", title="traffic and latency of the model call")
+    for col in ("route", "model", "rows", "share", "p50 ms", "p95 ms", "p99 ms"):
+        traffic.add_column(col, justify="left" if col in ("route", "model") else "right")
     for m in c.models:
         lat = m.latency_ms
-        table.add_row(
-            esc(m.route), esc(m.model), f"{m.rows:,}", f"{m.share:.1%}", _num(lat.p50, 2), _num(lat.p95, 2), _num(lat.p99, 2),
-            f"{m.labeled:,}", *[_num(m.metrics.get(k)) for k in metrics],
-        )  # fmt: skip
-    console.print(table)
+        traffic.add_row(esc(m.route), esc(m.model), f"{m.rows:,}", f"{m.share:.1%}", _num(lat.p50, 2), _num(lat.p95, 2),
+                        _num(lat.p99, 2))  # fmt: skip
+    console.print(traffic)
+    metrics = sorted({k for m in c.models for k in m.metrics})
+    if metrics:
+        quality = Table(header_style="bold", title="on labeled rows")
+        for col in ("route", "model", "labeled", *metrics):
+            quality.add_column(col, justify="left" if col in ("route", "model") else "right")
+        for m in c.models:
+            quality.add_row(esc(m.route), esc(m.model), f"{m.labeled:,}", *[_num(m.metrics.get(k)) for k in metrics])
+        console.print(quality)
     for ch in c.challengers:
         console.print(f"\n[bold]{esc(ch.route)} {esc(ch.model)}[/] vs {esc(c.reference or '-')}")
         a = ch.agreement
