@@ -21,7 +21,7 @@ from keel.serve import create_app
 from keel.serve.parquet_sink import ParquetSink
 from keel.serve.predictions import read_predictions
 from keel.serve.predlog import PredictionLog
-from keel.testing.services import serve_app
+from keel.testing.services import serve_app, wait_ready
 
 
 class SlowModel:
@@ -60,13 +60,6 @@ def models(tmp_path_factory):
     ctx.close()
 
 
-def _ready(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while httpx.get(f"{url}/v2/health/ready").status_code != 200:
-        assert time.monotonic() < deadline, "never became ready"
-        time.sleep(0.05)
-
-
 def _wait_for(predicate, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -79,7 +72,7 @@ def test_shadow_answers_off_the_response_path_and_both_outputs_are_logged_under_
     ctx.store.deployments.create("shadowed", "models:/cancer/1", shadows=["models:/cancer/2"])
     log = PredictionLog(ParquetSink("shadowed", ctx))
     with serve_app(create_app("shadowed", ctx=ctx, prediction_log=log)) as url:
-        _ready(url)
+        wait_ready(url)
         ids = []
         for i in range(40):
             r = httpx.post(f"{url}/predict", json={"records": [X.iloc[i].to_dict()]})
@@ -121,7 +114,7 @@ def test_canary_takes_its_weight_and_a_sticky_key_always_lands_on_the_same_route
     ctx, X, _, _, _ = models
     ctx.store.deployments.create("canaried", "models:/cancer/1", canaries=[("models:/cancer/3", 0.3)], sticky_key="customer")
     with serve_app(create_app("canaried", ctx=ctx, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         row = X.iloc[0].to_dict()
         first: dict[str, str] = {}
         counts: Counter[str] = Counter()
@@ -159,7 +152,7 @@ def test_changes_are_followed_and_swapped_whole_under_load_without_a_failed_requ
                 seen[(r.status_code, r.headers.get("keel-model-version", ""))] += 1
 
     with serve_app(create_app("swapping", ctx=ctx, poll_interval=0.1, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         workers = [threading.Thread(target=load, args=(url,)) for _ in range(4)]
         for w in workers:
             w.start()
@@ -192,7 +185,7 @@ def test_a_deployment_on_an_alias_follows_the_alias(models) -> None:
     ctx.store.deployments.create("aliased", "models:/cancer@prod")
     body = {"records": [X.iloc[0].to_dict()]}
     with serve_app(create_app("aliased", ctx=ctx, poll_interval=0.2, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         assert httpx.post(f"{url}/predict", json=body).headers["keel-model-version"] == "models:/cancer/1"
         registry.promote("cancer", 3, "prod", force=True, ctx=ctx)
         _wait_for(lambda: httpx.post(f"{url}/predict", json=body).headers["keel-model-version"] == "models:/cancer/3", 10)
@@ -204,7 +197,7 @@ def test_overload_answers_503_with_retry_after_and_the_queue_stays_bounded(tmp_p
     registry.register(SlowModel(0.2), "slow", input_example=example, ctx=ctx)
     results: list[httpx.Response] = []
     with serve_app(create_app("models:/slow/1", ctx=ctx, max_batch_rows=1, max_queue_rows=2, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
 
         def call() -> None:
             results.append(httpx.post(f"{url}/predict", json={"instances": [[1.0, 2.0]]}, timeout=30))
@@ -225,7 +218,7 @@ def test_a_model_that_raises_fails_only_its_own_request_with_500_and_the_request
     ctx = Context(f"sqlite:///{tmp_path / 'keel.db'}", str(tmp_path / "artifacts"))
     registry.register(Fussy(), "fussy", input_example=np.ones((3, 2)), ctx=ctx)
     with serve_app(create_app("models:/fussy/1", ctx=ctx, max_wait=0.05, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         results: dict[str, httpx.Response] = {}
 
         def call(name: str, value: float) -> None:

@@ -4,7 +4,6 @@ requests finish and flushes the prediction log before it exits."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,12 +18,7 @@ import keel.registry as registry
 from keel.context import Context
 from keel.serve.predictions import read_predictions
 from keel.testing.cli import keel_cmd, keel_env
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from keel.testing.services import free_port
 
 
 def test_sigterm_finishes_in_flight_requests_and_flushes_the_prediction_log(tmp_path: Path) -> None:
@@ -32,7 +26,7 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_the_prediction_log(tmp_
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     registry.register(LogisticRegression(max_iter=5000).fit(X, y), "cancer", input_example=X.head(3), ctx=ctx)
     ctx.store.deployments.create("web", "models:/cancer/1")
-    port = _port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "keel.cli.main", "serve", "web", "--port", str(port)],
         cwd=tmp_path, env=keel_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -90,7 +84,7 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_the_prediction_log(tmp_
 
 
 def test_an_unknown_deployment_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    result = keel_cmd(tmp_path, "serve", "nowhere", "--port", str(_port()))
+    result = keel_cmd(tmp_path, "serve", "nowhere", "--port", str(free_port()))
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "nowhere" in lines[0] and "Traceback" not in result.stderr
@@ -103,7 +97,7 @@ def test_two_workers_serve_one_deployment_and_any_scrape_counts_both(tmp_path: P
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     registry.register(LogisticRegression(max_iter=5000).fit(X, y), "cancer", input_example=X.head(3), ctx=ctx)
     ctx.store.deployments.create("pair", "models:/cancer/1")
-    port = _port()
+    port = free_port()
     env = {**keel_env(tmp_path), "KEEL_PREDICTION_LOG": "off"}
     server = subprocess.Popen([sys.executable, "-m", "keel.cli.main", "serve", "pair", "--port", str(port), "--workers", "2"],
                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip

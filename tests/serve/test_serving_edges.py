@@ -18,7 +18,7 @@ import keel.registry as registry
 from keel.context import Context
 from keel.serve import PredictionLog, create_app
 from keel.serve.parquet_sink import ParquetSink
-from keel.testing.services import serve_app
+from keel.testing.services import serve_app, wait_ready
 
 
 class DropsFirstRow:
@@ -34,13 +34,6 @@ class Echo:
 
     def predict(self, X):
         return np.asarray(X.iloc[:, 0] if hasattr(X, "iloc") else np.asarray(X)[:, 0])
-
-
-def _ready(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while httpx.get(f"{url}/v2/health/ready").status_code != 200:
-        assert time.monotonic() < deadline, "never became ready"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -60,7 +53,7 @@ def test_a_batch_answered_with_the_wrong_number_of_rows_is_never_split_across_cl
     registry.register(DropsFirstRow(), "dropper", input_example=np.ones((1, 2)), ctx=ctx)
     answers: dict[int, httpx.Response] = {}
     with serve_app(create_app("models:/dropper/1", ctx=ctx, max_wait=0.05, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
 
         def call(i: int) -> None:
             answers[i] = httpx.post(f"{url}/predict", json={"instances": [[float(i), 0.0]]}, timeout=30)
@@ -86,7 +79,7 @@ def test_a_server_whose_first_load_failed_becomes_ready_once_the_model_is_back(c
         r = httpx.get(f"{url}/v2/health/ready")
         assert r.status_code == 503 and "not ready" in r.json()["error"]
         os.replace(hidden, blob)
-        _ready(url, timeout=15)  # retried every 2 s: no restart needed
+        wait_ready(url, timeout=15)  # retried every 2 s: no restart needed
         assert httpx.post(f"{url}/predict", json={"records": [X.iloc[0].to_dict()]}).status_code == 200
 
 
@@ -97,7 +90,7 @@ def test_a_shadow_on_the_primarys_version_has_a_queue_of_its_own(ctx, cancer) ->
     ctx.store.deployments.create("self", "models:/cancer@prod", shadows=["models:/cancer/1"])
     app = create_app("self", ctx=ctx, prediction_log=None)
     with serve_app(app) as url:
-        _ready(url)
+        wait_ready(url)
         table = app.state.serving.table
         assert table.primary.served is table.shadows[0].served  # loaded once
         assert table.primary.batcher is not table.shadows[0].batcher  # queued apart
@@ -112,7 +105,7 @@ def test_client_input_never_becomes_a_500(ctx, cancer) -> None:
     row = X.iloc[0].to_dict()
     columns = [{"name": c, "shape": [1], "datatype": "FP64", "data": [row[c]]} for c in X.columns]
     with serve_app(create_app("strict", ctx=ctx, prediction_log=log)) as url:
-        _ready(url)
+        wait_ready(url)
         ignored = httpx.post(f"{url}/predict", json={"records": [row], "outputs": [{"name": "predict_proba"}]})
         assert ignored.status_code == 200 and ignored.json()["predictions"] == model.predict(X.iloc[[0]]).tolist()
         proba_only = httpx.post(f"{url}/v2/models/strict/infer", json={"inputs": columns, "outputs": [{"name": "predict_proba"}]})
@@ -140,7 +133,7 @@ def test_a_sticky_key_holds_in_every_body_shape(ctx, cancer, shape) -> None:
     registry.register(model, "cancer", input_example=X.head(3), ctx=ctx)
     ctx.store.deployments.create("sticky", "models:/cancer/1", canaries=[("models:/cancer/2", 0.5)], sticky_key="mean radius")
     with serve_app(create_app("sticky", ctx=ctx, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         routes = {}
         for i in range(12):
             row = X.iloc[i].to_dict()
@@ -163,7 +156,7 @@ def test_integers_past_2_53_reach_the_model_unchanged(ctx) -> None:
     registry.register(Echo(), "echo", input_example=example, ctx=ctx)
     big = 2**53 + 1
     with serve_app(create_app("models:/echo/1", ctx=ctx, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         exact = httpx.post(f"{url}/predict", json={"records": [{"account": big, "amount": 1.0}]})
         too_big = httpx.post(f"{url}/predict", json={"records": [{"account": 2**64, "amount": 1.0}]})
     assert exact.status_code == 200 and exact.json()["predictions"] == [big]
@@ -178,7 +171,7 @@ def test_an_alias_moved_in_this_process_wakes_the_server_at_once(ctx, cancer) ->
     ctx.store.deployments.create("woken", "models:/cancer@prod")
     body = {"records": [X.iloc[0].to_dict()]}
     with serve_app(create_app("woken", ctx=ctx, poll_interval=60, prediction_log=None)) as url:  # no poll would see it
-        _ready(url)
+        wait_ready(url)
         registry.promote("cancer", 2, "prod", force=True, ctx=ctx)
         deadline = time.monotonic() + 10
         while httpx.post(f"{url}/predict", json=body).headers["keel-model-version"] != "models:/cancer/2":
@@ -226,7 +219,7 @@ def test_serving_in_process_gives_the_interpreter_settings_back(ctx, cancer) -> 
     registry.register(model, "cancer", input_example=X.head(3), ctx=ctx)
     before = (sys.getswitchinterval(), gc.get_threshold())
     with serve_app(create_app("models:/cancer/1", ctx=ctx, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         assert (sys.getswitchinterval(), gc.get_threshold()) != before  # tuned for serving while it serves
     assert (sys.getswitchinterval(), gc.get_threshold()) == before
     assert gc.get_freeze_count() == 0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,18 +14,11 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import keel.registry as registry
 from keel.context import Context
 from keel.serve import create_app
-from keel.testing.services import serve_app
+from keel.testing.services import serve_app, wait_ready
 
 triton = pytest.importorskip("tritonclient.http")
 
 NUMPY_OF = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_, "BYTES": np.object_}
-
-
-def _ready(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{url}/v2/health/ready").status_code != 200:
-        assert time.monotonic() < deadline, "the model never became ready"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +49,7 @@ def test_a_numeric_model_through_tritonclient(ctx) -> None:
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
     registry.register(model, "cancer", input_example=X.head(5), ctx=ctx)
     with serve_app(create_app("models:/cancer/1", ctx=ctx, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         client = _client(url)
         try:
             assert client.is_server_live() and client.is_server_ready()
@@ -99,7 +89,7 @@ def test_a_mixed_type_model_through_tritonclient(ctx) -> None:
     ).fit(frame, y)
     registry.register(model, "churn", input_example=frame.head(20), ctx=ctx)
     with serve_app(create_app("models:/churn/1", ctx=ctx, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         client = _client(url)
         try:
             metadata = client.get_model_metadata("churn")
@@ -127,7 +117,7 @@ def test_the_versioned_paths_of_the_protocol(ctx) -> None:
     model = LogisticRegression(max_iter=2000).fit(X, y)
     registry.register(model, "small", input_example=X.head(5), ctx=ctx)
     with serve_app(create_app("models:/small/1", ctx=ctx, prediction_log=None)) as url:
-        _ready(url)
+        wait_ready(url)
         client = _client(url)
         try:
             assert client.is_model_ready("small", model_version="1")

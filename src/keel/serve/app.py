@@ -44,7 +44,6 @@ MODEL_HEADER = "keel-model-version"
 ROUTE_HEADER = "keel-route"
 REQUEST_ID_HEADER = "x-request-id"
 TARGET_ENV = "KEEL_SERVE_TARGET"  # what `keel serve --workers N` serves: each worker process builds its own app
-MODEL_ENV = TARGET_ENV
 SHADOW_DRAIN_SECONDS = 10.0
 INLINE_ROWS = 256
 SHADOW_INLINE_SECONDS = 0.0002  # a shadow's batch call this cheap runs on the event loop, after the answer
@@ -74,7 +73,6 @@ class _State:
         self.predictions: Any = None  # a keel.serve.predlog.PredictionLog, or None: no prediction log
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
         self.shadow_tasks: set[asyncio.Task[None]] = set()
-        self.shadows_dropped = 0
 
     @property
     def error(self) -> str | None:
@@ -376,7 +374,6 @@ def create_app(
             computed = ("predict", "predict_proba") if shadow.served.has_proba else ("predict",)
             outputs, took = await shadow.batcher.submit(data, rows, computed)
         except Overloaded:  # the shadow cannot keep up: it misses this request, visibly (a 503 in its metrics)
-            state.shadows_dropped += 1
             if state.metrics is not None:
                 state.metrics.observe(shadow.kind, shadow.model, 503, 0.0)
             return

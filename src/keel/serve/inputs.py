@@ -98,12 +98,22 @@ def _column(values: list[Any], col: dict[str, Any]) -> Any:
     return np.asarray(values, dtype=object)
 
 
+_NUMERIC: dict[int, tuple[dict[str, Any], bool]] = {}  # id(spec) -> (spec, answer): a served model's spec is one dict
+
+
 def is_numeric(spec: dict[str, Any]) -> bool:
     """Every column a number that float64 holds exactly as the model saw it (floats, integers, booleans; missing
-    values only in float columns, as NaN)."""
+    values only in float columns, as NaN). Asked on every request: answered once per signature."""
+    known = _NUMERIC.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
     columns = spec.get("columns") or []
-    return bool(columns) and all(c["kind"] == "float" or (c["kind"] in ("integer", "bool") and not c.get("optional"))
+    answer = bool(columns) and all(c["kind"] == "float" or (c["kind"] in ("integer", "bool") and not c.get("optional"))
                                  for c in columns)  # fmt: skip
+    if len(_NUMERIC) >= 256:  # specs made per call (not a served model's) must not pile up
+        _NUMERIC.clear()
+    _NUMERIC[id(spec)] = (spec, answer)
+    return answer
 
 
 def _exact_in_float(values: Any) -> bool:

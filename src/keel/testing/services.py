@@ -26,6 +26,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    """Wait until the inference server at ``url`` answers ``/v2/health/ready`` with 200 (its models are loaded)."""
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{url}/v2/health/ready").status_code != 200:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} never became ready")
+        time.sleep(0.05)
+
+
 def postgres_bin_dir() -> Path:
     on_path = shutil.which("initdb")
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([on_path] if on_path else [])
