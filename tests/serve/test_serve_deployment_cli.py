@@ -90,6 +90,13 @@ def test_an_unknown_deployment_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert len(lines) == 1 and "nowhere" in lines[0] and "Traceback" not in result.stderr
 
 
+def test_an_unknown_shadow_policy_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = keel_cmd(tmp_path, "serve", "nowhere", "--shadows", "most", "--port", str(free_port()))
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--shadows" in lines[0] and "'most'" in lines[0] and "spare or all" in lines[0]
+
+
 def test_two_workers_serve_one_deployment_and_any_scrape_counts_both(tmp_path: Path) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -267,7 +267,7 @@ def _deploy(frame: Any, home: Path) -> Path:
         if shadow not in current_routes.shadows:
             store.deployments.set_routes(name, shadows=[shadow], reason="quickstart: compare the other model live")
         _wait_for_shadow(app, shadow)
-        console.print(f"shadow {shadow} added: it sees every request, off the response path")
+        console.print(f"shadow {shadow} added: it sees the requests the server has capacity to spare for, off the response path")
         since = now_ms()
         _, _ = _send(http, records, "production + shadow")
     request_ids = _request_ids_since(name, since)

@@ -22,12 +22,15 @@ def serve(
     port: int = typer.Option(8080, help="Port to listen on."),
     workers: int = typer.Option(1, help="Worker processes (each loads the models and follows the deployment)."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
+    shadows: str = typer.Option(
+        "spare", help="spare: shadows see requests while the server has capacity to spare (a sample at saturation); all: all."
+    ),
 ) -> None:
     """Serve a deployment or a model: Open Inference Protocol V2 under /v2, JSON POST /predict, /metrics, /docs."""
     import uvicorn
 
     from keel.registry import resolve
-    from keel.serve.app import TARGET_ENV, app_from_env, create_app, is_model_uri
+    from keel.serve.app import SHADOW_POLICIES, SHADOWS_ENV, TARGET_ENV, app_from_env, create_app, is_model_uri
     from keel.serve.metrics import MULTIPROC_ENV, fresh_multiprocess_dir, remove_multiprocess_dir
     from keel.tracking.fluent import get_client
 
@@ -35,6 +38,8 @@ def serve(
         raise InvalidArgument.for_field("--port", port, "a port number from 1 to 65535")
     if workers < 1:
         raise InvalidArgument.for_field("--workers", workers, "at least 1")
+    if shadows not in SHADOW_POLICIES:
+        raise InvalidArgument.for_field("--shadows", shadows, " or ".join(SHADOW_POLICIES))
     if log_level not in LOG_LEVELS:
         raise InvalidArgument.for_field("--log-level", log_level, f"one of {', '.join(LOG_LEVELS)}")
     _check_port_free(host, port)
@@ -49,9 +54,10 @@ def serve(
         what += f", {canaries} canar{'y' if canaries == 1 else 'ies'})" if canaries else ")"
     typer.echo(f"keel serve {what} on http://{host}:{port}  (V2 under /v2, JSON at /predict, /metrics, /docs)")
     if workers == 1:
-        uvicorn.run(create_app(target), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+        uvicorn.run(create_app(target, shadows=shadows), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
         return
     os.environ[TARGET_ENV] = target  # uvicorn starts workers from an import path: they read the target from here
+    os.environ[SHADOWS_ENV] = shadows
     # several workers share their metrics through files, so that any worker's /metrics counts them all; a folder
     # the user named is theirs to empty, one keel makes is removed at exit
     made = None

@@ -31,6 +31,7 @@ from keel.context import Context
 from keel.context import resolve as _ctx
 from keel.core.errors import InvalidArgument
 from keel.serve.batching import Batcher, Overloaded
+from keel.serve.capacity import SpareCapacity
 from keel.serve.follower import Follower
 from keel.serve.inputs import InputRejected, Violation, from_predict_body, from_v2_body
 from keel.serve.models import ServedModel
@@ -44,9 +45,12 @@ MODEL_HEADER = "keel-model-version"
 ROUTE_HEADER = "keel-route"
 REQUEST_ID_HEADER = "x-request-id"
 TARGET_ENV = "KEEL_SERVE_TARGET"  # what `keel serve --workers N` serves: each worker process builds its own app
+SHADOWS_ENV = "KEEL_SERVE_SHADOWS"
 SHADOW_DRAIN_SECONDS = 10.0
 INLINE_ROWS = 256
-SHADOW_INLINE_SECONDS = 0.0002  # a shadow's batch call this cheap runs on the event loop, after the answer
+SHADOW_POLICIES = ("spare", "all")
+SHADOW_INLINE_SECONDS = 0.0002
+SHADOW_WAIT_SECONDS = 0.005  # a shadow's batch call this cheap runs on the event loop, after the answer
 SWITCH_INTERVAL = 0.0005
 GC_YOUNG_THRESHOLD = 50_000
 _OUTPUTS = ("predict", "predict_proba")
@@ -73,6 +77,7 @@ class _State:
         self.predictions: Any = None  # a keel.serve.predlog.PredictionLog, or None: no prediction log
         self.replica = f"{socket.gethostname()}-{os.getpid()}"
         self.shadow_tasks: set[asyncio.Task[None]] = set()
+        self.capacity = SpareCapacity()  # whether shadows may have a request (shadows="spare")
 
     @property
     def error(self) -> str | None:
@@ -94,10 +99,13 @@ class _State:
             served.run,
             max_batch_rows=o["max_batch_rows"],
             max_queue_rows=o["max_queue_rows"],
-            max_wait=o["max_wait"],
+            # a shadow is never waited for: its rows gather for a few milliseconds into fewer calls (a model run in a
+            # thread takes the GIL from the event loop and gives it back once per call, not per row)
+            max_wait=max(o["max_wait"], SHADOW_WAIT_SECONDS) if shadow else o["max_wait"],
             inline_rows=inline,
             inline_budget=budget,
             on_batch=on_batch,
+            on_call=self.capacity.spent if shadow else None,
         )
 
     def start(self) -> None:
@@ -156,10 +164,19 @@ def create_app(
     max_wait: float = 0.0,
     prediction_log: Any = "auto",
     metrics: bool = True,
+    shadows: str = "spare",
 ) -> FastAPI:
     """An ASGI app serving ``target``: a deployment name (followed as it changes) or a model URI (``models:/name/3``,
     ``models:/name@alias``: resolved once, at load). ``prediction_log``: "auto" (the configured sink, for a
-    deployment), None, or a ``PredictionLog``."""
+    deployment), None, or a ``PredictionLog``.
+
+    ``shadows``: "spare" (the default) mirrors a request to the shadows while the server has capacity to spare
+    (``keel.serve.capacity``), so that a shadow never takes the primary's: at saturation it sees a sample, counted in
+    ``keel_serve_shadow_skipped_total`` and in the comparison's share. "all" mirrors every request, whatever it costs
+    the primary."""
+    if shadows not in SHADOW_POLICIES:
+        raise InvalidArgument.for_field("shadows", shadows, " or ".join(SHADOW_POLICIES))
+    every_request = shadows == "all"
     __version__ = _keel_version()
     options = {
         "poll_interval": poll_interval,
@@ -328,6 +345,7 @@ def create_app(
         extra = ("predict_proba",) if logging_on and model.has_proba else ()
         computed = tuple(dict.fromkeys(("predict", *wanted, *extra)))  # the log and the shadows compare labels
         rows = _rows(data)
+        state.capacity.enter()
         try:
             outputs, took = await route.batcher.submit(data, rows, computed)
         except Overloaded as exc:
@@ -340,6 +358,8 @@ def create_app(
             observe(route, 500, started, error=True)
             error = f"model {route.model} raised {type(exc).__name__} on this request"
             return answer({"error": error, "model": route.model, "request_id": request_id}, 500, request_id, route)
+        finally:
+            state.capacity.leave()
         try:
             response = answer(render(route, {k: outputs[k] for k in wanted}, body, request_id), 200, request_id, route)
         except Exception as exc:  # noqa: BLE001 - an output the protocol cannot carry: the model's fault, this request's 500
@@ -351,11 +371,16 @@ def create_app(
         now_ms = int(time.time() * 1000)
         if logging_on:
             state.predictions.offer(_log_rows(state, route, request_id, now_ms, body, data, outputs, took, served=True))
-        for shadow in table.shadows:
-            shadowing = run_shadow(shadow, route, body, data, rows, outputs, request_id, now_ms)
-            task = asyncio.get_running_loop().create_task(shadowing)
-            state.shadow_tasks.add(task)
-            task.add_done_callback(state.shadow_tasks.discard)
+        if table.shadows:
+            if every_request or state.capacity.spare():
+                for shadow in table.shadows:
+                    shadowing = run_shadow(shadow, route, body, data, rows, outputs, request_id, now_ms)
+                    task = asyncio.get_running_loop().create_task(shadowing)
+                    state.shadow_tasks.add(task)
+                    task.add_done_callback(state.shadow_tasks.discard)
+            elif state.metrics is not None:
+                for shadow in table.shadows:
+                    state.metrics.shadow_skipped(shadow.model, rows)
         return response
 
     def observe(route: Route, status: int, started: float, *, error: bool = False) -> None:
@@ -506,4 +531,4 @@ def _keel_version() -> str:
 
 def app_from_env() -> FastAPI:
     """The app of one ``keel serve --workers N`` worker (uvicorn's factory: it starts each worker from an import path)."""
-    return create_app(os.environ[TARGET_ENV])
+    return create_app(os.environ[TARGET_ENV], shadows=os.environ.get(SHADOWS_ENV, "spare"))

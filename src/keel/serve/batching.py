@@ -50,6 +50,7 @@ class Batcher:
         inline_rows: int = 0,
         inline_budget: float | None = None,
         on_batch: Callable[[int], None] | None = None,
+        on_call: Callable[[float], None] | None = None,
     ) -> None:
         self.run = run
         self.inline_rows = inline_rows  # batches this small run on the event loop: cheaper than a thread hop
@@ -58,6 +59,7 @@ class Batcher:
         self.recent_seconds: float | None = None  # moving average of the model's batch calls
         self.max_batch_rows, self.max_queue_rows, self.max_wait = max_batch_rows, max_queue_rows, max_wait
         self.on_batch = on_batch
+        self.on_call = on_call  # told the seconds each batch took, waiting for a thread included
         self._pending: deque[_Item] = deque()
         self.queued_rows = 0
         self._draining = False
@@ -83,10 +85,13 @@ class Batcher:
                 if self.max_wait > 0 and self.queued_rows < self.max_batch_rows:
                     await asyncio.sleep(self.max_wait)
                 batch = self._take()
+                started = time.perf_counter()
                 if self._inline(sum(item.rows for item in batch)):
                     results = self._run_batch(batch)
                 else:
                     results = await loop.run_in_executor(None, self._run_batch, batch)
+                if self.on_call is not None:
+                    self.on_call(time.perf_counter() - started)
                 self._remember(results)
                 for item, result in zip(batch, results, strict=True):
                     if item.future.done():  # the client went away

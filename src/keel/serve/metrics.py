@@ -8,6 +8,7 @@ Series (every one labelled ``deployment``):
 - ``keel_serve_batch_size``: rows per micro-batch (histogram);
 - ``keel_serve_queue_depth``: requests waiting for a batch (read from the server when scraped);
 - ``keel_serve_shadow_comparisons_total{model}`` and ``keel_serve_shadow_disagreements_total{model}``;
+- ``keel_serve_shadow_skipped_total{model}``: rows not mirrored to a shadow, the server being busy;
 - ``keel_serve_prediction_log_rows_total{outcome}``: prediction-log rows written, dropped or failed.
 
 Several worker processes (``keel serve --workers N``): a scrape reaches one of them, so each process's own
@@ -99,6 +100,8 @@ class ServeMetrics:
                                  registry=registry)  # fmt: skip
         self._disagreed = Counter("keel_serve_shadow_disagreements", "Shadow answers that differ from the primary's.",
                                   [*d, "model"], registry=registry)  # fmt: skip
+        self._skipped = Counter("keel_serve_shadow_skipped", "Rows a shadow did not see: other requests were waiting.",
+                                [*d, "model"], registry=registry)  # fmt: skip
         self._log_rows = Counter("keel_serve_prediction_log_rows", "Prediction-log rows, by outcome (written, dropped, failed).",
                                  [*d, "outcome"], registry=registry)  # fmt: skip
         self._batch_child = self._batches.labels(deployment)
@@ -136,6 +139,10 @@ class ServeMetrics:
         disagreed = self._disagreed.labels(self.deployment, model)  # created at 0 so that a rate has a series
         if not agreed:
             disagreed.inc()
+
+    def shadow_skipped(self, model: str, rows: int) -> None:
+        """``rows`` of a request not mirrored to the shadow ``model``: the server had no spare capacity."""
+        self._skipped.labels(self.deployment, model).inc(rows)
 
     def queue_depth(self, fn: Callable[[], int]) -> None:
         """Read the queue depth from ``fn`` when scraped (a cheap, thread-safe call such as a queue's length)."""
