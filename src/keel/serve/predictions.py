@@ -29,7 +29,7 @@ from keel.serve.predlog import encode_json
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["log_labels", "read_predictions", "window_ms"]
+__all__ = ["labels_for", "log_labels", "read_log_file", "read_predictions", "window_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def read_predictions(
     files = ctx.store.predictions.log_files(deployment, since_ms=since_ms, until_ms=until_ms)
     tables, decoded = [], []
     for file in files:
-        table = _read_file(ctx, deployment, file.sha256)
+        table = read_log_file(ctx, deployment, file.sha256)
         if table is None:
             continue
         if "deployment" in table.column_names:  # an index entry pointing at another deployment's file adds nothing
@@ -105,11 +105,11 @@ def read_predictions(
     for name in JSON_COLUMNS:  # objects: pandas would turn a missing proba into NaN or NA
         frame.insert(LOG_COLUMNS.index(name), name, pd.Series([values[name][i] for i in positions], dtype=object))
     if labels:
-        frame["label"] = pd.Series(_labels_for(ctx, deployment, frame), dtype=object)  # None stays None, not NaN
+        frame["label"] = pd.Series(labels_for(ctx, deployment, frame), dtype=object)  # None stays None, not NaN
     return frame
 
 
-def _read_file(ctx: Context, deployment: str, sha256: str) -> Any:
+def read_log_file(ctx: Context, deployment: str, sha256: str) -> Any:
     """One indexed file, or None (with a warning) when its blob is missing or is not a prediction-log file: one bad
     index entry must not make a deployment's whole log unreadable (compare and the monitors read it)."""
     import pyarrow as pa
@@ -173,7 +173,8 @@ def _inputs_from_columns(table: Any, numeric: list[str], inputs: list[Any]) -> l
     ]
 
 
-def _labels_for(ctx: Context, deployment: str, frame: pd.DataFrame) -> list[Any]:
+def labels_for(ctx: Context, deployment: str, frame: pd.DataFrame) -> list[Any]:
+    """The label of each row of ``frame`` (its ``request_id`` and ``row`` columns), None where none arrived."""
     ids = sorted(set(frame["request_id"]))
     known: dict[tuple[str, int], Any] = {}
     for start in range(0, len(ids), _LABEL_QUERY_CHUNK):

@@ -1,0 +1,102 @@
+"""Performance before the labels arrive: confidence-based performance estimation (CBPE, as NannyML has it).
+
+For a binary classifier whose probabilities are calibrated, row ``i`` predicted positive is a true positive with
+probability ``p_i`` and a false positive with ``1 - p_i``; summing these expectations over a window gives the
+expected confusion matrix, hence accuracy, precision, recall and F1, and the expected ROC curve gives the ROC
+AUC. Probabilities are calibrated first on a reference set whose labels are known (isotonic regression, fitted
+once), as NannyML does. The estimate is right while the relation between inputs and label holds (covariate
+shift); when that relation itself changes (concept drift), only the real labels tell, which is why it is shown
+until they arrive and then replaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from keel.core.errors import InvalidArgument
+
+__all__ = ["ESTIMATED_METRICS", "Estimator", "expected_metrics", "realised_metrics"]
+
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+def _probabilities(values: Any, field: str) -> np.ndarray:
+    p = np.asarray(values, dtype=np.float64).ravel()
+    if p.size and (not np.isfinite(p).all() or p.min() < 0 or p.max() > 1):
+        raise InvalidArgument.for_field(field, "values outside [0, 1]", "probabilities of the positive class in [0, 1]")
+    return p
+
+
+def expected_metrics(proba: Any, predicted: Any) -> dict[str, float | None]:
+    """The expected metrics of binary predictions (1 = positive) given calibrated positive-class probabilities."""
+    p = _probabilities(proba, "proba")
+    yhat = np.asarray(predicted).ravel().astype(bool)
+    if p.size != yhat.size:
+        raise InvalidArgument.for_field("predicted", f"{yhat.size} values", f"one per probability ({p.size})")
+    if not p.size:
+        return dict.fromkeys(ESTIMATED_METRICS)
+    tp, fp = float(p[yhat].sum()), float((1 - p[yhat]).sum())
+    fn, tn = float(p[~yhat].sum()), float((1 - p[~yhat]).sum())
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+    return {"accuracy": (tp + tn) / p.size, "precision": precision, "recall": recall, "f1": f1, "roc_auc": _expected_auc(p)}
+
+
+def _expected_auc(p: np.ndarray) -> float | None:
+    """The area under the expected ROC curve: with the rows sorted by probability, each is a positive with
+    probability ``p`` and a negative with ``1 - p``."""
+    positives, negatives = p.sum(), (1 - p).sum()
+    if positives <= 0 or negatives <= 0:
+        return None
+    order = np.argsort(-p, kind="stable")
+    tpr = np.concatenate([[0.0], np.cumsum(p[order]) / positives])
+    fpr = np.concatenate([[0.0], np.cumsum(1 - p[order]) / negatives])
+    return float(np.trapezoid(tpr, fpr))
+
+
+def realised_metrics(labels: Any, predicted: Any, proba: Any | None = None) -> dict[str, float | None]:
+    """The same metrics from real labels (1 = positive)."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+
+    y = np.asarray(labels).ravel().astype(int)
+    yhat = np.asarray(predicted).ravel().astype(int)
+    if not y.size:
+        return dict.fromkeys(ESTIMATED_METRICS)
+    both = len(set(y.tolist())) == 2
+    return {
+        "accuracy": float(accuracy_score(y, yhat)),
+        "precision": float(precision_score(y, yhat, zero_division=0)),
+        "recall": float(recall_score(y, yhat, zero_division=0)),
+        "f1": float(f1_score(y, yhat, zero_division=0)),
+        "roc_auc": float(roc_auc_score(y, _probabilities(proba, "proba"))) if proba is not None and both else None,
+    }
+
+
+@dataclass
+class Estimator:
+    """CBPE for one binary classifier: ``fit`` on a labelled reference (its probabilities and labels), then
+    ``estimate`` any window's metrics from its probabilities alone."""
+
+    calibrator: Any = None
+
+    def fit(self, proba: Any, labels: Any) -> Estimator:
+        from sklearn.isotonic import IsotonicRegression
+
+        p = _probabilities(proba, "proba")
+        y = np.asarray(labels).ravel().astype(int)
+        if p.size != y.size or p.size < 20 or len(set(y.tolist())) != 2:
+            expected = "at least 20 labelled rows of both classes, one per probability"
+            raise InvalidArgument.for_field("labels", f"{y.size} labels", expected)
+        self.calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
+        return self
+
+    def calibrated(self, proba: Any) -> np.ndarray:
+        p = _probabilities(proba, "proba")
+        return p if self.calibrator is None else np.asarray(self.calibrator.predict(p), dtype=np.float64)
+
+    def estimate(self, proba: Any, predicted: Any) -> dict[str, float | None]:
+        return expected_metrics(self.calibrated(proba), predicted)

@@ -1,0 +1,260 @@
+"""One monitoring window of a deployment: its rows read once from the prediction log into a mergeable profile,
+then drift against the training data, data quality, health and performance (realised on the labelled rows,
+estimated from the probabilities for all).
+
+>>> result = evaluate_window("churn", since="1h", reference="churn-train@3")   # doctest: +SKIP
+>>> result.values()["drift.share"], result.values()["performance.estimated.accuracy"]   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keel.context import Context, resolve
+from keel.core.errors import InvalidArgument
+from keel.data.drift_detection import DriftResult, drift
+from keel.monitor.estimation import Estimator, realised_metrics
+from keel.monitor.profiles import CategoricalSketch, NumericSketch, Profile
+from keel.serve.parquet_sink import INPUT_PREFIX
+from keel.serve.predictions import labels_for, read_log_file, window_ms
+
+__all__ = ["WindowResult", "evaluate_table", "evaluate_window", "read_window"]
+
+OUTPUT = "output"
+
+
+@dataclass
+class WindowResult:
+    """What a monitor keeps of one window: its profile (features and ``output``) and the values computed on it."""
+
+    deployment: str
+    start_ms: int | None
+    end_ms: int | None
+    profile: Profile
+    drift: DriftResult | None
+    quality: dict[str, dict[str, float]]
+    health: dict[str, float | None]
+    performance: dict[str, Any] = field(default_factory=dict)
+
+    def values(self) -> dict[str, float]:
+        """Every monitored number under one flat name (what alert rules and gauges refer to)."""
+        out: dict[str, float] = {}
+        if self.drift is not None:
+            out["drift.share"] = self.drift.share_drifted
+            out["drift.columns"] = float(len(self.drift.drifted))
+            for tested in self.drift.columns:
+                out[f"drift.{tested.column}.score"] = tested.statistic
+        for column, checks in self.quality.items():
+            for name, value in checks.items():
+                out[f"quality.{column}.{name}"] = value
+        out.update({f"health.{k}": v for k, v in self.health.items() if v is not None})
+        for kind in ("realised", "estimated"):
+            for name, value in (self.performance.get(kind) or {}).items():
+                if value is not None:
+                    out[f"performance.{kind}.{name}"] = value
+        return out
+
+
+def read_window(deployment: str, since: Any = None, until: Any = None, *, ctx: Context | None = None) -> Any:
+    """The served rows (primary and canaries, not shadows) of the window as one Arrow table, read once: the log's
+    plain columns, one column per input (``inputs.<name>`` files) and ``proba1`` (the positive class's
+    probability, when the model logged probabilities for two classes)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ctx = resolve(ctx)
+    since_ms, until_ms = window_ms(since, "since"), window_ms(until, "until")
+    tables = []
+    for file in ctx.store.predictions.log_files(deployment, since_ms=since_ms, until_ms=until_ms):
+        table = read_log_file(ctx, deployment, file.sha256)
+        if table is None:
+            continue
+        keep = pc.equal(table["served"], True)
+        if "deployment" in table.column_names:
+            keep = pc.and_(keep, pc.equal(table["deployment"], deployment))
+        if since_ms is not None:
+            keep = pc.and_(keep, pc.greater_equal(table["time"], since_ms))
+        if until_ms is not None:
+            keep = pc.and_(keep, pc.less_equal(table["time"], until_ms))
+        tables.append(_features(table.filter(keep)))
+    if not tables:
+        return pa.table({"time": pa.array([], pa.int64())})
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _features(table: Any) -> Any:
+    """A log file's rows with the inputs as columns (typed ``inputs.<name>``, or JSON objects decoded) and the
+    positive class's probability."""
+    import orjson
+    import pyarrow as pa
+
+    names = [n for n in table.column_names if n.startswith(INPUT_PREFIX)]
+    columns = {n.removeprefix(INPUT_PREFIX): table[n] for n in names}
+    if not names and "inputs" in table.column_names and pa.types.is_string(table.schema.field("inputs").type):
+        decoded = [orjson.loads(v) if v is not None else {} for v in table["inputs"].to_pylist()]
+        records = [v if isinstance(v, dict) else {} for v in decoded]
+        columns = {n: pa.array([r.get(n) for r in records]) for n in dict.fromkeys(k for r in records for k in r)}
+    out = {"time": table["time"], "request_id": table["request_id"], "row": table["row"], "latency_ms": table["latency_ms"],
+           **columns}  # fmt: skip
+    out[OUTPUT] = _outputs(table[OUTPUT], table.schema.field(OUTPUT))
+    proba = table["proba"]
+    if pa.types.is_list(proba.type):
+        flat = proba.combine_chunks()
+        lengths = flat.value_lengths().to_numpy(zero_copy_only=False)
+        if len(flat) and (lengths == 2).all():
+            values = flat.flatten().to_numpy(zero_copy_only=False)
+            out["proba1"] = pa.array(values[1::2].astype(np.float64))
+    return pa.table(out)
+
+
+def _outputs(column: Any, field_: Any) -> Any:
+    import orjson
+    import pyarrow as pa
+
+    if not pa.types.is_string(column.type) or (field_.metadata or {}).get(b"keel.encoding") == b"text":
+        return column
+    values = [orjson.loads(v) if v is not None else None for v in column.to_pylist()]
+    return pa.array([v if isinstance(v, int | float | str | bool) or v is None else str(v) for v in values])
+
+
+def evaluate_window(
+    deployment: str,
+    since: Any = None,
+    until: Any = None,
+    *,
+    reference: Any = None,
+    estimator: Estimator | None = None,
+    labels: bool = True,
+    ctx: Context | None = None,
+) -> WindowResult:
+    """Read the window once and evaluate it (``evaluate_table``). ``reference``: the training data (a dataset
+    reference such as ``"churn-train@3"``, a frame, or a profile); by default the first training dataset of the
+    deployment's primary model version, when it has one."""
+    ctx = resolve(ctx)
+    table = read_window(deployment, since, until, ctx=ctx)
+    if reference is None:
+        reference = _training_data(deployment, ctx)
+    reference = _reference_profile(reference, ctx)
+    found: list[Any] = []
+    if labels and table.num_rows:
+        import pandas as pd
+
+        frame = pd.DataFrame({"request_id": table["request_id"].to_pylist(), "row": table["row"].to_pylist()})
+        found = labels_for(ctx, deployment, frame)
+    result = evaluate_table(table, reference=reference, estimator=estimator, labels=found or None, deployment=deployment)
+    result.start_ms, result.end_ms = window_ms(since, "since"), window_ms(until, "until")
+    return result
+
+
+def _training_data(deployment: str, ctx: Context) -> Any:
+    from keel.registry import resolve as resolve_model
+
+    primary = ctx.store.deployments.get(deployment).primary
+    datasets = resolve_model(primary, ctx=ctx).datasets
+    return datasets[0] if datasets else None
+
+
+def evaluate_table(
+    table: Any,
+    *,
+    reference: Any = None,
+    estimator: Estimator | None = None,
+    labels: list[Any] | None = None,
+    deployment: str = "",
+) -> WindowResult:
+    """Profile the window's table (``read_window``'s columns) in one pass, then drift against ``reference``,
+    quality against the reference's profile, health from latencies and times, performance from ``labels`` (one
+    per row, None where none arrived) and estimated from ``proba1``."""
+    features = [n for n in table.column_names if n not in ("time", "request_id", "row", "latency_ms", "proba1")]
+    profile = Profile.from_table(table.select(features))
+    ref = _reference_profile(reference)
+    drifted: DriftResult | None = None
+    quality: dict[str, dict[str, float]] = {}
+    if ref is not None:
+        shared = [n for n in ref["columns"] if n in profile.columns and n != OUTPUT]
+        if shared and profile.rows:
+            drifted = drift(ref, profile.to_drift_profile(), columns=shared)
+        quality = {n: _quality(profile.columns[n], ref["columns"][n], profile.rows) for n in shared}
+    result = WindowResult(deployment, None, None, profile, drifted, quality, _health(table))
+    result.performance = _performance(table, labels, estimator)
+    return result
+
+
+def _reference_profile(reference: Any, ctx: Context | None = None) -> dict[str, Any] | None:
+    if reference is None:
+        return None
+    if isinstance(reference, Profile):
+        return reference.to_drift_profile()
+    if isinstance(reference, dict) and "columns" in reference:
+        return reference
+    from keel.data import frames
+    from keel.data.profiling import compute_profile
+
+    if isinstance(reference, str) and not reference.endswith((".csv", ".parquet", ".tsv")):
+        from keel.data.dataset_versions import profile
+
+        return profile(reference, ctx=ctx)
+    return compute_profile(frames.to_arrow(reference, what="reference"))
+
+
+def _quality(sketch: NumericSketch | CategoricalSketch, ref: dict[str, Any], rows: int) -> dict[str, float]:
+    """Missing values against the reference's share, values outside the reference's range, categories it never had."""
+    out = {"missing_share": sketch.missing / rows if rows else 0.0}
+    out["missing_share_change"] = out["missing_share"] - float(ref.get("missing_share") or 0.0)
+    if isinstance(sketch, NumericSketch) and sketch.count and "min" in ref:
+        lo, hi = float(ref["min"]), float(ref["max"])
+        below = 0.0 if sketch.min >= lo else float(sketch.kll.get_rank(lo, False))
+        above = 0.0 if sketch.max <= hi else 1.0 - float(sketch.kll.get_rank(hi, True))
+        out["out_of_range_share"] = below + above
+    elif isinstance(sketch, CategoricalSketch) and sketch.count and "frequencies" in ref:
+        known = set(ref["frequencies"])
+        unseen = sum(n for value, n in sketch.frequencies().items() if value not in known and value != "__other__")
+        out["unseen_category_share"] = unseen / sketch.count
+    return out
+
+
+def _health(table: Any) -> dict[str, float | None]:
+    rows = table.num_rows
+    if not rows:
+        return {"rows": 0.0, "requests": 0.0, "throughput_per_s": None, "latency_p50_ms": None, "latency_p99_ms": None}
+    import pyarrow.compute as pc
+
+    latency = table["latency_ms"].to_numpy()
+    span = pc.min_max(table["time"]).as_py()
+    seconds = max((span["max"] - span["min"]) / 1000.0, 1.0)
+    requests = float(pc.count_distinct(table["request_id"]).as_py())
+    return {
+        "rows": float(rows), "requests": requests, "throughput_per_s": requests / seconds,
+        "latency_p50_ms": float(np.percentile(latency, 50)), "latency_p99_ms": float(np.percentile(latency, 99)),
+    }  # fmt: skip
+
+
+def _performance(table: Any, labels: list[Any] | None, estimator: Estimator | None) -> dict[str, Any]:
+    """Realised metrics on the rows whose label arrived; the estimate (CBPE) over every row, when the model logged
+    two-class probabilities."""
+    out: dict[str, Any] = {"labelled_rows": 0, "realised": None, "estimated": None}
+    if not table.num_rows or OUTPUT not in table.column_names:
+        return out
+    predicted = table[OUTPUT].to_numpy(zero_copy_only=False)
+    proba = table["proba1"].to_numpy() if "proba1" in table.column_names else None
+    if proba is not None and _binary(predicted):
+        out["estimated"] = (estimator or Estimator()).estimate(proba, predicted.astype(int))
+    if labels is not None:
+        if len(labels) != table.num_rows:
+            raise InvalidArgument.for_field("labels", f"{len(labels)} labels", f"one per row ({table.num_rows})")
+        have = np.array([label is not None for label in labels])
+        out["labelled_rows"] = int(have.sum())
+        if have.any() and _binary(predicted):
+            y = np.asarray([label for label in labels if label is not None]).astype(int)
+            out["realised"] = realised_metrics(y, predicted[have].astype(int), proba[have] if proba is not None else None)
+    return out
+
+
+def _binary(values: np.ndarray) -> bool:
+    try:
+        return set(np.unique(values).tolist()) <= {0, 1}  # True and False are 1 and 0 in a set
+    except TypeError:
+        return False
