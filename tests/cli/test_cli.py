@@ -93,10 +93,10 @@ def test_quickstart_versions_validates_and_checks_drift_of_its_data(
 
 def test_runs_list_show_compare_and_report(quickstarted: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     folder, _ = quickstarted
-    listed = keel_cmd(folder, "runs", "list", "--json", "-f", "metrics.value > 0", "-o", "metrics.value DESC")
+    listed = keel_cmd(folder, "runs", "list", "-e", "quickstart", "--json", "-f", "metrics.value > 0", "-o", "metrics.value DESC")
     assert listed.returncode == 0, listed.stderr
     trials = json.loads(listed.stdout)
-    assert len(trials) == 8
+    assert len(trials) == 8  # the model search's trials (the retraining study of step 6 is another experiment)
     scores = [r["metrics"]["value"]["value"] for r in trials]
     assert scores == sorted(scores, reverse=True)
     table = keel_cmd(folder, "runs", "list", "-e", "quickstart", "-n", "50")
@@ -209,3 +209,34 @@ def test_quickstart_serves_the_deployment_shadows_the_other_model_and_compares_t
         assert deployment.primary == "models:/breast-cancer@production" and "not promoted" in done.stdout
     assert (folder / ".keel" / "reports" / "deployment-breast-cancer.html").is_file()
     assert "prediction log: 1,138 rows" in done.stdout.replace("\n", " ")
+
+
+def test_quickstart_closes_the_monitoring_loop_drift_alert_retrain_shadow_promote(
+    quickstarted: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    from keel.core.html import is_keel_report
+
+    folder, done = quickstarted
+    assert "6. monitoring" in done.stdout
+    client = Context(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
+    monitors = client.store.monitors
+    windows = [w for w in monitors.windows("breast-cancer-live") if w.rows]
+    shares = [w.values["drift.share"] for w in windows]
+    assert shares[0] == 0.0 and max(shares) > 0.15  # normal traffic, then the recalibrated instrument
+    drifted = next(w for w in windows if w.values["drift.share"] > 0.15)
+    assert drifted.values["performance.realised.accuracy"] < windows[0].values["performance.realised.accuracy"] - 0.1
+    (alert,) = [a for a in monitors.alerts(monitor="breast-cancer-live") if a.first_window_ms == drifted.start_ms]
+    actions = {r.action: r for r in monitors.actions(alert.id)}
+    assert actions["log"].status == "ok" and actions["retrain:quickstart"].status == "ok"
+    retrained = client.store.models.get_version("breast-cancer-retrained", 1)
+    assert retrained.datasets == ("breast-cancer-live@1",) and retrained.source_run is not None
+    history = client.store.deployments.history("breast-cancer-live")
+    shadowed = next(c for c in history if c.what == "shadow")
+    assert f"alert {alert.id}" in shadowed.reason and retrained.uri in shadowed.to_routes["shadows"]
+    deployment = client.store.deployments.get("breast-cancer-live")
+    if "promoted models:/breast-cancer-retrained/1" in done.stdout.replace("\n", " "):
+        assert deployment.primary == retrained.uri and "significantly better" in history[-1].reason
+    else:
+        assert deployment.primary == "models:/breast-cancer@production" and "not promoted" in done.stdout
+    report = folder / ".keel" / "reports" / "monitor-breast-cancer-live.html"
+    assert is_keel_report(report) and "drift.share" in report.read_text()

@@ -48,7 +48,7 @@ def test_every_entry_of_the_table_is_one_route_with_its_schema_and_auth(tmp_path
             for method in route.methods or ():
                 writers[(method, route.path)] = any(d.dependency is require_writer for d in router.dependencies)
     mounted = [ep for group in GROUPS for ep in group.endpoints() if ep.mount]
-    assert len(mounted) == len(writers) == 46  # 36 + the 6 deployment and 4 prediction entries (issue 10)
+    assert len(mounted) == len(writers) == 59  # 36 + the 6 deployment and 4 prediction entries (issue 10) + 13 monitor (11)
     for ep in mounted:
         writer = writers[(ep.verb, "/api/v1" + ep.path)]
         assert writer == (ep.verb != "GET"), f"{ep.verb} {ep.path}: require_writer on every mutating route only"
@@ -246,7 +246,9 @@ def test_the_client_methods_are_the_tables(tmp_path: Path) -> None:
     store = RestStore("http://127.0.0.1:9")
     try:
         for group, target in zip(
-            GROUPS, (store, store.datasets, store.pipelines, store.models, store.deployments, store.predictions), strict=True
+            GROUPS,
+            (store, store.datasets, store.pipelines, store.models, store.deployments, store.predictions, store.monitors),
+            strict=True,
         ):
             for ep in group.endpoints():
                 method: Any = getattr(target, ep.name)

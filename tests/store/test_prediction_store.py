@@ -55,7 +55,7 @@ def test_a_database_of_the_previous_revision_is_upgraded(tmp_path: Path) -> None
     old.close()
     store = SqlStore(uri)
     try:
-        assert sql_engine.current_revision(store.engine) == "0010"
+        assert sql_engine.current_revision(store.engine) == sql_engine.SCHEMA_HEAD
         store.deployments.create("churn", "models:/churn/1")
         store.predictions.add_log_file(PredictionLogFile("churn", "a" * 64, 3, 1, 2, "r"))
         assert [f.rows for f in store.predictions.log_files("churn")] == [3]

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from keel.cli import data, deploy, gate, models, pipeline, quickstart, runs, serve, server
+from keel.cli import data, deploy, gate, models, monitor, pipeline, quickstart, runs, scheduler, serve, server
 from keel.cli.output import clean
 from keel.core.errors import KeelError
 
@@ -32,9 +32,11 @@ app.add_typer(data.app, name="data")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(models.app, name="models")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(monitor.app, name="monitor")
 app.command("gate")(gate.gate)
 app.command("server")(server.server)
 app.command("serve")(serve.serve)
+app.command("scheduler")(scheduler.scheduler)
 app.command("quickstart")(quickstart.quickstart)
 
 

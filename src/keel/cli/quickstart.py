@@ -8,7 +8,9 @@
 4. drift: a check between two halves of the data and against a perturbed copy;
 5. deployment: production served on loopback, the other model added as a shadow while it serves, the data sent
    through, labels recorded, the two compared live (agreement, latency, metrics with confidence intervals) and the
-   shadow promoted only when it is significantly better; the prediction log read back.
+   shadow promoted only when it is significantly better; the prediction log read back;
+6. monitoring: normal then drifted traffic watched window by window; the drift alert retrains (HPO, gate) and the
+   new model joins as a shadow, is compared live and promoted (``keel.cli.quickstart_monitor``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def quickstart(
     drift_report = _drift_check(keel.data.get(dataset, run=False), settings.home)
     console.print("\n[bold]5. deployment[/]")
     comparison_report = _deploy(keel.data.get(dataset, run=False), settings.home)
+    console.print("\n[bold]6. monitoring[/]")
+    from keel.cli.quickstart_monitor import MONITOR, monitoring_loop
+
+    monitor_report = monitoring_loop(keel.data.get(dataset, run=False), settings.home)
     console.print(f"\ndone in {time.perf_counter() - started:.1f}s")
     console.print("\n[bold]Look further[/]")
     for command, what in (
@@ -71,6 +77,10 @@ def quickstart(
         ("keel deploy history breast-cancer", "the deployment's routes and every change to them"),
         ("keel deploy compare breast-cancer --since 1h", "production and its shadow side by side, live"),
         (f"open {comparison_report}", "the comparison: agreement, latency, output distributions, metrics with CIs"),
+        ("keel monitor status", "every monitor: newest window, drift, accuracy, alerts firing"),
+        (f"keel monitor alerts {MONITOR}", "the drift alert and what it did (retrain, shadow)"),
+        (f"open {monitor_report}", "the monitor's time series, per-feature drift, alerts and actions"),
+        ("keel deploy history breast-cancer-live", "why the primary changed: the alert, the retrained shadow, the promotion"),
         ("keel serve breast-cancer", "serve the deployment: /v2/models/breast-cancer/infer, /predict, /metrics, /docs"),
         ("keel deploy package breast-cancer -o deploy/", "a Dockerfile and Kubernetes manifests for it"),
         ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs)"),

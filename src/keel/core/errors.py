@@ -10,7 +10,8 @@
     │   └── UntrustedModel untrusted_model     loading these bytes could run untrusted code  (403)
     ├── NotFound           not_found           an entity that does not exist               (404)
     ├── Conflict           conflict            a write that contradicts what is stored     (409)
-    │   └── PromotionRefused promotion_refused a gate refused to move an alias             (409)
+    │   ├── PromotionRefused promotion_refused a gate refused to move an alias             (409)
+    │   └── AlreadyExists  already_exists      a create whose name is taken                (409)
     ├── CorruptedContent   integrity_error     stored bytes that no longer match their hash  (409)
     ├── ValidationFailed   validation_failed   data refused at ingestion by its checks     (422)
     ├── StepFailed         step_failed         a pipeline step failed after its retries    (422)
@@ -130,6 +131,12 @@ class PromotionRefused(Conflict):
         super().__init__(message)
         if checks is not None:
             self.checks = list(checks)
+
+
+class AlreadyExists(Conflict):
+    """A create whose name is taken (a ``Conflict``: older clients catch it as one)."""
+
+    code = "already_exists"
 
 
 class CorruptedContent(KeelError):

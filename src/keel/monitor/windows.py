@@ -21,9 +21,10 @@ from keel.monitor.profiles import CategoricalSketch, NumericSketch, Profile
 from keel.serve.parquet_sink import INPUT_PREFIX
 from keel.serve.predictions import labels_for, read_log_file, window_ms
 
-__all__ = ["WindowResult", "evaluate_table", "evaluate_window", "read_window"]
+__all__ = ["WindowResult", "evaluate_table", "evaluate_window", "read_window", "reference_profile"]
 
 OUTPUT = "output"
+_LOG_FIELDS = ("time", "request_id", "row", "latency_ms")  # read_window's columns that are not features
 
 
 @dataclass
@@ -128,14 +129,19 @@ def evaluate_window(
     reference: Any = None,
     estimator: Estimator | None = None,
     labels: bool = True,
+    profile: bool = True,
     ctx: Context | None = None,
 ) -> WindowResult:
     """Read the window once and evaluate it (``evaluate_table``). ``reference``: the training data (a dataset
     reference such as ``"churn-train@3"``, a frame, or a profile); by default the first training dataset of the
-    deployment's primary model version, when it has one."""
+    deployment's primary model version, when it has one. ``profile=False``: performance only (late labels), from
+    the log's outputs and probabilities, without profiling the inputs."""
     ctx = resolve(ctx)
     table = read_window(deployment, since, until, ctx=ctx)
-    if reference is None:
+    if not profile:
+        table = table.select([n for n in table.column_names if n in (OUTPUT, "proba1", *_LOG_FIELDS)])
+        reference = None
+    elif reference is None:
         reference = _training_data(deployment, ctx)
     reference = _reference_profile(reference, ctx)
     found: list[Any] = []
@@ -147,6 +153,13 @@ def evaluate_window(
     result = evaluate_table(table, reference=reference, estimator=estimator, labels=found or None, deployment=deployment)
     result.start_ms, result.end_ms = window_ms(since, "since"), window_ms(until, "until")
     return result
+
+
+def reference_profile(deployment: str, reference: Any, ctx: Context | None = None) -> dict[str, Any] | None:
+    """The drift profile a monitor compares ``deployment``'s windows with: ``reference``'s, or the primary model
+    version's first training dataset's (None when there is neither)."""
+    ctx = resolve(ctx)
+    return _reference_profile(reference if reference is not None else _training_data(deployment, ctx), ctx)
 
 
 def _training_data(deployment: str, ctx: Context) -> Any:
@@ -168,8 +181,8 @@ def evaluate_table(
     """Profile the window's table (``read_window``'s columns) in one pass, then drift against ``reference``,
     quality against the reference's profile, health from latencies and times, performance from ``labels`` (one
     per row, None where none arrived) and estimated from ``proba1``."""
-    features = [n for n in table.column_names if n not in ("time", "request_id", "row", "latency_ms", "proba1")]
-    profile = Profile.from_table(table.select(features))
+    features = [n for n in table.column_names if n not in (*_LOG_FIELDS, "proba1")]
+    profile = Profile.from_table(table.select(features)) if table.num_rows and features else Profile()
     ref = _reference_profile(reference)
     drifted: DriftResult | None = None
     quality: dict[str, dict[str, float]] = {}

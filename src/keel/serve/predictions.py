@@ -29,7 +29,7 @@ from keel.serve.predlog import encode_json
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["labels_for", "log_labels", "read_log_file", "read_predictions", "window_ms"]
+__all__ = ["duration_ms", "labels_for", "log_labels", "read_log_file", "read_predictions", "window_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,16 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _MOMENT = "a datetime, milliseconds since the epoch, or a duration ago such as '30m', '1h', '2d'"
 _LABEL_QUERY_CHUNK = 5_000  # request ids per labels() call: keeps a REST query small
+
+
+def duration_ms(value: Any, field: str) -> int:
+    """A length of time as ms: "500ms", "30s", "10m", "1h", "2d", "1w", or an int (ms)."""
+    if isinstance(value, Integral) and not isinstance(value, bool) and int(value) > 0:
+        return int(value)
+    match = _DURATION.fullmatch(value.strip().lower()) if isinstance(value, str) else None
+    if match is None or float(match[1]) <= 0:
+        raise InvalidArgument.for_field(field, value, "a length of time such as '30s', '10m', '1h', '1d'")
+    return int(float(match[1]) * _UNIT_MS[match[2]])
 
 
 def window_ms(value: Any, field: str, now: int | None = None) -> int | None:

@@ -45,6 +45,7 @@ from keel.core.errors import InvalidArgument
 from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.models import ModelStore
+from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
 from keel.store.metadata.predictions import PredictionStore
 
@@ -93,6 +94,11 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def predictions(self) -> PredictionStore:
         """The prediction log's index of files and the labels recorded later, on the same backend."""
+
+    @property
+    @abc.abstractmethod
+    def monitors(self) -> MonitorStore:
+        """Monitors, their window results, alerts, actions and scheduler leases, on the same backend."""
 
     @property
     @abc.abstractmethod

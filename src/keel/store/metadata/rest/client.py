@@ -21,6 +21,7 @@ from keel.store.metadata.base import MetadataStore, MetricRow, check_batch_id, n
 from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.models import ModelStore
+from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
 from keel.store.metadata.predictions import PredictionStore
 from keel.store.metadata.rest import wire
@@ -29,6 +30,7 @@ from keel.store.metadata.rest.endpoints import (
     DeploymentEndpoints,
     MetadataEndpoints,
     ModelEndpoints,
+    MonitorEndpoints,
     PipelineEndpoints,
     PredictionEndpoints,
     _run_id,
@@ -40,6 +42,7 @@ __all__ = [
     "RestDatasetStore",
     "RestDeploymentStore",
     "RestModelStore",
+    "RestMonitorStore",
     "RestPipelineStore",
     "RestPredictionStore",
     "RestStore",
@@ -73,6 +76,10 @@ class RestStore(MetadataEndpoints, MetadataStore):
     @property
     def predictions(self) -> RestPredictionStore:
         return RestPredictionStore(self)
+
+    @property
+    def monitors(self) -> RestMonitorStore:
+        return RestMonitorStore(self)
 
     @property
     def pipelines(self) -> RestPipelineStore:
@@ -145,3 +152,8 @@ class RestDeploymentStore(DeploymentEndpoints, _SubStore, DeploymentStore):
 
 class RestPredictionStore(PredictionEndpoints, _SubStore, PredictionStore):
     """The prediction log's index and labels over HTTP; idempotent, so a request whose answer was lost may be sent again."""
+
+
+class RestMonitorStore(MonitorEndpoints, _SubStore, MonitorStore):
+    """Monitors, windows, alerts, actions and leases over HTTP. The dedup keys (a window's start, a rule's firing
+    alert, an alert's action) and the lease's compare-and-set are the server's store's, in its transaction."""

@@ -64,15 +64,18 @@ from keel.core.entities import (
 )
 from keel.core.errors import InvalidArgument, NotFound
 from keel.core.model_records import check_version_metrics
+from keel.core.monitoring import check_lease
 from keel.core.predictions import PredictionLogFile, check_labels, check_log_file, check_request_ids, check_time_bound
 from keel.core.promotion import check_move
-from keel.core.validation import check_sha256, param_to_str
+from keel.core.validation import check_name, check_sha256, param_to_str
 from keel.store.metadata.base import MetadataStore, check_batch_id, check_run_kind, check_trial_result
 from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.models import ModelStore
+from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
 from keel.store.metadata.predictions import PredictionStore
+from keel.store.metadata.rest import monitor_wire as mw
 from keel.store.metadata.rest import schemas as s
 from keel.store.metadata.rest import wire
 
@@ -400,7 +403,7 @@ class Endpoints:
         for ep in cls.endpoints():
             ep.bind(store, attribute, tag)
         missing = set(getattr(store, "__abstractmethods__", ())) - {e.name for e in cls.endpoints()} - cls.hand_written
-        missing -= {"datasets", "deployments", "models", "pipelines", "predictions"}  # the sub-stores, groups of their own
+        missing -= {"datasets", "deployments", "models", "monitors", "pipelines", "predictions"}  # sub-stores: own groups
         if missing:
             raise TypeError(f"{cls.__name__}: no endpoint for {sorted(missing)}")
 
@@ -629,7 +632,85 @@ class PredictionEndpoints(Endpoints, store=PredictionStore, attribute="predictio
     )  # fmt: skip
 
 
+def _named(field: str) -> Arg:
+    return Arg(to_wire=opt(lambda name: check_name(name, field)))
+
+
+def _alert_id(alert_id: Any) -> int:
+    if isinstance(alert_id, bool) or not isinstance(alert_id, int) or alert_id < 1:
+        raise InvalidArgument.for_field("alert_id", alert_id, "a positive integer")
+    return alert_id
+
+
+def _check_lease(args: Args) -> None:
+    args["job"], args["owner"], args["ttl_ms"] = check_lease(args["job"], args["owner"], args["ttl_ms"])
+
+
+def _check_release(args: Args) -> None:
+    args["job"], args["owner"], _ = check_lease(args["job"], args["owner"], 1)
+
+
+MONITOR = (mw.monitor_to_json, mw.monitor_from_json)
+WINDOW = (mw.window_to_json, mw.window_from_json)
+ALERT = (mw.alert_to_json, mw.alert_from_json)
+ACTION = (mw.action_to_json, mw.action_from_json)
+
+
+class MonitorEndpoints(Endpoints, store=MonitorStore, attribute="monitors", tag="monitors"):
+    """Entities travel whole in bodies (their names inside them), checked by the client before sending and built
+    from the validated body on the server, whose store checks them again."""
+
+    create_monitor = endpoint(
+        POST, "/monitors", body=mw.MonitorIn, args={"monitor": Arg(mw.checked_monitor_to_json, mw.monitor_from_json)},
+        result=one(*MONITOR),
+    )  # fmt: skip
+    get_monitor = endpoint(GET, "/monitors/{name}", args={"name": _named("monitor")}, result=one(*MONITOR))
+    list_monitors = endpoint(
+        GET, "/monitors", query=("deployment",), args={"deployment": _named("deployment")}, result=many(*MONITOR)
+    )
+    update_monitor = endpoint(
+        PUT, "/monitors", body=mw.MonitorIn, args={"monitor": Arg(mw.checked_monitor_to_json, mw.monitor_from_json)},
+        result=one(*MONITOR),
+    )  # fmt: skip
+    put_window = endpoint(
+        PUT, "/monitor-windows", body=mw.MonitorWindowIn,
+        args={"window": Arg(mw.checked_window_to_json, mw.window_from_json)}, result=one(*WINDOW),
+    )  # fmt: skip
+    windows = endpoint(
+        GET, "/monitors/{monitor}/windows", query=("since_ms", "until_ms"),
+        args={"monitor": _named("monitor"), "since_ms": _time_bound("since_ms"), "until_ms": _time_bound("until_ms")},
+        result=many(*WINDOW), operation="monitor_windows",
+    )  # fmt: skip
+    open_alert = endpoint(
+        POST, "/monitor-alerts", body=mw.AlertIn, args={"alert": Arg(mw.checked_alert_to_json, mw.alert_from_json)},
+        result=one(mw.opened_to_json, mw.opened_from_json),
+    )  # fmt: skip
+    resolve_alert = endpoint(
+        POST, "/monitors/{monitor}/alerts/{rule}/resolve",
+        args={"monitor": _named("monitor"), "rule": _named("rule")}, result=keyed("alert", *ALERT),
+    )  # fmt: skip
+    alerts = endpoint(
+        GET, "/monitor-alerts", query=("monitor", "state", "since_ms"),
+        args={"monitor": _named("monitor"), "since_ms": _time_bound("since_ms")}, result=many(*ALERT),
+        operation="monitor_alerts",
+    )  # fmt: skip
+    record_action = endpoint(
+        POST, "/monitor-actions", body=mw.ActionRecordIn,
+        args={"record": Arg(mw.checked_action_to_json, mw.action_from_json)}, result=one(*ACTION),
+    )  # fmt: skip
+    actions = endpoint(
+        GET, "/monitor-alerts/{alert_id}/actions", args={"alert_id": Arg(to_wire=_alert_id, wire_type=int)}, result=many(*ACTION),
+        operation="monitor_actions",
+    )  # fmt: skip
+    acquire_lease = endpoint(
+        POST, "/scheduler-leases/acquire", body=mw.LeaseIn, check=_check_lease,
+        result=Result(lambda taken: {"acquired": taken}, lambda data, _: bool(data["acquired"])),
+    )  # fmt: skip
+    release_lease = endpoint(POST, "/scheduler-leases/release", body=mw.LeaseReleaseIn, check=_check_release)
+
+
 GROUPS: tuple[type[Endpoints], ...] = (
     MetadataEndpoints, DatasetEndpoints, PipelineEndpoints, ModelEndpoints, DeploymentEndpoints, PredictionEndpoints,
+    MonitorEndpoints,
 )  # fmt: skip
 """Every group, in the order the server mounts them."""

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -337,4 +338,79 @@ prediction_labels = Table(
     Column("at", BigInteger, nullable=False),  # when it was (last) recorded
     UniqueConstraint("deployment_id", "request_id", "row", name="uq_prediction_labels_deployment_request_row"),
     Index("ix_prediction_labels_deployment_at", "deployment_id", "at"),
+)
+
+_FIRING = text("state = 'firing'")
+
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("deployment_id", Integer, ForeignKey("deployments.id"), nullable=False),
+    Column("window_ms", BigInteger, nullable=False),
+    Column("reference", Text),  # a dataset reference; NULL: the primary model's first training dataset
+    Column("rules", Text, nullable=False),  # JSON list of AlertRule.to_dict()
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_monitors_deployment", "deployment_id"),
+)
+
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+    # the window's values, a JSON object of finite numbers ("values" is a reserved word in SQL)
+    Column("numbers", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("labelled_rows", BigInteger, nullable=False),
+    Column("profile_sha256", String(64)),  # the mergeable profile, a blob in the artifact store
+    Column("computed_at", BigInteger, nullable=False),
+    # also the index of the time-series reads (a monitor's windows by start)
+    UniqueConstraint("monitor_id", "start_ms", name="uq_monitor_windows_monitor_start"),
+)
+
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("monitor_id", Integer, ForeignKey("monitors.id"), nullable=False),
+    Column("rule", String(128), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # firing or resolved
+    Column("first_window_ms", BigInteger, nullable=False),
+    Column("last_window_ms", BigInteger, nullable=False),
+    Column("value", Float),
+    Column("message", Text, nullable=False),
+    Column("windows", Integer, nullable=False),  # distinct breaching windows
+    Column("created_at", BigInteger, nullable=False),
+    Column("resolved_at", BigInteger),
+    Index("ix_monitor_alerts_monitor_created", "monitor_id", "created_at"),
+    Index("ix_monitor_alerts_created", "created_at"),
+    # at most one firing alert per rule, whoever writes (the store also checks it in its transaction)
+    Index("uq_monitor_alerts_firing", "monitor_id", "rule", unique=True, sqlite_where=_FIRING, postgresql_where=_FIRING),
+)
+
+monitor_actions = Table(
+    "monitor_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("monitor_alerts.id"), nullable=False),
+    Column("action", String(1024), nullable=False),
+    Column("status", String(16), nullable=False),  # ok or failed
+    Column("detail", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),  # the last attempt
+    UniqueConstraint("alert_id", "action", name="uq_monitor_actions_alert_action"),
+)
+
+scheduler_leases = Table(
+    "scheduler_leases",
+    metadata,
+    Column("job", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("until_ms", BigInteger, nullable=False),
 )

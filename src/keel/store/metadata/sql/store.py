@@ -8,8 +8,9 @@ each using only the database's public API:
 - ``runs.py``: runs, params, tags (``run_search.py`` compiles searches)
 - ``metrics.py``: metric blocks, latest values, batch ids (the hot path)
 - ``run_artifacts.py``: artifact references of runs
-- ``datasets.py``, ``models.py``, ``pipelines.py``, ``deployments.py``, ``predictions.py``: ``store.datasets``,
-  ``store.models``, ``store.pipelines``, ``store.deployments``, ``store.predictions``
+- ``datasets.py``, ``models.py``, ``pipelines.py``, ``deployments.py``, ``predictions.py``, ``monitors.py``:
+  ``store.datasets``, ``store.models``, ``store.pipelines``, ``store.deployments``, ``store.predictions``,
+  ``store.monitors``
 
 The methods below only delegate; validation that does not depend on SQL is in ``keel.core``.
 """
@@ -39,6 +40,7 @@ from keel.store.metadata.sql.deployments import SqlDeploymentStore
 from keel.store.metadata.sql.experiments import SqlExperimentStore
 from keel.store.metadata.sql.metrics import SqlMetricStore
 from keel.store.metadata.sql.models import SqlModelStore
+from keel.store.metadata.sql.monitors import SqlMonitorStore
 from keel.store.metadata.sql.pipelines import SqlPipelineStore
 from keel.store.metadata.sql.predictions import SqlPredictionStore
 from keel.store.metadata.sql.run_artifacts import SqlRunArtifactStore
@@ -63,6 +65,7 @@ class SqlStore(MetadataStore):
         self._pipelines = SqlPipelineStore(self.db)
         self._deployments = SqlDeploymentStore(self.db)
         self._predictions = SqlPredictionStore(self.db)
+        self._monitors = SqlMonitorStore(self.db)
 
     @property
     def heartbeat_timeout(self) -> float:
@@ -91,6 +94,11 @@ class SqlStore(MetadataStore):
     def predictions(self) -> SqlPredictionStore:
         """The prediction log's index and labels on the same database."""
         return self._predictions
+
+    @property
+    def monitors(self) -> SqlMonitorStore:
+        """Monitors, windows, alerts, actions and leases on the same database."""
+        return self._monitors
 
     @property
     def pipelines(self) -> SqlPipelineStore:

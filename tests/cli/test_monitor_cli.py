@@ -1,0 +1,87 @@
+"""``keel monitor`` as a user runs it: create, add a rule, run, status, alerts, report; bad input is one line and
+exit code 2, and a report never overwrites a file keel did not write."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+
+import keel.data
+import keel.registry as registry
+from keel.context import Context
+from keel.serve.parquet_sink import ParquetSink
+from keel.serve.predlog import PredictionLog
+from keel.testing.cli import keel_cmd
+
+HOUR = 3_600_000
+
+
+def _store_with_traffic(folder: Path) -> None:
+    ctx = Context(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    keel.data.log(X.iloc[::2], "train", ctx=ctx)
+    model = LogisticRegression(max_iter=5000).fit(X.iloc[::2], y.iloc[::2])
+    version = registry.register(model, "cancer", input_example=X.head(3), datasets=["train@1"], ctx=ctx)
+    ctx.store.deployments.create("live", version.uri)
+    live = X.iloc[1::2].copy()
+    live["mean area"] *= 2.0
+    start = (int(time.time() * 1000) // HOUR - 2) * HOUR  # the hour before last: a whole window
+    values, proba = live.to_numpy(dtype=np.float64), model.predict_proba(live)
+    log = PredictionLog(ParquetSink("live", ctx))
+    log.offer([
+        {"request_id": f"r{i}", "row": 0, "time": start + i, "deployment": "live", "route": "primary", "model": version.uri,
+         "served": True, "inputs": values[i], "input_names": tuple(live.columns), "output": int(proba[i, 1] > 0.5),
+         "proba": proba[i], "latency_ms": 0.3, "replica": "test"}
+        for i in range(len(live))
+    ])  # fmt: skip
+    log.close()
+    ctx.close()
+
+
+def test_create_rule_run_status_alerts_report(tmp_path: Path) -> None:
+    _store_with_traffic(tmp_path)
+
+    def ok(*args: str) -> str:
+        done = keel_cmd(tmp_path, "monitor", *args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "created monitor live-1h of live" in ok(
+        "create", "live-1h", "live", "--window", "1h", "--rule", "drift: drift.share > 0.5"
+    )
+    assert "rule area" in ok("rule", "live-1h", "area", '"drift.mean area.score" > 0.1', "--severity", "critical")
+    ran = ok("run", "live-1h")
+    assert "window(s) computed" in ran and "alert" in ran and "area (critical)" in ran
+    assert "drift: " not in ran.split("alert", 1)[1]  # one column of 30 drifted: the share rule stays quiet
+    status = ok("status")
+    assert "live-1h" in status and "area" in status
+    alerts = ok("alerts", "live-1h")
+    assert "firing" in alerts and "mean area.score" in alerts and "log: ok" in alerts
+    report = tmp_path / "report.html"
+    assert "wrote" in ok("report", "live", "-o", str(report))  # a deployment with one monitor names it
+    text = report.read_text()
+    assert "mean area" in text and "<script" not in text
+
+    theirs = tmp_path / "notes.html"
+    theirs.write_text("my own notes")
+    bad = keel_cmd(tmp_path, "monitor", "report", "live-1h", "-o", str(theirs))
+    assert bad.returncode == 2 and "--output" in bad.stderr and theirs.read_text() == "my own notes"
+
+
+def test_bad_rules_and_windows_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    _store_with_traffic(tmp_path)
+    for args, expected in (
+        (("create", "m", "live", "--window", "soon"), "--window"),
+        (("create", "m", "live", "--rule", "drift.share > 0.3"), "NAME: EXPRESSION"),
+        (("create", "m", "live", "--rule", "d: drift.share >> 0.3"), "expression"),
+        (("create", "m", "nowhere"), "nowhere"),
+    ):
+        bad = keel_cmd(tmp_path, "monitor", *args)
+        assert bad.returncode == 2, (args, bad.stdout, bad.stderr)
+        lines = [line for line in bad.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and expected in lines[0] and "Traceback" not in bad.stderr, (args, bad.stderr)
+    assert "No monitors yet" in keel_cmd(tmp_path, "monitor", "status").stdout  # nothing was half-created
