@@ -85,3 +85,15 @@ def test_bad_rules_and_windows_are_one_line_and_exit_2(tmp_path: Path) -> None:
         lines = [line for line in bad.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and expected in lines[0] and "Traceback" not in bad.stderr, (args, bad.stderr)
     assert "No monitors yet" in keel_cmd(tmp_path, "monitor", "status").stdout  # nothing was half-created
+
+
+def test_scheduler_once_runs_the_monitors_and_refuses_an_unknown_import(tmp_path: Path) -> None:
+    _store_with_traffic(tmp_path)
+    assert keel_cmd(tmp_path, "monitor", "create", "live-1h", "live", "--window", "1h").returncode == 0
+    done = keel_cmd(tmp_path, "scheduler", "--once")
+    assert done.returncode == 0, done.stderr
+    assert "live-1h:" in done.stdout and "window(s)" in done.stdout
+    status = keel_cmd(tmp_path, "monitor", "status").stdout
+    assert "none yet" not in status  # the scheduler stored the windows
+    bad = keel_cmd(tmp_path, "scheduler", "--once", "--import", "no_such_module_here")
+    assert bad.returncode == 2 and "--import" in bad.stderr and "no_such_module_here" in bad.stderr

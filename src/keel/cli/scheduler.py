@@ -13,16 +13,17 @@ import typer
 from keel.cli.output import console, esc
 from keel.core.errors import InvalidArgument
 
-IMPORT_HELP = "A module to import first: it registers retraining pipelines (@keel.monitor.runner.retrainer). Repeatable."
+IMPORT_HELP = "A module to import first: its @keel.monitor.scheduled jobs and @keel.monitor.retrainer pipelines."
 
 
 def scheduler(
     interval: float = typer.Option(5.0, help="Seconds between passes over the monitors."),
     imports: list[str] = typer.Option([], "--import", help=IMPORT_HELP),
-    once: bool = typer.Option(False, "--once", help="One pass, then exit (cron, CI)."),
+    once: bool = typer.Option(False, "--once", help="One pass over the monitors, then exit (jobs need a running scheduler)."),
     metrics_port: int = typer.Option(0, help="Serve Prometheus metrics of the monitors on 127.0.0.1:PORT (0: off)."),
 ) -> None:
-    """Run the monitors window by window: drift, quality, performance, alerts and their actions."""
+    """Run the monitors window by window (drift, quality, performance, alerts and their actions) and the scheduled
+    jobs (interval, cron, new dataset versions, alerts)."""
     from keel.context import current
     from keel.monitor.scheduler import Scheduler
 
@@ -42,8 +43,10 @@ def scheduler(
         return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    console.print(f"keel scheduler: {len(ctx.store.monitors.list_monitors())} monitor(s), a pass every {interval:g} s "
-                  "(Ctrl-C to stop)")  # fmt: skip
+    from keel.monitor.jobs import JOBS
+
+    console.print(f"keel scheduler: {len(ctx.store.monitors.list_monitors())} monitor(s), {len(JOBS)} job(s), a pass "
+                  f"every {interval:g} s (Ctrl-C to stop)")  # fmt: skip
     try:
         runner.run(stop)
     except KeyboardInterrupt:

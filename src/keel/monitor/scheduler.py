@@ -1,4 +1,5 @@
-"""The scheduler: runs every monitor as its windows end, once across replicas, retrying what fails.
+"""The scheduler: runs every monitor as its windows end, and the scheduled jobs (``keel.monitor.jobs``: interval,
+cron, a new dataset version, an alert; ``keel.monitor.job_runner``), once across replicas, retrying what fails.
 
 Each pass goes over the monitors; a monitor whose next window has ended is run under a lease in the store
 (``monitor:NAME``, held while it runs), so with several replicas (several ``keel scheduler`` processes, or
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from keel.context import Context, resolve
 from keel.core.clock import now_ms
 from keel.core.monitoring import Alert, Monitor
+from keel.monitor.job_runner import JobRunner
 from keel.monitor.runner import RunSummary, run_monitor
 
 __all__ = ["FAILURE_RULE", "Scheduler"]
@@ -45,7 +47,12 @@ class Scheduler:
     interval: float = 5.0
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     on_run: Callable[[Monitor, RunSummary], None] | None = None  # metrics, progress
+    jobs: JobRunner | None = None  # None: one over every job registered with @scheduled
     _retries: dict[str, _Retry] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.jobs is None:
+            self.jobs = JobRunner(self.owner)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -56,7 +63,8 @@ class Scheduler:
             stop.wait(self.interval)
 
     def run_pending(self, until_ms: int | None = None) -> list[RunSummary]:
-        """Run every monitor whose next window has ended (and is not waiting to retry); returns what ran."""
+        """Run every monitor whose next window has ended (and is not waiting to retry), the jobs its alerts trigger,
+        then the jobs that are due; returns the monitors' runs (the jobs' are in ``jobs.ran`` and ``jobs.failures``)."""
         ctx = resolve(self.ctx)
         now = now_ms() if until_ms is None else until_ms
         done = []
@@ -69,6 +77,10 @@ class Scheduler:
             summary = self._run_leased(monitor, ctx, now)
             if summary is not None:
                 done.append(summary)
+                if summary.fired and self.jobs is not None:
+                    self.jobs.on_alerts(ctx, summary.fired)
+        if self.jobs is not None:
+            self.jobs.run_due(ctx, now)
         return done
 
     def _due(self, monitor: Monitor, ctx: Context, now: int) -> bool:

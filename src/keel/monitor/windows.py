@@ -147,9 +147,10 @@ def evaluate_window(
     found: list[Any] = []
     if labels and table.num_rows:
         import pandas as pd
+        import pyarrow.compute as pc
 
         frame = pd.DataFrame({"request_id": table["request_id"].to_pylist(), "row": table["row"].to_pylist()})
-        found = labels_for(ctx, deployment, frame)
+        found = labels_for(ctx, deployment, frame, int(pc.min(table["time"]).as_py()))
     result = evaluate_table(table, reference=reference, estimator=estimator, labels=found or None, deployment=deployment)
     result.start_ms, result.end_ms = window_ms(since, "since"), window_ms(until, "until")
     return result

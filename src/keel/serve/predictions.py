@@ -37,6 +37,8 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _MOMENT = "a datetime, milliseconds since the epoch, or a duration ago such as '30m', '1h', '2d'"
 _LABEL_QUERY_CHUNK = 5_000  # request ids per labels() call: keeps a REST query small
+_LABEL_BULK_ABOVE = 20_000  # past this many request ids, one query for every label since the oldest prediction
+_CLOCK_SKEW_MS = 3_600_000  # a replica's clock against the store's: labels recorded this much "before" still count
 
 
 def duration_ms(value: Any, field: str) -> int:
@@ -115,7 +117,8 @@ def read_predictions(
     for name in JSON_COLUMNS:  # objects: pandas would turn a missing proba into NaN or NA
         frame.insert(LOG_COLUMNS.index(name), name, pd.Series([values[name][i] for i in positions], dtype=object))
     if labels:
-        frame["label"] = pd.Series(labels_for(ctx, deployment, frame), dtype=object)  # None stays None, not NaN
+        oldest = int(frame["time"].min()) if len(frame) else None
+        frame["label"] = pd.Series(labels_for(ctx, deployment, frame, oldest), dtype=object)  # None stays None, not NaN
     return frame
 
 
@@ -183,10 +186,18 @@ def _inputs_from_columns(table: Any, numeric: list[str], inputs: list[Any]) -> l
     ]
 
 
-def labels_for(ctx: Context, deployment: str, frame: pd.DataFrame) -> list[Any]:
-    """The label of each row of ``frame`` (its ``request_id`` and ``row`` columns), None where none arrived."""
+def labels_for(ctx: Context, deployment: str, frame: pd.DataFrame, since_ms: int | None = None) -> list[Any]:
+    """The label of each row of ``frame`` (its ``request_id`` and ``row`` columns), None where none arrived.
+    ``since_ms``: when the oldest of these predictions was made; with many rows, the labels recorded since then
+    come in one query (a label is recorded after its prediction) instead of one query per few thousand ids."""
     ids = sorted(set(frame["request_id"]))
     known: dict[tuple[str, int], Any] = {}
+    if since_ms is not None and len(ids) > _LABEL_BULK_ABOVE:
+        wanted = set(ids)
+        for label in ctx.store.predictions.labels(deployment, since_ms=max(0, since_ms - _CLOCK_SKEW_MS)):
+            if label.request_id in wanted:
+                known[(label.request_id, label.row)] = label.label
+        ids = []
     for start in range(0, len(ids), _LABEL_QUERY_CHUNK):
         for label in ctx.store.predictions.labels(deployment, request_ids=ids[start : start + _LABEL_QUERY_CHUNK]):
             known[(label.request_id, label.row)] = label.label

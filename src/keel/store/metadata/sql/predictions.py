@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, select
 
 from keel.core.clock import now_ms
@@ -115,8 +117,17 @@ class SqlPredictionStore(PredictionStore):
             if since is not None:
                 query = query.where(_l.at >= since)
             if ids is None:
-                rows = list(conn.execute(query))
+                rows = [tuple(r) for r in conn.execute(query)]
             else:
-                rows = [r for part in chunks(ids) for r in conn.execute(query.where(_l.request_id.in_(part)))]
-        rows.sort(key=lambda r: (r.request_id, r.row))  # in Python: the same order whatever the database's collation
-        return [PredictionLabel(deployment, r.request_id, r.row, json.loads(r.label), r.at) for r in rows]
+                rows = [tuple(r) for part in chunks(ids) for r in conn.execute(query.where(_l.request_id.in_(part)))]
+        rows.sort(key=itemgetter(0, 1))  # in Python: the same order whatever the database's collation
+        # a monitor joins a million labels to a window: plain tuples and orjson, ~2x faster than rows and json
+        return [PredictionLabel(deployment, rid, row, _label(text), at) for rid, row, text, at in rows]
+
+
+def _label(text: str) -> Any:
+    """A stored label's value (orjson; json for the integers past 64 bits orjson refuses)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
