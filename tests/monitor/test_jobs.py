@@ -18,8 +18,8 @@ from keel.monitor.job_runner import JobRunner
 from keel.monitor.jobs import Cron, Job, Trigger, scheduled
 
 
-def ms(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+def ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp() * 1000)
 
 
 def test_cron_fields_match_as_cron_has_them() -> None:
