@@ -21,7 +21,8 @@ import keel.data
 import keel.registry as registry
 from keel.context import Context
 from keel.core.monitoring import AlertRule, Monitor
-from keel.monitor.runner import RETRAINERS, load_profile, retrainer, run_monitor
+from keel.monitor import Profile
+from keel.monitor.runner import RETRAINERS, load_profile, profile_between, retrainer, run_monitor
 from keel.monitor.scheduler import FAILURE_RULE, Scheduler
 from keel.serve import log_labels
 from keel.serve.parquet_sink import ParquetSink
@@ -112,6 +113,11 @@ def test_windows_are_computed_once_alerts_fire_on_drift_and_their_actions_run(wo
     assert [w.start_ms for w in stored] == [T0, T0 + WINDOW]
     profile = load_profile(stored[1], ctx)
     assert profile is not None and profile.rows == drifted.rows and "mean radius" in profile.columns
+    both = profile_between("live-1m", T0, T0 + WINDOW, ctx=ctx)  # two windows merged from their stored sketches
+    assert both.rows == len(live)
+    merged, exact = both.columns["mean radius"], Profile.from_table(pd.concat([live.iloc[:130], _drifted(live.iloc[130:])]))
+    assert merged.count == exact.columns["mean radius"].count  # type: ignore[union-attr]
+    assert merged.max == exact.columns["mean radius"].max  # type: ignore[union-attr]
 
 
 def test_late_labels_replace_the_windows_performance(world) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from keel.monitor.estimation import Estimator, expected_metrics, realised_metrics
 from keel.monitor.jobs import Trigger, scheduled
 from keel.monitor.profiles import Profile, merge_profiles
-from keel.monitor.runner import retrainer, run_monitor
+from keel.monitor.runner import profile_between, retrainer, run_monitor
 from keel.monitor.windows import evaluate_window, read_window
 
 __all__ = [
-    "Estimator", "Profile", "Trigger", "evaluate_window", "expected_metrics", "merge_profiles", "read_window",
-    "realised_metrics", "retrainer", "run_monitor", "scheduled",
+    "Estimator", "Profile", "Trigger", "evaluate_window", "expected_metrics", "merge_profiles", "profile_between",
+    "read_window", "realised_metrics", "retrainer", "run_monitor", "scheduled",
 ]  # fmt: skip

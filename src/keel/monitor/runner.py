@@ -23,10 +23,10 @@ from keel.core.clock import now_ms as clock_ms
 from keel.core.errors import InvalidArgument, KeelError
 from keel.core.monitoring import ActionRecord, Alert, AlertRule, Monitor, MonitorWindow
 from keel.monitor.estimation import Estimator
-from keel.monitor.profiles import Profile
+from keel.monitor.profiles import Profile, merge_profiles
 from keel.monitor.windows import WindowResult, evaluate_window
 
-__all__ = ["RETRAINERS", "RunSummary", "load_profile", "retrainer", "run_monitor"]
+__all__ = ["RETRAINERS", "RunSummary", "load_profile", "profile_between", "retrainer", "run_monitor"]
 
 log = logging.getLogger(__name__)
 RELABEL_WINDOWS = 48  # recent windows whose performance is computed again when their labels arrive
@@ -129,6 +129,16 @@ def load_profile(window: MonitorWindow, ctx: Context | None = None) -> Profile |
     if window.profile_sha256 is None:
         return None
     return Profile.from_dict(orjson.loads(resolve(ctx).artifacts.get_bytes(window.profile_sha256)))
+
+
+def profile_between(
+    monitor: str, since_ms: int | None = None, until_ms: int | None = None, *, ctx: Context | None = None
+) -> Profile:
+    """One profile of the monitor's stored windows starting in ``[since_ms, until_ms]``: hours into a day or a week,
+    merged from their sketches, never from the rows."""
+    ctx = resolve(ctx)
+    windows = ctx.store.monitors.windows(monitor, since_ms=since_ms, until_ms=until_ms)
+    return merge_profiles(p for p in (load_profile(w, ctx) for w in windows) if p is not None)
 
 
 def _relabel(monitor: Monitor, stored: list[MonitorWindow], ctx: Context, estimator: Estimator | None) -> list[MonitorWindow]:
