@@ -67,7 +67,8 @@ def test_valid_expressions_parse(expression: str, parts: tuple[str, ...], op: st
         ("drift.share >", "at the end expected a number or baseline"),
         ("drift.share > 0.3 and more", "at character 19 ('and more') expected the end of the rule"),
         ("drfit.share > 0.3",
-         "at character 1 ('drfit.share ') expected a value name starting with drift., quality., health., performance."),
+         "at character 1 ('drfit.share ') expected a value name starting with drift., prediction_drift., quality., "
+         "health., performance."),
         ("drift. > 0.3", "at character 1 ('drift. > 0.3') expected a value name starting with"),
         ("*.score > 0.3", "at character 1 ('*.score > 0.') expected a value name starting with"),
         ("> 0.3", "at character 1 ('> 0.3') expected a value name such as drift.share (in double quotes when it has spaces)"),

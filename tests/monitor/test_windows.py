@@ -25,6 +25,7 @@ from keel.serve.predlog import PredictionLog
 
 NORMAL = int(time.time() * 1000) - 3_600_000  # the first window's start: the module's tests read it again
 DRIFTED = NORMAL + 600_000
+SIZES = NORMAL + 1_200_000
 
 
 def _log(ctx: Context, deployment: str, model, X: pd.DataFrame, start_ms: int, uri: str) -> list[str]:
@@ -105,3 +106,28 @@ def test_an_estimator_fitted_on_labelled_reference_data_is_used(deployed) -> Non
     assert result.performance["estimated"]["accuracy"] == pytest.approx(
         estimator.estimate(model.predict_proba(X.iloc[400:])[:, 1], model.predict(X.iloc[400:]))["accuracy"]
     )
+
+
+def test_predictions_drift_against_a_baseline_window_and_outliers_are_counted(deployed) -> None:
+    ctx, _, X, _, live, _ = deployed
+    normal = evaluate_window("cancer", since=NORMAL, until=NORMAL + 10_000, ctx=ctx)
+    assert normal.prediction_drift is None  # no baseline given
+    same = evaluate_window("cancer", since=NORMAL, until=NORMAL + 10_000, ctx=ctx, baseline=normal.profile)
+    assert same.prediction_drift is not None and same.prediction_drift.drifted == []
+    assert {c.column for c in same.prediction_drift.columns} == {"output", "proba1"}
+    radius = evaluate_window("cancer", since=DRIFTED, until=DRIFTED + 10_000, ctx=ctx, baseline=normal.profile)
+    assert radius.prediction_drift is not None and radius.prediction_drift.drifted == []  # one input: answers hold
+    sizes = live.copy()
+    for column in ("mean radius", "mean perimeter", "mean area", "worst radius", "worst perimeter", "worst area"):
+        sizes[column] = sizes[column] * 1.6  # the instrument reads every size larger: the answers move
+    _log(ctx, "cancer", deployed[1], sizes, SIZES, deployed[5])
+    shifted = evaluate_window("cancer", since=SIZES, until=SIZES + 10_000, ctx=ctx, baseline=normal.profile)
+    assert shifted.prediction_drift is not None and "proba1" in shifted.prediction_drift.drifted
+    values = shifted.values()
+    assert values["prediction_drift.proba1.drifted"] == 1.0 and values["prediction_drift.proba1.score"] > 0.1
+    # Tukey's fences from the training quartiles: radius x1.6 puts many rows beyond them, as the sketch counts
+    train, moved = X.iloc[:400]["mean radius"], live["mean radius"] * 1.6
+    q1, q3 = train.quantile(0.25), train.quantile(0.75)
+    beyond = float(((moved > q3 + 1.5 * (q3 - q1)) | (moved < q1 - 1.5 * (q3 - q1))).mean())
+    assert radius.quality["mean radius"]["outlier_share"] == pytest.approx(beyond, abs=0.03) and beyond > 0.2
+    assert normal.quality["mean radius"]["outlier_share"] < 0.05

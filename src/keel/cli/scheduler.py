@@ -13,6 +13,7 @@ import typer
 from keel.cli.output import console, esc
 from keel.core.errors import InvalidArgument
 
+RECENT_WINDOWS = 48  # stored windows a starting scheduler looks through for the newest one with rows
 IMPORT_HELP = "A module to import first: its @keel.monitor.scheduled jobs and @keel.monitor.retrainer pipelines."
 
 
@@ -55,9 +56,10 @@ def scheduler(
 
 def _publisher(ctx: Any, port: int) -> Callable[[Any, Any], None]:
     """Serve the monitors' gauges on 127.0.0.1:``port`` (``render()``: a scrape never sees half a publish) and
-    return what publishes a run's newest window."""
+    return what publishes a run's newest window with rows (the newest stored one is published at once)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from keel.core.clock import now_ms
     from keel.monitor.prometheus import MonitorMetrics
 
     metrics = MonitorMetrics()
@@ -77,13 +79,21 @@ def _publisher(ctx: Any, port: int) -> Callable[[Any, Any], None]:
     server = ThreadingHTTPServer(("127.0.0.1", port), Metrics)
     threading.Thread(target=server.serve_forever, name="keel-scheduler-metrics", daemon=True).start()
 
-    def publish(monitor: Any, summary: Any) -> None:
-        if not summary.computed:
+    def show(monitor: Any, windows: list[Any]) -> None:
+        # a window without rows (a quiet hour) has no values: showing it would blank the monitor's gauges, so the
+        # newest window with rows stays, and keel_monitor_last_window_end_seconds tells its age
+        with_rows = [w for w in windows if w.rows]
+        if not with_rows:
             return
-        newest = summary.computed[-1]
+        newest = with_rows[-1]
         firing: dict[str, int] = {}
         for alert in ctx.store.monitors.alerts(monitor=monitor.name, state="firing"):
             firing[alert.severity] = firing.get(alert.severity, 0) + 1
         metrics.publish(monitor.name, monitor.deployment, newest.values, firing, window_end=newest.end_ms / 1000)
 
-    return publish
+    # a restarted scheduler computes nothing until a window ends (up to a window's length): show the stored ones
+    now = now_ms()
+    for monitor in ctx.store.monitors.list_monitors():
+        show(monitor, ctx.store.monitors.windows(monitor.name, since_ms=now - RECENT_WINDOWS * monitor.window_ms))
+
+    return lambda monitor, summary: show(monitor, summary.computed)

@@ -40,7 +40,7 @@ from keel.core.monitoring import AlertRule, MonitorWindow
 
 __all__ = ["GROUPS", "VERDICT_STATES", "Breach", "ParsedRule", "Verdict", "check_expression", "evaluate", "parse_rule"]
 
-GROUPS: tuple[str, ...] = ("drift", "quality", "health", "performance")
+GROUPS: tuple[str, ...] = ("drift", "prediction_drift", "quality", "health", "performance")
 VERDICT_STATES: tuple[str, ...] = ("firing", "pending", "ok", "unknown")
 MAX_NAME = 300
 _OPS: dict[str, Callable[[float, float], bool]] = {

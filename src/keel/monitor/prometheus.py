@@ -7,6 +7,8 @@ values (``WindowResult.values()``). Series (every one labelled ``monitor`` and `
 - ``keel_monitor_drift_share``: share of the tested columns that drifted (``drift.share``);
 - ``keel_monitor_drifted_columns``: how many columns drifted (``drift.columns``);
 - ``keel_monitor_drift_score{column}``: each tested column's drift statistic (``drift.<column>.score``);
+- ``keel_monitor_prediction_drift_score{output}``: the predictions' drift against the monitor's first window
+  (``prediction_drift.<output>.score``; ``output`` is ``output`` or ``proba1``);
 - ``keel_monitor_quality{column, check}``: ``quality.<column>.<check>``, checks such as ``missing_share``,
   ``missing_share_change``, ``out_of_range_share`` and ``unseen_category_share``;
 - ``keel_monitor_performance{metric, kind}``: ``performance.<kind>.<metric>``, ``kind`` being ``realised`` (on
@@ -63,6 +65,8 @@ class MonitorMetrics:
                                      registry=registry),
             "drift_score": Gauge("keel_monitor_drift_score", "Drift statistic of each column, newest window.",
                                  [*d, "column"], registry=registry),
+            "prediction_drift": Gauge("keel_monitor_prediction_drift_score", "Drift statistic of the predictions "
+                                      "against the monitor's first window.", [*d, "output"], registry=registry),
             "quality": Gauge("keel_monitor_quality", "Data-quality checks of each column, newest window.",
                              [*d, "column", "check"], registry=registry),
             "performance": Gauge("keel_monitor_performance", "Model performance, realised (labelled rows) or estimated.",
@@ -145,6 +149,8 @@ def _series(values: dict[str, float]) -> Series:
             put("drifted_columns", (), name, value)
         elif head == "drift" and rest.endswith(".score") and len(rest) > len(".score"):
             put("drift_score", (rest.removesuffix(".score"),), name, value)
+        elif head == "prediction_drift" and rest.endswith(".score") and len(rest) > len(".score"):
+            put("prediction_drift", (rest.removesuffix(".score"),), name, value)
         elif head == "quality" and "." in rest:
             column, check = rest.rsplit(".", 1)
             if column and check:

@@ -79,8 +79,11 @@ def run_monitor(
     summary = RunSummary(name)
     stored = ctx.store.monitors.windows(name)
     series = list(stored)
+    baseline = next((load_profile(w, ctx) for w in stored if w.rows), None)  # the first window with traffic
     for start in _due_windows(monitor, stored, until, ctx, max_windows):
-        window, result = _compute(monitor, start, ctx, estimator)
+        window, result = _compute(monitor, start, ctx, estimator, baseline)
+        if baseline is None and window.rows:
+            baseline = result.profile
         summary.computed.append(window)
         summary.newest = result
         series.append(window)
@@ -106,10 +109,12 @@ def _due_windows(monitor: Monitor, stored: list[MonitorWindow], until: int, ctx:
     return starts[-limit:] if limit else starts
 
 
-def _compute(monitor: Monitor, start: int, ctx: Context, estimator: Estimator | None) -> tuple[MonitorWindow, WindowResult]:
+def _compute(
+    monitor: Monitor, start: int, ctx: Context, estimator: Estimator | None, baseline: Profile | None
+) -> tuple[MonitorWindow, WindowResult]:
     end = start + monitor.window_ms
     result = evaluate_window(monitor.deployment, since=start, until=end - 1, reference=monitor.reference,
-                             estimator=estimator, ctx=ctx)  # fmt: skip
+                             estimator=estimator, baseline=baseline, ctx=ctx)  # fmt: skip
     blob = ctx.artifacts.put_bytes(orjson.dumps(result.profile.to_dict()))
     window = MonitorWindow(
         monitor=monitor.name, start_ms=start, end_ms=end, values=_finite(result.values()), rows=result.profile.rows,

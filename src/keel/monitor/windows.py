@@ -24,6 +24,7 @@ from keel.serve.predictions import labels_for, read_log_file, window_ms
 __all__ = ["WindowResult", "evaluate_table", "evaluate_window", "read_window", "reference_profile"]
 
 OUTPUT = "output"
+PREDICTIONS = (OUTPUT, "proba1")  # what the model answered: tested for drift against a baseline window, not the data
 _LOG_FIELDS = ("time", "request_id", "row", "latency_ms")  # read_window's columns that are not features
 
 
@@ -39,6 +40,7 @@ class WindowResult:
     quality: dict[str, dict[str, float]]
     health: dict[str, float | None]
     performance: dict[str, Any] = field(default_factory=dict)
+    prediction_drift: DriftResult | None = None  # the predictions against a baseline window's
 
     def values(self) -> dict[str, float]:
         """Every monitored number under one flat name (what alert rules and gauges refer to)."""
@@ -48,6 +50,10 @@ class WindowResult:
             out["drift.columns"] = float(len(self.drift.drifted))
             for tested in self.drift.columns:
                 out[f"drift.{tested.column}.score"] = tested.statistic
+        if self.prediction_drift is not None:
+            for tested in self.prediction_drift.columns:
+                out[f"prediction_drift.{tested.column}.score"] = tested.statistic
+                out[f"prediction_drift.{tested.column}.drifted"] = float(tested.drifted)
         for column, checks in self.quality.items():
             for name, value in checks.items():
                 out[f"quality.{column}.{name}"] = value
@@ -130,6 +136,7 @@ def evaluate_window(
     estimator: Estimator | None = None,
     labels: bool = True,
     profile: bool = True,
+    baseline: Profile | None = None,
     ctx: Context | None = None,
 ) -> WindowResult:
     """Read the window once and evaluate it (``evaluate_table``). ``reference``: the training data (a dataset
@@ -151,7 +158,8 @@ def evaluate_window(
 
         frame = pd.DataFrame({"request_id": table["request_id"].to_pylist(), "row": table["row"].to_pylist()})
         found = labels_for(ctx, deployment, frame, int(pc.min(table["time"]).as_py()))
-    result = evaluate_table(table, reference=reference, estimator=estimator, labels=found or None, deployment=deployment)
+    result = evaluate_table(table, reference=reference, estimator=estimator, labels=found or None, deployment=deployment,
+                            baseline=baseline)  # fmt: skip
     result.start_ms, result.end_ms = window_ms(since, "since"), window_ms(until, "until")
     return result
 
@@ -178,23 +186,36 @@ def evaluate_table(
     estimator: Estimator | None = None,
     labels: list[Any] | None = None,
     deployment: str = "",
+    baseline: Profile | None = None,
 ) -> WindowResult:
     """Profile the window's table (``read_window``'s columns) in one pass, then drift against ``reference``,
     quality against the reference's profile, health from latencies and times, performance from ``labels`` (one
-    per row, None where none arrived) and estimated from ``proba1``."""
-    features = [n for n in table.column_names if n not in (*_LOG_FIELDS, "proba1")]
+    per row, None where none arrived) and estimated from ``proba1``. ``baseline``: an earlier window's profile
+    (the monitor's first), against which the predictions (``output``, ``proba1``) are tested for drift."""
+    features = [n for n in table.column_names if n not in _LOG_FIELDS]
     profile = Profile.from_table(table.select(features)) if table.num_rows and features else Profile()
     ref = _reference_profile(reference)
     drifted: DriftResult | None = None
     quality: dict[str, dict[str, float]] = {}
     if ref is not None:
-        shared = [n for n in ref["columns"] if n in profile.columns and n != OUTPUT]
+        shared = [n for n in ref["columns"] if n in profile.columns and n not in PREDICTIONS]
         if shared and profile.rows:
             drifted = drift(ref, profile.to_drift_profile(), columns=shared)
         quality = {n: _quality(profile.columns[n], ref["columns"][n], profile.rows) for n in shared}
     result = WindowResult(deployment, None, None, profile, drifted, quality, _health(table))
     result.performance = _performance(table, labels, estimator)
+    result.prediction_drift = _prediction_drift(baseline, profile)
     return result
+
+
+def _prediction_drift(baseline: Profile | None, profile: Profile) -> DriftResult | None:
+    if baseline is None or not baseline.rows or not profile.rows:
+        return None
+    base, current = baseline.to_drift_profile(), profile.to_drift_profile()
+    columns = [n for n in PREDICTIONS if n in base["columns"] and n in current["columns"]]
+    kinds = {n: (base["columns"][n]["kind"], current["columns"][n]["kind"]) for n in columns}
+    columns = [n for n in columns if kinds[n][0] == kinds[n][1]]
+    return drift(base, current, columns=columns, correction="none") if columns else None
 
 
 def _reference_profile(reference: Any, ctx: Context | None = None) -> dict[str, Any] | None:
@@ -223,6 +244,11 @@ def _quality(sketch: NumericSketch | CategoricalSketch, ref: dict[str, Any], row
         below = 0.0 if sketch.min >= lo else float(sketch.kll.get_rank(lo, False))
         above = 0.0 if sketch.max <= hi else 1.0 - float(sketch.kll.get_rank(hi, True))
         out["out_of_range_share"] = below + above
+        grid = ref.get("grid")
+        if grid:  # Tukey's fences from the reference's quartiles: the share of values the training data calls outliers
+            q1, q3 = float(grid[250]), float(grid[750])
+            low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+            out["outlier_share"] = float(sketch.kll.get_rank(low, False)) + 1.0 - float(sketch.kll.get_rank(high, True))
     elif isinstance(sketch, CategoricalSketch) and sketch.count and "frequencies" in ref:
         known = set(ref["frequencies"])
         unseen = sum(n for value, n in sketch.frequencies().items() if value not in known and value != "__other__")
