@@ -120,6 +120,29 @@ def test_windows_are_computed_once_alerts_fire_on_drift_and_their_actions_run(wo
     assert merged.max == exact.columns["mean radius"].max  # type: ignore[union-attr]
 
 
+def test_an_error_rate_breach_rolls_the_deployment_back(world) -> None:
+    ctx, model, X, _, v1, v2, _ = world
+    live = X.iloc[300:400]
+    values, proba = live.to_numpy(dtype=np.float64), model.predict_proba(live)
+    log = PredictionLog(ParquetSink("live", ctx))
+    log.offer([
+        {"request_id": f"e{i}", "row": 0, "time": T0 + i, "deployment": "live", "route": "primary", "model": v2,
+         "served": True, "inputs": values[i], "input_names": tuple(live.columns), "output": None if i % 4 == 0 else 1,
+         "proba": None if i % 4 == 0 else proba[i], "latency_ms": 0.5, "replica": "test", "status": 500 if i % 4 == 0 else 200}
+        for i in range(len(live))
+    ])  # fmt: skip
+    log.close()
+    rule = AlertRule("errors", "health.error_rate > 0.1", 1, "critical", ("rollback",))
+    ctx.store.monitors.create_monitor(Monitor("errors", "live", WINDOW, None, (rule,)))
+    summary = run_monitor("errors", until_ms=T0 + WINDOW, ctx=ctx)
+    (window,) = summary.computed
+    assert window.values["health.error_rate"] == pytest.approx(0.25) and window.values["health.requests"] == 100
+    assert window.rows == 75  # the profile holds the answered rows; the failed ones are in the error rate
+    (alert,) = summary.fired
+    assert "health.error_rate = 0.25 > 0.1" in alert.message
+    assert ctx.store.deployments.get("live").primary == v1
+
+
 def test_late_labels_replace_the_windows_performance(world) -> None:
     ctx, model, X, y, _, v2, _ = world
     live = X.iloc[300:400]

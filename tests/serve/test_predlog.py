@@ -326,9 +326,10 @@ def consume(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> li
         consumer.close()
 
 
-def test_kafka_sink_produces_one_json_message_per_row_keyed_by_request_id(kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("process", [True, False], ids=["child-process", "in-process"])
+def test_kafka_sink_produces_one_json_message_per_row_keyed_by_request_id(kafka_bootstrap: str, process: bool) -> None:
     deployment = unique("churn")
-    sink = KafkaSink(deployment, kafka_bootstrap)
+    sink = KafkaSink(deployment, kafka_bootstrap, process=process)
     assert sink.topic == f"keel.predictions.{deployment}"
     log = PredictionLog(sink, max_batch=500)
     for n in range(50):
@@ -370,6 +371,26 @@ def test_kafka_sink_avro_values_decode_with_the_published_schema(kafka_bootstrap
     assert orjson.loads(records[1]["inputs"]) == {"x": 1.0, "city": "Lyon"}
     assert orjson.loads(records[1]["proba"]) == [0.25, 0.75] and records[0]["proba"] is None
     assert orjson.loads(records[1]["output"]) == 1 and records[1]["deployment"] == "churn"
+
+
+def test_a_producer_process_that_died_is_started_again_before_the_next_batch(kafka_bootstrap: str) -> None:
+    topic = unique("preds.restart")
+    sink = KafkaSink("churn", kafka_bootstrap, topic=topic)
+    log = PredictionLog(sink)
+    log.offer(make_rows("first", 2, 1))
+    log.flush()
+    assert log.written == 2
+    child = sink._child._process
+    child.kill()  # the producer process dies between batches (killed by the OOM killer, say)
+    child.join()
+    log.offer(make_rows("second", 3, 2))
+    log.flush()
+    assert log.written == 5 and log.failed == 0
+    assert sink._child._process.pid != child.pid  # a new producer process took the batch
+    log.close()
+    assert sink._child._process is None  # stopped with the log
+    got = sorted(orjson.loads(m.value())["request_id"] for m in consume(kafka_bootstrap, topic, 5))
+    assert got == ["first"] * 2 + ["second"] * 3
 
 
 def test_kafka_rows_the_broker_never_acknowledges_are_counted_failed() -> None:

@@ -8,7 +8,9 @@ One logged row (``LOG_COLUMNS``): the request it came from (``request_id``, ``ro
 (``time``: ms since the epoch), where (``deployment``, ``route``: ``primary``/``canary``/``shadow``, ``model``:
 the version URI that computed it, ``served``: whether the client got this output), what (``inputs``: the row as
 an object of JSON values, ``output``: the prediction, a JSON value, ``proba``: class probabilities as a list, or
-None) and how long the model call took (``latency_ms``), and which replica wrote it (``replica``). How a sink
+None) and how long the model call took (``latency_ms``), which replica wrote it (``replica``) and the HTTP status
+of the answer (``status``: 200, or 500 when the model raised on it, its ``output`` and ``proba`` then None; None in
+files written before the column existed). How a sink
 stores them (typed Parquet columns, JSON text, Avro) is the sink's business; reading back gives these values.
 """
 
@@ -25,7 +27,7 @@ from keel.core.validation import check_name
 
 LOG_COLUMNS: tuple[str, ...] = (
     "request_id", "row", "time", "deployment", "route", "model", "served",
-    "inputs", "output", "proba", "latency_ms", "replica",
+    "inputs", "output", "proba", "latency_ms", "replica", "status",
 )  # fmt: skip
 ROUTE_KINDS: tuple[str, ...] = ("primary", "canary", "shadow")
 

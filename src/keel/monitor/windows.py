@@ -25,7 +25,7 @@ __all__ = ["WindowResult", "evaluate_table", "evaluate_window", "read_window", "
 
 OUTPUT = "output"
 PREDICTIONS = (OUTPUT, "proba1")  # what the model answered: tested for drift against a baseline window, not the data
-_LOG_FIELDS = ("time", "request_id", "row", "latency_ms")  # read_window's columns that are not features
+_LOG_FIELDS = ("time", "request_id", "row", "latency_ms", "status")  # read_window's columns that are not features
 
 
 @dataclass
@@ -104,8 +104,11 @@ def _features(table: Any) -> Any:
         decoded = [orjson.loads(v) if v is not None else {} for v in table["inputs"].to_pylist()]
         records = [v if isinstance(v, dict) else {} for v in decoded]
         columns = {n: pa.array([r.get(n) for r in records]) for n in dict.fromkeys(k for r in records for k in r)}
+    from keel.serve.predictions import with_status
+
+    status = with_status(table)["status"]
     out = {"time": table["time"], "request_id": table["request_id"], "row": table["row"], "latency_ms": table["latency_ms"],
-           **columns}  # fmt: skip
+           "status": status, **columns}  # fmt: skip
     out[OUTPUT] = _outputs(table[OUTPUT], table.schema.field(OUTPUT))
     proba = table["proba"]
     if pa.types.is_list(proba.type):
@@ -192,6 +195,12 @@ def evaluate_table(
     quality against the reference's profile, health from latencies and times, performance from ``labels`` (one
     per row, None where none arrived) and estimated from ``proba1``. ``baseline``: an earlier window's profile
     (the monitor's first), against which the predictions (``output``, ``proba1``) are tested for drift."""
+    health = _health(table)
+    answered = _answered(table)  # failed answers count in the error rate; they have no outputs to profile or score
+    if answered is not None:
+        table = table.filter(answered)
+        if labels is not None:
+            labels = [label for label, keep in zip(labels, answered.to_pylist(), strict=True) if keep]
     features = [n for n in table.column_names if n not in _LOG_FIELDS]
     profile = Profile.from_table(table.select(features)) if table.num_rows and features else Profile()
     ref = _reference_profile(reference)
@@ -202,7 +211,7 @@ def evaluate_table(
         if shared and profile.rows:
             drifted = drift(ref, profile.to_drift_profile(), columns=shared)
         quality = {n: _quality(profile.columns[n], ref["columns"][n], profile.rows) for n in shared}
-    result = WindowResult(deployment, None, None, profile, drifted, quality, _health(table))
+    result = WindowResult(deployment, None, None, profile, drifted, quality, health)
     result.performance = _performance(table, labels, estimator)
     result.prediction_drift = _prediction_drift(baseline, profile)
     return result
@@ -256,10 +265,22 @@ def _quality(sketch: NumericSketch | CategoricalSketch, ref: dict[str, Any], row
     return out
 
 
+def _answered(table: Any) -> Any:
+    """Which rows were answered without an error (a status unknown in older files counts as answered); None when
+    all were."""
+    import pyarrow.compute as pc
+
+    if "status" not in table.column_names or not table.num_rows:
+        return None
+    mask = pc.fill_null(pc.less(table["status"], 500), True)
+    return None if pc.all(mask).as_py() else mask
+
+
 def _health(table: Any) -> dict[str, float | None]:
     rows = table.num_rows
     if not rows:
-        return {"rows": 0.0, "requests": 0.0, "throughput_per_s": None, "latency_p50_ms": None, "latency_p99_ms": None}
+        return {"rows": 0.0, "requests": 0.0, "throughput_per_s": None, "latency_p50_ms": None, "latency_p99_ms": None,
+                "error_rate": None}  # fmt: skip
     import pyarrow.compute as pc
 
     latency = table["latency_ms"].to_numpy()
@@ -271,9 +292,14 @@ def _health(table: Any) -> dict[str, float | None]:
         if "row" in table.column_names
         else float(pc.count_distinct(table["request_id"]).as_py())
     )
+    failed = 0.0
+    if "status" in table.column_names and "row" in table.column_names:  # requests answered with an error (500)
+        first_rows = pc.equal(table["row"], 0)
+        failed = float(pc.sum(pc.and_(first_rows, pc.fill_null(pc.greater_equal(table["status"], 500), False))).as_py() or 0)
     return {
         "rows": float(rows), "requests": requests, "throughput_per_s": requests / seconds,
         "latency_p50_ms": float(np.percentile(latency, 50)), "latency_p99_ms": float(np.percentile(latency, 99)),
+        "error_rate": failed / requests if requests else None,
     }  # fmt: skip
 
 

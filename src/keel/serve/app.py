@@ -356,6 +356,10 @@ def create_app(
         except Exception as exc:  # noqa: BLE001 - whatever the model raises is a 500 for this request only
             log.error("model %s failed on request %s: %s: %s", route.model, request_id, type(exc).__name__, exc)
             observe(route, 500, started, error=True)
+            if logging_on:
+                took = time.perf_counter() - started
+                state.predictions.offer(_log_rows(state, route, request_id, int(time.time() * 1000), body, data, {}, took,
+                                                  served=True, status=500))  # fmt: skip
             error = f"model {route.model} raised {type(exc).__name__} on this request"
             return answer({"error": error, "model": route.model, "request_id": request_id}, 500, request_id, route)
         finally:
@@ -478,9 +482,11 @@ def _log_rows(
     took: float,
     *,
     served: bool,
+    status: int = 200,
 ) -> list[dict[str, Any]]:
     """One prediction-log row per input row (``keel.core.predictions.LOG_COLUMNS``). Numeric inputs travel as rows of
-    the matrix the model read, with ``input_names`` (the sinks turn them into columns or objects, off this path)."""
+    the matrix the model read, with ``input_names`` (the sinks turn them into columns or objects, off this path).
+    A failed answer (``status`` 500) has no outputs: its rows say so, so that monitors see the error rate."""
     names = route.served.input_names
     extra: dict[str, Any] = {}
     records: Any = body.get("records") if isinstance(body, dict) else None
@@ -495,7 +501,7 @@ def _log_rows(
             records = [dict(zip(names, row, strict=True)) for row in np.asarray(data).tolist()]
         else:
             records = np.asarray(data).tolist()
-    predicted = np.asarray(outputs["predict"]).tolist()
+    predicted = np.asarray(outputs["predict"]).tolist() if "predict" in outputs else [None] * _rows(data)
     # rows of the probability matrix, not lists: a row dict holding only atoms and arrays is not tracked by the GC
     proba = list(np.asarray(outputs["predict_proba"])) if "predict_proba" in outputs else [None] * len(predicted)
     latency_ms = took * 1000.0
@@ -513,6 +519,7 @@ def _log_rows(
             "proba": proba[i],
             "latency_ms": latency_ms,
             "replica": state.replica,
+            "status": status,
             **extra,
         }
         for i in range(len(predicted))

@@ -10,7 +10,9 @@ its shadows' outputs, land on one partition, in order). Values:
 
 Every message carries a ``content-type`` header (``application/json`` or ``avro/binary``). A batch waits for
 the broker's acknowledgements, so what the writer counts as written was delivered; rows the broker refused or
-that timed out raise ``SinkFailure`` with their number.
+that timed out raise ``SinkFailure`` with their number. By default the producer runs in a child process
+(``keel.serve.kafka_process``): encoding and producing a million rows is Python work that would otherwise share
+the serving process's GIL with the event loop.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ AVRO_SCHEMA: dict[str, Any] = {
         {"name": "proba", "type": ["null", "string"], "default": None, "doc": "JSON"},
         {"name": "latency_ms", "type": "double"},
         {"name": "replica", "type": "string"},
+        {"name": "status", "type": ["null", "long"], "default": None, "doc": "HTTP status of the answer"},
     ],
 }
 
@@ -75,6 +78,7 @@ class KafkaSink:
         config: dict[str, Any] | None = None,
         delivery_timeout: float = 30.0,
         create_topic: bool = True,
+        process: bool = True,
     ) -> None:
         if fmt not in FORMATS:
             raise InvalidArgument.for_field("fmt", fmt, "json or avro")
@@ -86,8 +90,10 @@ class KafkaSink:
         self.delivery_timeout = delivery_timeout
         self.create_topic = create_topic
         self.replica = default_replica()
+        self.process = process  # produce from a child process (keel.serve.kafka_process): off the serving GIL
         self._producer: Any = None
         self._avro: Any = None
+        self._child: Any = None
 
     def __repr__(self) -> str:
         return f"KafkaSink({self.deployment!r}, {self.bootstrap!r}, topic={self.topic!r}, fmt={self.fmt!r})"
@@ -113,7 +119,7 @@ class KafkaSink:
             "request_id": get("request_id"), "row": get("row"), "time": get("time"),
             "deployment": get("deployment") or self.deployment, "route": get("route"), "model": get("model"),
             "served": get("served"), "inputs": inputs, "output": get("output"), "proba": get("proba"),
-            "latency_ms": get("latency_ms"), "replica": get("replica") or self.replica,
+            "latency_ms": get("latency_ms"), "replica": get("replica") or self.replica, "status": get("status"),
         }  # fmt: skip
 
     def _encode_avro(self, row: Row) -> bytes:
@@ -131,6 +137,7 @@ class KafkaSink:
         # numpy scalars and other number types: Avro wants Python int/float/bool
         record["row"], record["time"] = int(record["row"]), int(record["time"])
         record["latency_ms"], record["served"] = float(record["latency_ms"]), bool(record["served"])
+        record["status"] = None if record.get("status") is None else int(record["status"])
         buffer = io.BytesIO()
         write(buffer, schema, record)
         return buffer.getvalue()
@@ -170,6 +177,9 @@ class KafkaSink:
                 log.info("keel: could not create the Kafka topic %s (%s); producing to it anyway", self.topic, exc)
 
     def write(self, rows: list[Row]) -> None:
+        if self.process:
+            self._child_once().write(rows)
+            return
         producer = self._producer_once()
         errors: list[Any] = []
         content_type = [("content-type", b"application/json" if self.fmt == "json" else b"avro/binary")]
@@ -200,6 +210,18 @@ class KafkaSink:
             except BufferError:  # the producer's local queue is full: wait for deliveries to make room
                 producer.poll(0.1)
 
+    def _child_once(self) -> Any:
+        if self._child is None:
+            from keel.serve.kafka_process import ChildProducer
+
+            settings = {"deployment": self.deployment, "bootstrap": self.bootstrap, "topic": self.topic, "fmt": self.fmt,
+                        "config": self.config, "delivery_timeout": self.delivery_timeout,
+                        "create_topic": self.create_topic}  # fmt: skip
+            self._child = ChildProducer(settings, self.deployment, self.replica, self.delivery_timeout)
+        return self._child
+
     def close(self) -> None:
+        if self._child is not None:
+            self._child.close()
         if self._producer is not None:
             self._producer.flush(self.delivery_timeout)

@@ -41,7 +41,7 @@ JSON_COLUMNS = ("inputs", "output", "proba")
 INPUT_PREFIX = "inputs."
 ENCODING_KEY = b"keel.encoding"  # field metadata: b"text" on a string column of plain strings, not JSON
 _PLAIN = (
-    "request_id", "row", "time", "deployment", "route", "model", "served", "latency_ms", "replica",
+    "request_id", "row", "time", "deployment", "route", "model", "served", "latency_ms", "replica", "status",
 )  # fmt: skip
 _TAKEN = (*_PLAIN, "output", "proba")  # what one pass over the rows takes out
 _take = itemgetter(*_TAKEN)
@@ -73,7 +73,7 @@ def _plain_types(pa: Any) -> dict[str, Any]:
     return {
         "request_id": pa.string(), "row": pa.int64(), "time": pa.int64(), "deployment": pa.string(),
         "route": pa.string(), "model": pa.string(), "served": pa.bool_(), "latency_ms": pa.float64(),
-        "replica": pa.string(),
+        "replica": pa.string(), "status": pa.int64(),
     }  # fmt: skip
 
 

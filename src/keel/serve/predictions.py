@@ -105,14 +105,15 @@ def read_predictions(
         if until_ms is not None:
             table = table.filter(pc.less_equal(table["time"], until_ms))
         # each file's own types (JSON text or typed columns): decoded before files of other types are joined
-        decoded.append(_values_of(table))
-        tables.append(table.select([name for name in LOG_COLUMNS if name not in JSON_COLUMNS]))
+        decoded.append(values_of(table))
+        tables.append(with_status(table).select([name for name in LOG_COLUMNS if name not in JSON_COLUMNS]))
     plain = arrow_schema().empty_table().drop_columns(list(JSON_COLUMNS))
     table = pa.concat_tables(tables, promote_options="permissive") if tables else plain
     values = {name: [v for file in decoded for v in file[name]] for name in JSON_COLUMNS}
     # stable: rows of one time keep their file order (request, row, primary before its shadows)
     order = pc.sort_indices(table, sort_keys=[("time", "ascending")])
     frame = table.take(order).to_pandas()
+    frame["status"] = frame["status"].astype("Int64")  # None (older files) stays missing, not a float NaN
     positions = order.to_pylist()
     for name in JSON_COLUMNS:  # objects: pandas would turn a missing proba into NaN or NA
         frame.insert(LOG_COLUMNS.index(name), name, pd.Series([values[name][i] for i in positions], dtype=object))
@@ -120,6 +121,15 @@ def read_predictions(
         oldest = int(frame["time"].min()) if len(frame) else None
         frame["label"] = pd.Series(labels_for(ctx, deployment, frame, oldest), dtype=object)  # None stays None, not NaN
     return frame
+
+
+def with_status(table: Any) -> Any:
+    """``table`` with a ``status`` column: files written before it existed get nulls (answered, status unknown)."""
+    import pyarrow as pa
+
+    if "status" in table.column_names:
+        return table
+    return table.append_column(pa.field("status", pa.int64()), pa.nulls(table.num_rows, pa.int64()))
 
 
 def read_log_file(ctx: Context, deployment: str, sha256: str) -> Any:
@@ -139,7 +149,7 @@ def read_log_file(ctx: Context, deployment: str, sha256: str) -> Any:
     return table
 
 
-def _values_of(table: Any) -> dict[str, list[Any]]:
+def values_of(table: Any) -> dict[str, list[Any]]:
     """A file's ``inputs``, ``output`` and ``proba`` as Python values, whichever way the file stores them."""
     values = {name: _decoded(table.schema.field(name), table[name]) for name in JSON_COLUMNS}
     numeric = [name for name in table.column_names if name.startswith(INPUT_PREFIX)]
