@@ -22,6 +22,8 @@ class ValidationResult:
     failing_rows: np.ndarray | None = field(default=None, repr=False)  # rows failing error-level row checks
     # error-level failures of checks on a whole column or table (no row mask): quarantine cannot split them off
     whole_data: list[CheckResult] = field(default_factory=list)
+    # the suite itself (``Suite.to_dict``), kept with the record: what monitors apply to live inputs later
+    definition: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def whole_data_errors(self) -> int:
@@ -57,6 +59,7 @@ class ValidationResult:
             "warnings": len(self.warnings),
             "seconds": round(self.seconds, 4),
             "checks": [r.to_dict() for r in self.results],
+            **({"definition": self.definition} if self.definition is not None else {}),
         }
 
     def summary(self) -> str:
@@ -102,4 +105,5 @@ def validate(data: Any, suite: Suite) -> ValidationResult:
                 whole.append(result)
             else:
                 failing |= mask
-    return ValidationResult(suite.name, table.num_rows, results, time.perf_counter() - started, failing, whole)
+    return ValidationResult(suite.name, table.num_rows, results, time.perf_counter() - started, failing, whole,
+                            suite.to_dict())  # fmt: skip

@@ -153,6 +153,7 @@ def evaluate_window(
         reference = None
     elif reference is None:
         reference = _training_data(deployment, ctx)
+    suite = reference_suite(reference, ctx) if profile else None
     reference = _reference_profile(reference, ctx)
     found: list[Any] = []
     if labels and table.num_rows:
@@ -162,7 +163,7 @@ def evaluate_window(
         frame = pd.DataFrame({"request_id": table["request_id"].to_pylist(), "row": table["row"].to_pylist()})
         found = labels_for(ctx, deployment, frame, int(pc.min(table["time"]).as_py()))
     result = evaluate_table(table, reference=reference, estimator=estimator, labels=found or None, deployment=deployment,
-                            baseline=baseline)  # fmt: skip
+                            baseline=baseline, suite=suite)  # fmt: skip
     result.start_ms, result.end_ms = window_ms(since, "since"), window_ms(until, "until")
     return result
 
@@ -190,11 +191,15 @@ def evaluate_table(
     labels: list[Any] | None = None,
     deployment: str = "",
     baseline: Profile | None = None,
+    suite: Any = None,
 ) -> WindowResult:
     """Profile the window's table (``read_window``'s columns) in one pass, then drift against ``reference``,
     quality against the reference's profile, health from latencies and times, performance from ``labels`` (one
     per row, None where none arrived) and estimated from ``proba1``. ``baseline``: an earlier window's profile
-    (the monitor's first), against which the predictions (``output``, ``proba1``) are tested for drift."""
+    (the monitor's first), against which the predictions (``output``, ``proba1``) are tested for drift. ``suite``:
+    the training data's ``keel.data.Suite``, applied to the window's inputs (its checks on columns the window
+    has): ``quality.<column>.suite_<check>`` is each check's failing share, ``quality.suite.failed_checks`` the
+    number of error-level checks that failed."""
     health = _health(table)
     answered = _answered(table)  # failed answers count in the error rate; they have no outputs to profile or score
     if answered is not None:
@@ -203,6 +208,7 @@ def evaluate_table(
             labels = [label for label, keep in zip(labels, answered.to_pylist(), strict=True) if keep]
     features = [n for n in table.column_names if n not in _LOG_FIELDS]
     profile = Profile.from_table(table.select(features)) if table.num_rows and features else Profile()
+    checked = _suite_checks(suite, table) if suite is not None and table.num_rows else {}
     ref = _reference_profile(reference)
     drifted: DriftResult | None = None
     quality: dict[str, dict[str, float]] = {}
@@ -211,6 +217,8 @@ def evaluate_table(
         if shared and profile.rows:
             drifted = drift(ref, profile.to_drift_profile(), columns=shared)
         quality = {n: _quality(profile.columns[n], ref["columns"][n], profile.rows) for n in shared}
+    for column, checks in checked.items():
+        quality.setdefault(column, {}).update(checks)
     result = WindowResult(deployment, None, None, profile, drifted, quality, health)
     result.performance = _performance(table, labels, estimator)
     result.prediction_drift = _prediction_drift(baseline, profile)
@@ -263,6 +271,43 @@ def _quality(sketch: NumericSketch | CategoricalSketch, ref: dict[str, Any], row
         unseen = sum(n for value, n in sketch.frequencies().items() if value not in known and value != "__other__")
         out["unseen_category_share"] = unseen / sketch.count
     return out
+
+
+def _suite_checks(suite: Any, table: Any) -> dict[str, dict[str, float]]:
+    from keel.data.suite import Suite
+    from keel.data.validation import validate
+
+    present = set(table.column_names)
+    # column checks on columns the window has (a table-level check such as a row count judges a dataset, not a window)
+    applicable = Suite([c for c in suite.checks if c.columns() and set(c.columns()) <= present], name=suite.name)
+    if not applicable.checks:
+        return {}
+    result = validate(table, applicable)
+    out: dict[str, dict[str, float]] = {"suite": {"failed_checks": float(len(result.errors))}}
+    for check in result.results:
+        out.setdefault(check.column or "table", {})[f"suite_{check.kind}"] = check.failed_share
+    return out
+
+
+def reference_suite(reference: Any, ctx: Context | None = None) -> Any:
+    """The suite the reference dataset version was validated with when it was logged (``keel.data.Suite``), or
+    None (not a dataset version, or logged without a suite)."""
+    from keel.core.errors import NotFound
+    from keel.data.dataset_versions import resolve as resolve_dataset
+    from keel.data.suite import Suite
+
+    if not isinstance(reference, str) or reference.endswith((".csv", ".parquet", ".tsv")):
+        return None
+    ctx = resolve(ctx)
+    try:
+        version = resolve_dataset(reference, ctx)
+    except NotFound:
+        return None
+    for record in ctx.store.datasets.list_validations(version.id):
+        definition = record.result.get("definition")
+        if definition:
+            return Suite.from_dict(definition)
+    return None
 
 
 def _answered(table: Any) -> Any:
