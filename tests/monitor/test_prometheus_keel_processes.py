@@ -110,7 +110,7 @@ def _until(what: str, proc: subprocess.Popen[bytes], log: Path, check: Callable[
             last = check()
             if last:
                 return last
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, ValueError) as e:  # not up yet; while starting it answers 503 in plain text
             last = e
         time.sleep(0.2)
     pytest.fail(f"{what}: not after {START_TIMEOUT} s (last: {last}):\n{_tail(log)}")

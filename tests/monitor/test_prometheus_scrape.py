@@ -116,7 +116,7 @@ def _wait_target_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
             last = [(t["scrapeUrl"], t["health"], t["lastError"]) for t in targets]
             if targets and all(t["health"] == "up" for t in targets):
                 return
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, ValueError) as e:  # not up yet; while starting it answers 503 in plain text
             last = e
         time.sleep(0.2)
     pytest.fail(f"prometheus's target not up after {START_TIMEOUT} s (last: {last}):\n{_tail(log)}")

@@ -121,7 +121,19 @@ def run(
         console.print(f"[green]resolved[/] alert {alert.id} {esc(alert.rule)}")
     for record in summary.actions:
         colour = "green" if record.status == "ok" else "red"
-        console.print(f"  action {esc(record.action)}: [{colour}]{record.status}[/] {esc(record.detail)}")
+        console.print(f"  action {esc(_shown(record.action))}: [{colour}]{record.status}[/] {esc(record.detail)}")
+
+
+def _shown(action: str) -> str:
+    """An action as the terminal may show it: a webhook's URL often holds a token, so only its scheme and host."""
+    if not action.startswith("webhook:"):
+        return action
+    from keel.monitor.webhook import target_of
+
+    try:
+        return f"webhook:{target_of(action.removeprefix('webhook:'))}/..."
+    except InvalidArgument:
+        return "webhook:(hidden)"
 
 
 def _window_line(w: MonitorWindow) -> str:
@@ -178,7 +190,8 @@ def alerts(
         console.print(f"[{colour}]{a.state}[/] alert {a.id} {esc(a.monitor)}/{esc(a.rule)} ({a.severity}), "
                       f"{a.windows} window(s) from {fmt_time(a.first_window_ms)}: {esc(a.message)}")  # fmt: skip
         for record in store.actions(a.id):
-            console.print(f"    {esc(record.action)}: {record.status} after {record.attempts} attempt(s): {esc(record.detail)}")
+            shown = esc(_shown(record.action))
+            console.print(f"    {shown}: {record.status} after {record.attempts} attempt(s): {esc(record.detail)}")
 
 
 @app.command("report")

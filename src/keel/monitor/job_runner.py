@@ -80,7 +80,8 @@ class JobRunner:
         if job.cron is not None:
             checked = self._cron_checked.get(job.name, self.started_ms)
             for slot in job.cron.slots(checked, now):
-                out.append((Trigger(job.name, "cron", slot, ctx=ctx), f"job:{job.name}:{slot}", 60_000))
+                # held a day: a replica whose pass comes late still finds the slot taken
+                out.append((Trigger(job.name, "cron", slot, ctx=ctx), f"job:{job.name}:{slot}", MAX_LEASE_MS))
             self._cron_checked[job.name] = max(checked, now)
         for name in job.datasets:
             for version in self._versions(ctx, name):

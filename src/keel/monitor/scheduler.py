@@ -94,7 +94,11 @@ class Scheduler:
         if not ctx.store.monitors.acquire_lease(job, self.owner, LEASE_MS):
             return None  # another replica runs it
         try:
-            summary = run_monitor(monitor.name, until_ms=now, ctx=ctx)
+            # a first run may compute a week of windows: the lease is renewed after each, so no replica takes it over
+            def renew(_window: object) -> None:
+                ctx.store.monitors.acquire_lease(job, self.owner, LEASE_MS)
+
+            summary = run_monitor(monitor.name, until_ms=now, ctx=ctx, on_window=renew)
         except Exception as exc:  # noqa: BLE001 - whatever failed: recorded as an alert, retried later
             self._failed(monitor, ctx, now, exc)
             return None

@@ -74,7 +74,7 @@ def post_webhook(
     """
     import httpx
 
-    target = _target(url)
+    target = target_of(url)
     if not isinstance(payload, Mapping):
         raise InvalidArgument.for_field("payload", type(payload).__name__, "a mapping (a JSON object)")
     _check_options(idempotency_key, attempts, backoff, timeout, max_retry_after)
@@ -132,7 +132,7 @@ def _basic_auth(url: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
 
-def _target(url: Any) -> str:
+def target_of(url: Any) -> str:
     """The URL's scheme and host (what logs may show), or ``InvalidArgument``."""
     parts = urlsplit(url) if isinstance(url, str) else None
     try:

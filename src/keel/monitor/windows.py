@@ -8,6 +8,7 @@ estimated from the probabilities for all).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from keel.serve.predictions import labels_for, read_log_file, window_ms
 
 __all__ = ["WindowResult", "evaluate_table", "evaluate_window", "read_window", "reference_profile"]
 
+log = logging.getLogger(__name__)
 OUTPUT = "output"
 PREDICTIONS = (OUTPUT, "proba1")  # what the model answered: tested for drift against a baseline window, not the data
 _LOG_FIELDS = ("time", "request_id", "row", "latency_ms", "status")  # read_window's columns that are not features
@@ -108,16 +110,32 @@ def _features(table: Any) -> Any:
 
     status = with_status(table)["status"]
     out = {"time": table["time"], "request_id": table["request_id"], "row": table["row"], "latency_ms": table["latency_ms"],
-           "status": status, **columns}  # fmt: skip
-    out[OUTPUT] = _outputs(table[OUTPUT], table.schema.field(OUTPUT))
-    proba = table["proba"]
-    if pa.types.is_list(proba.type):
-        flat = proba.combine_chunks()
-        lengths = flat.value_lengths().to_numpy(zero_copy_only=False)
-        if len(flat) and (lengths == 2).all():
-            values = flat.flatten().to_numpy(zero_copy_only=False)
-            out["proba1"] = pa.array(values[1::2].astype(np.float64))
+           "status": status, OUTPUT: _outputs(table[OUTPUT], table.schema.field(OUTPUT))}  # fmt: skip
+    for name, column in columns.items():  # an input named like a log field keeps its prefix rather than replace it
+        out[INPUT_PREFIX + name if name in (*_LOG_FIELDS, *PREDICTIONS) else name] = column
+    proba1 = _positive_class(table["proba"])
+    if proba1 is not None:
+        out["proba1"] = proba1
     return pa.table(out)
+
+
+def _positive_class(proba: Any) -> Any:
+    """Each row's probability of the second class where the row has two (null elsewhere: a failed answer, a
+    multi-class model), or None when no row has two."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_list(proba.type) or not len(proba):
+        return None
+    flat = proba.combine_chunks()
+    two = pc.fill_null(pc.list_value_length(flat), 0).to_numpy(zero_copy_only=False) == 2
+    if not two.any():
+        return None
+    offsets = flat.offsets.to_numpy(zero_copy_only=False)[:-1]
+    values = flat.values.to_numpy(zero_copy_only=False).astype(np.float64)
+    second = np.zeros(len(flat))
+    second[two] = values[offsets[two] + 1]
+    return pa.array(second, mask=~two)
 
 
 def _outputs(column: Any, field_: Any) -> Any:
@@ -176,10 +194,14 @@ def reference_profile(deployment: str, reference: Any, ctx: Context | None = Non
 
 
 def _training_data(deployment: str, ctx: Context) -> Any:
+    from keel.core.errors import NotFound
     from keel.registry import resolve as resolve_model
 
     primary = ctx.store.deployments.get(deployment).primary
-    datasets = resolve_model(primary, ctx=ctx).datasets
+    try:
+        datasets = resolve_model(primary, ctx=ctx).datasets
+    except NotFound:  # the primary's model is gone from the registry: no reference, the rest still computed
+        return None
     return datasets[0] if datasets else None
 
 
@@ -278,14 +300,22 @@ def _suite_checks(suite: Any, table: Any) -> dict[str, dict[str, float]]:
     from keel.data.validation import validate
 
     present = set(table.column_names)
-    # column checks on columns the window has (a table-level check such as a row count judges a dataset, not a window)
-    applicable = Suite([c for c in suite.checks if c.columns() and set(c.columns()) <= present], name=suite.name)
-    if not applicable.checks:
-        return {}
-    result = validate(table, applicable)
-    out: dict[str, dict[str, float]] = {"suite": {"failed_checks": float(len(result.errors))}}
-    for check in result.results:
-        out.setdefault(check.column or "table", {})[f"suite_{check.kind}"] = check.failed_share
+    # column checks on columns the window has; not a table-level check (a row count judges a dataset, not a window)
+    # nor a type check (the log keeps numbers as float64, whatever type the client sent)
+    checks = [c for c in suite.checks if c.columns() and set(c.columns()) <= present and c.kind != "type"]
+    out: dict[str, dict[str, float]] = {}
+    failed = 0
+    for check in checks:
+        try:  # one check that cannot run on live rows (a custom one, say) costs that check, not the window
+            result = validate(table, Suite([check], name=suite.name))
+        except Exception as exc:  # noqa: BLE001 - user code in a custom check: logged, skipped
+            log.warning("keel monitor: suite check %s on %s skipped: %s", check.kind, check.columns(), exc)
+            continue
+        for checked in result.results:
+            out.setdefault(checked.column or "table", {})[f"suite_{checked.kind}"] = checked.failed_share
+        failed += len(result.errors)
+    if out:
+        out["suite"] = {"failed_checks": float(failed)}
     return out
 
 
@@ -306,8 +336,24 @@ def reference_suite(reference: Any, ctx: Context | None = None) -> Any:
     for record in ctx.store.datasets.list_validations(version.id):
         definition = record.result.get("definition")
         if definition:
-            return Suite.from_dict(definition)
+            return _loadable(definition, Suite)
     return None
+
+
+def _loadable(definition: dict[str, Any], suite_cls: Any) -> Any:
+    """The suite, less the checks this process cannot build (a custom check registered only where it was made)."""
+    from keel.core.errors import KeelError
+
+    try:
+        return suite_cls.from_dict(definition)
+    except KeelError:
+        kept = []
+        for entry in definition.get("checks", []):
+            try:
+                kept.extend(suite_cls.from_dict({**definition, "checks": [entry]}).checks)
+            except KeelError as exc:
+                log.warning("keel monitor: suite check %s skipped: %s", entry.get("kind"), exc)
+        return suite_cls(kept, name=str(definition.get("suite", "suite"))) if kept else None
 
 
 def _answered(table: Any) -> Any:
@@ -328,6 +374,9 @@ def _health(table: Any) -> dict[str, float | None]:
                 "error_rate": None}  # fmt: skip
     import pyarrow.compute as pc
 
+    if not {"latency_ms", "time"} <= set(table.column_names):  # a plain table of inputs: no health to tell
+        return {"rows": float(rows), "requests": float(rows), "throughput_per_s": None, "latency_p50_ms": None,
+                "latency_p99_ms": None, "error_rate": None}  # fmt: skip
     latency = table["latency_ms"].to_numpy()
     span = pc.min_max(table["time"]).as_py()
     seconds = max((span["max"] - span["min"]) / 1000.0, 1.0)
@@ -355,20 +404,22 @@ def _performance(table: Any, labels: list[Any] | None, estimator: Estimator | No
     if not table.num_rows or OUTPUT not in table.column_names:
         return out
     predicted = table[OUTPUT].to_numpy(zero_copy_only=False)
-    proba = table["proba1"].to_numpy() if "proba1" in table.column_names else None
-    if proba is not None and _binary(predicted):
-        out["estimated"] = (estimator or Estimator()).estimate(proba, predicted.astype(int))
+    proba = table["proba1"].to_numpy(zero_copy_only=False).astype(np.float64) if "proba1" in table.column_names else None
+    known = np.isfinite(proba) if proba is not None else None
+    if proba is not None and known is not None and known.any() and _binary(predicted):
+        out["estimated"] = (estimator or Estimator()).estimate(proba[known], predicted[known].astype(int))
     if labels is not None:
         if len(labels) != table.num_rows:
             raise InvalidArgument.for_field("labels", f"{len(labels)} labels", f"one per row ({table.num_rows})")
         import pandas as pd
 
-        known = pd.Series(labels, dtype=object)
-        have = known.notna().to_numpy()
+        given = pd.Series(labels, dtype=object)
+        have = given.notna().to_numpy()
         out["labelled_rows"] = int(have.sum())
         if have.any() and _binary(predicted):
-            y = known[have].to_numpy().astype(int)
-            out["realised"] = realised_metrics(y, predicted[have].astype(int), proba[have] if proba is not None else None)
+            y = given[have].to_numpy().astype(int)
+            scores = proba[have] if proba is not None and known is not None and known[have].all() else None
+            out["realised"] = realised_metrics(y, predicted[have].astype(int), scores)
     return out
 
 

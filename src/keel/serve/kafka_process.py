@@ -3,8 +3,8 @@ and hands the bytes over a pipe; encoding each row as JSON or Avro and producing
 they do not take the serving process's GIL. Measured on 2 cores at saturation: the Kafka log cost 21% of
 throughput with the producer in the serving process, 10% with it here (the same as the Parquet log).
 
-The child is spawned at the first batch and runs a ``KafkaSink(..., process=False)``: the messages are the same
-as the in-process sink's (the rows come back from Arrow with their values: inputs as objects, output, proba).
+The child is spawned at the first batch and runs a ``KafkaSink(..., process=False)`` on the rows read back from
+Arrow: the messages carry the values ``read_predictions`` gives (numeric inputs as floats, as the Parquet log).
 A batch waits for the child's answer (what was delivered, what failed); a child that died or stopped answering
 costs its batch (``SinkFailure``) and is started again for the next one.
 """
@@ -29,7 +29,8 @@ class ChildProducer:
 
     def __init__(self, settings: dict[str, Any], deployment: str, replica: str, delivery_timeout: float) -> None:
         self.settings, self.deployment, self.replica = settings, deployment, replica
-        self.wait_s = delivery_timeout + 5 + ANSWER_GRACE_S
+        # the first batch may wait for the topic to be created (up to the delivery timeout) and then for delivery
+        self.wait_s = 2 * delivery_timeout + 5 + ANSWER_GRACE_S
         self._conn: Connection | None = None
         self._process: Any = None
 
