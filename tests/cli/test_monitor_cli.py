@@ -3,47 +3,14 @@ exit code 2, and a report never overwrites a file keel did not write."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
-from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-
-import keel.data
-import keel.registry as registry
-from keel.context import Context
-from keel.serve.parquet_sink import ParquetSink
-from keel.serve.predlog import PredictionLog
 from keel.testing.cli import keel_cmd
-
-HOUR = 3_600_000
-
-
-def _store_with_traffic(folder: Path) -> None:
-    ctx = Context(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    keel.data.log(X.iloc[::2], "train", ctx=ctx)
-    model = LogisticRegression(max_iter=5000).fit(X.iloc[::2], y.iloc[::2])
-    version = registry.register(model, "cancer", input_example=X.head(3), datasets=["train@1"], ctx=ctx)
-    ctx.store.deployments.create("live", version.uri)
-    live = X.iloc[1::2].copy()
-    live["mean area"] *= 2.0
-    start = (int(time.time() * 1000) // HOUR - 2) * HOUR  # the hour before last: a whole window
-    values, proba = live.to_numpy(dtype=np.float64), model.predict_proba(live)
-    log = PredictionLog(ParquetSink("live", ctx))
-    log.offer([
-        {"request_id": f"r{i}", "row": 0, "time": start + i, "deployment": "live", "route": "primary", "model": version.uri,
-         "served": True, "inputs": values[i], "input_names": tuple(live.columns), "output": int(proba[i, 1] > 0.5),
-         "proba": proba[i], "latency_ms": 0.3, "replica": "test"}
-        for i in range(len(live))
-    ])  # fmt: skip
-    log.close()
-    ctx.close()
+from keel.testing.monitoring import store_with_traffic
 
 
 def test_create_rule_run_status_alerts_report(tmp_path: Path) -> None:
-    _store_with_traffic(tmp_path)
+    store_with_traffic(tmp_path)
 
     def ok(*args: str) -> str:
         done = keel_cmd(tmp_path, "monitor", *args)
@@ -73,7 +40,7 @@ def test_create_rule_run_status_alerts_report(tmp_path: Path) -> None:
 
 
 def test_bad_rules_and_windows_are_one_line_and_exit_2(tmp_path: Path) -> None:
-    _store_with_traffic(tmp_path)
+    store_with_traffic(tmp_path)
     for args, expected in (
         (("create", "m", "live", "--window", "soon"), "--window"),
         (("create", "m", "live", "--rule", "drift.share > 0.3"), "NAME: EXPRESSION"),
@@ -88,7 +55,7 @@ def test_bad_rules_and_windows_are_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_scheduler_once_runs_the_monitors_and_refuses_an_unknown_import(tmp_path: Path) -> None:
-    _store_with_traffic(tmp_path)
+    store_with_traffic(tmp_path)
     assert keel_cmd(tmp_path, "monitor", "create", "live-1h", "live", "--window", "1h").returncode == 0
     done = keel_cmd(tmp_path, "scheduler", "--once")
     assert done.returncode == 0, done.stderr

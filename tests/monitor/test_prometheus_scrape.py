@@ -5,14 +5,9 @@ from the newest window goes stale, and every query of the shipped Grafana dashbo
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +16,7 @@ from starlette.routing import Route
 
 from keel.monitor.prometheus import MonitorMetrics, dashboard_json
 from keel.serve.metrics import ServeMetrics
+from keel.testing.monitoring import PrometheusAPI, prometheus, targets_up, until
 from keel.testing.services import free_port, serve_app
 
 START_TIMEOUT = 30.0  # Prometheus starts in ~1 s and marks a target up after its first scrape (~5 s)
@@ -29,28 +25,12 @@ WAIT = 20.0
 pytestmark = pytest.mark.slow  # ~10 s: Prometheus marks its target up after ~5 s
 
 
-class Scraped:
+class Scraped(PrometheusAPI):
     """The metrics a test publishes and the Prometheus that scrapes them."""
 
     def __init__(self, monitor: MonitorMetrics, serve: ServeMetrics, url: str) -> None:
-        self.monitor, self.serve, self.url = monitor, serve, url
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5).json()
-        assert answer["status"] == "success", (promql, answer)
-        result: list[dict[str, Any]] = answer["data"]["result"]
-        return result
-
-    def eventually(self, promql: str, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
-        """The query's result once ``done`` holds for it (a scrape every second brings new values)."""
-        deadline = time.monotonic() + WAIT
-        while True:
-            result = self.query(promql)
-            if done(result):
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{promql}: still {result} after {WAIT} s")
-            time.sleep(0.2)
+        super().__init__(url, WAIT)
+        self.monitor, self.serve = monitor, serve
 
 
 def _metrics_app(monitor: MonitorMetrics, serve: ServeMetrics) -> Starlette:
@@ -62,64 +42,23 @@ def _metrics_app(monitor: MonitorMetrics, serve: ServeMetrics) -> Starlette:
     return Starlette(routes=[Route("/metrics", metrics)])
 
 
-def _tail(log: Path) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log.exists() else "(no log)"
-
-
 @pytest.fixture(scope="module")
 def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("the prometheus binary is not on PATH: install Debian's package (scripts/test does: "
-                    "apt-get install -y --no-install-recommends prometheus)")  # fmt: skip
     monitor, serve = MonitorMetrics(), ServeMetrics("churn")
     serve.observe("primary", "models:/churn/3", 200, 0.004)
     serve.log_counters(lambda: {"written": 1})
     home = tmp_path_factory.mktemp("prometheus")
-    with serve_app(_metrics_app(monitor, serve)) as target:
-        config = home / "prometheus.yml"
-        config.write_text(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-            "scrape_configs:\n  - job_name: keel\n    scrape_interval: 1s\n    scrape_timeout: 1s\n"
-            f"    static_configs:\n      - targets: ['{target.removeprefix('http://')}']\n"
-        )
-        port = free_port()
-        log = home / "prometheus.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [binary, f"--config.file={config}", f"--storage.tsdb.path={home / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=info"],
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        try:
+    port = free_port()
+    try:
+        with (
+            serve_app(_metrics_app(monitor, serve)) as target,
+            prometheus(home, {"keel": target.removeprefix("http://")}, port) as proc,
+        ):
             url = f"http://127.0.0.1:{port}"
-            _wait_target_up(proc, url, log)
+            until("prometheus's target up", proc, home / "prometheus.log", lambda: targets_up(url, 1), START_TIMEOUT)
             yield Scraped(monitor, serve, url)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            serve.close()
-
-
-def _wait_target_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last: object = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"prometheus exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            targets = httpx.get(f"{url}/api/v1/targets", timeout=2).json()["data"]["activeTargets"]
-            last = [(t["scrapeUrl"], t["health"], t["lastError"]) for t in targets]
-            if targets and all(t["health"] == "up" for t in targets):
-                return
-        except (httpx.HTTPError, ValueError) as e:  # not up yet; while starting it answers 503 in plain text
-            last = e
-        time.sleep(0.2)
-    pytest.fail(f"prometheus's target not up after {START_TIMEOUT} s (last: {last}):\n{_tail(log)}")
+    finally:
+        serve.close()
 
 
 def value(series: dict[str, Any]) -> float:
