@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keel.core.errors import InvalidArgument
+from keel.core.predictions import check_count as _int
 from keel.core.validation import check_name
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
@@ -38,7 +39,6 @@ MIN_WINDOW_MS = 1_000
 _VALUE_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,300}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ACTION = re.compile(r"(log|rollback|retrain:[^\x00-\x1f\x7f\s]{1,200}|webhook:https?://[^\x00-\x1f\x7f\s]{1,1000})")
-_INT64 = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +114,6 @@ class ActionRecord:
 
 
 # checks: the same for every backend ---------------------------------------------------------------------------------
-
-
-def _int(value: Any, field_: str, *, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= _INT64):
-        raise InvalidArgument.for_field(field_, value, f"an integer from {low} to 2**63-1")
-    return value
 
 
 def _text(value: Any, field_: str, *, empty: bool = True) -> str:

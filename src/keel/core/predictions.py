@@ -68,7 +68,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _INT64 = 2**63 - 1
 
 
-def _count(value: Any, field: str, *, low: int = 0) -> int:
+def check_count(value: Any, field: str, *, low: int = 0) -> int:
+    """``value`` as a count the stores hold: an integer (not a bool) from ``low`` to 2**63-1."""
     if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= _INT64):
         raise InvalidArgument.for_field(field, value, f"an integer from {low} to 2**63-1")
     return value
@@ -89,9 +90,9 @@ def check_log_file(file: Any) -> PredictionLogFile:
         raise InvalidArgument.for_field("sha256", file.sha256, "64 lowercase hex characters")
     if not isinstance(file.replica, str) or _REPLICA.fullmatch(file.replica) is None:
         raise InvalidArgument.for_field("replica", file.replica, "1 to 128 printable characters")
-    _count(file.rows, "rows")
-    _count(file.size, "size")
-    start, end = _count(file.start_ms, "start_ms"), _count(file.end_ms, "end_ms")
+    check_count(file.rows, "rows")
+    check_count(file.size, "size")
+    start, end = check_count(file.start_ms, "start_ms"), check_count(file.end_ms, "end_ms")
     if start > end:
         raise InvalidArgument.for_field("end_ms", end, f"at least start_ms ({start})")
     return file
@@ -125,7 +126,7 @@ def check_labels(labels: Any) -> dict[tuple[str, int], str]:
     for triple in labels:
         if isinstance(triple, (str, bytes)) or not isinstance(triple, Sequence) or len(triple) != 3:
             raise InvalidArgument.for_field("label", triple, "a (request_id, row, label) triple")
-        out[(check_request_id(triple[0]), _count(triple[1], "row"))] = label_json(triple[2])
+        out[(check_request_id(triple[0]), check_count(triple[1], "row"))] = label_json(triple[2])
     return out
 
 
@@ -139,4 +140,4 @@ def check_request_ids(request_ids: Any) -> list[str] | None:
 
 
 def check_time_bound(value: Any, field: str) -> int | None:
-    return None if value is None else _count(value, field)
+    return None if value is None else check_count(value, field)
