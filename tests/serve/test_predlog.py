@@ -7,6 +7,7 @@ import io
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from keel.serve import PredictionLog, log_labels, read_predictions
 from keel.serve.kafka_sink import AVRO_SCHEMA, KafkaSink, parse_kafka_url
 from keel.serve.parquet_sink import ParquetSink
 from keel.serve.predictions import window_ms
-from keel.serve.predlog import SinkFailure, sink_for
+from keel.serve.predlog import Entry, SinkFailure, expand, sink_for
 from keel.testing.store_contract import unique
 
 
@@ -53,13 +54,13 @@ class ListSink:
     def rows(self) -> list[dict[str, Any]]:
         return [row for batch in self.batches for row in batch]
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, rows: Sequence[Entry]) -> None:
         if self.gate is not None:
             assert self.gate.wait(30)
         if self.fail_first > 0:
             self.fail_first -= 1
             raise ConnectionError("the sink is down")
-        self.batches.append(list(rows))
+        self.batches.append(expand(rows))
 
     def close(self) -> None:
         self.closed = True
@@ -133,7 +134,7 @@ def test_a_sink_that_raises_costs_its_batch_only_and_the_writer_goes_on() -> Non
     assert log.failed == 4 and log.written == 6 and [r["request_id"] for r in sink.rows] == ["kept"] * 6
 
     class HalfSink(ListSink):
-        def write(self, rows: list[dict[str, Any]]) -> None:
+        def write(self, rows: Sequence[Entry]) -> None:
             raise SinkFailure("2 rows refused", failed_rows=2)
 
     log = PredictionLog(HalfSink())

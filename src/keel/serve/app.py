@@ -36,6 +36,7 @@ from keel.serve.follower import Follower
 from keel.serve.inputs import InputRejected, Violation, from_predict_body, from_v2_body
 from keel.serve.models import ServedModel
 from keel.serve.openapi_docs import install_offline_docs
+from keel.serve.predlog import logged_batch
 from keel.serve.routing import ROUTE_KEY_HEADER, Route, RouteTable
 from keel.serve.tensors import output_tensor
 
@@ -106,7 +107,14 @@ class _State:
             inline_budget=budget,
             on_batch=on_batch,
             on_call=self.capacity.spent if shadow else None,
+            on_answered=self.log_batch if self.predictions is not None else None,
         )
+
+    def log_batch(self, tags: list[Any], data: list[Any], sizes: list[int], results: list[Any], seconds: float) -> None:
+        """The batchers' hook: one ``LoggedBatch`` per model call, its rows made on the log's writer thread."""
+        batch = logged_batch(self.deployment, self.replica, tags, data, sizes, results, seconds)
+        if batch is not None:
+            self.predictions.offer_batch(batch)
 
     def start(self) -> None:
         """Load the first table on the follower's thread (retried until it loads); the follower keeps it current."""
@@ -347,7 +355,7 @@ def create_app(
         rows = _rows(data)
         state.capacity.enter()
         try:
-            outputs, took = await route.batcher.submit(data, rows, computed)
+            outputs, _ = await route.batcher.submit(data, rows, computed, (route, request_id, body))
         except Overloaded as exc:
             observe(route, 503, started)
             return unavailable(f"overloaded: {exc}", request_id, route)
@@ -355,11 +363,7 @@ def create_app(
             return rejected(route, request_id, [Violation("input", None, exc.message)])
         except Exception as exc:  # noqa: BLE001 - whatever the model raises is a 500 for this request only
             log.error("model %s failed on request %s: %s: %s", route.model, request_id, type(exc).__name__, exc)
-            observe(route, 500, started, error=True)
-            if logging_on:
-                took = time.perf_counter() - started
-                state.predictions.offer(_log_rows(state, route, request_id, int(time.time() * 1000), body, data, {}, took,
-                                                  served=True, status=500))  # fmt: skip
+            observe(route, 500, started, error=True)  # logged with status 500 by the batch hook
             error = f"model {route.model} raised {type(exc).__name__} on this request"
             return answer({"error": error, "model": route.model, "request_id": request_id}, 500, request_id, route)
         finally:
@@ -372,13 +376,10 @@ def create_app(
             error = f"model {route.model} returned an output that cannot be sent ({type(exc).__name__})"
             return answer({"error": error, "model": route.model, "request_id": request_id}, 500, request_id, route)
         observe(route, 200, started)
-        now_ms = int(time.time() * 1000)
-        if logging_on:
-            state.predictions.offer(_log_rows(state, route, request_id, now_ms, body, data, outputs, took, served=True))
         if table.shadows:
             if every_request or state.capacity.spare():
                 for shadow in table.shadows:
-                    shadowing = run_shadow(shadow, route, body, data, rows, outputs, request_id, now_ms)
+                    shadowing = run_shadow(shadow, route, body, data, rows, outputs, request_id)
                     task = asyncio.get_running_loop().create_task(shadowing)
                     state.shadow_tasks.add(task)
                     task.add_done_callback(state.shadow_tasks.discard)
@@ -394,14 +395,14 @@ def create_app(
                 state.metrics.error(route.kind, route.model)
 
     async def run_shadow(
-        shadow: Route, served: Route, body: Any, data: Any, rows: int, answered: dict[str, Any], request_id: str, now_ms: int
+        shadow: Route, served: Route, body: Any, data: Any, rows: int, answered: dict[str, Any], request_id: str
     ) -> None:
         """A shadow on the input the served model answered: after the answer, never failing it."""
         try:
             if shadow.served.input_spec != served.served.input_spec:
                 data = parse_for(shadow, body)
             computed = ("predict", "predict_proba") if shadow.served.has_proba else ("predict",)
-            outputs, took = await shadow.batcher.submit(data, rows, computed)
+            outputs, took = await shadow.batcher.submit(data, rows, computed, (shadow, request_id, body))
         except Overloaded:  # the shadow cannot keep up: it misses this request, visibly (a 503 in its metrics)
             if state.metrics is not None:
                 state.metrics.observe(shadow.kind, shadow.model, 503, 0.0)
@@ -417,8 +418,6 @@ def create_app(
             if len(mine) == len(theirs):  # (n, 1) against (n,) must compare rows, not broadcast to (n, n)
                 for agreed in (mine == theirs).tolist():
                     state.metrics.shadow(shadow.model, bool(agreed))
-        if state.predictions is not None:
-            state.predictions.offer(_log_rows(state, shadow, request_id, now_ms, body, data, outputs, took, served=False))
 
     def parse_for(route: Route, body: Any) -> Any:
         spec = route.served.input_spec
@@ -469,61 +468,6 @@ def _wanted(body: Any) -> tuple[str, ...]:
     if names is None or not set(names) <= set(_OUTPUTS):
         raise InputRejected([Violation("outputs", names, 'a list of {"name": "predict" | "predict_proba"}')])
     return tuple(dict.fromkeys(names)) or ("predict",)
-
-
-def _log_rows(
-    state: _State,
-    route: Route,
-    request_id: str,
-    now_ms: int,
-    body: Any,
-    data: Any,
-    outputs: dict[str, Any],
-    took: float,
-    *,
-    served: bool,
-    status: int = 200,
-) -> list[dict[str, Any]]:
-    """One prediction-log row per input row (``keel.core.predictions.LOG_COLUMNS``). Numeric inputs travel as rows of
-    the matrix the model read, with ``input_names`` (the sinks turn them into columns or objects, off this path).
-    A failed answer (``status`` 500) has no outputs: its rows say so, so that monitors see the error rate."""
-    names = route.served.input_names
-    extra: dict[str, Any] = {}
-    records: Any = body.get("records") if isinstance(body, dict) else None
-    if isinstance(data, np.ndarray) and data.ndim == 2 and names is not None and data.shape[1] == len(names):
-        records, extra = list(data), {"input_names": names}
-    elif isinstance(records, list) and len(records) == _rows(data) and names is not None:
-        records = [{name: record.get(name) for name in names} for record in records]  # what the model read, no more
-    elif not isinstance(records, list) or len(records) != _rows(data):
-        if hasattr(data, "to_dict"):
-            records = data.to_dict("records")
-        elif names is not None and np.ndim(data) == 2:
-            records = [dict(zip(names, row, strict=True)) for row in np.asarray(data).tolist()]
-        else:
-            records = np.asarray(data).tolist()
-    predicted = np.asarray(outputs["predict"]).tolist() if "predict" in outputs else [None] * _rows(data)
-    # rows of the probability matrix, not lists: a row dict holding only atoms and arrays is not tracked by the GC
-    proba = list(np.asarray(outputs["predict_proba"])) if "predict_proba" in outputs else [None] * len(predicted)
-    latency_ms = took * 1000.0
-    return [
-        {
-            "request_id": request_id,
-            "row": i,
-            "time": now_ms,
-            "deployment": state.deployment,
-            "route": route.kind,
-            "model": route.model,
-            "served": served,
-            "inputs": records[i],
-            "output": predicted[i],
-            "proba": proba[i],
-            "latency_ms": latency_ms,
-            "replica": state.replica,
-            "status": status,
-            **extra,
-        }
-        for i in range(len(predicted))
-    ]
 
 
 def _keel_version() -> str:

@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 Runner = Callable[[Any, Sequence[str]], dict[str, Any]]
 """``run(X, outputs)`` -> ``{output name: array with one entry per row of X}`` (called in a worker thread)."""
 
+Result = tuple[dict[str, Any], float] | BaseException
+"""A request's answer: its outputs and the seconds its batch's call took, or what failed it."""
+
+Answered = Callable[[list[Any], list[Any], list[int], list[Result], float], None]
+"""``on_answered(tags, data, rows, results, seconds)``: one call's requests (the ``tag`` each was submitted with,
+its input and rows), their results and the call's wall time, on the event loop once the call is over."""
+
 
 class Overloaded(Exception):
     """The model's queue is full: try again later (the app answers 503 with ``Retry-After``)."""
@@ -35,6 +42,7 @@ class _Item:
     rows: int
     outputs: tuple[str, ...]
     future: asyncio.Future[tuple[dict[str, Any], float]]
+    tag: Any = None
 
 
 class Batcher:
@@ -51,6 +59,7 @@ class Batcher:
         inline_budget: float | None = None,
         on_batch: Callable[[int], None] | None = None,
         on_call: Callable[[float], None] | None = None,
+        on_answered: Answered | None = None,
     ) -> None:
         self.run = run
         self.inline_rows = inline_rows  # batches this small run on the event loop: cheaper than a thread hop
@@ -60,16 +69,18 @@ class Batcher:
         self.max_batch_rows, self.max_queue_rows, self.max_wait = max_batch_rows, max_queue_rows, max_wait
         self.on_batch = on_batch
         self.on_call = on_call  # told the seconds each batch took, waiting for a thread included
+        self.on_answered = on_answered  # the prediction log's hook: one call per batch, never per request
         self._pending: deque[_Item] = deque()
         self.queued_rows = 0
         self._draining = False
         self._drainer: asyncio.Task[None] | None = None
 
-    async def submit(self, data: Any, rows: int, outputs: Sequence[str]) -> tuple[dict[str, Any], float]:
+    async def submit(self, data: Any, rows: int, outputs: Sequence[str], tag: Any = None) -> tuple[dict[str, Any], float]:
+        """The outputs for ``data`` and the seconds its batch took; ``tag`` goes to ``on_answered`` with the result."""
         if self.queued_rows and self.queued_rows + rows > self.max_queue_rows:  # an oversized lone request still runs
             raise Overloaded(f"{self.queued_rows} rows already queued (at most {self.max_queue_rows})")
         loop = asyncio.get_running_loop()
-        item = _Item(data, rows, tuple(outputs), loop.create_future())
+        item = _Item(data, rows, tuple(outputs), loop.create_future(), tag)
         self._pending.append(item)
         self.queued_rows += rows
         if not self._draining:
@@ -90,8 +101,11 @@ class Batcher:
                     results = self._run_batch(batch)
                 else:
                     results = await loop.run_in_executor(None, self._run_batch, batch)
+                seconds = time.perf_counter() - started
                 if self.on_call is not None:
-                    self.on_call(time.perf_counter() - started)
+                    self.on_call(seconds)
+                if self.on_answered is not None:
+                    self._tell(batch, results, seconds)
                 self._remember(results)
                 for item, result in zip(batch, results, strict=True):
                     if item.future.done():  # the client went away
@@ -113,6 +127,14 @@ class Batcher:
         finally:
             self._draining = False
 
+    def _tell(self, batch: list[_Item], results: list[Result], seconds: float) -> None:
+        assert self.on_answered is not None
+        try:
+            tags = [item.tag for item in batch]
+            self.on_answered(tags, [item.data for item in batch], [item.rows for item in batch], results, seconds)
+        except Exception:  # the log is never worth an answer: say so, answer anyway
+            log.warning("the batch hook failed on a batch of %d requests", len(batch), exc_info=True)
+
     def _inline(self, rows: int) -> bool:
         if rows > self.inline_rows:
             return False
@@ -120,7 +142,7 @@ class Batcher:
             return True
         return self.recent_seconds is not None and self.recent_seconds <= self.inline_budget  # measured in a thread first
 
-    def _remember(self, results: list[tuple[dict[str, Any], float] | BaseException]) -> None:
+    def _remember(self, results: list[Result]) -> None:
         took = next((r[1] for r in results if not isinstance(r, BaseException)), None)
         if took is not None:
             self.recent_seconds = took if self.recent_seconds is None else 0.8 * self.recent_seconds + 0.2 * took
@@ -135,7 +157,7 @@ class Batcher:
         self.queued_rows -= rows
         return batch
 
-    def _run_batch(self, batch: list[_Item]) -> list[tuple[dict[str, Any], float] | BaseException]:
+    def _run_batch(self, batch: list[_Item]) -> list[Result]:
         """In a worker thread: one model call for the whole batch; when it fails, each request alone, so only the
         request that makes the model raise gets the error."""
         outputs = tuple(dict.fromkeys(name for item in batch for name in item.outputs))
@@ -151,7 +173,7 @@ class Batcher:
             else:
                 took = time.perf_counter() - started
                 return [(part, took) for part in parts]
-        answers: list[tuple[dict[str, Any], float] | BaseException] = []
+        answers: list[Result] = []
         for item in batch:
             started = time.perf_counter()
             try:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from keel.serve.predlog import Row, SinkFailure
+from keel.serve.predlog import Entry, Row, SinkFailure
 
 __all__ = ["ChildProducer"]
 
@@ -46,7 +47,7 @@ class ChildProducer:
         self._conn = ours
         return ours
 
-    def write(self, rows: list[Row]) -> None:
+    def write(self, rows: Sequence[Entry]) -> None:
         from keel.serve.parquet_sink import rows_to_table
 
         table = rows_to_table(rows, self.deployment, self.replica)
@@ -58,7 +59,8 @@ class ChildProducer:
             _, failed, message = conn.recv()
         except (EOFError, OSError, TimeoutError) as exc:
             self._stop_child()
-            raise SinkFailure(f"kafka: the producer process failed ({type(exc).__name__}: {exc}); restarted", len(rows)) from None
+            why = f"kafka: the producer process failed ({type(exc).__name__}: {exc}); restarted"
+            raise SinkFailure(why, table.num_rows) from None
         if failed:
             raise SinkFailure(message, failed)
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from numpy import ndarray
 
 from keel.core.errors import InvalidArgument, MissingExtra
 from keel.serve.parquet_sink import default_replica
-from keel.serve.predlog import Row, SinkFailure, encode_json, inputs_of
+from keel.serve.predlog import Entry, Row, SinkFailure, encode_json, expand, inputs_of
 
 __all__ = ["AVRO_SCHEMA", "KafkaSink", "parse_kafka_url"]
 
@@ -176,10 +177,11 @@ class KafkaSink:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 log.info("keel: could not create the Kafka topic %s (%s); producing to it anyway", self.topic, exc)
 
-    def write(self, rows: list[Row]) -> None:
+    def write(self, entries: Sequence[Entry]) -> None:
         if self.process:
-            self._child_once().write(rows)
+            self._child_once().write(entries)
             return
+        rows = expand(entries)
         producer = self._producer_once()
         errors: list[Any] = []
         content_type = [("content-type", b"application/json" if self.fmt == "json" else b"avro/binary")]

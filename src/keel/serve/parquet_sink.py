@@ -24,14 +24,15 @@ from __future__ import annotations
 import io
 import os
 import socket
+from collections.abc import Sequence
 from itertools import repeat
-from operator import attrgetter, is_, itemgetter
+from operator import attrgetter, is_, itemgetter, ne
 from typing import Any
 
 from keel.context import Context, resolve
 from keel.core.errors import MissingExtra
 from keel.core.predictions import LOG_COLUMNS, PredictionLogFile
-from keel.serve.predlog import Row, encode_json, inputs_of
+from keel.serve.predlog import Entry, LoggedBatch, Row, encode_json, expand, inputs_of, is_matrix, request_records
 
 __all__ = [
     "ParquetSink", "arrow_schema", "default_replica", "require_pyarrow", "rows_to_parquet", "rows_to_table", "table_to_parquet",
@@ -160,24 +161,43 @@ def _proba_column(pa: Any, probas: list[Any]) -> tuple[Any, Any]:
     return pa.field("proba", pa.string()), pa.array(texts, pa.string())
 
 
-def rows_to_table(rows: list[Row], deployment: str, replica: str) -> Any:
-    """The rows as an Arrow table (typed columns where the batch allows); a row's missing deployment or replica is
-    the sink's."""
+def rows_to_table(entries: Sequence[Entry], deployment: str, replica: str) -> Any:
+    """The rows (or ``LoggedBatch``es) as an Arrow table (typed columns where the batch allows); a row's missing
+    deployment or replica is the sink's."""
+    batches = [entry for entry in entries if isinstance(entry, LoggedBatch)]
+    proba = output = None
+    if batches and len(batches) == len(entries):
+        columns, numeric, inputs, proba, output = _batch_columns(batches)
+    else:
+        rows: list[Row] = expand(entries) if batches else list(entries)  # type: ignore[arg-type]
+        columns, numeric = _columns(rows), _numeric_inputs(rows)
+        inputs = None if numeric is not None else [encode_json(inputs_of(row)).decode() for row in rows]
+    return _table(columns, numeric, inputs, proba, output, deployment, replica)
+
+
+Columns = dict[str, list[Any]]
+Numeric = tuple[tuple[str, ...], Any]  # input names, float64 matrix with one row per input
+
+
+def _table(
+    columns: Columns, numeric: Numeric | None, inputs: list[str] | None, proba: Made, output: Made,
+    deployment: str, replica: str,
+) -> Any:  # fmt: skip
+    """The table of ``columns`` (``_TAKEN``), the inputs as columns (``numeric``) or as JSON text (``inputs``), and
+    ``proba`` and ``output`` when already made."""
     pa = require_pyarrow()
     types = _plain_types(pa)
-    columns = _columns(rows)
+    n = len(columns["request_id"])
     for name, default in (("deployment", deployment), ("replica", replica)):
         if None in columns[name] or "" in columns[name]:
             columns[name] = [value or default for value in columns[name]]
     arrays = {name: (pa.field(name, types[name]), pa.array(columns[name], types[name])) for name in _PLAIN}
-    numeric = _numeric_inputs(rows)
-    if numeric is None:
-        inputs = [encode_json(inputs_of(row)).decode() for row in rows]
+    if inputs is not None:
         arrays["inputs"] = pa.field("inputs", pa.string()), pa.array(inputs, pa.string())
     else:
-        arrays["inputs"] = pa.field("inputs", pa.string()), pa.nulls(len(rows), pa.string())
-    arrays["output"] = _output_column(pa, columns["output"])
-    arrays["proba"] = _proba_column(pa, columns["proba"])
+        arrays["inputs"] = pa.field("inputs", pa.string()), pa.nulls(n, pa.string())
+    arrays["output"] = output or _output_column(pa, columns["output"])
+    arrays["proba"] = proba or _proba_column(pa, columns["proba"])
     fields = [arrays[name][0] for name in LOG_COLUMNS]
     data = [arrays[name][1] for name in LOG_COLUMNS]
     if numeric is not None:
@@ -187,7 +207,148 @@ def rows_to_table(rows: list[Row], deployment: str, replica: str) -> Any:
     return pa.Table.from_arrays(data, schema=pa.schema(fields))
 
 
-def rows_to_parquet(rows: list[Row], deployment: str, replica: str) -> bytes:
+Made = tuple[Any, Any] | None  # (field, array) of a column made from arrays, or None: made from the row values
+
+
+def _batch_columns(batches: list[LoggedBatch]) -> tuple[Columns, Numeric | None, list[str] | None, Made, Made]:
+    """The columns of a run of batches, made from each call's tuples and arrays (the writer shares the serving
+    process's GIL: the work per row is in C wherever the batch allows): what ``_columns``, ``_numeric_inputs`` and
+    the JSON inputs make of the same rows one by one."""
+    import numpy as np
+
+    columns: Columns = {name: [] for name in _TAKEN}
+    ids, row, time_, deployment_, route, model_, served, latency, replica_, status, output, proba = (
+        columns[name] for name in _TAKEN
+    )
+    data: list[Any] = []
+    names_seen: set[tuple[str, ...] | None] = set()
+    outputs: list[Any] = []  # per request: its "predict" array, None when it failed
+    probas: list[Any] = []  # per request: its "predict_proba" matrix or None
+    sizes: list[int] = []
+    for batch in batches:
+        k = batch.size
+        time_ += [batch.time] * k
+        deployment_ += [batch.deployment] * k
+        replica_ += [batch.replica] * k
+        names_seen.update(batch.names)
+        data += batch.data
+        sizes += batch.sizes
+        if k == len(batch.sizes) and None not in batch.results:  # one row per request, every one answered
+            ids += batch.request_ids
+            route += batch.kinds
+            model_ += batch.models
+            served += map(ne, batch.kinds, repeat("shadow"))
+            latency += [result[1] * 1000.0 for result in batch.results]  # type: ignore[index]
+            status += [200] * k
+            answers = list(map(itemgetter(0), batch.results))  # type: ignore[arg-type]
+            outputs += map(_get, answers, repeat("predict"))
+            probas += map(_get, answers, repeat("predict_proba"))
+            continue
+        for kind, model, request_id, result, n in zip(
+            batch.kinds, batch.models, batch.request_ids, batch.results, batch.sizes, strict=True
+        ):
+            ids += [request_id] * n
+            route += [kind] * n
+            model_ += [model] * n
+            served += [kind != "shadow"] * n
+            status += [200 if result is not None else 500] * n
+            latency += [(batch.seconds if result is None else result[1]) * 1000.0] * n
+            outputs.append(None if result is None else result[0].get("predict"))
+            probas.append(None if result is None else result[0].get("predict_proba"))
+    row += np.concatenate([np.arange(n) for n in sizes]).tolist() if set(sizes) != {1} else [0] * len(sizes)
+    output_column = _batch_output(outputs)
+    if output_column is None:
+        output += _per_row(outputs, sizes, lambda o: np.asarray(o).tolist())
+    proba_column = _batch_proba(probas)
+    if proba_column is None:
+        proba += _per_row(probas, sizes, lambda p: list(np.asarray(p)))
+    numeric: Numeric | None = None
+    inputs: list[str] | None = None
+    names = next(iter(names_seen)) if len(names_seen) == 1 else None
+    matrix = _concatenated(data) if names is not None else None
+    if matrix is not None and is_matrix(matrix, names):
+        numeric = names, np.ascontiguousarray(matrix.T, dtype=np.float64)  # type: ignore[assignment]
+    else:
+        inputs = []
+        for batch in batches:
+            for names_i, body, x, n in zip(batch.names, batch.bodies, batch.data, batch.sizes, strict=True):
+                if is_matrix(x, names_i):
+                    records = [dict(zip(names_i or (), r, strict=True)) for r in x.tolist()]
+                else:
+                    records = request_records(body, x, names_i, n)
+                inputs += [encode_json(record).decode() for record in records]
+    return columns, numeric, inputs, proba_column, output_column
+
+
+_get = dict.get
+
+
+def _concatenated(parts: list[Any]) -> Any:
+    """The requests' inputs as one matrix when every one is a 2-d numeric array of one width, else None."""
+    import numpy as np
+
+    if set(map(type, parts)) != {np.ndarray}:
+        return None
+    try:
+        joined = np.concatenate(parts)
+    except ValueError:  # arrays of other dimensions or widths
+        return None
+    return joined if joined.ndim == 2 and len(joined) == sum(map(len, parts)) and joined.dtype.kind in "biuf" else None
+
+
+def _batch_output(outputs: list[Any]) -> tuple[Any, Any] | None:
+    """``(field, array)`` of the outputs when every request answered with a 1-d array of one numeric or bool dtype
+    (made from the arrays, no Python number per row; the same column ``_output_column`` makes of their values);
+    None otherwise."""
+    import numpy as np
+
+    if not outputs or set(map(type, outputs)) != {np.ndarray}:
+        return None
+    kinds = {(o.ndim, o.dtype) for o in outputs}
+    if len(kinds) != 1 or kinds.pop()[0] != 1:
+        return None
+    pa = require_pyarrow()
+    values = np.concatenate(outputs)
+    kind = values.dtype.kind
+    if kind == "b":
+        return pa.field("output", pa.bool_()), pa.array(values, pa.bool_())
+    if kind == "i" or (kind == "u" and (not len(values) or values.max() <= np.iinfo(np.int64).max)):
+        return pa.field("output", pa.int64()), pa.array(values.astype(np.int64), pa.int64())
+    if kind == "f":
+        values = values.astype(np.float64)
+        return pa.field("output", pa.float64()), pa.array(values, pa.float64(), mask=~np.isfinite(values))
+    return None
+
+
+def _per_row(parts: list[Any], sizes: list[int], rows_of: Any) -> list[Any]:
+    """Each request's part as its rows (``rows_of(part)``), None for each row of an absent part."""
+    values: list[Any] = []
+    for part, n in zip(parts, sizes, strict=True):
+        values += [None] * n if part is None else rows_of(part)
+    return values
+
+
+def _batch_proba(probas: list[Any]) -> tuple[Any, Any] | None:
+    """``(field, array)`` of the probabilities when every request has a matrix of one float type and width (one
+    concatenation, no array per row); None otherwise."""
+    import numpy as np
+
+    if not probas or any(type(p) is not np.ndarray or p.ndim != 2 for p in probas):
+        return None
+    shapes = {(p.shape[1], p.dtype) for p in probas}
+    if len(shapes) != 1:
+        return None
+    width, dtype = shapes.pop()
+    if width == 0 or dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        return None
+    pa = require_pyarrow()
+    values = np.concatenate(probas).ravel()
+    offsets = np.arange(0, values.size + 1, width, dtype=np.int32)
+    array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+    return pa.field("proba", array.type), array
+
+
+def rows_to_parquet(rows: Sequence[Entry], deployment: str, replica: str) -> bytes:
     """The rows as one zstd-compressed Parquet file (``rows_to_table``)."""
     return table_to_parquet(rows_to_table(rows, deployment, replica))
 
@@ -214,7 +375,7 @@ class ParquetSink:
     def __repr__(self) -> str:
         return f"ParquetSink({self.deployment!r}, replica={self.replica!r})"
 
-    def write(self, rows: list[Row]) -> None:
+    def write(self, rows: Sequence[Entry]) -> None:
         if not rows:
             return
         import pyarrow.compute as pc
@@ -224,7 +385,7 @@ class ParquetSink:
         span = pc.min_max(table["time"]).as_py()
         blob = ctx.artifacts.put_bytes(table_to_parquet(table))
         entry = PredictionLogFile(
-            deployment=self.deployment, sha256=blob.sha256, rows=len(rows), start_ms=span["min"], end_ms=span["max"],
+            deployment=self.deployment, sha256=blob.sha256, rows=table.num_rows, start_ms=span["min"], end_ms=span["max"],
             replica=self.replica, size=blob.size,
         )  # fmt: skip
         ctx.store.predictions.add_log_file(entry)
