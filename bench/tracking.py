@@ -80,12 +80,32 @@ def keel_workloads(metric_calls: int, runs: int, search_runs: int, store: str | 
     return out
 
 
-def keel_over_rest(metric_calls: int, runs: int, search_runs: int) -> dict[str, float]:
+def keel_over_rest(metric_calls: int, runs: int, search_runs: int, *, auth: bool = False) -> dict[str, float]:
+    """The workloads through a local ``keel server``; with ``auth``, the server has a user and every request carries
+    its token (authenticated and authorized per request)."""
+    from keel.store.metadata import open_store
     from keel.testing.services import keel_server
 
     folder = Path(tempfile.mkdtemp(prefix="keel-bench-rest-"))
-    with keel_server(f"sqlite:///{folder / 'server.db'}", str(folder / "artifacts")) as url:
-        return keel_workloads(metric_calls, runs, search_runs, store=url)
+    db = f"sqlite:///{folder / 'server.db'}"
+    token = None
+    if auth:
+        store = open_store(db)
+        store.identity.create_principal("bench")
+        store.identity.grant("bench", "editor")
+        token = store.identity.create_token("bench", name="bench").secret
+        store.close()
+    with keel_server(db, str(folder / "artifacts")) as url:
+        previous = os.environ.get("KEEL_TOKEN")
+        if token:
+            os.environ["KEEL_TOKEN"] = token
+        try:
+            return keel_workloads(metric_calls, runs, search_runs, store=url)
+        finally:
+            if previous is None:
+                os.environ.pop("KEEL_TOKEN", None)
+            else:
+                os.environ["KEEL_TOKEN"] = previous
 
 
 def mlflow_python() -> str | None:
@@ -124,6 +144,8 @@ def main() -> None:
     if not args.no_rest:
         console.print("[bold]keel over REST[/] (keel server on 127.0.0.1, SQLite behind it)")
         results["keel (REST)"] = keel_over_rest(args.metric_calls, args.runs, args.search_runs)
+        console.print("[bold]keel over REST with tokens[/] (a user, every request authenticated and authorized)")
+        results["keel (REST, tokens)"] = keel_over_rest(args.metric_calls, args.runs, args.search_runs, auth=True)
     peer = None if args.no_peer else mlflow_python()
     if peer:
         console.print(f"[bold]MLflow[/] (SQLite) via {peer}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,12 @@ def test_quickstart_runs_the_lifecycle_in_an_empty_folder(quickstarted: tuple[Pa
         "HPO: 8 trials",
         "gate",
         "keel server",
+        "7. governance",
+        "chain verified",
     ):
         assert text in done.stdout
+    audited = re.search(r"audit log: (\d+) events", done.stdout)
+    assert audited is not None and int(audited.group(1)) > 50  # every run, version, alias move and deployment change
     client = Client(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
     runs = list(client.iter_runs("quickstart"))
     assert all(r.status is RunStatus.FINISHED or (r.trial is not None and r.trial.state == "pruned") for r in runs)

@@ -34,6 +34,9 @@ from keel.testing.services import free_port
 MAX_REQUEST = 100_000
 MAX_ARTIFACT = 300_000
 
+JSON_TYPE = {"content-type": "application/json"}
+UPLOAD_TYPE = {"content-type": "application/octet-stream"}
+
 
 @dataclass
 class Server:
@@ -167,7 +170,7 @@ def test_a_json_body_over_the_limit_is_a_413(small_server: Server, path: str, ch
     assert error["code"] == "payload_too_large"
     assert f"{MAX_REQUEST:,} bytes" in error["message"] and "KEEL_MAX_REQUEST_BYTES" in error["message"]
     # a body under the limit is served as before
-    ok = httpx.post(small_server.url + "/api/v1/metrics", content=b'{"rows": []}' + b" " * (MAX_REQUEST - 100))
+    ok = httpx.post(small_server.url + "/api/v1/metrics", content=b'{"rows": []}' + b" " * (MAX_REQUEST - 100), headers=JSON_TYPE)
     assert ok.status_code == 200, ok.text
 
 
@@ -176,7 +179,7 @@ def test_an_upload_over_the_artifact_limit_is_a_413_and_stores_nothing(small_ser
     data = os.urandom(MAX_ARTIFACT + 1)
     sha = hashlib.sha256(data).hexdigest()
     content = iter([data[i : i + 65536] for i in range(0, len(data), 65536)]) if chunked else data
-    response = httpx.put(f"{small_server.url}/api/v1/artifacts/{sha}", content=content)
+    response = httpx.put(f"{small_server.url}/api/v1/artifacts/{sha}", content=content, headers=UPLOAD_TYPE)
     assert response.status_code == 413, response.text
     assert "KEEL_MAX_ARTIFACT_BYTES" in response.json()["error"]["message"]
     assert httpx.head(f"{small_server.url}/api/v1/artifacts/{sha}").status_code == 404
@@ -279,8 +282,15 @@ def _send_partial(url: str, head: str) -> None:
 
 def test_a_client_that_disconnects_mid_body_is_one_quiet_log_line(small_server: Server) -> None:
     sha = "b" * 64
-    _send_partial(small_server.url, f"PUT /api/v1/artifacts/{sha} HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
-    _send_partial(small_server.url, "POST /api/v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n")
+    _send_partial(
+        small_server.url,
+        f"PUT /api/v1/artifacts/{sha} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Length: 200000\r\n\r\n",
+    )
+    _send_partial(
+        small_server.url,
+        "POST /api/v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 50000\r\n\r\n",
+    )
     deadline = time.monotonic() + 15
     while small_server.log_text().count("disconnected during") < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -335,14 +345,16 @@ def test_only_a_resend_is_looked_up_before_its_body_is_parsed(server_url: str) -
     body = orjson.dumps({"rows": [[run.id, "m", 1.5, 0, 10]]})
     key = uuid.uuid4().hex
     with httpx.Client(base_url=server_url) as http:
-        assert http.post("/api/v1/metrics", content=body, headers={"idempotency-key": key}).json() == {"stored": 1}
+        assert http.post("/api/v1/metrics", content=body, headers={"idempotency-key": key, **JSON_TYPE}).json() == {"stored": 1}
         # not marked as a resend: parsed (this garbage is refused), so no lookup ran
-        garbage = http.post("/api/v1/metrics", content=b"{not json", headers={"idempotency-key": key})
+        garbage = http.post("/api/v1/metrics", content=b"{not json", headers={"idempotency-key": key, **JSON_TYPE})
         assert garbage.status_code == 400
-        resend = http.post("/api/v1/metrics", content=b"{not json", headers={"idempotency-key": key, "keel-resend": "1"})
+        resend = http.post(
+            "/api/v1/metrics", content=b"{not json", headers={"idempotency-key": key, "keel-resend": "1", **JSON_TYPE}
+        )
         assert resend.json() == {"stored": 0, "duplicate": True}
         # the store's own claim is the guarantee: the same batch unmarked is still stored once
-        assert http.post("/api/v1/metrics", content=body, headers={"idempotency-key": key}).status_code == 200
+        assert http.post("/api/v1/metrics", content=body, headers={"idempotency-key": key, **JSON_TYPE}).status_code == 200
     assert [m.value for m in store.get_metric_history(run.id, "m")] == [1.5]
     store.close()
 

@@ -18,6 +18,8 @@ from keel.store.metadata.sql import engine as sql_engine
 from keel.store.metadata.sql.store import SqlStore
 from keel.testing.services import keel_server
 
+JSON_TYPE = {"content-type": "application/json"}
+
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def empty_db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -92,10 +94,10 @@ def test_the_server_deduplicates_raw_requests_and_checks_the_key(server_url: str
     key = uuid.uuid4().hex
     with httpx.Client(base_url=server_url) as http:
         for _ in range(3):
-            answer = http.post("/api/v1/metrics", content=body, headers={"idempotency-key": key})
+            answer = http.post("/api/v1/metrics", content=body, headers={"idempotency-key": key, **JSON_TYPE})
             assert answer.status_code == 200
         assert http.get(f"/api/v1/metric-batches/{key}").json() == {"applied": True}
-        bad = http.post("/api/v1/metrics", content=body, headers={"idempotency-key": "two words"})
+        bad = http.post("/api/v1/metrics", content=body, headers={"idempotency-key": "two words", **JSON_TYPE})
         assert bad.status_code == 400 and "batch_id" in bad.json()["error"]["message"]
         ended = http.post(f"/api/v1/runs/{run.id}/end", json={"status": "finished"}, headers={"idempotency-key": key + "e"})
         again = http.post(f"/api/v1/runs/{run.id}/end", json={"status": "finished"}, headers={"idempotency-key": key + "e"})

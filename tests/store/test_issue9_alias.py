@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from keel.core.actor import local_actor
 from keel.core.errors import Conflict
 from keel.store.metadata import open_store
 from keel.store.metadata.base import MetadataStore
@@ -91,19 +92,18 @@ def test_a_raw_rest_move_without_gates_is_refused_unless_forced_and_then_recorde
         forced = _put(server_url, name, {"version": 2, "force": True, "actor": "ana", "reason": "hotfix"})
         assert forced.status_code == 200, forced.text
         assert forced.json()["forced"] is True and forced.json()["gated"] is False
-        # the server cannot verify a name a client sends (no auth until issue 12): recorded, marked as declared
-        assert forced.json()["actor"] == "anonymous as ana (client-declared)"
+        # the actor is the server's caller (this open server: its local user), never the name the body declares
+        caller = local_actor()
+        assert forced.json()["actor"] == caller
         long_name = _put(server_url, name, {"version": 2, "force": True, "actor": "x" * 100, "expected_from": 2})
-        recorded = long_name.json()["actor"]  # the principal first; the declared name cut to fit the store's field
-        assert long_name.status_code == 200 and len(recorded) == 128 and recorded.startswith("anonymous as xxx")
+        assert long_name.status_code == 200 and long_name.json()["actor"] == caller
         anonymous = _put(server_url, name, {"version": 1, "rules": ["auc >= baseline"], "expected_from": 2})
-        assert anonymous.status_code == 200 and anonymous.json()["actor"] == "anonymous" and anonymous.json()["gated"]
+        assert anonymous.status_code == 200 and anonymous.json()["actor"] == caller and anonymous.json()["gated"]
         stale = _put(server_url, name, {"version": 2, "force": True, "expected_from": 2})
         assert stale.status_code == 409 and stale.json()["error"]["code"] == "conflict"
         history = httpx.get(f"{server_url}/api/v1/models/{name}/history", timeout=30).json()
         assert [(h["from_version"], h["to_version"], h["forced"], h["gated"], h["actor"]) for h in history] == [
-            (None, 2, True, False, "anonymous as ana (client-declared)"), (2, 2, True, False, recorded),
-            (2, 1, False, True, "anonymous"),
+            (None, 2, True, False, caller), (2, 2, True, False, caller), (2, 1, False, True, caller),
         ]  # fmt: skip
     finally:
         store.close()

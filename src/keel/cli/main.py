@@ -10,7 +10,22 @@ import sys
 
 import typer
 
-from keel.cli import data, deploy, gate, models, monitor, pipeline, quickstart, runs, scheduler, serve, server
+from keel.cli import (
+    audit,
+    data,
+    deploy,
+    gate,
+    lineage,
+    models,
+    monitor,
+    pipeline,
+    quickstart,
+    runs,
+    scheduler,
+    serve,
+    server,
+    users,
+)
 from keel.cli.output import clean
 from keel.core.errors import KeelError
 
@@ -33,6 +48,12 @@ app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(models.app, name="models")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(audit.app, name="audit")
+app.add_typer(lineage.app, name="lineage")
+app.add_typer(lineage.compliance, name="compliance")
+app.add_typer(users.users, name="users")
+app.add_typer(users.roles, name="roles")
+app.add_typer(users.tokens, name="tokens")
 app.command("gate")(gate.gate)
 app.command("server")(server.server)
 app.command("serve")(serve.serve)

@@ -71,6 +71,7 @@ def register(
     ),
 ) -> None:
     """Register a model stored as an artifact of a run (e.g. a pipeline's fit step)."""
+    import hashlib
     import pickle
 
     import keel.registry
@@ -79,7 +80,8 @@ def register(
 
     client = get_client()
     data = client.read_artifact(run, artifact)  # verified against its hash first
-    check_pickle_trust(client.context, f"artifact {artifact!r} of run {run} is read with pickle", trust_pickle)
+    what = f"artifact {artifact!r} of run {run} is read with pickle"
+    check_pickle_trust(client.context, what, trust_pickle, sha256=hashlib.sha256(data).hexdigest())
     model = pickle.loads(data)
     version = keel.registry.register(model, name, run=run)
     console.print(f"registered [bold]{esc(version.uri)}[/] ({esc(version.flavor)}) from run {esc(run[:12])}")

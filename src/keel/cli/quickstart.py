@@ -24,6 +24,7 @@ import typer
 from rich.table import Table
 
 from keel.cli.output import STEP_STATUS, console, esc, fmt_num
+from keel.core.actor import current_actor
 from keel.core.config import load_settings
 from keel.core.errors import MissingExtra
 
@@ -61,6 +62,8 @@ def quickstart(
     from keel.cli.quickstart_monitor import MONITOR, monitoring_loop
 
     monitor_report = monitoring_loop(keel.data.get(dataset, run=False), settings.home)
+    console.print("\n[bold]7. governance[/]")
+    _audit()
     console.print(f"\ndone in {time.perf_counter() - started:.1f}s")
     console.print("\n[bold]Look further[/]")
     for command, what in (
@@ -83,10 +86,31 @@ def quickstart(
         ("keel deploy history breast-cancer-live", "why the primary changed: the alert, the retrained shadow, the promotion"),
         ("keel serve breast-cancer", "serve the deployment: /v2/models/breast-cancer/infer, /predict, /metrics, /docs"),
         ("keel deploy package breast-cancer -o deploy/", "a Dockerfile and Kubernetes manifests for it"),
-        ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs)"),
+        ("keel audit log --limit 20", "who changed what: every change above, hash-chained"),
+        ("keel audit verify", "the chain checked end to end: an edited, deleted or reordered event is named"),
+        ("keel users create ana && keel roles grant ana editor && keel tokens create ana", "a user, a role, a token"),
+        ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs; tokens required once users exist)"),
     ):
         console.print(f"  [cyan]{esc(command)}[/]\n      {what}")  # commands hold paths: text, not markup
     console.print(f"[dim]everything is stored in {esc(settings.home)}[/]")
+
+
+def _audit() -> None:
+    """Every change of the steps above is in the store's audit log, each event chained to the one before."""
+    from collections import Counter
+
+    from keel.tracking.fluent import get_client
+
+    audit = get_client().store.audit
+    problem = audit.verify()
+    head = audit.head()
+    counts = Counter(event.entity for event in audit.all_events())
+    summary = ", ".join(f"{n} {entity}" for entity, n in counts.most_common(5))
+    if problem is None and head is not None:
+        console.print(f"audit log: {head.seq} events ({esc(summary)}), chain verified; head {head.hash[:12]}")
+        console.print(f"every change was recorded as [bold]{esc(current_actor())}[/]: the actor is who acts, never a field")
+    else:
+        console.print(f"[red]audit log: {esc(str(problem))}[/]")
 
 
 def _print_steps(result: Any, title: str) -> None:

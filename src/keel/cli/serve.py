@@ -25,12 +25,23 @@ def serve(
     shadows: str = typer.Option(
         "spare", help="spare: shadows see requests while the server has capacity to spare (a sample at saturation); all: all."
     ),
+    require_token: bool = typer.Option(
+        False, "--require-token", help="Predictions need a token with the 'serve' permission (keel tokens create)."
+    ),
 ) -> None:
     """Serve a deployment or a model: Open Inference Protocol V2 under /v2, JSON POST /predict, /metrics, /docs."""
     import uvicorn
 
     from keel.registry import resolve
-    from keel.serve.app import SHADOW_POLICIES, SHADOWS_ENV, TARGET_ENV, app_from_env, create_app, is_model_uri
+    from keel.serve.app import (
+        REQUIRE_TOKEN_ENV,
+        SHADOW_POLICIES,
+        SHADOWS_ENV,
+        TARGET_ENV,
+        app_from_env,
+        create_app,
+        is_model_uri,
+    )  # fmt: skip
     from keel.serve.metrics import MULTIPROC_ENV, fresh_multiprocess_dir, remove_multiprocess_dir
     from keel.tracking.fluent import get_client
 
@@ -52,12 +63,15 @@ def serve(
         what += f", {len(deployment.shadows)} shadow(s)" if deployment.shadows else ""
         canaries = len(deployment.canaries)
         what += f", {canaries} canar{'y' if canaries == 1 else 'ies'})" if canaries else ")"
-    typer.echo(f"keel serve {what} on http://{host}:{port}  (V2 under /v2, JSON at /predict, /metrics, /docs)")
+    guarded = "; predictions need a token" if require_token else ""
+    typer.echo(f"keel serve {what} on http://{host}:{port}  (V2 under /v2, JSON at /predict, /metrics, /docs{guarded})")
     if workers == 1:
-        uvicorn.run(create_app(target, shadows=shadows), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+        app = create_app(target, shadows=shadows, require_token=require_token)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
         return
     os.environ[TARGET_ENV] = target  # uvicorn starts workers from an import path: they read the target from here
     os.environ[SHADOWS_ENV] = shadows
+    os.environ[REQUIRE_TOKEN_ENV] = "1" if require_token else "0"
     # several workers share their metrics through files, so that any worker's /metrics counts them all; a folder
     # the user named is theirs to empty, one keel makes is removed at exit
     made = None

@@ -6,6 +6,7 @@
     ├── InvalidArgument    invalid_argument    bad input: names the field, the value, what was expected  (400)
     │   ├── PipelineCycle  pipeline_cycle      a pipeline's steps do not form a DAG        (400)
     │   └── ParityFailed   parity_failed       an ONNX export disagrees with its model     (400)
+    ├── Unauthenticated    unauthenticated     no valid token: missing, unknown, expired, revoked  (401)
     ├── PermissionDenied   permission_denied   the caller may not do this                  (403)
     │   └── UntrustedModel untrusted_model     loading these bytes could run untrusted code  (403)
     ├── NotFound           not_found           an entity that does not exist               (404)
@@ -16,6 +17,7 @@
     ├── ValidationFailed   validation_failed   data refused at ingestion by its checks     (422)
     ├── StepFailed         step_failed         a pipeline step failed after its retries    (422)
     ├── TrialPruned        trial_pruned        an objective stopped an unpromising trial   (400)
+    ├── TooManyFailures    too_many_failures   a client that failed too often, refused a while  (429)
     ├── MissingExtra       missing_extra       an optional dependency is not installed     (501)
     └── StoreUnavailable   store_unavailable   the backend cannot be reached or keeps failing  (503)
 
@@ -97,6 +99,25 @@ class ParityFailed(InvalidArgument):
     """An ONNX export that does not agree with the original model on held-out rows."""
 
     code = "parity_failed"
+
+
+class Unauthenticated(KeelError):
+    """No credentials, or credentials that do not name a principal (unknown, expired or revoked token). The message
+    never contains the token."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class TooManyFailures(KeelError):
+    """A client that failed authentication too often, refused for ``retry_after`` seconds."""
+
+    code = "too_many_failures"
+    http_status = 429
+
+    def __init__(self, message: str = "too many failed authentications: try again later", retry_after: float = 60.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermissionDenied(KeelError):

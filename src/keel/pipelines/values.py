@@ -144,14 +144,15 @@ def remember_output(ref: OutputRef) -> None:
 
 
 def check_output_trust(ref: OutputRef, ctx: Context, step: str, source_run: str, trust_pickle: bool | None) -> None:
-    """Refuse a cached pickle served by a keel server (``UntrustedModel``) unless this process stored it or the
-    caller opted in (``trust_pickle``, else the ``trust_pickle`` setting). Datasets are data: always fine."""
+    """Refuse a cached pickle served by a keel server (``UntrustedModel``) unless this process stored it, its writer
+    is trusted (the caller itself or a trusted role: ``check_pickle_trust``) or the caller opted in (``trust_pickle``,
+    else the ``trust_pickle`` setting). Datasets are data: always fine."""
     if ref.kind != "pickle" or ref.sha256 in _STORED:
         return
     from keel.registry.models import check_pickle_trust
 
     what = f"step {step!r} would reuse the cached output of run {source_run}, a pickle"
-    check_pickle_trust(ctx, what, trust_pickle, why=CACHE_RISK)
+    check_pickle_trust(ctx, what, trust_pickle, why=CACHE_RISK, sha256=ref.sha256)
 
 
 def load_output(ref: OutputRef, artifacts: ArtifactStore, ctx: Context | None = None) -> Any:

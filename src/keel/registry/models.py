@@ -14,7 +14,7 @@ from typing import Any
 
 from keel.context import Context
 from keel.context import resolve as _ctx
-from keel.core.errors import IntegrityError, InvalidArgument
+from keel.core.errors import IntegrityError, InvalidArgument, KeelError
 from keel.core.errors import PromotionRefused as PromotionRefused  # defined in the one error tree
 from keel.core.hooks import emit
 from keel.core.models import AliasChange, ModelVersion
@@ -131,10 +131,10 @@ def load(uri: str, ctx: Context | None = None, *, trust_pickle: bool | None = No
 
         return LoadedModel(version, OnnxModel(data))
     if fmt == "pickle":
-        check_pickle_trust(ctx, f"{version.uri} is a pickle", trust_pickle)
+        check_pickle_trust(ctx, f"{version.uri} is a pickle", trust_pickle, sha256=version.artifact_sha256)
     elif fmt == "skops" and (trees := flavors.tree_types(data)):
         check_pickle_trust(ctx, f"{version.uri} is a skops file with tree models ({', '.join(trees)})",
-                           trust_pickle, why=flavors.TREE_RISK)  # fmt: skip
+                           trust_pickle, why=flavors.TREE_RISK, sha256=version.artifact_sha256)  # fmt: skip
     return LoadedModel(version, flavors.load(data, fmt))
 
 
@@ -144,18 +144,34 @@ PICKLE_RISK = (
 )
 
 
-def check_pickle_trust(ctx: Context, what: str, trust_pickle: bool | None = None, *, why: str = PICKLE_RISK) -> None:
-    """Refuse to load bytes served by a keel server that could harm this process, unless the caller opted in
-    (argument, else the ``trust_pickle`` setting). ``why`` says what loading them could do."""
+def check_pickle_trust(
+    ctx: Context, what: str, trust_pickle: bool | None = None, *, why: str = PICKLE_RISK, sha256: str | None = None
+) -> None:
+    """Refuse to load bytes served by a keel server that could harm this process, unless their writer is trusted
+    (``sha256`` given: the server says whether this caller wrote those bytes itself, or a principal with a role the
+    project trusts did: ``store.identity.blob_trust``) or the caller opted in (argument, else the ``trust_pickle``
+    setting). ``why`` says what loading them could do."""
     source = ctx.shared_source
     if source is None:
         return
     trusted = trust_pickle if trust_pickle is not None else ctx.settings.trust_pickle
-    if not trusted:
-        raise flavors.UntrustedModel(
-            f"{what} from {source}; {why} If you trust everyone who can write to that server, pass "
-            "trust_pickle=True (or set KEEL_TRUST_PICKLE=1)."
-        )
+    if trusted:
+        return
+    writers = ""
+    if sha256 is not None:
+        try:
+            verdict = ctx.store.identity.blob_trust(sha256)
+        except KeelError as exc:  # an older server, say: no verdict, so no trust
+            writers = f" (its writers could not be checked: {exc.message})"
+        else:
+            if verdict.trusted:
+                return
+            writers = f" ({verdict.reason})"
+    raise flavors.UntrustedModel(
+        f"{what} from {source}{writers}; {why} If you trust everyone who can write to that server, pass "
+        "trust_pickle=True (or set KEEL_TRUST_PICKLE=1), or have an admin trust its writers' role "
+        "(keel roles trust ROLE)."
+    )
 
 
 def promote(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import os
 import socket
 import sys
@@ -29,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from keel.context import Context
 from keel.context import resolve as _ctx
-from keel.core.errors import InvalidArgument
+from keel.core.errors import InvalidArgument, PermissionDenied, TooManyFailures, Unauthenticated
 from keel.serve.batching import Batcher, Overloaded
 from keel.serve.capacity import SpareCapacity
 from keel.serve.follower import Follower
@@ -39,6 +40,7 @@ from keel.serve.openapi_docs import install_offline_docs
 from keel.serve.predlog import logged_batch
 from keel.serve.routing import ROUTE_KEY_HEADER, Route, RouteTable
 from keel.serve.tensors import output_tensor
+from keel.serve.tokens import ServingTokens
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ ROUTE_HEADER = "keel-route"
 REQUEST_ID_HEADER = "x-request-id"
 TARGET_ENV = "KEEL_SERVE_TARGET"  # what `keel serve --workers N` serves: each worker process builds its own app
 SHADOWS_ENV = "KEEL_SERVE_SHADOWS"
+REQUIRE_TOKEN_ENV = "KEEL_SERVE_REQUIRE_TOKEN"
 SHADOW_DRAIN_SECONDS = 10.0
 INLINE_ROWS = 256
 SHADOW_POLICIES = ("spare", "all")
@@ -173,6 +176,8 @@ def create_app(
     prediction_log: Any = "auto",
     metrics: bool = True,
     shadows: str = "spare",
+    require_token: bool = False,
+    token_ttl: float = 5.0,
 ) -> FastAPI:
     """An ASGI app serving ``target``: a deployment name (followed as it changes) or a model URI (``models:/name/3``,
     ``models:/name@alias``: resolved once, at load). ``prediction_log``: "auto" (the configured sink, for a
@@ -181,7 +186,11 @@ def create_app(
     ``shadows``: "spare" (the default) mirrors a request to the shadows while the server has capacity to spare
     (``keel.serve.capacity``), so that a shadow never takes the primary's: at saturation it sees a sample, counted in
     ``keel_serve_shadow_skipped_total`` and in the comparison's share. "all" mirrors every request, whatever it costs
-    the primary."""
+    the primary.
+
+    ``require_token``: predictions (``/predict``, ``/v2/.../infer``) need a token whose principal has the ``serve``
+    permission (``keel.serve.tokens``; a verdict is kept ``token_ttl`` seconds); health, metadata and ``/metrics``
+    stay open for load balancers and Prometheus."""
     if shadows not in SHADOW_POLICIES:
         raise InvalidArgument.for_field("shadows", shadows, " or ".join(SHADOW_POLICIES))
     every_request = shadows == "all"
@@ -193,6 +202,7 @@ def create_app(
         "max_wait": max_wait,
     }
     state = _State(target, ctx, options)
+    tokens = ServingTokens(ctx, ttl=token_ttl) if require_token else None
     if metrics:
         from keel.serve.metrics import ServeMetrics
 
@@ -329,6 +339,10 @@ def create_app(
     ) -> Response:
         started = time.perf_counter()
         request_id = _request_id(request)
+        if tokens is not None:
+            refused = await check_token(request, request_id)
+            if refused is not None:
+                return refused
         table = state.table
         if table is None:
             return not_ready(request_id)
@@ -387,6 +401,23 @@ def create_app(
                 for shadow in table.shadows:
                     state.metrics.shadow_skipped(shadow.model, rows)
         return response
+
+    async def check_token(request: Request, request_id: str) -> Response | None:
+        """None when the request's token may call the models (``keel.serve.tokens``), else the refusal."""
+        assert tokens is not None
+        client = request.client.host if request.client else "unknown"
+        try:
+            await tokens.check(request.headers.get("authorization"), client)
+        except TooManyFailures as exc:
+            response = answer({"error": exc.message, "request_id": request_id}, 429, request_id)
+            response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+            return response
+        except (Unauthenticated, PermissionDenied) as exc:
+            response = answer({"error": exc.message, "request_id": request_id}, exc.http_status, request_id)
+            if isinstance(exc, Unauthenticated):
+                response.headers["www-authenticate"] = 'Bearer realm="keel"'
+            return response
+        return None
 
     def observe(route: Route, status: int, started: float, *, error: bool = False) -> None:
         if state.metrics is not None:
@@ -482,4 +513,8 @@ def _keel_version() -> str:
 
 def app_from_env() -> FastAPI:
     """The app of one ``keel serve --workers N`` worker (uvicorn's factory: it starts each worker from an import path)."""
-    return create_app(os.environ[TARGET_ENV], shadows=os.environ.get(SHADOWS_ENV, "spare"))
+    return create_app(
+        os.environ[TARGET_ENV],
+        shadows=os.environ.get(SHADOWS_ENV, "spare"),
+        require_token=os.environ.get(REQUIRE_TOKEN_ENV) == "1",
+    )

@@ -8,18 +8,21 @@ class maps to one status, request validation failures to 400, a body over its li
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from keel.core.config import MAX_ARTIFACT_BYTES, MAX_REQUEST_BYTES
 from keel.core.errors import KeelError, StoreUnavailable
+from keel.core.failures import FailureLimiter
+from keel.server.auth import Guard, authorize
 from keel.server.endpoints import routers as table_routers
 from keel.server.limits import BodyLimit
+from keel.server.policy import policy_for
 from keel.server.redaction import redactor
 from keel.server.responses import OrjsonResponse, error_response
 from keel.server.routes import artifacts, models, tracking
@@ -64,26 +67,41 @@ def _kind(store: object) -> str:
     return url.split("://", 1)[0] if "://" in url else type(store).__name__
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def create_app(
     store: MetadataStore,
     artifact_store: ArtifactStore,
     *,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     max_artifact_bytes: int = MAX_ARTIFACT_BYTES,
+    auth: bool | None = None,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    limiter: FailureLimiter | None = None,
 ) -> FastAPI:
     """The REST API over ``store`` and ``artifact_store``; OpenAPI schema at ``/openapi.json``.
 
     Request bodies are limited to ``max_request_bytes`` (JSON) and ``max_artifact_bytes``
-    (artifact uploads); the ``keel server`` command passes the configured limits.
+    (artifact uploads); the ``keel server`` command passes the configured limits. ``auth``: tokens required on
+    every route but health and docs (None: when the store has principals); ``allowed_hosts``: what the ``Host``
+    header may name (``keel.server.auth.Guard``); ``limiter``: how many failed tokens a client may send (default: 20
+    a minute).
     """
     from keel import __version__
     from keel.serve.openapi_docs import install_offline_docs
 
-    app = FastAPI(title="keel", version=__version__, default_response_class=OrjsonResponse)
+    if auth is None:
+        auth = store.identity.count_principals() > 0
+    app = FastAPI(title="keel", version=__version__, default_response_class=OrjsonResponse, dependencies=[Depends(authorize)])
     install_offline_docs(app)  # /docs and /redoc from files in the package: no CDN
     app.state.store = store
     app.state.artifacts = artifact_store
+    app.state.auth = auth
     app.add_middleware(BodyLimit, max_request_bytes=max_request_bytes, max_artifact_bytes=max_artifact_bytes)
+    # added last, so it runs first: a request from a wrong host, of a wrong type or without a valid token stops here
+    hosts = frozenset(h.lower() for h in allowed_hosts)
+    app.add_middleware(Guard, store=store, auth=auth, allowed_hosts=hosts, limiter=limiter or FailureLimiter())
     redact = redactor(store, artifact_store)
     # hand-written routes first (the metric flush, end_run, GET /experiments), then one per entry of the endpoint table
     for router in (tracking.read, tracking.write, artifacts.read, artifacts.write, *table_routers(models.HOOKS)):
@@ -126,4 +144,17 @@ def create_app(
         log.exception("unexpected error")
         return error_response(500, "internal", f"unexpected {exc.__class__.__name__}; see the server log")
 
+    check_policies(app)
     return app
+
+
+def check_policies(app: FastAPI) -> None:
+    """Every operation of the OpenAPI schema has a line in ``keel.server.policy``, or the server does not start."""
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+        if policy_for(method.upper(), path) is None
+    ]
+    if missing:
+        raise RuntimeError(f"routes without an access policy (keel.server.policy): {', '.join(sorted(missing))}")

@@ -1,26 +1,213 @@
-"""The one auth dependency every mutating route goes through.
+"""Authentication and authorization of the platform API: one middleware (``Guard``) and one dependency
+(``authorize``) that every route carries.
 
-For now everyone is allowed (``anonymous``); roles and tokens plug in here later, so no
-route has to change.
+``Guard`` runs first, for every request:
+
+1. the ``Host`` header must name this server (``allowed_hosts``): a page on another site that resolves its own
+   name to 127.0.0.1 (DNS rebinding) gets 400, not the API;
+2. a POST must say ``Content-Type: application/json`` (artifact uploads: ``application/octet-stream``), else 415:
+   a cross-site form or ``text/plain`` POST cannot reach a route without the browser asking first (a preflight
+   this server never answers); other changing methods always need a preflight, and may name no type, but a type
+   they name must be one of those;
+3. ``Authorization: Bearer <token>`` names the caller (``store.identity.authenticate``); a client that fails too
+   often is refused for a while (429, ``Retry-After``) before its tokens are even checked;
+4. with auth off (``keel server`` on loopback, no users yet, or ``--insecure``) every caller is the server's
+   local user, an admin;
+5. the request then runs as that principal (``keel.core.actor.acting_as``): the actor every record of the change
+   carries is the authenticated one, never a field of the body.
+
+``authorize`` then checks the route's permission (``keel.server.policy``) against the caller's: the union of its
+roles' permissions (``keel.core.identity``), narrowed by the token's scopes. Tokens never appear in logs,
+errors or records: a failure says "invalid or expired token" and nothing else.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
 
+import anyio.to_thread
+import orjson
 from fastapi import Request
+
+from keel.core.actor import acting_as, local_actor
+from keel.core.errors import PermissionDenied, Unauthenticated
+from keel.core.failures import FailureLimiter
+from keel.core.identity import (
+    ALL_PROJECTS,
+    DEFAULT_PROJECT,
+    PERMISSIONS,
+    RoleBinding,
+    effective_permissions,
+    permissions_of,
+    roles_union,
+)  # fmt: skip
+from keel.server.policy import POLICY, PUBLIC, policy_for
+from keel.store.metadata.base import MetadataStore
+
+__all__ = ["Caller", "FailureLimiter", "Guard", "authorize", "caller_of", "effective_permissions"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_PATHS = frozenset(path for (_, path), needed in POLICY.items() if needed == PUBLIC)
+JSON = "application/json"
+UPLOAD_TYPES = frozenset({"application/octet-stream"})
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
+class Caller:
+    """Who is calling and what they may do: ``permissions`` already narrowed by the token's scopes."""
+
     name: str
-    roles: tuple[str, ...] = ()
+    permissions: frozenset[str]
+    bindings: tuple[RoleBinding, ...] = ()
+    authenticated: bool = True
+    token_id: str | None = None
+    scopes: frozenset[str] = frozenset()  # the token's (empty: not narrowed)
+
+    def may(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def promotes_some_model(self) -> bool:
+        """A binding on some model grants ``promote`` (and the token's scopes allow it)."""
+        on_models = any(b.model and "promote" in permissions_of(b.role) for b in self.bindings)
+        return on_models and (not self.scopes or "promote" in self.scopes)
+
+    def may_promote(self, model: str, protected: bool) -> bool:
+        """Move ``model``'s aliases: ``promote`` on the project; on a protected model (one with bindings of its
+        own) only through a binding on that model, or as an admin of the project."""
+        if not protected:
+            return self.may("promote")
+        if self.may("admin"):
+            return True
+        own = roles_union(b.role for b in self.bindings if b.model == model and b.project in (ALL_PROJECTS, DEFAULT_PROJECT))
+        return "promote" in own and (not self.scopes or "promote" in self.scopes)
 
 
-ANONYMOUS = Principal("anonymous", ("admin",))
+def open_caller() -> Caller:
+    """The caller of a server with auth off: its own local user, allowed everything."""
+    return Caller(local_actor(), frozenset(PERMISSIONS), authenticated=False)
 
 
-def require_writer(request: Request) -> Principal:
-    """Who is writing. A no-op today: returns the anonymous principal."""
-    request.state.principal = ANONYMOUS
-    return ANONYMOUS
+@dataclass
+class Guard:
+    """The ASGI middleware of the module docstring. ``auth``: tokens required (else every caller is
+    ``open_caller()``); ``allowed_hosts``: host names (no port) the ``Host`` header may carry, ``"*"`` for any."""
+
+    app: Callable[[Scope, Receive, Send], Awaitable[None]]
+    store: MetadataStore
+    auth: bool
+    allowed_hosts: frozenset[str]
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        host = _hostname(headers.get("host", ""))
+        if "*" not in self.allowed_hosts and host not in self.allowed_hosts:
+            await _refuse(send, 400, "bad_host", f"this server does not answer for the host {host[:100]!r}")
+            return
+        method = scope["method"]
+        # POST is the one changing method a page on another site may send without a preflight: it must say JSON. Any
+        # other (a preflight guards it) may leave its type out, but a type it names must be one keel reads.
+        kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if method == "POST" or (method not in SAFE_METHODS and kind):
+            if kind != JSON and kind not in UPLOAD_TYPES:
+                message = f"a request that changes something must send Content-Type: {JSON} (got {kind[:60]!r})"
+                await _refuse(send, 415, "unsupported_media_type", message)
+                return
+        caller = await self._caller(scope, headers, send)
+        if caller is None:
+            return  # refused, answered
+        scope.setdefault("state", {})["caller"] = caller
+        with acting_as(caller.name):
+            await self.app(scope, receive, send)
+
+    async def _caller(self, scope: Scope, headers: dict[str, str], send: Send) -> Caller | None:
+        authorization = headers.get("authorization", "")
+        if not self.auth and not authorization:
+            return open_caller()
+        if not authorization:
+            if not _public_path(scope.get("path", "")):  # 401 before anything reads the body
+                await _refuse(send, 401, "unauthenticated", "this server requires a token: send Authorization: Bearer <token>",
+                              {"www-authenticate": 'Bearer realm="keel"'})  # fmt: skip
+                return None
+            return Caller("anonymous", frozenset(), authenticated=False)  # public routes only (authorize)
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        wait = self.limiter.retry_after(client)
+        if wait is not None:
+            await _refuse(send, 429, "too_many_failures", "too many failed authentications: try again later",
+                          {"retry-after": str(max(1, math.ceil(wait)))})  # fmt: skip
+            return None
+        scheme, _, token = authorization.partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("invalid or expired token")
+            return await anyio.to_thread.run_sync(self._authenticate, token.strip())
+        except Unauthenticated as exc:
+            self.limiter.failed(client)
+            await _refuse(send, 401, exc.code, "invalid or expired token", {"www-authenticate": 'Bearer realm="keel"'})
+            return None
+
+    def _authenticate(self, token: str) -> Caller:
+        principal, record = self.store.identity.authenticate(token)
+        bindings = tuple(self.store.identity.bindings(principal.name))
+        permissions = effective_permissions(bindings, record.scopes)
+        return Caller(principal.name, permissions, bindings, token_id=record.id, scopes=frozenset(record.scopes))
+
+
+def caller_of(request: Request) -> Caller:
+    """The caller ``Guard`` put on the request (an app without ``Guard``: the open caller)."""
+    caller = request.scope.get("state", {}).get("caller")
+    return caller if isinstance(caller, Caller) else open_caller()
+
+
+def authorize(request: Request) -> Caller:
+    """The dependency on every route: the route's permission (``keel.server.policy``), or 401/403."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    needed = policy_for(request.method, path) if isinstance(path, str) else None
+    caller = caller_of(request)
+    if needed == PUBLIC:
+        return caller
+    if needed is None:  # fail closed: a route nobody decided about is nobody's
+        raise PermissionDenied(f"no access policy for {request.method} {path}: refused")
+    if not caller.authenticated and not caller.permissions:
+        raise Unauthenticated("this server requires a token: send Authorization: Bearer <token> (keel tokens create)")
+    if needed == "promote" and caller.promotes_some_model():
+        return caller  # a binding on one model: the route's hook checks it is this model (check_promotion)
+    if not caller.may(needed):
+        raise PermissionDenied(f"{caller.name} may not {needed} here (this route needs the {needed!r} permission)")
+    return caller
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+
+
+def _public_path(path: str) -> bool:
+    """A path anyone may fetch: the public lines of the policy (no parameters) and the offline docs' files."""
+    return path in PUBLIC_PATHS or path.startswith("/docs-static/")
+
+
+def _hostname(host: str) -> str:
+    """The host name of a ``Host`` header, without its port (IPv6 in brackets kept without them)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def _refuse(send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None) -> None:
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,9 +1,9 @@
 """Routes made from the endpoint table (``keel.store.metadata.rest.endpoints``): one per entry.
 
 A route validates its body with the entry's schema, converts the arguments (``Arg.from_wire``),
-runs the entry's hook when the server has one (policy: ``keel.server.routes.models`` marks a
-client-declared actor), calls the store method and encodes the result (``Result.to_json``).
-Every route whose verb is not GET is on a router that depends on ``require_writer``.
+runs the entry's hook when the server has one (policy: ``keel.server.routes.models`` sets the
+actor to the authenticated caller), calls the store method and encodes the result (``Result.to_json``).
+Every route depends on ``keel.server.auth.authorize``: the permission ``keel.server.policy`` names for it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from keel.server.auth import require_writer
+from keel.server.auth import authorize
 from keel.server.deps import store_of
 from keel.server.responses import OrjsonResponse
 from keel.store.metadata.base import MetadataStore
@@ -27,11 +27,11 @@ _KW = inspect.Parameter.KEYWORD_ONLY
 
 
 def routers(hooks: Mapping[str, Hook], groups: Sequence[type[Endpoints]] = GROUPS) -> list[APIRouter]:
-    """A read router and a write router (``require_writer``) per group of the table."""
+    """A read router and a write router per group of the table, each route behind ``authorize``."""
     out: list[APIRouter] = []
     for group in groups:
-        read = APIRouter(prefix="/api/v1", tags=[group.tag])
-        write = APIRouter(prefix="/api/v1", tags=[group.tag], dependencies=[Depends(require_writer)])
+        read = APIRouter(prefix="/api/v1", tags=[group.tag], dependencies=[Depends(authorize)])
+        write = APIRouter(prefix="/api/v1", tags=[group.tag], dependencies=[Depends(authorize)])
         for ep in group.endpoints():
             if ep.mount:
                 router = read if ep.verb == "GET" else write

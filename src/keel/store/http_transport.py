@@ -95,6 +95,8 @@ class HttpTransport:
         ``False`` for a read whose failure must be seen, such as a body cut short on purpose).
         """
         headers = dict(headers or {})
+        if method not in _REPEATABLE and not any(k.lower() == "content-type" for k in headers):
+            headers["content-type"] = "application/json"  # the server refuses a change sent as anything else (415)
         if idempotency_key is not None:
             headers[IDEMPOTENCY_KEY] = idempotency_key
         replayable = content is None or isinstance(content, bytes)

@@ -19,13 +19,13 @@ from starlette.types import Send
 
 from keel.core.errors import IntegrityError, NotFound
 from keel.core.validation import check_sha256
-from keel.server.auth import require_writer
+from keel.server.auth import authorize
 from keel.server.deps import artifacts_of
 from keel.store.artifacts import ArtifactStore
 
 log = logging.getLogger("keel.server")
-read = APIRouter(prefix="/api/v1", tags=["artifacts"])
-write = APIRouter(prefix="/api/v1", tags=["artifacts"], dependencies=[Depends(require_writer)])
+read = APIRouter(prefix="/api/v1", tags=["artifacts"], dependencies=[Depends(authorize)])
+write = APIRouter(prefix="/api/v1", tags=["artifacts"], dependencies=[Depends(authorize)])
 
 
 class VerifiedBlobResponse(StreamingResponse):

@@ -1,5 +1,6 @@
-"""Model registry policy at the server. The routes are made from the endpoint table (``keel.server.endpoints``);
-alias moves go through the store's gates (``ModelStore.move_alias``), with the actor set here."""
+"""Registry, deployment and trust policy at the server, run before the store call (hooks of the endpoint table,
+``keel.server.endpoints``): the actor a change records is the authenticated caller, never a field of the body,
+and moving a protected model's aliases needs a binding on that model."""
 
 from __future__ import annotations
 
@@ -7,30 +8,47 @@ from typing import Any
 
 from fastapi import Request
 
+from keel.core.errors import PermissionDenied
 from keel.core.promotion import MAX_ACTOR_LENGTH
+from keel.server.auth import caller_of
 
 
-def mark_actor(request: Request, kwargs: dict[str, Any]) -> None:
-    """Before ``models.move_alias``: the actor the store records.
+def set_actor(request: Request, kwargs: dict[str, Any]) -> None:
+    """The actor the store records: the caller's name, whatever ``actor`` the body carried (ignored)."""
+    kwargs["actor"] = caller_of(request).name[:MAX_ACTOR_LENGTH]
 
-    The only way to move an alias over HTTP: the store checks the gates and the holder in one transaction, and
-    a move without gates is refused unless the body says ``force`` (then recorded as forced)."""
-    principal = getattr(request.state, "principal", None)
-    # TODO(issue 12, governance): the actor is the authenticated principal. Until then the server cannot verify a
-    # name a client sends, so it records it as given but marked "(client-declared)"; no name: the principal's.
-    who = (principal.name if principal else "unknown")[:MAX_ACTOR_LENGTH]
-    declared = kwargs.get("actor") or ""
-    if declared:  # the name the client gave, cut so the whole record fits the store's actor field
-        room = MAX_ACTOR_LENGTH - len(f"{who} as  (client-declared)")
-        kwargs["actor"] = f"{who} as {declared[: max(room, 0)]} (client-declared)" if room > 0 else who
-    else:
-        kwargs["actor"] = who
+
+def check_promotion(request: Request, kwargs: dict[str, Any]) -> None:
+    """Before ``models.move_alias``: a model with role bindings of its own is protected: only callers with a
+    ``promote`` binding on it (or admins) move its aliases, and a forced move (no gates) of it needs an admin. The
+    store then checks the gates and the holder in one transaction."""
+    set_actor(request, kwargs)
+    caller = caller_of(request)
+    if not caller.authenticated:
+        return  # auth off: one local user, an admin
+    name = str(kwargs.get("name", ""))
+    protected = bool(request.app.state.store.identity.bindings(model=name))
+    if not caller.may_promote(name, protected):
+        raise PermissionDenied(f"{caller.name} may not move the aliases of model {name!r}: it is protected (keel roles)")
+    if protected and kwargs.get("force") and not caller.may("admin"):
+        raise PermissionDenied(f"a forced move (no gates) of the protected model {name!r} needs an admin")
+
+
+UNAUTHENTICATED = "(an unauthenticated caller)"
+
+
+def for_caller(request: Request, kwargs: dict[str, Any]) -> None:
+    """Before ``identity.blob_trust``: the question is always asked for the caller, whoever the query names. A server
+    without authentication knows nobody: every caller is its one local user, so "you wrote it" would hold for
+    anyone, and the question is asked for no one (nothing is trusted by authorship)."""
+    caller = caller_of(request)
+    kwargs["principal"] = caller.name if caller.authenticated else UNAUTHENTICATED
 
 
 HOOKS = {
-    "models.move_alias": mark_actor,
-    # a deployment's history records who changed it: the same mark for a name the server cannot verify
-    "deployments.create": mark_actor,
-    "deployments.set_routes": mark_actor,
-    "deployments.rollback": mark_actor,
+    "identity.blob_trust": for_caller,
+    "models.move_alias": check_promotion,
+    "deployments.create": set_actor,
+    "deployments.set_routes": set_actor,
+    "deployments.rollback": set_actor,
 }

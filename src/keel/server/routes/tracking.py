@@ -15,13 +15,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from keel.core.entities import RunStatus
 from keel.core.errors import InvalidArgument
-from keel.server.auth import require_writer
+from keel.server.auth import authorize
 from keel.server.deps import store_of
 from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest import schemas, wire
 
-read = APIRouter(prefix="/api/v1", tags=["tracking"])
-write = APIRouter(prefix="/api/v1", tags=["tracking"], dependencies=[Depends(require_writer)])
+read = APIRouter(prefix="/api/v1", tags=["tracking"], dependencies=[Depends(authorize)])
+write = APIRouter(prefix="/api/v1", tags=["tracking"], dependencies=[Depends(authorize)])
 
 
 @read.get("/experiments")

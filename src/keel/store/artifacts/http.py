@@ -22,6 +22,8 @@ from keel.core.validation import check_sha256
 from keel.store.artifacts.base import CHUNK, ArtifactStore, BlobInfo, check_digest, hash_file, verified_chunks
 from keel.store.http_transport import API, HttpTransport
 
+UPLOAD = {"content-type": "application/octet-stream"}  # a blob, not JSON: the server accepts these bytes as they are
+
 
 class HttpArtifactStore(ArtifactStore):
     """``token``: as ``HttpTransport``'s (``None`` takes the configured one)."""
@@ -51,7 +53,7 @@ class HttpArtifactStore(ArtifactStore):
     def put_bytes(self, data: bytes) -> BlobInfo:
         info = BlobInfo(hashlib.sha256(data).hexdigest(), len(data))
         if self._needs_upload(info.sha256):
-            self._request("PUT", info.sha256, content=data)
+            self._request("PUT", info.sha256, content=data, headers=UPLOAD)
             self._suspect.discard(info.sha256)
         return info
 
@@ -64,7 +66,7 @@ class HttpArtifactStore(ArtifactStore):
                     while chunk := fh.read(CHUNK):
                         yield chunk
 
-            self._request("PUT", info.sha256, content=chunks())
+            self._request("PUT", info.sha256, content=chunks(), headers=UPLOAD)
             self._suspect.discard(info.sha256)
         return info
 

@@ -42,8 +42,10 @@ from keel.core.entities import (
     TrialState,
 )
 from keel.core.errors import InvalidArgument
+from keel.store.metadata.audit import AuditStore
 from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
+from keel.store.metadata.identity import IdentityStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
@@ -77,6 +79,11 @@ class MetadataStore(abc.ABC):
 
     @property
     @abc.abstractmethod
+    def audit(self) -> AuditStore:
+        """The hash-chained log of every change, on the same backend (read-only: the store's mutations append)."""
+
+    @property
+    @abc.abstractmethod
     def datasets(self) -> DatasetStore:
         """Dataset versions, lineage and validation records, on the same backend."""
 
@@ -89,6 +96,11 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def deployments(self) -> DeploymentStore:
         """Deployments (routes to registered models) and their history, on the same backend."""
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> IdentityStore:
+        """Principals, their role bindings and API tokens, on the same backend."""
 
     @property
     @abc.abstractmethod

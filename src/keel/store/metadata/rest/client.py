@@ -17,17 +17,21 @@ from typing import Any
 
 from keel.core.entities import RunStatus
 from keel.store.http_transport import IDEMPOTENCY_KEY, RESEND, HttpTransport
+from keel.store.metadata.audit import AuditStore
 from keel.store.metadata.base import MetadataStore, MetricRow, check_batch_id, new_batch_id
 from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
+from keel.store.metadata.identity import IdentityStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
 from keel.store.metadata.predictions import PredictionStore
 from keel.store.metadata.rest import wire
 from keel.store.metadata.rest.endpoints import (
+    AuditEndpoints,
     DatasetEndpoints,
     DeploymentEndpoints,
+    IdentityEndpoints,
     MetadataEndpoints,
     ModelEndpoints,
     MonitorEndpoints,
@@ -39,8 +43,10 @@ from keel.store.metadata.rest.endpoints import (
 __all__ = [
     "IDEMPOTENCY_KEY",
     "RESEND",
+    "RestAuditStore",
     "RestDatasetStore",
     "RestDeploymentStore",
+    "RestIdentityStore",
     "RestModelStore",
     "RestMonitorStore",
     "RestPipelineStore",
@@ -66,12 +72,20 @@ class RestStore(MetadataEndpoints, MetadataStore):
         return f"RestStore({self.uri!r})"
 
     @property
+    def audit(self) -> RestAuditStore:
+        return RestAuditStore(self)
+
+    @property
     def models(self) -> RestModelStore:
         return RestModelStore(self)
 
     @property
     def deployments(self) -> RestDeploymentStore:
         return RestDeploymentStore(self)
+
+    @property
+    def identity(self) -> RestIdentityStore:
+        return RestIdentityStore(self)
 
     @property
     def predictions(self) -> RestPredictionStore:
@@ -134,6 +148,10 @@ class _SubStore:
         self.transport = store.transport
 
 
+class RestAuditStore(AuditEndpoints, _SubStore, AuditStore):
+    """The audit log over HTTP, read-only; ``verify`` pages through the events on the client."""
+
+
 class RestDatasetStore(DatasetEndpoints, _SubStore, DatasetStore):
     """The dataset store over HTTP."""
 
@@ -157,3 +175,8 @@ class RestPredictionStore(PredictionEndpoints, _SubStore, PredictionStore):
 class RestMonitorStore(MonitorEndpoints, _SubStore, MonitorStore):
     """Monitors, windows, alerts, actions and leases over HTTP. The dedup keys (a window's start, a rule's firing
     alert, an alert's action) and the lease's compare-and-set are the server's store's, in its transaction."""
+
+
+class RestIdentityStore(IdentityEndpoints, _SubStore, IdentityStore):
+    """Principals, role bindings and tokens over HTTP. Tokens are verified (and their secrets hashed) by the server's
+    store; the secret of a new token is in the answer of ``create_token`` only."""

@@ -48,6 +48,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
+from keel.core.audit import AuditEvent
 from keel.core.dataset_records import plain_json
 from keel.core.datasets import ColumnSchema
 from keel.core.deployment_records import check_canaries
@@ -63,14 +64,26 @@ from keel.core.entities import (
     TrialState,
 )
 from keel.core.errors import InvalidArgument, NotFound
+from keel.core.identity import check_principal_name, check_role
+from keel.core.identity_records import (
+    check_expires_at,
+    check_kind,
+    check_model,
+    check_project,
+    check_scope_list,
+    check_token_id,
+    check_token_name,
+)
 from keel.core.model_records import check_version_metrics
 from keel.core.monitoring import check_lease
 from keel.core.predictions import PredictionLogFile, check_labels, check_log_file, check_request_ids, check_time_bound
 from keel.core.promotion import check_move
 from keel.core.validation import check_name, check_sha256, param_to_str
+from keel.store.metadata.audit import AuditStore, check_page
 from keel.store.metadata.base import MetadataStore, check_batch_id, check_run_kind, check_trial_result
 from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
+from keel.store.metadata.identity import IdentityStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
@@ -403,7 +416,8 @@ class Endpoints:
         for ep in cls.endpoints():
             ep.bind(store, attribute, tag)
         missing = set(getattr(store, "__abstractmethods__", ())) - {e.name for e in cls.endpoints()} - cls.hand_written
-        missing -= {"datasets", "deployments", "models", "monitors", "pipelines", "predictions"}  # sub-stores: own groups
+        # sub-stores: their own groups
+        missing -= {"audit", "datasets", "deployments", "identity", "models", "monitors", "pipelines", "predictions"}
         if missing:
             raise TypeError(f"{cls.__name__}: no endpoint for {sorted(missing)}")
 
@@ -414,7 +428,7 @@ class Endpoints:
 
 # the table ----------------------------------------------------------------------------------------------------------
 
-GET, POST, PUT = "GET", "POST", "PUT"
+GET, POST, PUT, DELETE = "GET", "POST", "PUT", "DELETE"
 
 
 class MetadataEndpoints(Endpoints, store=MetadataStore, attribute=None, tag="tracking", hand_written=("log_metrics", "end_run")):
@@ -709,8 +723,90 @@ class MonitorEndpoints(Endpoints, store=MonitorStore, attribute="monitors", tag=
     release_lease = endpoint(POST, "/scheduler-leases/release", body=mw.LeaseReleaseIn, check=_check_release)
 
 
+AUDIT_EVENT = (AuditEvent.to_json, AuditEvent.from_json)
+
+
+class AuditEndpoints(Endpoints, store=AuditStore, attribute="audit", tag="audit"):
+    """Read-only: events are appended by the server's store, in the transaction of each change."""
+
+    events = endpoint(
+        GET, "/audit/events", query=("after_seq", "limit", "entity", "entity_id"),
+        args={"after_seq": INT, "limit": INT},
+        check=lambda a: check_page(a["after_seq"], a["limit"], a["entity"], a["entity_id"]),
+        result=many(*AUDIT_EVENT), operation="audit_events",
+    )  # fmt: skip
+    head = endpoint(GET, "/audit/head", result=keyed("event", *AUDIT_EVENT), operation="audit_head")
+
+
+PRINCIPAL = (wire.principal_to_json, wire.principal_from_json)
+BINDING = (wire.role_binding_to_json, wire.role_binding_from_json)
+TOKEN = (wire.api_token_to_json, wire.api_token_from_json)
+PRINCIPAL_NAME = Arg(to_wire=check_principal_name)
+SOME_PRINCIPAL = Arg(to_wire=opt(check_principal_name))  # a filter: None is everyone
+
+
+def _check_principal(args: Args) -> None:
+    check_principal_name(args["name"])
+    check_kind(args["kind"])
+
+
+def _check_binding(args: Args) -> None:
+    check_principal_name(args["principal"])
+    check_role(args["role"])
+    args["project"], args["model"] = check_project(args["project"]), check_model(args["model"])
+
+
+def _check_new_token(args: Args) -> None:
+    check_principal_name(args["principal"])
+    check_token_name(args["name"])
+    args["scopes"], args["expires_at"] = list(check_scope_list(args["scopes"])), check_expires_at(args["expires_at"])
+
+
+class IdentityEndpoints(Endpoints, store=IdentityStore, attribute="identity", tag="identity"):
+    """Principals, role bindings and tokens. A token travels only in bodies (never in a URL, which logs keep), and the
+    secret only in the answer of ``create_token``."""
+
+    create_principal = endpoint(POST, "/identity/principals", body=s.PrincipalIn, check=_check_principal, result=one(*PRINCIPAL))
+    get_principal = endpoint(GET, "/identity/principals/{name}", args={"name": PRINCIPAL_NAME}, result=one(*PRINCIPAL))
+    list_principals = endpoint(GET, "/identity/principals", result=many(*PRINCIPAL))
+    set_disabled = endpoint(
+        POST, "/identity/principals/{name}/disabled", body=s.DisabledIn, args={"name": PRINCIPAL_NAME}, result=one(*PRINCIPAL),
+        operation="set_principal_disabled",
+    )  # fmt: skip
+    count_principals = endpoint(
+        GET, "/identity/principal-count", result=Result(lambda n: {"count": n}, lambda data, _: int(data["count"]))
+    )
+    grant = endpoint(
+        POST, "/identity/bindings", body=s.BindingIn, check=_check_binding, result=one(*BINDING), operation="grant_role"
+    )
+    revoke_role = endpoint(DELETE, "/identity/bindings", query=("principal", "role", "project", "model"), check=_check_binding)
+    bindings = endpoint(
+        GET, "/identity/bindings", query=("principal", "model"), args={"principal": SOME_PRINCIPAL, "model": Arg(check_model)},
+        result=many(*BINDING), operation="role_bindings",
+    )  # fmt: skip
+    create_token = endpoint(
+        POST, "/identity/tokens", body=s.TokenIn, check=_check_new_token,
+        result=one(wire.new_token_to_json, wire.new_token_from_json),
+    )  # fmt: skip
+    list_tokens = endpoint(GET, "/identity/tokens", query=("principal",), args={"principal": SOME_PRINCIPAL}, result=many(*TOKEN))
+    revoke_token = endpoint(
+        POST, "/identity/tokens/{token_id}/revoke", args={"token_id": Arg(to_wire=check_token_id)}, result=one(*TOKEN)
+    )
+    authenticate = endpoint(
+        POST, "/identity/authenticate", body=s.AuthenticateIn,
+        result=one(wire.authenticated_to_json, wire.authenticated_from_json),
+    )  # fmt: skip
+    # the server answers for its caller: the principal in the query is replaced by the authenticated one
+    blob_trust = endpoint(
+        GET, "/identity/blob-trust/{sha256}", query=("principal",), args={"sha256": Arg(from_wire=check_sha256)},
+        result=one(wire.blob_trust_to_json, wire.blob_trust_from_json),
+    )  # fmt: skip
+    trusted_roles = endpoint(GET, "/identity/trusted-roles", query=("project",), result=keyed("roles", list, tuple))
+    set_trusted_roles = endpoint(PUT, "/identity/trusted-roles", body=s.TrustedRolesIn, result=keyed("roles", list, tuple))
+
+
 GROUPS: tuple[type[Endpoints], ...] = (
     MetadataEndpoints, DatasetEndpoints, PipelineEndpoints, ModelEndpoints, DeploymentEndpoints, PredictionEndpoints,
-    MonitorEndpoints,
+    MonitorEndpoints, AuditEndpoints, IdentityEndpoints,
 )  # fmt: skip
 """Every group, in the order the server mounts them."""

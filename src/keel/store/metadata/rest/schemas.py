@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 
 class _Body(BaseModel):
@@ -159,7 +159,7 @@ class AliasIn(_Body):
     require_valid_data: bool = False
     expected_from: int | Literal["any"] | None = "any"
     force: bool = False
-    actor: str = Field(default="", max_length=100)  # recorded with a "(client-declared)" mark: see server/routes/models.py
+    actor: str = Field(default="", max_length=100)  # ignored by the server: the caller is the actor (server/routes/models.py)
     reason: str = ""
 
 
@@ -172,7 +172,7 @@ class DeploymentIn(_Body):
     shadows: list[str] = Field(default_factory=list)
     canaries: list[Canary] = Field(default_factory=list)
     sticky_key: str | None = None
-    actor: str = Field(default="", max_length=100)  # recorded with a "(client-declared)" mark: see server/routes/models.py
+    actor: str = Field(default="", max_length=100)  # ignored by the server: the caller is the actor (server/routes/models.py)
     reason: str = ""
 
 
@@ -220,3 +220,37 @@ class LabelSearchIn(_Body):
 
     request_ids: list[str] | None = None
     since_ms: StrictInt | None = None
+
+
+class PrincipalIn(_Body):
+    name: str
+    kind: str = "user"
+
+
+class DisabledIn(_Body):
+    disabled: StrictBool
+
+
+class BindingIn(_Body):
+    principal: str
+    role: str
+    project: str = "*"
+    model: str | None = None
+
+
+class TokenIn(_Body):
+    principal: str
+    name: str = ""
+    scopes: list[str] = Field(default_factory=list)
+    expires_at: StrictInt | None = None
+
+
+class TrustedRolesIn(_Body):
+    project: str
+    roles: list[str]
+
+
+class AuthenticateIn(_Body):
+    """The token travels in the body, never in a path or query string (which access logs keep)."""
+
+    token: str

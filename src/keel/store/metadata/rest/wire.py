@@ -31,6 +31,7 @@ from keel.core.entities import (
     TrialState,
 )
 from keel.core.errors import InvalidArgument
+from keel.core.identity import ApiToken, BlobTrust, NewToken, Principal, RoleBinding
 from keel.core.models import AliasChange, ModelVersion
 from keel.core.predictions import PredictionLabel, PredictionLogFile
 from keel.store.metadata.pipelines import CachedStep
@@ -384,3 +385,61 @@ def prediction_labels_to_json(labels: list[PredictionLabel]) -> list[list[Any]]:
 
 def prediction_labels_from_json(deployment: str, rows: list[list[Any]]) -> list[PredictionLabel]:
     return [PredictionLabel(deployment, r, n, label, at) for r, n, label, at in rows]
+
+
+def blob_trust_to_json(b: BlobTrust) -> dict[str, Any]:
+    return {"sha256": b.sha256, "principal": b.principal, "writers": list(b.writers), "trusted": b.trusted, "reason": b.reason}
+
+
+def blob_trust_from_json(d: dict[str, Any]) -> BlobTrust:
+    return BlobTrust(d["sha256"], d["principal"], tuple(d["writers"]), bool(d["trusted"]), d["reason"])
+
+
+def principal_to_json(p: Principal) -> dict[str, Any]:
+    return {"name": p.name, "kind": p.kind, "created_at": p.created_at, "created_by": p.created_by, "disabled": p.disabled}
+
+
+def principal_from_json(d: dict[str, Any]) -> Principal:
+    return Principal(**d)
+
+
+def role_binding_to_json(b: RoleBinding) -> dict[str, Any]:
+    return {"principal": b.principal, "role": b.role, "project": b.project, "model": b.model, "created_at": b.created_at}
+
+
+def role_binding_from_json(d: dict[str, Any]) -> RoleBinding:
+    return RoleBinding(**d)
+
+
+def api_token_to_json(k: ApiToken) -> dict[str, Any]:
+    """A token's record: never its secret nor its hash."""
+    return {
+        "id": k.id,
+        "principal": k.principal,
+        "name": k.name,
+        "scopes": list(k.scopes),
+        "created_at": k.created_at,
+        "expires_at": k.expires_at,
+        "revoked_at": k.revoked_at,
+        "last_used_at": k.last_used_at,
+    }
+
+
+def api_token_from_json(d: dict[str, Any]) -> ApiToken:
+    return ApiToken(**{**d, "scopes": tuple(d["scopes"])})
+
+
+def new_token_to_json(n: NewToken) -> dict[str, Any]:
+    return {"token": api_token_to_json(n.token), "secret": n.secret}
+
+
+def new_token_from_json(d: dict[str, Any]) -> NewToken:
+    return NewToken(api_token_from_json(d["token"]), d["secret"])
+
+
+def authenticated_to_json(pair: tuple[Principal, ApiToken]) -> dict[str, Any]:
+    return {"principal": principal_to_json(pair[0]), "token": api_token_to_json(pair[1])}
+
+
+def authenticated_from_json(d: dict[str, Any]) -> tuple[Principal, ApiToken]:
+    return principal_from_json(d["principal"]), api_token_from_json(d["token"])

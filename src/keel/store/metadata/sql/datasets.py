@@ -18,6 +18,7 @@ from keel.core.datasets import ColumnSchema, DatasetVersion, RunDatasetLink, Val
 from keel.core.errors import InvalidArgument, NotFound
 from keel.store.metadata.datasets import DIRECTIONS, DatasetStore
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect, next_number
 from keel.store.metadata.sql.runs import require_run
 
@@ -139,8 +140,12 @@ class SqlDatasetStore(DatasetStore):
         ).inserted_primary_key[0]  # type: ignore[index]
         if parent_ids:
             conn.execute(t.dataset_parents.insert(), [{"version_id": version_id, "parent_id": p} for p in set(parent_ids)])
-        stored = conn.execute(_versions.where(_dv.id == version_id)).one()
-        return self._load(conn, [stored])[0], True
+        stored = self._load(conn, [conn.execute(_versions.where(_dv.id == version_id)).one()])[0]
+        append_event(conn, "datasets.log_version", "dataset_version", version_id, None, {
+            "ref": stored.ref, "content_hash": stored.content_hash, "artifact_sha256": stored.artifact_sha256,
+            "rows": stored.row_count, "source": stored.source, "role": stored.role, "parents": sorted(set(parent_ids)),
+        })  # fmt: skip
+        return stored, True
 
     def get_version(self, name: str, version: int | None = None) -> DatasetVersion:
         query = _versions.where(t.datasets.c.name == name)
@@ -202,10 +207,13 @@ class SqlDatasetStore(DatasetStore):
         with self.db.transaction() as conn:
             require_run(conn, run_id)
             self._require_version(conn, version_id)
-            conn.execute(
+            linked = conn.execute(
                 self._link_run,
                 {"run_id": run_id, "version_id": version_id, "direction": direction},
-            )
+            ).rowcount
+            if linked:  # a link made again changes nothing
+                after = {"run_id": run_id, "direction": direction}
+                append_event(conn, "datasets.link_run", "dataset_version", version_id, None, after)
 
     def runs_of_version(self, version_id: int) -> list[tuple[str, str]]:
         rd = t.run_datasets.c
@@ -246,6 +254,9 @@ class SqlDatasetStore(DatasetStore):
                     created_at=created,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
+            after = {"record_id": record_id, "suite": suite, "passed": bool(passed), "errors": int(errors),
+                     "warnings": int(warnings)}  # fmt: skip
+            append_event(conn, "datasets.save_validation", "dataset_version", version_id, None, after)
         return ValidationRecord(record_id, version_id, suite, bool(passed), int(errors), int(warnings), dict(result), created)
 
     def list_validations(self, version_id: int) -> list[ValidationRecord]:

@@ -29,6 +29,7 @@ from keel.core.deployments import Deployment, DeploymentChange
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database
 
 _d = t.deployments.c
@@ -57,6 +58,8 @@ def _record(
             to_routes=json.dumps(to_json), actor=note[0], reason=note[1], at=at,
         )
     )  # fmt: skip
+    # the last write of every change (the log's lock after the row locks, sql/audit.py)
+    append_event(conn, f"deployments.{what}", "deployment", name, from_json, {**to_json, "reason": note[1]})
     return DeploymentChange(name, what, from_json, to_json, note[0], note[1], at)
 
 

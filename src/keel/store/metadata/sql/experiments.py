@@ -11,6 +11,7 @@ from keel.core.clock import now_ms
 from keel.core.entities import Experiment
 from keel.core.errors import Conflict, NotFound
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database
 
 _e = t.experiments.c
@@ -55,6 +56,7 @@ class SqlExperimentStore:
         exp_id = conn.execute(
             t.experiments.insert().values(project_id=project_id, name=name, created_at=created)
         ).inserted_primary_key[0]  # type: ignore[index]
+        append_event(conn, "experiments.create", "experiment", exp_id, None, {"name": name, "project": project})
         return Experiment(id=exp_id, name=name, project=project, created_at=created)
 
     def get(self, experiment_id: int) -> Experiment:

@@ -21,8 +21,10 @@ from keel.core.models import AliasChange, ModelVersion
 from keel.core.promotion import ANY_HOLDER, AliasMove, ExpectedFrom, check_move, judge, require_gates_or_force, require_holder
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect, next_number
 from keel.store.metadata.sql.deployments import follow_alias_move
+from keel.store.metadata.sql.identity import record_writer
 from keel.store.metadata.sql.runs import require_run
 
 _mv = t.model_versions.c
@@ -164,7 +166,13 @@ class SqlModelStore(ModelStore):
         ).inserted_primary_key[0]  # type: ignore[index]
         self._link_datasets(conn, version_id, json.loads(checked.datasets))
         row = conn.execute(_versions.where(_mv.id == version_id)).one()
-        return self._load(conn, [row])[0]
+        created = self._load(conn, [row])[0]
+        record_writer(conn, created.artifact_sha256)  # who wrote the bytes this version loads (trust at load)
+        append_event(conn, "models.create_version", "model_version", f"{name}/{created.version}", None, {
+            "flavor": created.flavor, "artifact_sha256": created.artifact_sha256, "source_run": created.source_run,
+            "metrics": created.metrics, "datasets": list(created.datasets),
+        })  # fmt: skip
+        return created
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         v.check_version_number(version)
@@ -258,6 +266,11 @@ class SqlModelStore(ModelStore):
             )
         )  # fmt: skip
         follow_alias_move(conn, name, move.alias, (current, move.version), move.actor)  # deployments routing the alias
+        # appended after the deployments' events: the log's lock is taken last, after every row lock (sql/audit.py)
+        append_event(conn, "models.move_alias", "alias", f"{name}@{move.alias}", {"version": current}, {
+            "version": move.version, "declared_actor": move.actor, "reason": move.reason, "gated": move.gated,
+            "forced": move.force, "checks": checks,
+        })  # fmt: skip
         return AliasChange(name, move.alias, current, move.version, move.actor, move.reason, at, move.gated, move.force, checks)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:

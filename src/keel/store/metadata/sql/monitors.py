@@ -16,8 +16,10 @@ Inputs are checked in ``keel.core.monitoring``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import BigInteger, Connection, bindparam, select
 
@@ -40,6 +42,7 @@ from keel.core.predictions import check_time_bound
 from keel.core.validation import check_name
 from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect
 
 _m = t.monitors.c
@@ -84,6 +87,21 @@ _take_lease_by_dialect = by_dialect(_take_lease)
 
 def _rules_json(rules: tuple[AlertRule, ...]) -> str:
     return json.dumps([r.to_dict() for r in rules])
+
+
+def _audited_action(action: str) -> str:
+    """An action as the audit log shows it: a webhook URL may carry a secret (Slack's do), so only its scheme and host,
+    and a digest of the whole URL so that a change of it is still seen."""
+    if not action.startswith("webhook:"):
+        return action
+    url = urlsplit(action.removeprefix("webhook:"))
+    return f"webhook:{url.scheme}://{url.hostname or ''}/... sha256:{hashlib.sha256(action.encode()).hexdigest()[:16]}"
+
+
+def _summary(monitor: Monitor) -> dict[str, Any]:
+    """What the audit log records of a monitor: its rules as stored, webhook URLs reduced (``_audited_action``)."""
+    rules = [{**r.to_dict(), "actions": [_audited_action(a) for a in r.actions]} for r in monitor.rules]
+    return {"deployment": monitor.deployment, "window_ms": monitor.window_ms, "reference": monitor.reference, "rules": rules}
 
 
 def _monitor(r: Any) -> Monitor:
@@ -149,6 +167,7 @@ class SqlMonitorStore(MonitorStore):
                     rules=_rules_json(monitor.rules), created_at=at, updated_at=at,
                 )
             )  # fmt: skip
+            append_event(conn, "monitors.create", "monitor", monitor.name, None, _summary(monitor))
             return _monitor(self._monitor_row(conn, monitor.name))
 
     def get_monitor(self, name: str) -> Monitor:
@@ -178,6 +197,7 @@ class SqlMonitorStore(MonitorStore):
                     updated_at=max(now_ms(), row.updated_at + 1),  # a later stamp even within the same millisecond
                 )
             )  # fmt: skip
+            append_event(conn, "monitors.update", "monitor", monitor.name, _summary(_monitor(row)), _summary(monitor))
             return _monitor(self._monitor_row(conn, monitor.name))
 
     # windows ------------------------------------------------------------------------------------------------------
@@ -228,7 +248,13 @@ class SqlMonitorStore(MonitorStore):
                     message=alert.message, windows=1, created_at=now_ms(), resolved_at=None,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]  # fmt: skip
-            return self._alert(conn, int(alert_id)), True
+            opened = self._alert(conn, int(alert_id))
+            # raised and resolved are audited; a firing alert counting one more window is monitoring data, not a change
+            append_event(conn, "monitors.alert_raised", "alert", alert_id, None, {
+                "monitor": alert.monitor, "rule": alert.rule, "severity": alert.severity, "value": value,
+                "first_window_ms": alert.first_window_ms, "last_window_ms": alert.last_window_ms,
+            })  # fmt: skip
+            return opened, True
         newer = alert.last_window_ms >= firing.last_window_ms
         outside = alert.last_window_ms > firing.last_window_ms or alert.first_window_ms < firing.first_window_ms
         changes: dict[str, Any] = {
@@ -256,6 +282,8 @@ class SqlMonitorStore(MonitorStore):
             if firing is None:
                 return None
             conn.execute(t.monitor_alerts.update().where(_a.id == firing).values(state="resolved", resolved_at=now_ms()))
+            after = {"monitor": monitor, "rule": rule, "state": "resolved"}
+            append_event(conn, "monitors.alert_resolved", "alert", firing, {"state": "firing"}, after)
             return self._alert(conn, int(firing))
 
     def alerts(self, *, monitor: str | None = None, state: str | None = None, since_ms: int | None = None) -> list[Alert]:
@@ -287,6 +315,8 @@ class SqlMonitorStore(MonitorStore):
             stored = conn.execute(
                 select(t.monitor_actions).where(_r.alert_id == record.alert_id, _r.action == record.action)
             ).one()
+            after = {"action": _audited_action(record.action), "status": record.status, "attempts": stored.attempts}
+            append_event(conn, "monitors.record_action", "alert", record.alert_id, None, after)
         return _action(stored)
 
     def actions(self, alert_id: int) -> list[ActionRecord]:

@@ -14,7 +14,9 @@ from keel.core.entities import RunKind, RunStatus
 from keel.core.errors import Conflict, InvalidArgument
 from keel.store.metadata.pipelines import CachedStep, PipelineStore, StepOutputRecord, check_outputs
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect
+from keel.store.metadata.sql.identity import record_writer
 from keel.store.metadata.sql.runs import require_run
 
 _insert_new_by_dialect = by_dialect(lambda insert: insert(t.step_cache).on_conflict_do_nothing(index_elements=["cache_key"]))
@@ -53,6 +55,10 @@ class SqlPipelineStore(PipelineStore):
             self._check_producer(conn, cache_key, run_id, step, output)
             inserted = conn.execute(self._insert_new, row)
             if inserted.rowcount == 1:
+                if output.sha256:
+                    record_writer(conn, output.sha256)  # the step's principal wrote what a cache hit will unpickle
+                after = {"run_id": run_id, "step": step, "output": output.sha256, "kind": output.kind}
+                append_event(conn, "pipelines.save_step", "step_cache", cache_key, None, after)
                 return
             existing = conn.execute(_find, {"key": cache_key}).first()
             if existing is None or (existing.run_id, existing.step, json.loads(existing.outputs)) != (run_id, step, outputs):

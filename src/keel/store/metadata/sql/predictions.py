@@ -6,6 +6,7 @@ indexed is left as it is, a label already recorded is replaced. Inputs are check
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from operator import itemgetter
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
+from keel.core.audit import canonical_json
 from keel.core.clock import now_ms
 from keel.core.errors import NotFound
 from keel.core.predictions import (
@@ -27,6 +29,7 @@ from keel.core.predictions import (
 from keel.core.validation import check_name
 from keel.store.metadata.predictions import PredictionStore
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect, chunks
 
 _f = t.prediction_files.c
@@ -104,6 +107,11 @@ class SqlPredictionStore(PredictionStore):
                         for (r, n), text in sorted(checked.items())  # one order: concurrent upserts never deadlock
                     ],
                 )
+                # ground truth decides the quality a monitor reports: who wrote (or corrected) labels is recorded,
+                # with a digest of them rather than the labels themselves
+                digest = hashlib.sha256(canonical_json(sorted([r, n, text] for (r, n), text in checked.items())).encode())
+                append_event(conn, "predictions.log_labels", "deployment", deployment, None,
+                             {"labels": len(checked), "sha256": digest.hexdigest()})  # fmt: skip
         return len(labels)
 
     def labels(

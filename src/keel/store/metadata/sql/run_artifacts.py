@@ -11,7 +11,9 @@ from keel.core import validation as v
 from keel.core.clock import now_ms
 from keel.core.entities import ArtifactRef
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect
+from keel.store.metadata.sql.identity import record_writer
 from keel.store.metadata.sql.runs import RunKeys, require_run
 
 _insert_blobs_by_dialect = by_dialect(lambda insert: insert(t.artifacts).on_conflict_do_nothing(index_elements=["sha256"]))
@@ -55,6 +57,10 @@ class SqlRunArtifactStore:
                 [{"sha256": r.sha256, "size": r.size, "media_type": r.media_type, "created_at": created} for r in blobs.values()],
             )
             conn.execute(self._upsert_paths, [{"run_id": run_id, "path": r.path, "sha256": r.sha256} for r in refs])
+            for sha256 in blobs:  # who wrote the bytes (trust at load: `keel models register --run` unpickles model.pkl)
+                record_writer(conn, sha256)
+            # which bytes each path names: re-pointing a run's model.pkl is a change worth a record
+            append_event(conn, "runs.log_artifacts", "run", run_id, None, {r.path: r.sha256 for r in refs})
 
     def list_refs(self, run_id: str) -> list[ArtifactRef]:
         with self.db.transaction(write=False) as conn:

@@ -34,6 +34,7 @@ from keel.store.metadata import search
 from keel.store.metadata.base import MetricRow, check_batch_id, check_run_kind, check_trial_result
 from keel.store.metadata.sql import experiments
 from keel.store.metadata.sql import schema as t
+from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect, chunks
 from keel.store.metadata.sql.run_search import search_query, status_condition
 
@@ -59,6 +60,9 @@ def _upsert_tags(insert: Any) -> Any:
 _upsert_tags_by_dialect = by_dialect(_upsert_tags)
 _existing_params = select(t.params.c.key, t.params.c.value).where(
     t.params.c.run_id == bindparam("run_id"), t.params.c.key.in_(bindparam("keys", expanding=True))
+)
+_existing_tags = select(t.tags.c.key, t.tags.c.value).where(
+    t.tags.c.run_id == bindparam("run_id"), t.tags.c.key.in_(bindparam("keys", expanding=True))
 )
 _end_run = (
     t.runs.update()
@@ -255,6 +259,11 @@ class SqlRunStore:
                 conn.execute(_insert_tags, tag_list)
             if param_list:
                 conn.execute(_insert_params, param_list)
+            append_event(conn, "runs.create", "run", run_id, None, {
+                "name": name, "experiment_id": experiment_id, "parent_run_id": parent_run_id, "kind": kind.value,
+                "step": step.name if step else None, "trial": trial.number if trial else None,
+                "params": sorted(r["key"] for r in param_list), "tags": {r["key"]: r["value"] for r in tag_list},
+            })  # fmt: skip
         self._known_experiments.add(experiment_id)
         self.keys.remember(run_id, pk)
         return Run(
@@ -282,6 +291,7 @@ class SqlRunStore:
             if updated != 1:
                 require_run(conn, run_id)
                 raise InvalidArgument.for_field("run_id", run_id, "the id of a trial run")
+            append_event(conn, "runs.set_trial_result", "run", run_id, None, {"state": state.value, "value": stored})
 
     def children(self, parent_run_id: str, *, status: RunStatus | None = None, kind: RunKind | None = None) -> list[Run]:
         query = select(t.runs).where(_r.parent_run_id == parent_run_id)
@@ -345,6 +355,8 @@ class SqlRunStore:
             if updated != 1:
                 current = require_run(conn, run_id)
                 raise Conflict(f"run {run_id!r} has already ended as {current}")
+            after = {"status": status.value, "end_time": end, "metrics": len(metrics)}
+            append_event(conn, "runs.end", "run", run_id, {"status": RunStatus.RUNNING.value}, after)
 
     def heartbeat(self, run_ids: Sequence[str], time_ms: int | None = None) -> None:
         if not run_ids:
@@ -364,15 +376,16 @@ class SqlRunStore:
             inserted = conn.exec_driver_sql(
                 self._insert_new_params_sql, [(r["run_id"], r["key"], r["value"], r["num"]) for r in rows]
             ).rowcount
-            if inserted == len(rows):
-                return
-            existing = dict(conn.execute(_existing_params, {"run_id": run_id, "keys": [r["key"] for r in rows]}).all())
-            for r in rows:
-                if r["key"] in existing and existing[r["key"]] != r["value"]:
-                    raise Conflict(
-                        f"param {r['key']!r} of run {run_id} is already {existing[r['key']]!r}; "
-                        f"it cannot be changed to {r['value']!r} (params are immutable; log a new run)"
-                    )
+            if inserted != len(rows):
+                existing = dict(conn.execute(_existing_params, {"run_id": run_id, "keys": [r["key"] for r in rows]}).all())
+                for r in rows:
+                    if r["key"] in existing and existing[r["key"]] != r["value"]:
+                        raise Conflict(
+                            f"param {r['key']!r} of run {run_id} is already {existing[r['key']]!r}; "
+                            f"it cannot be changed to {r['value']!r} (params are immutable; log a new run)"
+                        )
+            if inserted:  # values are immutable and stay in the run: the keys say what was logged
+                append_event(conn, "runs.log_params", "run", run_id, None, {"params": sorted(r["key"] for r in rows)})
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         rows = tag_rows(run_id, tags)
@@ -380,7 +393,11 @@ class SqlRunStore:
             return
         with self.db.transaction() as conn:
             self.keys.require_known(conn, run_id)
+            keys = [r["key"] for r in rows]
+            before = dict(conn.execute(_existing_tags, {"run_id": run_id, "keys": keys}).all())
             conn.execute(self._upsert_tags, rows)
+            after = {r["key"]: r["value"] for r in rows}
+            append_event(conn, "runs.set_tags", "run", run_id, {k: before.get(k) for k in after}, after)
 
     def search(
         self,

@@ -414,3 +414,73 @@ scheduler_leases = Table(
     Column("owner", String(200), nullable=False),
     Column("until_ms", BigInteger, nullable=False),
 )
+
+principals = Table(
+    "principals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # user or service
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+)
+
+role_bindings = Table(
+    "role_bindings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("principal_id", Integer, ForeignKey("principals.id"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("project", String(128), nullable=False),  # "*": every project
+    Column("model", String(128), nullable=False, server_default=""),  # "": every model of the project
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("principal_id", "role", "project", "model", name="uq_role_bindings"),
+    Index("ix_role_bindings_model", "model"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(12), primary_key=True),  # the public part of keel_<id>_<secret>
+    Column("principal_id", Integer, ForeignKey("principals.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("hash", String(128), nullable=False),  # keel.core.identity.hash_secret: never the secret
+    Column("scopes", String(256), nullable=False),  # space-separated permissions; "": all of the principal's
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
+    Index("ix_api_tokens_principal", "principal_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),  # e.g. models.move_alias
+    Column("entity", String(32), nullable=False),  # run, dataset, model, alias, deployment, monitor, principal, token...
+    Column("entity_id", String(256), nullable=False),
+    Column("before", Text),  # canonical JSON, or NULL
+    Column("after", Text),
+    Column("prev_hash", String(64), nullable=False),  # the previous event's hash; 64 zeros for the first
+    Column("hash", String(64), nullable=False, unique=True),  # keel.core.audit.event_hash of this row and prev_hash
+    Index("ix_audit_events_entity", "entity", "entity_id"),
+)
+
+blob_writers = Table(
+    "blob_writers",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("principal", String(128), primary_key=True),  # every principal that wrote these bytes
+    Column("first_at", BigInteger, nullable=False),
+)
+
+trusted_roles = Table(
+    "trusted_roles",
+    metadata,
+    Column("project", String(128), primary_key=True),  # "*": every project
+    Column("role", String(16), primary_key=True),  # none for a project: admin (keel.core.identity.DEFAULT_TRUSTED)
+)

@@ -8,9 +8,9 @@ each using only the database's public API:
 - ``runs.py``: runs, params, tags (``run_search.py`` compiles searches)
 - ``metrics.py``: metric blocks, latest values, batch ids (the hot path)
 - ``run_artifacts.py``: artifact references of runs
-- ``datasets.py``, ``models.py``, ``pipelines.py``, ``deployments.py``, ``predictions.py``, ``monitors.py``:
-  ``store.datasets``, ``store.models``, ``store.pipelines``, ``store.deployments``, ``store.predictions``,
-  ``store.monitors``
+- ``datasets.py``, ``models.py``, ``pipelines.py``, ``deployments.py``, ``predictions.py``, ``monitors.py``,
+  ``identity.py``: ``store.datasets``, ``store.models``, ``store.pipelines``, ``store.deployments``,
+  ``store.predictions``, ``store.monitors``, ``store.identity``
 
 The methods below only delegate; validation that does not depend on SQL is in ``keel.core``.
 """
@@ -34,10 +34,12 @@ from keel.core.entities import (
     TrialState,
 )
 from keel.store.metadata.base import MetadataStore, MetricRow
+from keel.store.metadata.sql.audit import SqlAuditStore
 from keel.store.metadata.sql.database import Database
 from keel.store.metadata.sql.datasets import SqlDatasetStore
 from keel.store.metadata.sql.deployments import SqlDeploymentStore
 from keel.store.metadata.sql.experiments import SqlExperimentStore
+from keel.store.metadata.sql.identity import SqlIdentityStore
 from keel.store.metadata.sql.metrics import SqlMetricStore
 from keel.store.metadata.sql.models import SqlModelStore
 from keel.store.metadata.sql.monitors import SqlMonitorStore
@@ -66,6 +68,8 @@ class SqlStore(MetadataStore):
         self._deployments = SqlDeploymentStore(self.db)
         self._predictions = SqlPredictionStore(self.db)
         self._monitors = SqlMonitorStore(self.db)
+        self._audit = SqlAuditStore(self.db)
+        self._identity = SqlIdentityStore(self.db)
 
     @property
     def heartbeat_timeout(self) -> float:
@@ -74,6 +78,11 @@ class SqlStore(MetadataStore):
     @heartbeat_timeout.setter
     def heartbeat_timeout(self, seconds: float) -> None:
         self._runs.heartbeat_timeout = seconds
+
+    @property
+    def audit(self) -> SqlAuditStore:
+        """The audit log on the same database."""
+        return self._audit
 
     @property
     def datasets(self) -> SqlDatasetStore:
@@ -89,6 +98,11 @@ class SqlStore(MetadataStore):
     def deployments(self) -> SqlDeploymentStore:
         """Deployments on the same database."""
         return self._deployments
+
+    @property
+    def identity(self) -> SqlIdentityStore:
+        """Principals, role bindings and API tokens on the same database."""
+        return self._identity
 
     @property
     def predictions(self) -> SqlPredictionStore:

@@ -1,0 +1,124 @@
+"""Who may call what: the permission each route of the platform API needs, one line per route.
+
+Written out route by route on purpose: ``create_app`` refuses to start when a route has no line here, and
+``tests/server/test_auth_matrix.py`` calls every route of the OpenAPI schema as every role and checks the answer
+against this table, so a new route cannot ship without someone deciding who may call it.
+
+``public``: anyone, even without a token (health, the API's own documentation). The other values are the
+permissions of ``keel.core.identity`` (``read``, ``write``, ``promote``, ``serve``, ``log``, ``admin``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["POLICY", "PUBLIC", "policy_for"]
+
+PUBLIC = "public"
+
+POLICY: dict[tuple[str, str], str] = {
+    # health and documentation
+    ("GET", "/api/v1/health"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    # artifacts
+    ("GET", "/api/v1/artifacts/{sha256}"): "read",
+    ("HEAD", "/api/v1/artifacts/{sha256}"): "read",
+    ("PUT", "/api/v1/artifacts/{sha256}"): "write",
+    # experiments and runs
+    ("GET", "/api/v1/experiments"): "read",
+    ("POST", "/api/v1/experiments"): "write",
+    ("GET", "/api/v1/experiments/{experiment_id}"): "read",
+    ("GET", "/api/v1/experiments/{experiment_id}/latest-run"): "read",
+    ("POST", "/api/v1/runs"): "write",
+    ("POST", "/api/v1/runs/heartbeat"): "write",
+    ("POST", "/api/v1/runs/search"): "read",
+    ("GET", "/api/v1/runs/{run_id}"): "read",
+    ("GET", "/api/v1/runs/{run_id}/artifacts"): "read",
+    ("POST", "/api/v1/runs/{run_id}/artifacts"): "write",
+    ("GET", "/api/v1/runs/{run_id}/children"): "read",
+    ("GET", "/api/v1/runs/{run_id}/datasets"): "read",
+    ("POST", "/api/v1/runs/{run_id}/end"): "write",
+    ("GET", "/api/v1/runs/{run_id}/metrics"): "read",
+    ("POST", "/api/v1/runs/{run_id}/params"): "write",
+    ("POST", "/api/v1/runs/{run_id}/tags"): "write",
+    ("POST", "/api/v1/runs/{run_id}/trial-result"): "write",
+    ("POST", "/api/v1/metrics"): "write",
+    ("GET", "/api/v1/metric-batches/{batch_id}"): "read",
+    # datasets
+    ("GET", "/api/v1/datasets"): "read",
+    ("GET", "/api/v1/datasets/by-name/all"): "read",
+    ("GET", "/api/v1/datasets/by-name/versions"): "read",
+    ("POST", "/api/v1/datasets/versions"): "write",
+    ("GET", "/api/v1/datasets/versions/{version_id}"): "read",
+    ("GET", "/api/v1/datasets/versions/{version_id}/children"): "read",
+    ("GET", "/api/v1/datasets/versions/{version_id}/profile"): "read",
+    ("POST", "/api/v1/datasets/versions/{version_id}/runs"): "write",
+    ("GET", "/api/v1/datasets/versions/{version_id}/runs"): "read",
+    ("GET", "/api/v1/datasets/versions/{version_id}/validations"): "read",
+    ("POST", "/api/v1/datasets/versions/{version_id}/validations"): "write",
+    # pipelines
+    ("GET", "/api/v1/step-cache/{cache_key}"): "read",
+    ("PUT", "/api/v1/step-cache/{cache_key}"): "write",
+    # models: moving an alias is its own permission (and a protected model's own bindings: keel.server.auth)
+    ("GET", "/api/v1/models"): "read",
+    ("POST", "/api/v1/models/versions"): "write",
+    ("GET", "/api/v1/models/{name}/aliases/{alias}"): "read",
+    ("PUT", "/api/v1/models/{name}/aliases/{alias}"): "promote",
+    ("GET", "/api/v1/models/{name}/history"): "read",
+    ("GET", "/api/v1/models/{name}/versions"): "read",
+    ("GET", "/api/v1/models/{name}/versions/{version}"): "read",
+    # deployments and the prediction log
+    ("GET", "/api/v1/deployments"): "read",
+    ("POST", "/api/v1/deployments"): "write",
+    ("GET", "/api/v1/deployments/{name}"): "read",
+    ("GET", "/api/v1/deployments/{name}/history"): "read",
+    ("POST", "/api/v1/deployments/{name}/rollback"): "write",
+    ("PUT", "/api/v1/deployments/{name}/routes"): "write",
+    ("GET", "/api/v1/deployments/{deployment}/prediction-files"): "read",
+    ("POST", "/api/v1/prediction-files"): "log",
+    ("POST", "/api/v1/deployments/{deployment}/labels"): "log",
+    ("POST", "/api/v1/deployments/{deployment}/labels/search"): "read",
+    # monitoring: what schedulers write is "log"; defining monitors is "write"
+    ("GET", "/api/v1/monitors"): "read",
+    ("POST", "/api/v1/monitors"): "write",
+    ("PUT", "/api/v1/monitors"): "write",
+    ("GET", "/api/v1/monitors/{name}"): "read",
+    ("GET", "/api/v1/monitors/{monitor}/windows"): "read",
+    ("PUT", "/api/v1/monitor-windows"): "log",
+    ("GET", "/api/v1/monitor-alerts"): "read",
+    ("POST", "/api/v1/monitor-alerts"): "log",
+    ("POST", "/api/v1/monitors/{monitor}/alerts/{rule}/resolve"): "log",
+    ("GET", "/api/v1/monitor-alerts/{alert_id}/actions"): "read",
+    ("POST", "/api/v1/monitor-actions"): "log",
+    ("POST", "/api/v1/scheduler-leases/acquire"): "log",
+    ("POST", "/api/v1/scheduler-leases/release"): "log",
+    # identity: admins only, but checking a token presented to a serving replica (its service account does that)
+    ("POST", "/api/v1/identity/principals"): "admin",
+    ("GET", "/api/v1/identity/principals"): "admin",
+    ("GET", "/api/v1/identity/principals/{name}"): "admin",
+    ("POST", "/api/v1/identity/principals/{name}/disabled"): "admin",
+    ("GET", "/api/v1/identity/principal-count"): "admin",
+    ("POST", "/api/v1/identity/bindings"): "admin",
+    ("DELETE", "/api/v1/identity/bindings"): "admin",
+    ("GET", "/api/v1/identity/bindings"): "admin",
+    ("POST", "/api/v1/identity/tokens"): "admin",
+    ("GET", "/api/v1/identity/tokens"): "admin",
+    ("POST", "/api/v1/identity/tokens/{token_id}/revoke"): "admin",
+    ("POST", "/api/v1/identity/authenticate"): "log",
+    ("GET", "/api/v1/identity/blob-trust/{sha256}"): "read",  # answered for the caller only
+    ("GET", "/api/v1/identity/trusted-roles"): "read",
+    ("PUT", "/api/v1/identity/trusted-roles"): "admin",
+    # the audit log: read by admins; written only by the store, in the transaction of each change
+    ("GET", "/api/v1/audit/events"): "admin",
+    ("GET", "/api/v1/audit/head"): "admin",
+}
+
+
+def policy_for(method: str, path: str) -> str | None:
+    """The permission a route needs (``PUBLIC``: none), None when the table has no line for it. ``HEAD`` of a route
+    without its own line is its ``GET``'s."""
+    found = POLICY.get((method, path))
+    if found is None and method == "HEAD":
+        found = POLICY.get(("GET", path))
+    return found
