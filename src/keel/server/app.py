@@ -22,6 +22,7 @@ from keel.core.failures import FailureLimiter
 from keel.server.auth import Guard, authorize
 from keel.server.endpoints import routers as table_routers
 from keel.server.limits import BodyLimit
+from keel.server.ownership import RunOwners
 from keel.server.policy import policy_for
 from keel.server.redaction import redactor
 from keel.server.responses import OrjsonResponse, error_response
@@ -98,6 +99,7 @@ def create_app(
     app.state.store = store
     app.state.artifacts = artifact_store
     app.state.auth = auth
+    app.state.run_owners = RunOwners(store)
     app.add_middleware(BodyLimit, max_request_bytes=max_request_bytes, max_artifact_bytes=max_artifact_bytes)
     # added last, so it runs first: a request from a wrong host, of a wrong type or without a valid token stops here
     hosts = frozenset(h.lower() for h in allowed_hosts)

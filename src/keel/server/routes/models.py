@@ -11,6 +11,7 @@ from fastapi import Request
 from keel.core.errors import PermissionDenied
 from keel.core.promotion import MAX_ACTOR_LENGTH
 from keel.server.auth import caller_of
+from keel.server.ownership import run_hook, runs_hook
 
 
 def set_actor(request: Request, kwargs: dict[str, Any]) -> None:
@@ -46,6 +47,13 @@ def for_caller(request: Request, kwargs: dict[str, Any]) -> None:
 
 
 HOOKS = {
+    # a run is written to by its creator (or an admin): keel.server.ownership
+    "log_params": run_hook,
+    "set_tags": run_hook,
+    "set_trial_result": run_hook,
+    "log_artifacts": run_hook,
+    "heartbeat": runs_hook,
+    "pipelines.save_step": run_hook,
     "identity.blob_trust": for_caller,
     "models.move_alias": check_promotion,
     "deployments.create": set_actor,

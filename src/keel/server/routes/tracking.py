@@ -15,8 +15,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from keel.core.entities import RunStatus
 from keel.core.errors import InvalidArgument
-from keel.server.auth import authorize
+from keel.server.auth import authorize, caller_of
 from keel.server.deps import store_of
+from keel.server.ownership import require_run_owner
 from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest import schemas, wire
 
@@ -38,6 +39,7 @@ def list_experiments(
 def end_run(
     run_id: str,
     body: schemas.EndRunIn,
+    request: Request,
     store: MetadataStore = Depends(store_of),
     idempotency_key: str | None = Header(default=None),
 ) -> dict[str, Any]:
@@ -47,6 +49,7 @@ def end_run(
     except ValueError:
         raise InvalidArgument.for_field("status", body.status, "one of finished, failed, killed") from None
     rows = wire.metric_rows_from_json({"rows": body.metrics})
+    require_run_owner(request, [run_id, *(row[0] for row in rows)])
     store.end_run(run_id, status, body.end_time, rows, batch_id=idempotency_key)
     return {}
 
@@ -75,5 +78,8 @@ async def log_metrics(
     except orjson.JSONDecodeError as exc:
         raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
     rows = wire.metric_rows_from_json(payload)
+    caller = caller_of(request)
+    if caller.authenticated and not caller.may("admin"):  # an open server or an admin: no lookup, no thread hop
+        await run_in_threadpool(require_run_owner, request, [row[0] for row in rows])
     await run_in_threadpool(store.log_metrics, rows, batch_id)
     return {"stored": len(rows)}
