@@ -113,3 +113,32 @@ def test_own_bytes_and_a_trusted_roles_bytes_load_without_opt_in(
     assert [e.action for e in store.audit.events(entity="project")][-1] == "identity.set_trusted_roles"
     for ctx in (boss, alice, mallory):
         ctx.close()
+
+
+def test_naming_someone_elses_bytes_makes_nobody_their_writer(
+    team: tuple[str, dict[str, str], MetadataStore], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only an upload records a writer: an admin's run that lists mallory's pickle among its artifacts (as a cached
+    step's copied artifacts would) does not make the admin its writer, and a disabled admin vouches for nothing."""
+    url, tokens, store = team
+    forged = upload_version(url, tokens["mallory"], pickle.dumps(Evil(tmp_path / "pwned")), "forged2")
+    sha = store.models.get_version("forged2", 1).artifact_sha256
+    admin = {"authorization": f"Bearer {tokens['boss']}"}
+    experiment = httpx.post(f"{url}/api/v1/experiments", json={"name": "copies"}, headers=admin).json()["id"]
+    run = httpx.post(f"{url}/api/v1/runs", json={"experiment_id": experiment}, headers=admin).json()["id"]
+    listed = httpx.post(f"{url}/api/v1/runs/{run}/artifacts", json={"artifacts": [{"path": "x.pkl", "sha256": sha, "size": 1}]},
+                        headers=admin)  # fmt: skip
+    assert listed.status_code == 200, listed.text
+    assert store.identity.blob_trust(sha, "alice").writers == ("mallory",)
+    alice = as_user(url, tokens["alice"], monkeypatch)
+    with pytest.raises(PermissionDenied):
+        registry.load(forged, ctx=alice)
+    assert not (tmp_path / "pwned").exists()
+    boss = as_user(url, tokens["boss"], monkeypatch)
+    by_admin = registry.register(Constant(5), "by-admin-2", ctx=boss)
+    assert registry.load(by_admin.uri, ctx=alice).model.predict(None) == [5]
+    store.identity.set_disabled("boss", True)  # a compromised admin, disabled: its uploads are trusted no more
+    with pytest.raises(PermissionDenied, match="written by boss"):
+        registry.load(by_admin.uri, ctx=alice)
+    for ctx in (alice, boss):
+        ctx.close()

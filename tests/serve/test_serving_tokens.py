@@ -64,3 +64,41 @@ def test_predictions_need_a_token_with_the_serve_permission(tmp_path: Path) -> N
         limited = predict(tokens["ed"])
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     ctx.close()
+
+
+def test_a_replica_of_a_remote_store_checks_tokens_through_the_server(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A replica whose store is a keel server, as a service account: it verifies callers' tokens and reads their
+    roles through the server (the service role may), and loads a model an admin uploaded (a trusted writer)."""
+    from keel.server.app import create_app as platform_app
+    from keel.store.artifacts import open_artifact_store
+    from keel.store.metadata import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'server.db'}")
+    tokens = {}
+    for name, role in (("boss", "admin"), ("replica", "service"), ("ed", "editor"), ("vic", "viewer")):
+        store.identity.create_principal(name, "service" if role == "service" else "user")
+        store.identity.grant(name, role)
+        tokens[name] = store.identity.create_token(name).secret
+    with serve_app(platform_app(store, open_artifact_store(str(tmp_path / "artifacts")), auth=True)) as server:
+
+        def context(token: str) -> Context:
+            monkeypatch.setenv("KEEL_TOKEN", token)
+            ctx = Context(server, server)
+            assert ctx.store is not None and ctx.artifacts is not None  # opened with this token
+            return ctx
+
+        admin = context(tokens["boss"])
+        registry.register(Ones(), "ones", input_example=np.ones((3, 2)), ctx=admin)
+        admin.store.deployments.create("ones", "models:/ones/1")
+        replica = context(tokens["replica"])
+        app = create_app("ones", ctx=replica, prediction_log=None, require_token=True)
+        with serve_app(app) as url:
+            wait_ready(url)
+            body = {"instances": [[1.0, 2.0]]}
+            ok = httpx.post(f"{url}/predict", json=body, headers={"authorization": f"Bearer {tokens['ed']}"})
+            assert ok.status_code == 200 and ok.json()["predictions"] == [1], ok.text
+            refused = httpx.post(f"{url}/predict", json=body, headers={"authorization": f"Bearer {tokens['vic']}"})
+            assert refused.status_code == 403 and "vic may not call this model" in refused.json()["error"]
+        for ctx in (admin, replica):
+            ctx.close()
+    store.close()

@@ -132,6 +132,43 @@ def test_a_protected_model_moves_only_for_its_own_bindings_and_admins(secured: S
     assert [c.actor for c in secured.store.models.alias_history("churn")] == ["boss"]
 
 
+def test_a_protected_model_answers_traffic_only_by_its_own_bindings_change(secured: Secured) -> None:
+    """Routing a deployment to a protected model is promoting it: the same rule as moving its aliases."""
+    for _ in (1, 2):
+        secured.store.models.create_version("churn", flavor="sklearn", artifact_sha256="a" * 64, size=1, signature={})
+    editor = secured.token("ed", "editor")
+    secured.token("owner", "editor")  # an editor of the project ...
+    owner = secured.token("owner", "editor", model="churn")  # ... and of churn, which this binding protects
+    created = secured.call("POST", "/deployments", owner, json={"name": "web", "primary": "models:/churn/1"})
+    assert created.status_code == 200, created.text
+    for body in ({"primary": "models:/churn/2"}, {"canaries": [["models:/churn/2", 0.5]]}):
+        refused = secured.call("PUT", "/deployments/web/routes", editor, json=body)
+        assert refused.status_code == 403 and "protected" in refused.json()["error"]["message"], refused.text
+    assert secured.call("PUT", "/deployments/web/routes", owner, json={"primary": "models:/churn/2"}).status_code == 200
+    refused = secured.call("POST", "/deployments/web/rollback", editor, json={"reason": "back"})
+    assert refused.status_code == 403
+    assert secured.call("POST", "/deployments", editor, json={"name": "web2", "primary": "models:/churn/2"}).status_code == 403
+    assert secured.store.deployments.get("web").primary == "models:/churn/2"
+    shadowed = secured.call("PUT", "/deployments/web/routes", editor, json={"shadows": ["models:/churn/1"]})
+    assert shadowed.status_code == 200  # a shadow answers nobody
+
+
+def test_the_failure_limiter_keeps_at_most_max_clients() -> None:
+    from keel.core.failures import MAX_CLIENTS, FailureLimiter
+
+    limiter = FailureLimiter(limit=2)
+    for i in range(MAX_CLIENTS + 50):
+        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(limiter._failures) == MAX_CLIENTS
+    assert (
+        "10.0.0.0" not in limiter._failures
+        and f"10.0.{(MAX_CLIENTS + 49) // 256}.{(MAX_CLIENTS + 49) % 256}" in limiter._failures
+    )
+    limiter.failed("10.0.0.1")  # a client seen again moves to the recent end
+    limiter.failed("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") is not None and limiter.retry_after("10.9.9.9") is None
+
+
 def test_tokens_never_appear_in_answers_or_logs(secured: Secured, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     token = secured.token("ty", "viewer")
@@ -139,9 +176,9 @@ def test_tokens_never_appear_in_answers_or_logs(secured: Secured, caplog: pytest
     wrong = token[:-3] + "xyz"
     answers = [secured.call("GET", "/experiments", wrong), secured.call("POST", "/experiments", token, json={"name": "n"})]
     for answer in answers:
-        assert token not in answer.text and wrong not in answer.text and token.split("_")[2] not in answer.text
+        assert token not in answer.text and wrong not in answer.text and token.split("_", 2)[2] not in answer.text
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert token not in logged and wrong not in logged and token.split("_")[2] not in logged
+    assert token not in logged and wrong not in logged and token.split("_", 2)[2] not in logged
 
 
 def test_an_open_server_is_one_local_admin_and_records_that_user(tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ import threading
 import time
 from collections import deque
 
-__all__ = ["FailureLimiter"]
+__all__ = ["MAX_CLIENTS", "FailureLimiter"]
+
+MAX_CLIENTS = 10_000
 
 
 class FailureLimiter:
@@ -30,10 +32,11 @@ class FailureLimiter:
         with self._lock:
             now = time.monotonic()
             self._prune(client, now)
-            self._failures.setdefault(client, deque()).append(now)
-            if len(self._failures) > 10_000:  # bounded memory: forget the quietest clients
-                for stale in [c for c, f in self._failures.items() if not f or f[-1] < now - self.window]:
-                    del self._failures[stale]
+            failures = self._failures.pop(client, None) or deque()
+            failures.append(now)
+            self._failures[client] = failures  # last in order: the dict runs from the least to the most recent
+            while len(self._failures) > MAX_CLIENTS:  # bounded memory: forget the client that failed longest ago
+                del self._failures[next(iter(self._failures))]
 
     def _prune(self, client: str, now: float) -> deque[float] | None:
         failures = self._failures.get(client)

@@ -19,7 +19,7 @@ Roles grant permissions; a token's scopes narrow them (a token never grants more
 - ``serve``: call a serving endpoint that requires a token.
 - ``log``: what serving replicas and schedulers write (prediction-log files, labels, monitor windows, alerts,
   leases), and checking a token presented to a serving replica.
-- ``admin``: principals, tokens, roles; forced alias moves.
+- ``admin``: principals, tokens, roles, trusted roles; forced alias moves of a protected model.
 
 A token is shown once, as ``keel_<id>_<secret>``: ``id`` (12 hex characters) finds its row, the secret (43
 URL-safe characters, 256 bits) is stored only as a scrypt hash (``hash_secret``).
@@ -32,7 +32,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from keel.core.errors import InvalidArgument
 
@@ -119,7 +119,7 @@ class NewToken:
     """What ``create_token`` returns: the record and the token itself, which is never stored nor shown again."""
 
     token: ApiToken
-    secret: str  # the whole token: keel_<id>_<secret>
+    secret: str = field(repr=False)  # the whole token: keel_<id>_<secret>, never in a repr or a log line
 
 
 def permissions_of(role: str) -> frozenset[str]:

@@ -30,9 +30,20 @@ def check_kind(kind: Any) -> str:
     return str(kind)
 
 
+ENFORCED_PROJECTS = (ALL_PROJECTS, "default")
+
+
 def check_project(project: Any) -> str:
-    """A project name, or ``"*"`` (every project)."""
-    return ALL_PROJECTS if project == ALL_PROJECTS else check_name(project, "project")
+    """A project a role can be granted in: ``"*"`` (every project) or ``"default"``. Models, datasets and
+    deployments have no project of their own yet, so the server checks roles against the default project: a
+    binding in another project would grant nothing, and is refused rather than written."""
+    if project == ALL_PROJECTS:
+        return ALL_PROJECTS
+    name = check_name(project, "project")
+    if name not in ENFORCED_PROJECTS:
+        expected = "'*' or 'default' (roles in other projects are not enforced yet: entities have no project of their own)"
+        raise InvalidArgument.for_field("project", project, expected)
+    return name
 
 
 def check_model(model: Any) -> str | None:

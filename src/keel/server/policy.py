@@ -101,7 +101,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/identity/principal-count"): "admin",
     ("POST", "/api/v1/identity/bindings"): "admin",
     ("DELETE", "/api/v1/identity/bindings"): "admin",
-    ("GET", "/api/v1/identity/bindings"): "admin",
+    ("GET", "/api/v1/identity/bindings"): "log",  # a serving replica reads a caller's roles (keel.serve.tokens)
     ("POST", "/api/v1/identity/tokens"): "admin",
     ("GET", "/api/v1/identity/tokens"): "admin",
     ("POST", "/api/v1/identity/tokens/{token_id}/revoke"): "admin",

@@ -38,6 +38,46 @@ def check_promotion(request: Request, kwargs: dict[str, Any]) -> None:
 UNAUTHENTICATED = "(an unauthenticated caller)"
 
 
+def _model_of(uri: Any) -> str | None:
+    """The model a route URI names (``models:/churn/3``, ``models:/churn@production``: ``churn``)."""
+    if not isinstance(uri, str) or not uri.startswith("models:/"):
+        return None
+    return uri[len("models:/") :].split("/", 1)[0].split("@", 1)[0] or None
+
+
+def _check_serving(request: Request, models: set[str], what: str) -> None:
+    """Answering traffic with a model is promoting it: for a protected model, only its own bindings and admins."""
+    caller = caller_of(request)
+    if not caller.authenticated:
+        return
+    identity = request.app.state.store.identity
+    for model in sorted(m for m in models if m):
+        if not caller.may_promote(model, bool(identity.bindings(model=model))):
+            raise PermissionDenied(f"{caller.name} may not {what} model {model!r}: it is protected (keel roles)")
+
+
+def check_routes(request: Request, kwargs: dict[str, Any]) -> None:
+    """Before ``deployments.create`` and ``set_routes``: the actor is the caller, and a protected model may answer
+    traffic (as primary or canary) only by its own bindings' or an admin's change. Shadows answer nobody."""
+    set_actor(request, kwargs)
+    answering = {_model_of(kwargs.get("primary"))} | {_model_of(c[0]) for c in kwargs.get("canaries") or ()}
+    _check_serving(request, {m for m in answering if m}, "route traffic to")
+
+
+def check_rollback(request: Request, kwargs: dict[str, Any]) -> None:
+    """Before ``deployments.rollback``: it changes what answers, from the current routes to earlier ones (or pins
+    an alias's earlier version): the models of both need the caller's promotion rights when protected."""
+    set_actor(request, kwargs)
+    store = request.app.state.store
+    name = str(kwargs.get("name", ""))
+    current = store.deployments.get(name)
+    models = {_model_of(current.primary)} | {_model_of(uri) for uri, _ in current.canaries}
+    for change in store.deployments.history(name)[-5:]:  # the rollback's target is among the last changes
+        routes = change.from_routes or {}
+        models |= {_model_of(routes.get("primary"))} | {_model_of(c[0]) for c in routes.get("canaries") or ()}
+    _check_serving(request, {m for m in models if m}, "roll back the routes of")
+
+
 def for_caller(request: Request, kwargs: dict[str, Any]) -> None:
     """Before ``identity.blob_trust``: the question is always asked for the caller, whoever the query names. A server
     without authentication knows nobody: every caller is its one local user, so "you wrote it" would hold for
@@ -56,7 +96,7 @@ HOOKS = {
     "pipelines.save_step": run_hook,
     "identity.blob_trust": for_caller,
     "models.move_alias": check_promotion,
-    "deployments.create": set_actor,
-    "deployments.set_routes": set_actor,
-    "deployments.rollback": set_actor,
+    "deployments.create": check_routes,
+    "deployments.set_routes": check_routes,
+    "deployments.rollback": check_rollback,
 }

@@ -77,10 +77,17 @@ class IdentityStore(abc.ABC):
 
     # trust in what gets deserialized ---------------------------------------------------------------------
     @abc.abstractmethod
+    def record_blob_writer(self, sha256: str) -> None:
+        """Record the acting principal (``keel.core.actor``) as a writer of those bytes: the server calls it when a
+        caller uploads them. Only uploads count: naming bytes (in a model version, a run artifact, a cache entry)
+        makes nobody their writer, so nobody becomes the writer of bytes someone else uploaded. Over REST this is
+        refused: the server records it, from the upload."""
+
+    @abc.abstractmethod
     def blob_trust(self, sha256: str, principal: str = "") -> BlobTrust:
-        """Whether ``principal`` (over REST: always the caller, whatever is sent) may unpickle the blob: it wrote
-        those bytes itself (a model version, a run artifact, a step-cache output recorded them as its own), or one
-        of their writers has a role the project trusts (``trusted_roles``)."""
+        """Whether ``principal`` (over REST: always the caller, whatever is sent) may unpickle the blob: it uploaded
+        those bytes itself, or one of their uploaders holds a role the project trusts (``trusted_roles``; a
+        disabled principal is trusted with nothing)."""
 
     @abc.abstractmethod
     def trusted_roles(self, project: str = "default") -> tuple[str, ...]:

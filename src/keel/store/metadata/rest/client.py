@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from keel.core.entities import RunStatus
+from keel.core.errors import PermissionDenied
 from keel.store.http_transport import IDEMPOTENCY_KEY, RESEND, HttpTransport
 from keel.store.metadata.audit import AuditStore
 from keel.store.metadata.base import MetadataStore, MetricRow, check_batch_id, new_batch_id
@@ -180,3 +181,6 @@ class RestMonitorStore(MonitorEndpoints, _SubStore, MonitorStore):
 class RestIdentityStore(IdentityEndpoints, _SubStore, IdentityStore):
     """Principals, role bindings and tokens over HTTP. Tokens are verified (and their secrets hashed) by the server's
     store; the secret of a new token is in the answer of ``create_token`` only."""
+
+    def record_blob_writer(self, sha256: str) -> None:
+        raise PermissionDenied("a keel server records who wrote a blob itself, when the blob is uploaded")

@@ -762,7 +762,9 @@ def _check_new_token(args: Args) -> None:
     args["scopes"], args["expires_at"] = list(check_scope_list(args["scopes"])), check_expires_at(args["expires_at"])
 
 
-class IdentityEndpoints(Endpoints, store=IdentityStore, attribute="identity", tag="identity"):
+class IdentityEndpoints(
+    Endpoints, store=IdentityStore, attribute="identity", tag="identity", hand_written=("record_blob_writer",)
+):
     """Principals, role bindings and tokens. A token travels only in bodies (never in a URL, which logs keep), and the
     secret only in the answer of ``create_token``."""
 

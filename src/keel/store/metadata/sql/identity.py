@@ -276,6 +276,14 @@ class SqlIdentityStore(IdentityStore):
         return int(value) if value is not None else at
 
     # trust in what gets deserialized ---------------------------------------------------------------------------
+    def record_blob_writer(self, sha256: str) -> None:
+        check_sha256(sha256)
+        writer = current_actor()[:128]
+        with self.db.transaction() as conn:
+            exists = select(_w.sha256).where(_w.sha256 == sha256, _w.principal == writer)
+            if conn.execute(exists).first() is None:
+                conn.execute(t.blob_writers.insert().values(sha256=sha256, principal=writer, first_at=now_ms()))
+
     def blob_trust(self, sha256: str, principal: str = "") -> BlobTrust:
         check_sha256(sha256)
         principal = principal or current_actor()
@@ -289,7 +297,7 @@ class SqlIdentityStore(IdentityStore):
             held = conn.execute(
                 select(_p.name, _b.role)
                 .join(t.role_bindings, _b.principal_id == _p.id)
-                .where(_p.name.in_(writers), _b.role.in_(trusted), _b.model == "")
+                .where(_p.name.in_(writers), _b.role.in_(trusted), _b.model == "", _p.disabled.is_(False))
                 .where(_b.project.in_((ALL_PROJECTS, DEFAULT_PROJECT)))
                 .order_by(_p.name)
             ).first()  # fmt: skip
@@ -321,11 +329,3 @@ class SqlIdentityStore(IdentityStore):
                 conn.execute(t.trusted_roles.insert().values(project=project, role=role))
             append_event(conn, "identity.set_trusted_roles", "project", project, {"roles": before}, {"roles": list(chosen)})
             return self._trusted_roles(conn, project)
-
-
-def record_writer(conn: Connection, sha256: str) -> None:
-    """Record the acting principal as a writer of the blob ``sha256``, in the caller's transaction (a model
-    version, a run artifact, a step-cache output: what keel may later deserialize). Writing it again is a no-op."""
-    exists = select(_w.sha256).where(_w.sha256 == sha256, _w.principal == current_actor()[:128])
-    if conn.execute(exists).first() is None:
-        conn.execute(t.blob_writers.insert().values(sha256=sha256, principal=current_actor()[:128], first_at=now_ms()))

@@ -24,7 +24,6 @@ from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect, next_number
 from keel.store.metadata.sql.deployments import follow_alias_move
-from keel.store.metadata.sql.identity import record_writer
 from keel.store.metadata.sql.runs import require_run
 
 _mv = t.model_versions.c
@@ -167,7 +166,6 @@ class SqlModelStore(ModelStore):
         self._link_datasets(conn, version_id, json.loads(checked.datasets))
         row = conn.execute(_versions.where(_mv.id == version_id)).one()
         created = self._load(conn, [row])[0]
-        record_writer(conn, created.artifact_sha256)  # who wrote the bytes this version loads (trust at load)
         append_event(conn, "models.create_version", "model_version", f"{name}/{created.version}", None, {
             "flavor": created.flavor, "artifact_sha256": created.artifact_sha256, "source_run": created.source_run,
             "metrics": created.metrics, "datasets": list(created.datasets),

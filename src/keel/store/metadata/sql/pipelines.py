@@ -16,7 +16,6 @@ from keel.store.metadata.pipelines import CachedStep, PipelineStore, StepOutputR
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect
-from keel.store.metadata.sql.identity import record_writer
 from keel.store.metadata.sql.runs import require_run
 
 _insert_new_by_dialect = by_dialect(lambda insert: insert(t.step_cache).on_conflict_do_nothing(index_elements=["cache_key"]))
@@ -55,8 +54,6 @@ class SqlPipelineStore(PipelineStore):
             self._check_producer(conn, cache_key, run_id, step, output)
             inserted = conn.execute(self._insert_new, row)
             if inserted.rowcount == 1:
-                if output.sha256:
-                    record_writer(conn, output.sha256)  # the step's principal wrote what a cache hit will unpickle
                 after = {"run_id": run_id, "step": step, "output": output.sha256, "kind": output.kind}
                 append_event(conn, "pipelines.save_step", "step_cache", cache_key, None, after)
                 return

@@ -13,7 +13,6 @@ from keel.core.entities import ArtifactRef
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect
-from keel.store.metadata.sql.identity import record_writer
 from keel.store.metadata.sql.runs import RunKeys, require_run
 
 _insert_blobs_by_dialect = by_dialect(lambda insert: insert(t.artifacts).on_conflict_do_nothing(index_elements=["sha256"]))
@@ -57,8 +56,6 @@ class SqlRunArtifactStore:
                 [{"sha256": r.sha256, "size": r.size, "media_type": r.media_type, "created_at": created} for r in blobs.values()],
             )
             conn.execute(self._upsert_paths, [{"run_id": run_id, "path": r.path, "sha256": r.sha256} for r in refs])
-            for sha256 in blobs:  # who wrote the bytes (trust at load: `keel models register --run` unpickles model.pkl)
-                record_writer(conn, sha256)
             # which bytes each path names: re-pointing a run's model.pkl is a change worth a record
             append_event(conn, "runs.log_artifacts", "run", run_id, None, {r.path: r.sha256 for r in refs})
 
