@@ -11,6 +11,7 @@ each request (and each thread the server runs it on) sees its own.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 from collections.abc import Iterator
@@ -27,6 +28,12 @@ def local_actor() -> str:
     configured = os.environ.get("KEEL_USER", "").strip()
     if configured:
         return configured[:128]
+    return _os_user()
+
+
+@functools.cache
+def _os_user() -> str:
+    """``local:<name>`` of this process's user, looked up once (every change records its actor)."""
     try:
         return f"local:{getpass.getuser()}"[:128]
     except (KeyError, OSError):  # no name for this uid (a container)

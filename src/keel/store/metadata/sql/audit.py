@@ -50,13 +50,36 @@ def append_event(conn: Connection, action: str, entity: str, entity_id: Any, bef
         conn.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK)))
     elif not conn.get_execution_options().get("keel_write"):
         raise AssertionError("append_event needs a write transaction (BEGIN IMMEDIATE): the head must not move under it")
-    last = conn.execute(_head_link).first()
-    seq, prev_hash = (int(last.seq) + 1, str(last.hash)) if last is not None else (1, GENESIS)
+    head_sql, insert_sql = _statements(conn)
+    last = conn.exec_driver_sql(head_sql).first()
+    seq, prev_hash = (int(last[0]) + 1, str(last[1])) if last is not None else (1, GENESIS)
     event = make_event(
         seq, prev_hash, now_ms(), current_actor()[:128], action[:64], entity[:32], str(entity_id)[:256],
         None if before is None else canonical_json(before), None if after is None else canonical_json(after),
     )  # fmt: skip
-    conn.execute(t.audit_events.insert().values(**event.to_json()))
+    conn.exec_driver_sql(insert_sql, tuple(getattr(event, name) for name in _COLUMNS))
+
+
+_COLUMNS = ("seq", "at", "actor", "action", "entity", "entity_id", "before", "after", "prev_hash", "hash")
+_INSERT = t.audit_events.insert().inline()
+_compiled: dict[str, tuple[str, str]] = {}
+
+
+def _statements(conn: Connection) -> tuple[str, str]:
+    """The head query and the insert as this driver's SQL, compiled once per dialect: an event is appended on
+    every change (three for a run), so SQLAlchemy's per-call statement handling would cost more than the event."""
+    name = conn.dialect.name
+    found = _compiled.get(name)
+    if found is None:
+        dialect: Any = conn.dialect
+        if not dialect.positional:  # psycopg: %s placeholders, whose order we can know
+            dialect = type(dialect)(paramstyle="format")
+        compiled = _INSERT.compile(dialect=dialect, column_keys=list(_COLUMNS))
+        if tuple(compiled.positiontup or ()) != _COLUMNS:
+            raise AssertionError(f"the audit insert binds {compiled.positiontup}, not {_COLUMNS}")
+        head = str(_head_link.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        found = _compiled[name] = (head, compiled.string)
+    return found
 
 
 def _event(r: Any) -> AuditEvent:
