@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel.core import validation as v
+from keel.core.actor import current_actor
 from keel.core.deployments import Deployment
 from keel.core.errors import InvalidArgument
 from keel.core.promotion import MAX_ACTOR_LENGTH
@@ -122,7 +123,7 @@ def check_change_note(actor: Any, reason: Any) -> tuple[str, str]:
         raise InvalidArgument.for_field("actor", actor, f"a string of at most {MAX_ACTOR_LENGTH} characters")
     if not isinstance(reason, str):
         raise InvalidArgument.for_field("reason", reason, "a string")
-    return actor or "unknown", reason
+    return actor or current_actor(), reason  # no name given: who acts (the server's caller, or the local user)
 
 
 def check_expected_updated_at(value: Any) -> int | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from keel.core import validation as v
+from keel.core.actor import current_actor
 from keel.core.errors import Conflict, InvalidArgument, PromotionRefused
 from keel.core.models import ModelVersion
 from keel.core.rules import Rule, check_rules, parse_rule
@@ -89,7 +90,7 @@ def check_move(
         raise InvalidArgument.for_field("reason", reason, "a string")
     move = AliasMove(
         alias, version, parsed, _flag("require_valid_data", require_valid_data), expected_from, _flag("force", force),
-        actor or "unknown", reason,
+        actor or current_actor(), reason,
     )  # fmt: skip
     if move.force and move.gated:
         raise InvalidArgument("force=True skips the gates: pass rules / require_valid_data, or force=True, not both")

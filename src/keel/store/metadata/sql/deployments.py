@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
+from keel.core.actor import current_actor
 from keel.core.clock import now_ms
 from keel.core.deployment_records import (
     Routes,
@@ -83,7 +84,7 @@ def follow_alias_move(conn: Connection, model: str, alias: str, moved: tuple[int
         .order_by(_d.id)  # rows locked in one order: two moves never wait on each other in a cycle
         .with_for_update()
     ).all()
-    note = (actor or "unknown", alias_move_reason(model, alias, before, after))
+    note = (actor or current_actor(), alias_move_reason(model, alias, before, after))
     for row in rows:
         routes = Routes.of(_deployment(row))
         if uri not in routes.uris():
