@@ -133,6 +133,7 @@ def test_runs_list_show_compare_and_report(quickstarted: tuple[Path, subprocess.
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_code_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    Context(f"sqlite:///{tmp_path / '.keel' / 'keel.db'}").close()  # an empty store: with none, a read says so and exits 1
     done = keel_cmd(tmp_path, *args)
     assert done.returncode == 2, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()

@@ -35,14 +35,14 @@ def test_users_roles_and_tokens_from_create_to_revoke(tmp_path: Path) -> None:
     listed = _ok(tmp_path, "users", "list")
     assert "ana" in listed and "replica" in listed and "service" in listed
 
-    assert "ana is editor in project default" in _ok(tmp_path, "roles", "grant", "ana", "editor", "--project", "default")
+    assert "ana is editor in project churn" in _ok(tmp_path, "roles", "grant", "ana", "editor", "--project", "churn")
     assert "model fraud" in _ok(tmp_path, "roles", "grant", "ana", "admin", "--model", "fraud")
     _ok(tmp_path, "roles", "grant", "replica", "service")
     mine = _ok(tmp_path, "roles", "list", "ana")
-    assert "editor" in mine and "default" in mine and "fraud" in mine and "replica" not in mine
+    assert "editor" in mine and "churn" in mine and "fraud" in mine and "replica" not in mine
     assert "replica" in _ok(tmp_path, "roles", "list")
-    assert "revoked editor of ana" in _ok(tmp_path, "roles", "revoke", "ana", "editor", "--project", "default")
-    assert "default" not in _ok(tmp_path, "roles", "list", "ana")
+    assert "revoked editor of ana" in _ok(tmp_path, "roles", "revoke", "ana", "editor", "--project", "churn")
+    assert "churn" not in _ok(tmp_path, "roles", "list", "ana")
 
     made = _ok(tmp_path, "tokens", "create", "replica", "--name", "serving", "--scope", "serve", "--scope", "log",
                "--expires", "30d")  # fmt: skip

@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from keel.cli.lookup import require_store, store_label
 from keel.cli.output import console, esc, fmt_num, fmt_time
 from keel.core.errors import InvalidArgument
 
@@ -27,7 +28,10 @@ def _load(source: str) -> Any:
     """A frame-like for a path, or the stored table of a dataset reference."""
     import keel.data
 
-    return Path(source) if _is_path(source) else keel.data.get(source, as_="arrow", run=False)
+    if _is_path(source):
+        return Path(source)
+    require_store()
+    return keel.data.get(source, as_="arrow", run=False)
 
 
 def _progress() -> Progress:
@@ -76,9 +80,11 @@ def list_datasets() -> None:
     """Every dataset with its latest version."""
     import keel.data
 
+    settings = require_store()
     latest = keel.data.datasets()
     if not latest:
-        console.print("No datasets yet. Try [bold]keel data log FILE --name NAME[/] or [bold]keel quickstart[/].")
+        hint = "try [bold]keel data log FILE --name NAME[/] or [bold]keel quickstart[/]"
+        console.print(f"no datasets in {esc(store_label(settings))} ({hint})")
         return
     table = Table(header_style="bold")
     for col in ("dataset", "latest", "rows", "columns", "role", "logged", "parents"):
@@ -95,6 +101,7 @@ def show(ref: str = typer.Argument(..., help="Dataset reference, e.g. orders or 
     import keel.data
     from keel.data.profiling import summary_rows
 
+    require_store()
     info = keel.data.lineage(ref)
     v = info["version"]
     console.print(

@@ -12,19 +12,24 @@ import orjson
 import typer
 from rich.table import Table
 
+from keel.cli.lookup import require_store, resolve_run_id
 from keel.cli.output import console, esc, fmt_num
 
 
 def gate(
-    candidate: str = typer.Argument(..., help="The candidate run id."),
+    candidate: str = typer.Argument(..., help="The candidate run id (or a unique prefix)."),
     rule: list[str] = typer.Option(..., "--rule", "-r", help="e.g. 'accuracy >= 0.9', 'auc >= baseline + 0.005' (repeatable)."),
-    baseline: str = typer.Option(None, "--baseline", "-b", help="The run to compare with."),
+    baseline: str = typer.Option(None, "--baseline", "-b", help="The run to compare with (id or unique prefix)."),
     json_out: str = typer.Option(None, "--json", help="Write the result as JSON to this file ('-' for stdout)."),
 ) -> None:
     """Check a run's metrics against thresholds and a baseline; exit 0 pass, 1 fail."""
     from keel.evaluation.gate import gate as run_gate
+    from keel.tracking.fluent import get_client
 
-    result = run_gate(candidate, list(rule), baseline)
+    require_store()
+    client = get_client()
+    baseline_id = resolve_run_id(client, baseline) if baseline else None
+    result = run_gate(resolve_run_id(client, candidate), list(rule), baseline_id, ctx=client.context)
     payload = orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2)
     if json_out == "-":
         typer.echo(payload.decode())

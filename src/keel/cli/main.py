@@ -42,6 +42,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"keel {version('keel')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            from keel import __version__
+
+            typer.echo(f"keel {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version, help="Print keel's version and exit."),
+) -> None:
+    """keel: a self-hosted MLOps platform. Start with `keel quickstart`."""
+
+
 app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(pipeline.app, name="pipeline")

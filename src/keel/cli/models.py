@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from keel.cli.lookup import require_store, resolve_run_id, store_label
 from keel.cli.output import clean, console, esc, fmt_num, fmt_time
 from keel.core.errors import InvalidArgument
 
@@ -23,9 +24,10 @@ def list_models() -> None:
     """Every registered model with its latest version and aliases."""
     from keel.tracking.fluent import get_client
 
+    settings = require_store()
     latest = get_client().store.models.list_models()
     if not latest:
-        console.print("No models yet. Try [bold]keel quickstart[/].")
+        console.print(f"no models in {esc(store_label(settings))} (try [bold]keel quickstart[/])")
         return
     table = Table(header_style="bold")
     for col in ("model", "latest", "flavor", "aliases", "registered"):
@@ -42,6 +44,7 @@ def show(ref: str = typer.Argument(..., help="name, name@alias or name/version."
     """A model version: flavor, signature, source run, metrics, training data, requirements."""
     import keel.registry
 
+    require_store()
     v = keel.registry.resolve(_uri(ref))
     console.print(f"[bold]{esc(v.uri)}[/]  flavor {esc(v.flavor)} ({esc(v.signature.get('format'))}), {v.size:,} bytes, "
                   f"aliases {esc(', '.join(v.aliases) or '-')}")  # fmt: skip
@@ -63,7 +66,7 @@ def show(ref: str = typer.Argument(..., help="name, name@alias or name/version."
 
 @app.command("register")
 def register(
-    run: str = typer.Option(..., help="The run holding the model artifact."),
+    run: str = typer.Option(..., help="The run holding the model artifact (its id or a unique prefix)."),
     artifact: str = typer.Option("output.pkl", help="The artifact's path in the run (a pickled model)."),
     name: str = typer.Option(..., "--name", "-n", help="Model name."),
     trust_pickle: bool = typer.Option(
@@ -78,7 +81,9 @@ def register(
     from keel.registry.models import check_pickle_trust
     from keel.tracking.fluent import get_client
 
+    require_store()
     client = get_client()
+    run = resolve_run_id(client, run)
     data = client.read_artifact(run, artifact)  # verified against its hash first
     what = f"artifact {artifact!r} of run {run} is read with pickle"
     check_pickle_trust(client.context, what, trust_pickle, sha256=hashlib.sha256(data).hexdigest())
@@ -100,6 +105,7 @@ def promote(
     """Point an alias at a version if its gates hold (checked by the store). Exit code 1 when refused."""
     import keel.registry
 
+    require_store()
     try:
         change = keel.registry.promote(
             name, version, alias, rules=list(rule), require_valid_data=require_valid_data, reason=reason, force=force
@@ -121,6 +127,7 @@ def history(
     """Who moved which alias, when, from which version to which, and why."""
     import keel.registry
 
+    require_store()
     if at is not None:
         if alias is None:
             raise InvalidArgument.for_field("--at", at, "used with --alias")
@@ -163,6 +170,7 @@ def export(
 
     if format != "onnx":
         raise InvalidArgument.for_field("--format", format, "'onnx'")
+    require_store()
     rows = keel.data.get(data, run=False) if data else None
     with console.status("converting and checking parity"):
         version = keel.registry.export_onnx(_uri(ref), rows, trust_pickle=trust_pickle)
@@ -188,13 +196,13 @@ def card(
 ) -> None:
     """Write the model card (Markdown and offline HTML) from lineage, and attach it to the version's run."""
     import keel.registry
-    from keel.core.config import load_settings
 
+    settings = require_store()
     v = keel.registry.resolve(_uri(ref))
     md, html = keel.registry.write_card(
         v.name,
         v.version,
-        output or load_settings().home / "cards",
+        output or settings.home / "cards",
         purpose=purpose,
         intended_use=intended_use,
         limitations=limitations,

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from keel.cli.lookup import require_store, resolve_run
 from keel.cli.output import STEP_STATUS, clean, console, esc, fmt_duration
 from keel.core.entities import RunKind
 from keel.core.errors import InvalidArgument
@@ -85,7 +86,7 @@ def run(
 
 @app.command("resume")
 def resume(
-    run_id: str = typer.Argument(..., help="A failed pipeline run."),
+    run_id: str = typer.Argument(..., help="A failed pipeline run (its id or a unique prefix)."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help=_TRUST_HELP),
 ) -> None:
     """Run a failed pipeline again from the failed step, reusing the steps that succeeded.
@@ -97,9 +98,12 @@ def resume(
     from keel.pipelines.steps import load_pipeline
     from keel.tracking.fluent import get_client
 
+    require_store()
     project = Path.cwd()
     sys.path.insert(0, str(project))
-    ref = pipeline_of(get_client().get_run(run_id))  # written by whoever wrote the run: shown cleaned
+    run = resolve_run(get_client(), run_id)
+    run_id = run.id
+    ref = pipeline_of(run)  # written by whoever wrote the run: shown cleaned
     target = load_pipeline(ref, project=project)  # checks that the module is the project's before importing it
     module = ref.partition(":")[0]
     console.print(f"resuming run {clean(run_id[:12])}: pipeline {clean(ref)}, importing module {clean(module)} from "
@@ -112,12 +116,13 @@ def resume(
 
 
 @app.command("show")
-def show(run_id: str = typer.Argument(..., help="A pipeline run.")) -> None:
+def show(run_id: str = typer.Argument(..., help="A pipeline run (its id or a unique prefix).")) -> None:
     """The steps of a pipeline run: status, cache, time."""
     from keel.tracking.client import Client
 
+    require_store()
     client = Client()
-    run = client.get_run(run_id)
+    run = resolve_run(client, run_id)
     if run.kind is not RunKind.PIPELINE:
         raise InvalidArgument.for_field("run", run_id, "the id of a pipeline run")
     table = Table(title=f"pipeline {esc(run.name)} ({run.status.value})", header_style="bold")

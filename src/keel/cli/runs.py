@@ -9,28 +9,14 @@ import orjson
 import typer
 from rich.table import Table
 
+from keel.cli.lookup import require_store, resolve_run, store_label
 from keel.cli.output import console, esc, fmt_duration, fmt_num, fmt_time, runs_table, status_text
-from keel.core.entities import Run, to_plain
-from keel.core.errors import InvalidArgument, NotFound
+from keel.core.entities import to_plain
+from keel.core.errors import InvalidArgument
 from keel.tracking.client import Client
 from keel.tracking.report import best_value
 
 app = typer.Typer(help="Look at tracked runs.", no_args_is_help=True)
-
-
-def _resolve(client: Client, run_id: str) -> Run:
-    """A full run id, or a unique prefix of one (as the tables show 12 characters)."""
-    try:
-        return client.get_run(run_id)
-    except NotFound:
-        if len(run_id) < 4 or not run_id.isalnum():
-            raise
-    matches = [r for r in client.iter_runs(filter=f"run_id like '{run_id}%'")]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise NotFound(f"no run id starts with {run_id!r}")
-    raise InvalidArgument.for_field("run id", run_id, f"a unique prefix ({len(matches)} runs match)")
 
 
 @app.command("list")
@@ -42,13 +28,17 @@ def list_runs(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List runs, newest first, with their params and latest metrics."""
+    settings = require_store()
     client = Client()
     page = client.search_runs(experiment, filter, order_by, limit)
     if as_json:
         typer.echo(orjson.dumps(to_plain(page.runs), option=orjson.OPT_INDENT_2).decode())
         return
     if not page.runs:
-        console.print("No runs yet. Try [bold]keel quickstart[/].")
+        if filter.strip() or experiment:
+            console.print("no runs match this filter")
+        else:  # which store was read: an empty one found in the wrong folder is the usual surprise
+            console.print(f"no runs in {esc(store_label(settings))} (try [bold]keel quickstart[/])")
         return
     # the keys most runs share, so the table stays readable
     metric_keys = [k for k, _ in Counter(k for r in page.runs for k in r.metrics).most_common(4)]
@@ -62,8 +52,9 @@ def list_runs(
 @app.command("show")
 def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix).")) -> None:
     """Everything about one run: status, code, environment, params, metrics, artifacts."""
+    require_store()
     client = Client()
-    run = _resolve(client, run_id)
+    run = resolve_run(client, run_id)
     experiment = client.store.get_experiment(run.experiment_id)
     console.print(f"[bold]{esc(run.name)}[/]  {esc(run.id)}  {status_text(run.status)}")
     console.print(f"experiment  {esc(experiment.project)}/{esc(experiment.name)}")
@@ -102,8 +93,9 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
     """Runs side by side: params that differ are highlighted, the best value of each metric is bold."""
     if len(run_ids) < 2:
         raise InvalidArgument.for_field("run_ids", run_ids, "at least two run ids")
+    require_store()
     client = Client()
-    runs = [_resolve(client, r) for r in run_ids]
+    runs = [resolve_run(client, r) for r in run_ids]
     data = client.compare([r.id for r in runs])
     table = Table(header_style="bold")
     table.add_column("")
@@ -134,8 +126,9 @@ def report(
     """Write an offline HTML report: params, latest metrics and a chart per metric curve."""
     from keel.tracking.report import runs_report
 
+    require_store()
     client = Client()
-    runs = [_resolve(client, r) for r in run_ids]
+    runs = [resolve_run(client, r) for r in run_ids]
     path = output or client.settings.home / "reports" / f"runs-{runs[0].id[:12]}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(runs_report(client, [r.id for r in runs], title=f"{len(runs)} keel runs"))

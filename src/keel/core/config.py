@@ -5,7 +5,7 @@ This is the only module of keel that reads ``os.environ``.
 =====================  ==============================  ==========================================
 setting                environment                     default
 =====================  ==============================  ==========================================
-home                   KEEL_HOME                       ``./.keel``
+home                   KEEL_HOME                       ``.keel`` of the project folder (see ``find_project``)
 store                  KEEL_STORE                      ``sqlite:///<home>/keel.db``
 artifacts              KEEL_ARTIFACTS                  ``<home>/artifacts`` (the server's, for http stores)
 flush_interval         KEEL_FLUSH_INTERVAL             0.5 s (metric buffer flush)
@@ -79,10 +79,24 @@ def _flag(name: str, raw: Any) -> bool:
     raise InvalidArgument.for_field(f"KEEL_{name.upper()}", raw, "1/true/yes/on or 0/false/no/off")
 
 
+def find_project(start: Path) -> Path | None:
+    """The nearest folder, ``start`` or a parent, holding a ``.keel/`` folder or a ``keel.toml``: as git finds ``.git``."""
+    start = start.absolute()
+    for folder in (start, *start.parents):
+        if (folder / ".keel").is_dir() or (folder / "keel.toml").is_file():
+            return folder
+    return None
+
+
 def load_settings(cwd: Path | None = None) -> Settings:
-    """Resolve settings from the environment, then ``./keel.toml`` (``[keel]`` table), then defaults."""
+    """Resolve settings from the environment, then ``keel.toml`` (``[keel]`` table), then defaults.
+
+    ``keel.toml`` and the default home (``.keel``) are those of the project folder (``find_project``), so a
+    command run in a subfolder reads and writes the project's store; with no project above, ``cwd`` is one.
+    """
     cwd = cwd or Path.cwd()
-    file_values = _read_toml(cwd / "keel.toml")
+    project = find_project(cwd) or cwd
+    file_values = _read_toml(project / "keel.toml")
 
     def pick(name: str) -> Any:
         env = os.environ.get(f"KEEL_{name.upper()}")
@@ -90,7 +104,8 @@ def load_settings(cwd: Path | None = None) -> Settings:
             return env
         return file_values.get(name)
 
-    home = Path(pick("home") or cwd / ".keel")
+    # a relative KEEL_HOME is the caller's folder's; a relative home in keel.toml, the project's
+    home = (cwd if os.environ.get("KEEL_HOME") else project) / Path(pick("home") or ".keel")
     store = pick("store") or f"sqlite:///{home / 'keel.db'}"
     floats: dict[str, float] = {}
     for name in _FLOAT_SETTINGS:

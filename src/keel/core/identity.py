@@ -2,7 +2,9 @@
 
 A role is granted per project (``"*"``: every project) and, optionally, per model: a binding with ``model`` set
 grants its role on that model only, and a model with any such binding is *protected*: moving its aliases then
-needs a binding on that model (or ``admin`` of the project), not only ``editor`` of the project.
+needs a binding on that model (or ``admin`` of the project), not only ``editor`` of the project. Experiments and
+their runs belong to a project; models, datasets, deployments and monitors have none yet: their routes are checked in
+the default project.
 
 Roles grant permissions; a token's scopes narrow them (a token never grants more than its principal's roles):
 
@@ -175,9 +177,12 @@ def roles_union(roles: Iterable[str]) -> frozenset[str]:
     return out
 
 
-def effective_permissions(bindings: Iterable[RoleBinding], scopes: Iterable[str]) -> frozenset[str]:
-    """The permissions of the project-wide bindings (``*`` and the default project), narrowed by ``scopes`` (none:
-    no narrowing)."""
-    granted = roles_union(b.role for b in bindings if not b.model and b.project in (ALL_PROJECTS, DEFAULT_PROJECT))
+def effective_permissions(
+    bindings: Iterable[RoleBinding], scopes: Iterable[str], project: str = DEFAULT_PROJECT
+) -> frozenset[str]:
+    """The permissions in ``project`` of the project-wide bindings (those of ``*`` and of ``project``; a binding on
+    a model grants nothing here), narrowed by ``scopes`` (none: no narrowing). ``project="*"``: what holds in every
+    project."""
+    granted = roles_union(b.role for b in bindings if not b.model and b.project in (ALL_PROJECTS, project))
     wanted = frozenset(scopes)
     return granted & wanted if wanted else granted

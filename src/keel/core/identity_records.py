@@ -30,20 +30,13 @@ def check_kind(kind: Any) -> str:
     return str(kind)
 
 
-ENFORCED_PROJECTS = (ALL_PROJECTS, "default")
-
-
 def check_project(project: Any) -> str:
-    """A project a role can be granted in: ``"*"`` (every project) or ``"default"``. Models, datasets and
-    deployments have no project of their own yet, so the server checks roles against the default project: a
-    binding in another project would grant nothing, and is refused rather than written."""
+    """A project a role can be granted in: ``"*"`` (every project) or a project's name. Experiments and their runs
+    are checked in their own project; models, datasets and deployments (no project of their own yet) in
+    ``"default"``."""
     if project == ALL_PROJECTS:
         return ALL_PROJECTS
-    name = check_name(project, "project")
-    if name not in ENFORCED_PROJECTS:
-        expected = "'*' or 'default' (roles in other projects are not enforced yet: entities have no project of their own)"
-        raise InvalidArgument.for_field("project", project, expected)
-    return name
+    return check_name(project, "project")
 
 
 def check_model(model: Any) -> str | None:

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from keel.core.config import MAX_ARTIFACT_BYTES, MAX_REQUEST_BYTES
 from keel.core.errors import KeelError, StoreUnavailable
 from keel.core.failures import FailureLimiter
-from keel.server.auth import Guard, authorize
+from keel.server.auth import Guard, ProjectIndex, authorize
 from keel.server.endpoints import routers as table_routers
 from keel.server.limits import BodyLimit
 from keel.server.ownership import RunOwners
@@ -100,6 +100,7 @@ def create_app(
     app.state.artifacts = artifact_store
     app.state.auth = auth
     app.state.run_owners = RunOwners(store)
+    app.state.projects = ProjectIndex(store)  # the project of a run or an experiment (keel.server.auth)
     app.add_middleware(BodyLimit, max_request_bytes=max_request_bytes, max_artifact_bytes=max_artifact_bytes)
     # added last, so it runs first: a request from a wrong host, of a wrong type or without a valid token stops here
     hosts = frozenset(h.lower() for h in allowed_hosts)

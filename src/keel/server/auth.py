@@ -16,14 +16,21 @@
 5. the request then runs as that principal (``keel.core.actor.acting_as``): the actor every record of the change
    carries is the authenticated one, never a field of the body.
 
-``authorize`` then checks the route's permission (``keel.server.policy``) against the caller's: the union of its
-roles' permissions (``keel.core.identity``), narrowed by the token's scopes. Tokens never appear in logs,
-errors or records: a failure says "invalid or expired token" and nothing else.
+``authorize`` then checks the route's permission (``keel.server.policy``) against the caller's in the request's
+project: the union of the roles' permissions of its bindings in ``"*"`` and in that project (``keel.core.identity``),
+narrowed by the token's scopes. Experiments and runs belong to a project: a route naming a run or an experiment in
+its path is checked in that one's project (``ProjectIndex``, cached: it never changes); a route naming them in its
+body (``PROJECT_IN_BODY``) only needs the permission in some project here, and its hook checks each project the body
+names (``keel.server.ownership``); the other routes (models, datasets, deployments, monitors, identity, audit,
+artifacts) are checked in the default project. Tokens never appear in logs, errors or records: a failure says
+"invalid or expired token" and nothing else.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +40,7 @@ import orjson
 from fastapi import Request
 
 from keel.core.actor import acting_as, local_actor
-from keel.core.errors import PermissionDenied, Unauthenticated
+from keel.core.errors import NotFound, PermissionDenied, Unauthenticated
 from keel.core.failures import FailureLimiter
 from keel.core.identity import (
     ALL_PROJECTS,
@@ -47,7 +54,10 @@ from keel.core.identity import (
 from keel.server.policy import POLICY, PUBLIC, policy_for
 from keel.store.metadata.base import MetadataStore
 
-__all__ = ["Caller", "FailureLimiter", "Guard", "authorize", "caller_of", "effective_permissions"]
+__all__ = [
+    "PROJECT_IN_BODY", "Caller", "FailureLimiter", "Guard", "ProjectIndex", "authorize", "caller_of", "effective_permissions",
+    "project_index",
+]  # fmt: skip
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -57,11 +67,25 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset(path for (_, path), needed in POLICY.items() if needed == PUBLIC)
 JSON = "application/json"
 UPLOAD_TYPES = frozenset({"application/octet-stream"})
+# routes whose project is in the body (or whose answer is filtered by project): ``authorize`` lets a caller through
+# with the permission in some project, the route (hook or hand-written) then checks every project it names
+PROJECT_IN_BODY = frozenset({
+    ("GET", "/api/v1/experiments"),  # filtered: the experiments of the projects the caller may read
+    ("POST", "/api/v1/experiments"),  # project
+    ("POST", "/api/v1/runs"),  # experiment_id
+    ("POST", "/api/v1/runs/search"),  # experiment_ids (none: those the caller may read)
+    ("POST", "/api/v1/runs/heartbeat"),  # run_ids
+    ("POST", "/api/v1/metrics"),  # the run id of each row
+    ("PUT", "/api/v1/step-cache/{cache_key}"),  # run_id
+})  # fmt: skip
+CACHED = 100_000
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling and what they may do: ``permissions`` already narrowed by the token's scopes."""
+    """Who is calling and what they may do: ``permissions`` in the default project, already narrowed by the token's
+    scopes; ``permissions_in(project)`` in another. A caller that is not authenticated has its ``permissions`` in
+    every project (the open server's local user: all; the anonymous caller of a public route: none)."""
 
     name: str
     permissions: frozenset[str]
@@ -71,7 +95,28 @@ class Caller:
     scopes: frozenset[str] = frozenset()  # the token's (empty: not narrowed)
 
     def may(self, permission: str) -> bool:
+        """``permission`` in the default project."""
         return permission in self.permissions
+
+    def permissions_in(self, project: str) -> frozenset[str]:
+        """The permissions of the bindings in ``"*"`` or ``project`` (not on a model), narrowed by the token's scopes;
+        ``project="*"``: those that hold in every project."""
+        if not self.authenticated:
+            return self.permissions
+        return effective_permissions(self.bindings, self.scopes, project)
+
+    def may_in(self, permission: str, project: str) -> bool:
+        return permission in self.permissions_in(project)
+
+    def may_everywhere(self, permission: str) -> bool:
+        """``permission`` in every project (a ``"*"`` binding): no project needs to be looked up."""
+        return self.may_in(permission, ALL_PROJECTS)
+
+    def may_somewhere(self, permission: str) -> bool:
+        """``permission`` in at least one project."""
+        if not self.authenticated:
+            return permission in self.permissions
+        return any(self.may_in(permission, b.project) for b in self.bindings if not b.model)
 
     def promotes_some_model(self) -> bool:
         """A binding on some model grants ``promote`` (and the token's scopes allow it)."""
@@ -163,6 +208,55 @@ class Guard:
         return Caller(principal.name, permissions, bindings, token_id=record.id, scopes=frozenset(record.scopes))
 
 
+class ProjectIndex:
+    """The project of a run and of an experiment, looked up in the store once: neither ever changes. None: no such
+    run or experiment (not remembered: it may be created later)."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+        self._runs: OrderedDict[str, str] = OrderedDict()
+        self._experiments: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def of_experiment(self, experiment_id: int) -> str | None:
+        with self._lock:
+            found = self._experiments.get(experiment_id)
+        if found is not None:
+            return found
+        try:
+            project = self.store.get_experiment(experiment_id).project
+        except NotFound:
+            return None
+        with self._lock:
+            if len(self._experiments) < CACHED:
+                self._experiments[experiment_id] = project
+        return project
+
+    def of_run(self, run_id: str) -> str | None:
+        with self._lock:
+            found = self._runs.get(run_id)
+        if found is not None:
+            return found
+        try:
+            experiment_id = self.store.get_run(run_id).experiment_id
+        except NotFound:
+            return None
+        project = self.of_experiment(experiment_id)
+        if project is not None:
+            with self._lock:
+                self._runs[run_id] = project
+                if len(self._runs) > CACHED:
+                    self._runs.popitem(last=False)
+        return project
+
+
+def project_index(request: Request) -> ProjectIndex:
+    """The app's ``ProjectIndex`` (``create_app`` makes it)."""
+    index = request.app.state.projects
+    assert isinstance(index, ProjectIndex)
+    return index
+
+
 def caller_of(request: Request) -> Caller:
     """The caller ``Guard`` put on the request (an app without ``Guard``: the open caller)."""
     caller = request.scope.get("state", {}).get("caller")
@@ -183,9 +277,35 @@ def authorize(request: Request) -> Caller:
         raise Unauthenticated("this server requires a token: send Authorization: Bearer <token> (keel tokens create)")
     if needed == "promote" and caller.promotes_some_model():
         return caller  # a binding on one model: the route's hook checks it is this model (check_promotion)
-    if not caller.may(needed):
+    if caller.may_everywhere(needed):
+        return caller  # no project to look up
+    if not caller.may_somewhere(needed):
         raise PermissionDenied(f"{caller.name} may not {needed} here (this route needs the {needed!r} permission)")
+    if (request.method, path) in PROJECT_IN_BODY:
+        return caller  # the route checks each project its body names
+    project = _project_of(request)
+    if not caller.may_in(needed, project):
+        raise PermissionDenied(
+            f"{caller.name} may not {needed} in project {project!r} (this route needs the {needed!r} permission)"
+        )
     return caller
+
+
+def _project_of(request: Request) -> str:
+    """The project of the run or experiment the path names; the default project for every other route, and for a
+    run or experiment that does not exist (the route then answers 404 to a caller allowed in the default project,
+    403 to others: whether it exists elsewhere is not told)."""
+    params = request.path_params
+    index = project_index(request)
+    project: str | None = None
+    if "run_id" in params:
+        project = index.of_run(str(params["run_id"]))
+    elif "experiment_id" in params:
+        try:
+            project = index.of_experiment(int(params["experiment_id"]))
+        except ValueError:
+            project = None  # not a number: the route answers 422
+    return project or DEFAULT_PROJECT
 
 
 def _headers(scope: Scope) -> dict[str, str]:

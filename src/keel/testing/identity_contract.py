@@ -82,7 +82,6 @@ class IdentityStoreContract:
         _invalid("project", ids.grant, name, "viewer", project="")
         _invalid("project", ids.grant, name, "viewer", project="a/b")
         _invalid("project", ids.grant, name, "viewer", project="p" * 129)
-        _invalid("project", ids.grant, name, "viewer", project="churn")  # a project roles are not enforced in
         _invalid("model", ids.grant, name, "viewer", model="")
         _invalid("model", ids.grant, name, "viewer", model="bad/model")
         _invalid("principal", ids.grant, "bad name", "viewer")
@@ -100,17 +99,17 @@ class IdentityStoreContract:
         ids = store.identity
         name = unique("dee")
         ids.create_principal(name)
-        first = ids.grant(name, "editor", project="default")
-        assert (first.principal, first.role, first.project, first.model) == (name, "editor", "default", None)
+        first = ids.grant(name, "editor", project="churn")
+        assert (first.principal, first.role, first.project, first.model) == (name, "editor", "churn", None)
         assert first.created_at > 0
-        assert ids.grant(name, "editor", project="default") == first
+        assert ids.grant(name, "editor", project="churn") == first
         everywhere = ids.grant(name, "viewer")
         assert everywhere.project == "*" and everywhere.model is None
-        assert sorted((b.role, b.project) for b in ids.bindings(name)) == [("editor", "default"), ("viewer", "*")]
-        ids.revoke_role(name, "editor", project="default")
+        assert sorted((b.role, b.project) for b in ids.bindings(name)) == [("editor", "churn"), ("viewer", "*")]
+        ids.revoke_role(name, "editor", project="churn")
         assert ids.bindings(name) == [everywhere]
         with pytest.raises(NotFound):
-            ids.revoke_role(name, "editor", project="default")
+            ids.revoke_role(name, "editor", project="churn")
         with pytest.raises(NotFound):
             ids.revoke_role(name, "admin")
         with pytest.raises(NotFound):
@@ -123,7 +122,7 @@ class IdentityStoreContract:
         ids.create_principal(ann)
         on_model = ids.grant(ed, "editor", model=model)
         ids.grant(ed, "viewer")
-        other = ids.grant(ann, "admin", project="default", model=model)
+        other = ids.grant(ann, "admin", project="fraud", model=model)
         ids.grant(ann, "viewer", model=unique("other-model"))
         assert on_model.model == model
         assert sorted(b.role for b in ids.bindings(ed)) == ["editor", "viewer"]

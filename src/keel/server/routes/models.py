@@ -11,7 +11,17 @@ from fastapi import Request
 from keel.core.errors import PermissionDenied
 from keel.core.promotion import MAX_ACTOR_LENGTH
 from keel.server.auth import caller_of
-from keel.server.ownership import run_hook, runs_hook
+from keel.server.endpoints import Hook
+from keel.server.ownership import (
+    children_hook,
+    create_run_hook,
+    experiment_hook,
+    link_hook,
+    run_hook,
+    runs_hook,
+    search_hook,
+    version_runs_hook,
+)
 
 
 def set_actor(request: Request, kwargs: dict[str, Any]) -> None:
@@ -86,14 +96,21 @@ def for_caller(request: Request, kwargs: dict[str, Any]) -> None:
     kwargs["principal"] = caller.name if caller.authenticated else UNAUTHENTICATED
 
 
-HOOKS = {
-    # a run is written to by its creator (or an admin): keel.server.ownership
+HOOKS: dict[str, Hook] = {
+    # a run is written to by its creator (or an admin of its project), in a project where the caller may write; what
+    # a body names is checked in its project, and what lists runs of several projects is filtered: keel.server.ownership
     "log_params": run_hook,
     "set_tags": run_hook,
     "set_trial_result": run_hook,
     "log_artifacts": run_hook,
     "heartbeat": runs_hook,
     "pipelines.save_step": run_hook,
+    "get_or_create_experiment": experiment_hook,
+    "create_run": create_run_hook,
+    "search_runs": search_hook,
+    "list_child_runs": children_hook,
+    "datasets.link_run": link_hook,
+    "datasets.runs_of_version": version_runs_hook,
     "identity.blob_trust": for_caller,
     "models.move_alias": check_promotion,
     "deployments.create": check_routes,

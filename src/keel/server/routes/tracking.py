@@ -27,12 +27,14 @@ write = APIRouter(prefix="/api/v1", tags=["tracking"], dependencies=[Depends(aut
 
 @read.get("/experiments")
 def list_experiments(
-    name: str | None = None, project: str | None = None, store: MetadataStore = Depends(store_of)
+    request: Request, name: str | None = None, project: str | None = None, store: MetadataStore = Depends(store_of)
 ) -> list[dict[str, Any]]:
+    """The experiments (of ``project``, named ``name``) in the projects the caller may read."""
+    caller = caller_of(request)
     experiments = store.list_experiments(project)
     if name is not None:
         experiments = [e for e in experiments if e.name == name]
-    return [wire.experiment_to_json(e) for e in experiments]
+    return [wire.experiment_to_json(e) for e in experiments if caller.may_in("read", e.project)]
 
 
 @write.post("/runs/{run_id}/end")
@@ -79,7 +81,7 @@ async def log_metrics(
         raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
     rows = wire.metric_rows_from_json(payload)
     caller = caller_of(request)
-    if caller.authenticated and not caller.may("admin"):  # an open server or an admin: no lookup, no thread hop
+    if caller.authenticated and not caller.may_everywhere("admin"):  # an open server or an admin: no lookup, no thread hop
         await run_in_threadpool(require_run_owner, request, [row[0] for row in rows])
     await run_in_threadpool(store.log_metrics, rows, batch_id)
     return {"stored": len(rows)}
