@@ -153,6 +153,28 @@ def test_a_protected_model_answers_traffic_only_by_its_own_bindings_change(secur
     assert shadowed.status_code == 200  # a shadow answers nobody
 
 
+def test_a_scheduler_account_rolls_back_and_keeps_its_own_leases(secured: Secured) -> None:
+    """The service role has what a monitor's actions need (deploy: roll back, add a shadow), and a lease taken by
+    one principal's scheduler cannot be released or taken over by another principal naming the same owner."""
+    for _ in (1, 2):
+        secured.store.models.create_version("fraud", flavor="sklearn", artifact_sha256="a" * 64, size=1, signature={})
+    editor = secured.token("ed", "editor")
+    assert secured.call("POST", "/deployments", editor, json={"name": "live", "primary": "models:/fraud/1"}).status_code == 200
+    assert secured.call("PUT", "/deployments/live/routes", editor, json={"primary": "models:/fraud/2"}).status_code == 200
+    scheduler, other = secured.token("sched", "service"), secured.token("intruder", "service")
+    rolled = secured.call("POST", "/deployments/live/rollback", scheduler, json={"reason": "alert 7"})
+    assert rolled.status_code == 200, rolled.text
+    assert secured.store.deployments.get("live").primary == "models:/fraud/1"
+    assert secured.call("POST", "/deployments", scheduler, json={"name": "x", "primary": "models:/fraud/1"}).status_code == 403
+    lease = {"job": "monitor:live", "owner": "replica-1", "ttl_ms": 60_000}
+    assert secured.call("POST", "/scheduler-leases/acquire", scheduler, json=lease).json() == {"acquired": True}
+    secured.call("POST", "/scheduler-leases/release", other, json={"job": "monitor:live", "owner": "replica-1"})
+    assert secured.call("POST", "/scheduler-leases/acquire", other, json=lease).json() == {"acquired": False}  # still held
+    assert secured.call("POST", "/scheduler-leases/acquire", scheduler, json=lease).json() == {
+        "acquired": True
+    }  # renewed by its owner
+
+
 def test_the_failure_limiter_keeps_at_most_max_clients() -> None:
     from keel.core.failures import MAX_CLIENTS, FailureLimiter
 

@@ -11,13 +11,15 @@ Roles grant permissions; a token's scopes narrow them (a token never grants more
 | role | permissions |
 |---|---|
 | viewer | read |
-| editor | read, write, promote, serve, log |
-| admin | read, write, promote, serve, log, admin |
-| service | read, serve, log |
+| editor | read, write, promote, deploy, serve, log |
+| admin | read, write, promote, deploy, serve, log, admin |
+| service | read, deploy, serve, log |
 
 - ``read``: any GET of the platform API.
 - ``write``: create and change runs, datasets, model versions, deployments, monitors.
 - ``promote``: move a model's aliases (the gates still apply).
+- ``deploy``: change a deployment's routes or roll it back (what a monitor's rollback and retrain actions do, so
+  schedulers have it); routing a protected model to answer traffic still needs a binding on it.
 - ``serve``: call a serving endpoint that requires a token.
 - ``log``: what serving replicas and schedulers write (prediction-log files, labels, monitor windows, alerts,
   leases), and checking a token presented to a serving replica.
@@ -47,12 +49,12 @@ __all__ = [
 
 ROLES: tuple[str, ...] = ("viewer", "editor", "admin", "service")
 PRINCIPAL_KINDS: tuple[str, ...] = ("user", "service")
-PERMISSIONS: tuple[str, ...] = ("read", "write", "promote", "serve", "log", "admin")
+PERMISSIONS: tuple[str, ...] = ("read", "write", "promote", "deploy", "serve", "log", "admin")
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
-    "editor": frozenset({"read", "write", "promote", "serve", "log"}),
+    "editor": frozenset({"read", "write", "promote", "deploy", "serve", "log"}),
     "admin": frozenset(PERMISSIONS),
-    "service": frozenset({"read", "serve", "log"}),
+    "service": frozenset({"read", "deploy", "serve", "log"}),
 }
 ALL_PROJECTS = "*"
 DEFAULT_PROJECT = "default"  # models, datasets and deployments have no project of their own yet

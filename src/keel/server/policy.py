@@ -73,8 +73,8 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/deployments"): "write",
     ("GET", "/api/v1/deployments/{name}"): "read",
     ("GET", "/api/v1/deployments/{name}/history"): "read",
-    ("POST", "/api/v1/deployments/{name}/rollback"): "write",
-    ("PUT", "/api/v1/deployments/{name}/routes"): "write",
+    ("POST", "/api/v1/deployments/{name}/rollback"): "deploy",  # a monitor's rollback action: schedulers may
+    ("PUT", "/api/v1/deployments/{name}/routes"): "deploy",  # a monitor's retrain action adds a shadow
     ("GET", "/api/v1/deployments/{deployment}/prediction-files"): "read",
     ("POST", "/api/v1/prediction-files"): "log",
     ("POST", "/api/v1/deployments/{deployment}/labels"): "log",

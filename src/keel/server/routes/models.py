@@ -56,13 +56,14 @@ def _model_of(uri: Any) -> str | None:
 
 
 def _check_serving(request: Request, models: set[str], what: str) -> None:
-    """Answering traffic with a model is promoting it: for a protected model, only its own bindings and admins."""
+    """Answering traffic with a protected model is promoting it: only its own bindings and admins may (an unprotected
+    one needs no more than the route's permission, already checked)."""
     caller = caller_of(request)
     if not caller.authenticated:
         return
     identity = request.app.state.store.identity
     for model in sorted(m for m in models if m):
-        if not caller.may_promote(model, bool(identity.bindings(model=model))):
+        if identity.bindings(model=model) and not caller.may_promote(model, True):
             raise PermissionDenied(f"{caller.name} may not {what} model {model!r}: it is protected (keel roles)")
 
 
@@ -96,7 +97,17 @@ def for_caller(request: Request, kwargs: dict[str, Any]) -> None:
     kwargs["principal"] = caller.name if caller.authenticated else UNAUTHENTICATED
 
 
+def lease_owner(request: Request, kwargs: dict[str, Any]) -> None:
+    """Before ``monitors.acquire_lease`` and ``release_lease``: a lease is held by the caller's scheduler, so the
+    owner the store keeps is prefixed with the caller: another principal can neither release nor renew it."""
+    caller = caller_of(request)
+    if caller.authenticated:
+        kwargs["owner"] = f"{caller.name}/{kwargs.get('owner', '')}"[:200]
+
+
 HOOKS: dict[str, Hook] = {
+    "monitors.acquire_lease": lease_owner,
+    "monitors.release_lease": lease_owner,
     # a run is written to by its creator (or an admin of its project), in a project where the caller may write; what
     # a body names is checked in its project, and what lists runs of several projects is filtered: keel.server.ownership
     "log_params": run_hook,
