@@ -14,6 +14,7 @@ EXPECTED = {
     "Metric", "NotFound", "Run", "RunPage", "RunStatus", "__version__", "active_run", "end_run", "flush", "get_client",
     "log_artifact", "log_metric", "log_metrics", "log_param", "log_params", "search_runs", "set_client", "set_tag",
     "set_tags", "start_run", "step", "pipeline",
+    "log_dict", "log_text", "log_table", "log_figure", "log_image", "set_experiment", "set_store",  # issue 13
 }  # fmt: skip
 
 

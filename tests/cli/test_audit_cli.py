@@ -102,6 +102,7 @@ def test_log_shows_recent_events_as_text(
 
 def test_a_subprocess_user_sees_the_same(tmp_path: Path) -> None:
     """As a user runs it: an empty store has no head to anchor (exit 2) and verifies intact."""
+    open_store(f"sqlite:///{tmp_path / '.keel' / 'keel.db'}").close()  # the commands read a store, never create one
     done = keel_cmd(tmp_path, "audit", "verify")
     assert done.returncode == 0 and done.stdout.strip() == "audit log intact: 0 events", done.stderr
     done = keel_cmd(tmp_path, "audit", "anchor", "--to", str(tmp_path / "a.jsonl"))

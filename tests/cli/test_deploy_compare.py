@@ -96,6 +96,9 @@ def test_compare_prints_tables_and_writes_the_html_report(logged: Path) -> None:
 
 
 def test_an_unknown_deployment_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    from keel.store.metadata import open_store
+
+    open_store(f"sqlite:///{tmp_path / '.keel' / 'keel.db'}").close()  # compare reads a store, never creates one
     done = keel_cmd(tmp_path, "deploy", "compare", "nope")
     assert done.returncode == 2 and done.stderr.startswith("keel: error:") and len(done.stderr.strip().splitlines()) == 1
     assert "nope" in done.stderr

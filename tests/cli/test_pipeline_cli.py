@@ -77,10 +77,10 @@ def test_gate_exit_codes_and_json(tmp_path: Path) -> None:
     runs = json.loads(keel_cmd(tmp_path, "runs", "list", "--json", "-f", "metrics.total >= 0", "-o", "metrics.total").stdout)
     low, high = runs[0]["id"], runs[-1]["id"]
     assert base.returncode == cand.returncode == 0 and runs[0]["metrics"]["total"]["value"] == 6.0
-    ok = keel_cmd(tmp_path, "gate", high, "--baseline", low, "-r", "total >= baseline + 5", "--json", "out.json")
+    ok = keel_cmd(tmp_path, "gate", high, "--baseline", low, "-r", "total >= baseline + 5", "--json-out", "out.json")
     assert ok.returncode == 0 and "gate passed" in ok.stdout
     assert json.loads((tmp_path / "out.json").read_text())["checks"][0]["threshold"] == 11.0
-    bad = keel_cmd(tmp_path, "gate", low, "--baseline", high, "-r", "total >= baseline", "--json", "-")
+    bad = keel_cmd(tmp_path, "gate", low, "--baseline", high, "-r", "total >= baseline", "--json")
     assert bad.returncode == 1 and json.loads(bad.stdout)["passed"] is False
     unknown = keel_cmd(tmp_path, "gate", high, "-r", "accuracy >= 0.9")
     assert unknown.returncode == 2 and "has no metric 'accuracy'" in unknown.stderr

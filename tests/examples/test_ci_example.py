@@ -40,7 +40,7 @@ def test_workflow_steps_version_train_tune_and_gate(tmp_path: Path) -> None:
     for command in commands:
         command = command.replace("--trials 6", "--trials 4").replace("--out runs.env", f"--out {tmp_path / 'runs.env'}")
         command = command.replace(". ./runs.env", f". {tmp_path / 'runs.env'}").replace(
-            "--json gate.json", f"--json {tmp_path / 'gate.json'}"
+            "--json-out gate.json", f"--json-out {tmp_path / 'gate.json'}"
         )
         done = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         if "keel gate" in command:

@@ -294,7 +294,7 @@ def test_promotion_uses_keel_gates_engine_and_refuses_a_baseline_rule_without_a_
     with pytest.raises(InvalidArgument, match="'auc >= baseline' compares with a baseline; no version of 'gated' holds"):
         registry.promote("gated", 1, "production", rules=["auc >= baseline"])
     assert keel.get_client().store.models.get_version("gated", 1).aliases == ()  # nothing moved
-    run = keel.search_runs("gates").runs[-1]
+    run = keel.search_runs("gates", output="list")[-1]
     with pytest.raises(InvalidArgument, match="'auc >= baseline' compares with a baseline; pass a baseline run"):
         gate(run.id, ["auc >= baseline"])
     registry.promote("gated", 1, "production", rules=["auc >= 0.5"])
@@ -304,7 +304,7 @@ def test_promotion_uses_keel_gates_engine_and_refuses_a_baseline_rule_without_a_
         registry.promote("gated", 2, "production", rules=["auc >= baseline + 1%"])
     with pytest.raises(registry.PromotionRefused, match="auc is nan"):
         registry.promote("gated", 3, "production", rules=["auc <= 1"])  # NaN fails, as in keel gate
-    runs = {auc: r.id for r in keel.search_runs("gates").runs if (auc := r.metric("auc")) is not None}
+    runs = {auc: r.id for r in keel.search_runs("gates", output="list") if (auc := r.metric("auc")) is not None}
     nan_run = next(run_id for auc, run_id in runs.items() if math.isnan(auc))
     assert not gate(nan_run, ["auc <= 1"]).passed
     with pytest.raises(InvalidArgument, match="has no metric 'loss'"):

@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from keel.cli.lookup import require_store
 from keel.cli.output import console, esc, fmt_time
 from keel.core.audit import Anchor, AuditEvent, ChainWalk, anchor_line, canonical_json, parse_anchors
 from keel.core.errors import InvalidArgument, NotFound
@@ -25,8 +26,10 @@ app = typer.Typer(help="The audit log: who changed what and when, hash-chained."
 
 
 def _store() -> AuditStore:
+    """The audit log of the store found here: every command of this module reads it, none may create a store."""
     from keel.tracking.fluent import get_client
 
+    require_store()
     store: AuditStore = get_client().store.audit
     return store
 
@@ -83,6 +86,7 @@ def verify(
     anchors: str = typer.Option(None, "--anchors", help="A file (or fsspec URL) written by `keel audit anchor`."),
 ) -> None:
     """Check the whole chain; exit 1 naming the first bad event."""
+    require_store()  # before the anchors are read: no store is the first thing wrong
     walk = ChainWalk(_anchors(anchors))
     for event in _store().all_events():
         if walk.feed(event) is not None:
@@ -114,7 +118,7 @@ def _lines(store: AuditStore) -> Iterator[str]:
 @app.command("export")
 def export(output: str = typer.Option(None, "-o", "--output", help="Write here instead of stdout.")) -> None:
     """Every event as JSON Lines (one object per line, oldest first)."""
-    store = _store()
+    store = _store()  # before the output file is opened: no store, no empty export
     if output is None:
         for line in _lines(store):
             sys.stdout.write(line)

@@ -152,6 +152,9 @@ def validate(
     suite: Path = typer.Option(..., "--suite", "-s", help="YAML suite."),
     save: bool = typer.Option(False, help="Attach the result to the dataset version."),
     report: Path = typer.Option(None, help="Also write an HTML report here."),
+    failures_only: bool = typer.Option(
+        False, "--failures-only", help="List only the checks that failed (errors and warnings); the exit code is the same."
+    ),
 ) -> None:
     """Validate data against a suite. Exit code 0 when no error-level check fails, 1 otherwise."""
     import keel.data
@@ -162,13 +165,17 @@ def validate(
     table = Table(title=esc(result.summary()), title_justify="left", header_style="bold")
     for col in ("check", "column", "severity", "result", "failing", "share", "examples"):
         table.add_column(col)
-    for r in sorted(result.results, key=lambda r: (r.passed, r.severity != "error")):
+    shown = [r for r in result.results if not (failures_only and r.passed)]
+    for r in sorted(shown, key=lambda r: (r.passed, r.severity != "error")):
         mark = "[green]pass[/]" if r.passed else ("[red]FAIL[/]" if r.severity == "error" else "[yellow]warn[/]")
         examples = ", ".join(str(x) for x in r.examples[:3])
         table.add_row(
             esc(r.kind), esc(r.column or ""), esc(r.severity), mark, f"{r.failed_count:,}", f"{r.failed_share:.2%}", esc(examples)
         )
-    console.print(table)
+    if shown:
+        console.print(table)
+    else:  # --failures-only and nothing failed: one line, not an empty table
+        console.print(f"[green]{esc(result.summary())}[/]")
     if save:
         if _is_path(source):
             raise InvalidArgument.for_field("--save", source, "a dataset reference (a file has no version to attach to)")
@@ -185,18 +192,30 @@ def drift(
     current: str = typer.Argument(..., help="Current: dataset reference or file."),
     report: Path = typer.Option(None, help="HTML report path (default: .keel/reports/drift-*.html)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help="Exit 1 on dataset drift (0 otherwise), for a CI step."),
+    drift_share: float = typer.Option(
+        0.5, "--drift-share", help="The dataset drifts when at least this share of its columns do (0 < share <= 1)."
+    ),
 ) -> None:
-    """Column-by-column drift of CURRENT against REFERENCE, with an HTML report of both distributions."""
+    """Column-by-column drift of CURRENT against REFERENCE, with an HTML report of both distributions.
+
+    Exit code 0 whatever the verdict, unless --fail-on-drift: then 1 on dataset drift (at least --drift-share of the
+    columns drifted).
+    """
     import keel.data
     from keel.data.report import drift_html
 
     ref = Path(reference) if _is_path(reference) else reference
     cur = Path(current) if _is_path(current) else current
+    if not 0 < drift_share <= 1:
+        raise InvalidArgument.for_field("--drift-share", drift_share, "a share in (0, 1]")
+    if isinstance(ref, str) or isinstance(cur, str):  # a dataset reference is read from the store, never creates one
+        require_store()
     with console.status("comparing distributions"):
-        result = keel.data.drift(ref, cur)
+        result = keel.data.drift(ref, cur, drift_share=drift_share)
     if as_json:
         typer.echo(orjson.dumps(result.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY).decode())
-        return
+        raise typer.Exit(1 if fail_on_drift and result.dataset_drift else 0)
     table = Table(title=f"{len(result.drifted)} of {len(result.columns)} columns drifted", title_justify="left")
     for col in ("column", "test", "statistic", "p-value", "threshold", "verdict"):
         table.add_column(col)
@@ -209,6 +228,8 @@ def drift(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(drift_html(result))
     console.print(f"report with reference-vs-current histograms: [bold]{esc(path)}[/]")
+    if fail_on_drift and result.dataset_drift:
+        raise typer.Exit(1)
 
 
 @app.command("report")
@@ -220,6 +241,7 @@ def report(
     import keel.data
     from keel.data.report import profile_html
 
+    require_store()
     version = keel.data.resolve(ref)
     path = output or _reports_dir() / f"profile-{version.name}-v{version.version}.html"
     path.parent.mkdir(parents=True, exist_ok=True)

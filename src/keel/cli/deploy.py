@@ -14,6 +14,7 @@ from rich.table import Table
 
 from keel.cli.deploy_compare import compare
 from keel.cli.deploy_package import package
+from keel.cli.lookup import require_store
 from keel.cli.output import console, esc, fmt_time
 from keel.core.deployments import Deployment, DeploymentChange
 from keel.core.errors import InvalidArgument
@@ -82,6 +83,7 @@ def create(
 @app.command("list")
 def list_deployments() -> None:
     """Every deployment with its routes."""
+    require_store()
     found = _store().list_deployments()
     if not found:
         console.print("No deployments yet. Try [bold]keel deploy create NAME models:/MODEL@production[/].")
@@ -98,6 +100,7 @@ def list_deployments() -> None:
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Deployment name.")) -> None:
     """A deployment's routes."""
+    require_store()
     d = _store().get(name)
     console.print(f"[bold]{esc(d.name)}[/]  created {fmt_time(d.created_at)}, updated {fmt_time(d.updated_at)}")
     for line in _routes(d):
@@ -168,6 +171,7 @@ def rollback(name: str = typer.Argument(..., help="Deployment name."), reason: s
 @app.command("history")
 def history(name: str = typer.Argument(..., help="Deployment name.")) -> None:
     """Every change of the deployment, oldest first: when, what, who, why, the primary before and after."""
+    require_store()
     table = Table(header_style="bold")
     for col in ("when", "change", "primary", "shadows", "canaries", "by", "reason"):
         table.add_column(col)

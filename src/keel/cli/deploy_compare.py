@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from keel.cli.lookup import require_store
 from keel.cli.output import console, esc, fmt_time
 from keel.core.clock import now_ms
 from keel.core.errors import InvalidArgument
@@ -89,6 +90,7 @@ def compare(
     start, end = window_ms(since or None, "--since", now), window_ms(until or None, "--until", now)
     if start is not None and end is not None and start > end:
         raise InvalidArgument(f"--since ({since}) is after --until ({until}); expected an earlier start")
+    require_store()
     result = run_compare(name, start, end, reference=reference, ctx=get_client().context)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))

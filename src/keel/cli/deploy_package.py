@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
+from keel.cli.lookup import require_store
 from keel.cli.output import clean, console, esc
 from keel.core.errors import InvalidArgument, KeelError
 
@@ -46,6 +47,7 @@ def package(
         raise InvalidArgument.for_field("--replicas", replicas, "at least 1")
     if wheel is not None and not (wheel.is_file() and _WHEEL.fullmatch(wheel.name)):
         raise InvalidArgument.for_field("--wheel", str(wheel), "an existing keel-VERSION-py3-none-any.whl file")
+    require_store()  # it reads the store and writes only the package folder
     ctx = get_client().context
     deployment = ctx.store.deployments.get(name)  # an unknown deployment stops here: one line, exit 2
     version = _keel_version()

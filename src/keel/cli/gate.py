@@ -1,7 +1,8 @@
 """``keel gate``: pass or fail a candidate run on metric rules, for any CI system.
 
 Exit code 0 when every rule holds, 1 when one fails, 2 for bad input (an unknown run or
-metric, a rule that does not parse).
+metric, a rule that does not parse). ``--json`` prints the result as JSON on stdout alone, as ``--json`` does
+everywhere in keel; ``--json-out PATH`` writes it to a file next to the table (a CI artifact).
 """
 
 from __future__ import annotations
@@ -14,24 +15,30 @@ from rich.table import Table
 
 from keel.cli.lookup import require_store, resolve_run_id
 from keel.cli.output import console, esc, fmt_num
+from keel.core.errors import InvalidArgument
 
 
 def gate(
     candidate: str = typer.Argument(..., help="The candidate run id (or a unique prefix)."),
     rule: list[str] = typer.Option(..., "--rule", "-r", help="e.g. 'accuracy >= 0.9', 'auc >= baseline + 0.005' (repeatable)."),
     baseline: str = typer.Option(None, "--baseline", "-b", help="The run to compare with (id or unique prefix)."),
-    json_out: str = typer.Option(None, "--json", help="Write the result as JSON to this file ('-' for stdout)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout (instead of the table)."),
+    json_out: Path = typer.Option(None, "--json-out", help="Also write the result as JSON to this file."),
 ) -> None:
     """Check a run's metrics against thresholds and a baseline; exit 0 pass, 1 fail."""
     from keel.evaluation.gate import gate as run_gate
     from keel.tracking.fluent import get_client
 
+    if json_out is not None and not json_out.parent.is_dir():  # found before the gate runs, not as a traceback after
+        raise InvalidArgument.for_field("--json-out", str(json_out), "a file in an existing folder")
     require_store()
     client = get_client()
     baseline_id = resolve_run_id(client, baseline) if baseline else None
     result = run_gate(resolve_run_id(client, candidate), list(rule), baseline_id, ctx=client.context)
     payload = orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2)
-    if json_out == "-":
+    if json_out is not None:
+        json_out.write_bytes(payload)
+    if as_json:
         typer.echo(payload.decode())
     else:
         against = f" against {esc(result.baseline[:12])}" if result.baseline else ""
@@ -43,6 +50,4 @@ def gate(
                           "[green]pass[/]" if c.passed else "[red]FAIL[/]")  # fmt: skip
         console.print(table)
         console.print("[bold green]gate passed[/]" if result.passed else "[bold red]gate failed[/]")
-        if json_out:
-            Path(json_out).write_bytes(payload)
     raise typer.Exit(0 if result.passed else 1)

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
+from keel.cli.lookup import require_store
 from keel.cli.output import console, esc, fmt_time
 
 app = typer.Typer(help="Lineage: what served a prediction, what was built on a dataset, what served when.",
@@ -26,8 +27,10 @@ JSON = typer.Option(False, "--json", help="Print JSON instead of a tree.")
 
 
 def _ctx() -> Any:
+    """The context of the store found here; every command of this module only reads, so none creates a store."""
     from keel.tracking.fluent import get_client
 
+    require_store()
     return get_client().context
 
 
@@ -158,6 +161,7 @@ def report(
     from keel.govern.compliance import compliance_html, compliance_report
     from keel.govern.render import check_writable
 
+    require_store()  # before the output check: a missing store is the first thing to say
     if output is not None:
         check_writable(output, "--output")
     found = compliance_report(model_uri, _ctx())

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from keel.cli.lookup import require_store
 from keel.cli.output import console, esc, fmt_time
 from keel.core.errors import InvalidArgument
 from keel.core.monitoring import SEVERITIES, AlertRule, Monitor, MonitorWindow
@@ -150,6 +151,7 @@ def _window_line(w: MonitorWindow) -> str:
 @app.command("status")
 def status(deployment: str = typer.Option(None, help="Only this deployment's monitors.")) -> None:
     """Every monitor: its newest window and the alerts firing."""
+    require_store()
     store = _ctx().store.monitors
     monitors = store.list_monitors(deployment)
     if not monitors:
@@ -180,6 +182,7 @@ def alerts(
     state: str = typer.Option(None, help="firing or resolved."),
 ) -> None:
     """Alerts, newest first, with the actions they took."""
+    require_store()
     store = _ctx().store.monitors
     found = store.alerts(monitor=name, state=state)
     if not found:
@@ -203,6 +206,7 @@ def report(
     from keel.core.html import is_keel_report
     from keel.monitor.report import monitor_report
 
+    require_store()
     if output.exists() and not is_keel_report(output):  # never write over what keel did not write
         raise InvalidArgument.for_field("--output", str(output), "a new file or a report keel wrote (this file is not one)")
     ctx = _ctx()

@@ -21,7 +21,7 @@ from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunKind, Ru
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import MetadataStore
-from keel.tracking import capture
+from keel.tracking import capture, media
 from keel.tracking.writer import MetricWriter
 
 
@@ -237,7 +237,27 @@ class Client:
         return self.context.log_bytes(run_id, data, name, media_type)
 
     def log_text(self, run_id: str, text: str, name: str) -> ArtifactRef:
-        return self.log_bytes(run_id, text.encode(), name)
+        """Store ``text`` (UTF-8) as the artifact ``name``."""
+        return self.log_bytes(run_id, media.encode_text(text, name), name)
+
+    def log_dict(self, run_id: str, dictionary: Mapping[str, Any], name: str) -> ArtifactRef:
+        """Store a dict as JSON (``name`` ending in ``.json``) or YAML (``.yaml``/``.yml``)."""
+        data, media_type = media.encode_dict(dictionary, name)
+        return self.log_bytes(run_id, data, name, media_type)
+
+    def log_table(self, run_id: str, frame: Any, name: str) -> ArtifactRef:
+        """Store a pandas DataFrame (or pyarrow Table) as Parquet (``name`` ending in ``.parquet``; ``keel[data]``)."""
+        data, media_type = media.encode_table(frame, name)
+        return self.log_bytes(run_id, data, name, media_type)
+
+    def log_figure(self, run_id: str, figure: Any, name: str) -> ArtifactRef:
+        """Store a matplotlib Figure as ``.png``/``.svg``, or a plotly Figure as ``.html`` that renders offline."""
+        data, media_type = media.encode_figure(figure, name)
+        return self.log_bytes(run_id, data, name, media_type)
+
+    def log_image(self, run_id: str, image: Any, name: str) -> ArtifactRef:
+        """Store a numpy array (uint8, or floats in [0, 1]; gray, RGB or RGBA) or a PIL image as ``.png``."""
+        return self.log_bytes(run_id, media.encode_image(image, name), name, "image/png")
 
     def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
         return self.store.list_artifacts(run_id)
@@ -273,11 +293,18 @@ class Client:
         return self.store.search_runs(ids, filter, list(order_by), max_results, page_token)
 
     def iter_runs(
-        self, experiments: Sequence[str] | str | None = None, filter: str = "", order_by: Sequence[str] = ()
+        self,
+        experiments: Sequence[str] | str | None = None,
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        *,
+        project: str = "default",
+        page_size: int = 1000,
     ) -> Iterator[Run]:
+        """Every run ``search_runs`` finds, page after page."""
         token = None
         while True:
-            page = self.search_runs(experiments, filter, order_by, 1000, token)
+            page = self.search_runs(experiments, filter, order_by, page_size, token, project)
             yield from page.runs
             token = page.next_page_token
             if token is None:

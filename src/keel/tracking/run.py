@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -51,6 +52,18 @@ class ActiveRun:
 
     def log_text(self, text: str, name: str) -> ArtifactRef:
         return self.client.log_text(self.id, text, name)
+
+    def log_dict(self, dictionary: Mapping[str, Any], name: str) -> ArtifactRef:
+        return self.client.log_dict(self.id, dictionary, name)
+
+    def log_table(self, table: Any, name: str) -> ArtifactRef:
+        return self.client.log_table(self.id, table, name)
+
+    def log_figure(self, figure: Any, name: str) -> ArtifactRef:
+        return self.client.log_figure(self.id, figure, name)
+
+    def log_image(self, image: Any, name: str) -> ArtifactRef:
+        return self.client.log_image(self.id, image, name)
 
     def flush(self) -> None:
         self.client.flush()
