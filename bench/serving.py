@@ -241,9 +241,18 @@ def wrk_script(folder: Path, body: bytes, rate: int | None = None, connections: 
     return script
 
 
+PINNED: list[bool] = [False]  # --pin: servers on CPU 0, wrk on CPU 1 (taskset), so the two never share a core
+
+
+def server_prefix() -> list[str]:
+    return ["taskset", "-c", "0"] if PINNED[0] else []
+
+
 def wrk(url: str, script: Path, concurrency: int, duration: int) -> Load:
-    threads = 1 if concurrency == 1 else 2
-    cmd = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "--latency", "-s", str(script), url]
+    threads = 1 if concurrency == 1 or PINNED[0] else 2
+    pin = ["taskset", "-c", "1"] if PINNED[0] else []
+    cmd = [*pin, "wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "--latency"]
+    cmd += ["-s", str(script), url]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
@@ -346,7 +355,8 @@ def keel_server(
     target: str, folder: Path, workers: int, extra: list[str] | None = None, env: dict[str, str] | None = None
 ) -> tuple[Server, str]:
     port = free_port()
-    cmd = [KEEL, "serve", target, "--host", HOST, "--port", str(port), "--workers", str(workers), *(extra or [])]
+    cmd = [*server_prefix(), KEEL, "serve", target, "--host", HOST, "--port", str(port), "--workers", str(workers)]
+    cmd += extra or []
     server = Server(
         f"keel-serve-{target.replace('/', '_').replace(':', '')}-{port}",
         cmd,
@@ -368,6 +378,7 @@ def mlflow_server(python: str, uri: str, folder: Path, workers: int) -> tuple[Se
         "VIRTUAL_ENV": str(Path(bin_dir).parent),
     }
     cmd = [
+        *server_prefix(),
         str(Path(bin_dir) / "mlflow"),
         "models",
         "serve",
@@ -871,7 +882,14 @@ def main() -> None:
     parser.add_argument("--swap", action="store_true", help="scenario: route changes during load")
     parser.add_argument("--only-scenarios", action="store_true", help="skip the baseline")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (server logs included)")
+    parser.add_argument(
+        "--pin", action="store_true", help="servers on CPU 0 and wrk on CPU 1 (taskset): the server's cost alone, not wrk's"
+    )
     args = parser.parse_args()
+    if args.pin:
+        if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+            parser.error("--pin needs taskset (util-linux) and at least 2 CPUs")
+        PINNED[0] = True
     warnings.filterwarnings("ignore", module="sklearn")
     if shutil.which("wrk") is None:
         sys.exit("bench/serving.py needs wrk (C load generator): sudo apt-get install -y wrk")
