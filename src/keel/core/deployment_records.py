@@ -19,7 +19,7 @@ from keel.core.deployments import Deployment
 from keel.core.errors import InvalidArgument
 from keel.core.promotion import MAX_ACTOR_LENGTH
 
-_MODEL_URI = re.compile(rf"models:/(?P<name>{v.NAME_PATTERN})(?:/(?P<version>[1-9][0-9]{{0,17}})|@(?P<alias>{v.ALIAS_PATTERN}))")
+_MODEL_URI = re.compile(rf"models:/(?P<name>{v.NAME_PATTERN})(?:/(?P<version>[1-9][0-9]{{0,17}})|@(?P<alias>{v.ALIAS_PATTERN}))?")
 _URI_EXPECTED = "a model URI: models:/NAME/VERSION or models:/NAME@ALIAS"
 
 
@@ -50,9 +50,20 @@ class Routes:
 
 
 def check_model_uri(uri: Any, field: str = "model URI") -> str:
-    if not isinstance(uri, str) or _MODEL_URI.fullmatch(uri) is None:
+    """A route's URI: a version or an alias (a bare ``models:/NAME`` names no one version)."""
+    if parse_model_uri(uri, field)[1:] == (None, None):
         raise InvalidArgument.for_field(field, uri, _URI_EXPECTED)
-    return uri
+    return str(uri)
+
+
+def parse_model_uri(uri: Any, field: str = "model URI") -> tuple[str, int | None, str | None]:
+    """``models:/NAME/VERSION`` -> (name, version, None); ``models:/NAME@ALIAS`` -> (name, None, alias);
+    ``models:/NAME`` -> (name, None, None); ``InvalidArgument`` naming ``field`` otherwise."""
+    m = _MODEL_URI.fullmatch(uri) if isinstance(uri, str) else None
+    if m is None:
+        raise InvalidArgument.for_field(field, uri, _URI_EXPECTED)
+    version = m.group("version")
+    return m.group("name"), None if version is None else int(version), m.group("alias")
 
 
 def alias_uri(model: str, alias: str) -> str:

@@ -9,22 +9,21 @@ A change applies from its own time on (``at <= T``): a moment equal to a move's 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from keel.context import Context, resolve
+from keel.core.deployment_records import parse_model_uri
 from keel.core.deployments import DeploymentChange
 from keel.core.entities import to_plain
 from keel.core.errors import InvalidArgument
 from keel.core.models import AliasChange
-from keel.core.validation import ALIAS_PATTERN, NAME_PATTERN, check_name
+from keel.core.validation import check_name
 from keel.serve.predictions import window_ms
 
 __all__ = ["Routed", "ServedAt", "alias_version_at", "at_ms", "parse_model_uri", "routed_versions", "served_at"]
 
-_MODEL_URI = re.compile(rf"models:/(?P<name>{NAME_PATTERN})(?:/(?P<version>[1-9][0-9]{{0,17}})|@(?P<alias>{ALIAS_PATTERN}))?")
 _FOREVER = 2**63 - 1
 
 
@@ -35,16 +34,6 @@ def at_ms(value: Any, field: str = "at") -> int:
     moment = window_ms(value, field)
     assert moment is not None  # only None gives None
     return moment
-
-
-def parse_model_uri(uri: Any, field: str = "model URI") -> tuple[str, int | None, str | None]:
-    """``models:/NAME/VERSION`` -> (name, version, None); ``models:/NAME@ALIAS`` -> (name, None, alias);
-    ``models:/NAME`` -> (name, None, None)."""
-    m = _MODEL_URI.fullmatch(uri) if isinstance(uri, str) else None
-    if m is None:
-        raise InvalidArgument.for_field(field, uri, "a model URI: models:/NAME/VERSION or models:/NAME@ALIAS")
-    version = m.group("version")
-    return m.group("name"), None if version is None else int(version), m.group("alias")
 
 
 def alias_version_at(moves: Sequence[AliasChange], at: int) -> int | None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import Request
 
-from keel.core.errors import PermissionDenied
+from keel.core.deployment_records import parse_model_uri
+from keel.core.errors import InvalidArgument, PermissionDenied
 from keel.core.promotion import MAX_ACTOR_LENGTH
 from keel.server.auth import caller_of
 from keel.server.endpoints import Hook
@@ -49,10 +50,12 @@ UNAUTHENTICATED = "(an unauthenticated caller)"
 
 
 def _model_of(uri: Any) -> str | None:
-    """The model a route URI names (``models:/churn/3``, ``models:/churn@production``: ``churn``)."""
-    if not isinstance(uri, str) or not uri.startswith("models:/"):
+    """The model a route URI names (``models:/churn/3``, ``models:/churn@production``: ``churn``); None for anything
+    else (the store refuses it with a clear error)."""
+    try:
+        return parse_model_uri(uri)[0]
+    except InvalidArgument:
         return None
-    return uri[len("models:/") :].split("/", 1)[0].split("@", 1)[0] or None
 
 
 def _check_serving(request: Request, models: set[str], what: str) -> None:
