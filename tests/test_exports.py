@@ -15,6 +15,8 @@ EXPECTED = {
     "log_artifact", "log_metric", "log_metrics", "log_param", "log_params", "search_runs", "set_client", "set_tag",
     "set_tags", "start_run", "step", "pipeline",
     "log_dict", "log_text", "log_table", "log_figure", "log_image", "set_experiment", "set_store",  # issue 13
+    "delete_run", "restore_run", "delete_experiment", "restore_experiment", "set_description", "ViewType",  # issue 13
+    "autolog",  # issue 13: keel.autolog()
 }  # fmt: skip
 
 

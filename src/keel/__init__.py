@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from keel.context import Context
-from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus
+from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunPage, RunStatus, ViewType
 from keel.core.errors import Conflict, IntegrityError, InvalidArgument, KeelError, NotFound
-from keel.pipelines.steps import pipeline, step
 from keel.tracking.client import Client
 from keel.tracking.fluent import (
     active_run,
+    delete_experiment,
+    delete_run,
     end_run,
     flush,
     get_client,
@@ -30,8 +31,11 @@ from keel.tracking.fluent import (
     log_params,
     log_table,
     log_text,
+    restore_experiment,
+    restore_run,
     search_runs,
     set_client,
+    set_description,
     set_experiment,
     set_store,
     set_tag,
@@ -40,12 +44,15 @@ from keel.tracking.fluent import (
 )
 from keel.tracking.run import ActiveRun
 
-if TYPE_CHECKING:  # the lazy subpackages below, as modules for type checkers (``keel.data.log`` is typed)
+if TYPE_CHECKING:  # the lazy names below, for type checkers (``keel.data.log`` and ``keel.step`` are typed)
     from keel import data as data
     from keel import evaluation as evaluation
     from keel import pipelines as pipelines
     from keel import registry as registry
     from keel import tune as tune
+    from keel.autologging import autolog as autolog
+    from keel.pipelines.steps import pipeline as pipeline
+    from keel.pipelines.steps import step as step
 
 __version__ = "0.1.0"
 
@@ -54,11 +61,19 @@ __version__ = "0.1.0"
 _LAZY_SUBPACKAGES = ("data", "tune", "registry", "evaluation", "pipelines")
 
 
+_LAZY_NAMES = {"pipeline": "keel.pipelines.steps", "step": "keel.pipelines.steps"}  # a script that only logs skips them
+_LAZY_NAMES["autolog"] = "keel.autologging"  # nothing is patched, and no ML library imported, until it is called
+
+
 def __getattr__(name: str) -> object:
     if name in _LAZY_SUBPACKAGES:
         import importlib
 
         return importlib.import_module(f"keel.{name}")
+    if name in _LAZY_NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'keel' has no attribute {name!r}")
 
 
@@ -77,8 +92,12 @@ __all__ = [
     "Run",
     "RunPage",
     "RunStatus",
+    "ViewType",
     "__version__",
     "active_run",
+    "autolog",
+    "delete_experiment",
+    "delete_run",
     "end_run",
     "flush",
     "get_client",
@@ -93,8 +112,11 @@ __all__ = [
     "log_table",
     "log_text",
     "pipeline",
+    "restore_experiment",
+    "restore_run",
     "search_runs",
     "set_client",
+    "set_description",
     "set_experiment",
     "set_store",
     "set_tag",

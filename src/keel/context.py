@@ -168,9 +168,11 @@ class Context:
         return ref
 
     def log_text(self, run_id: str, text: str, name: str) -> ArtifactRef:
+        """Store ``text`` (UTF-8) as the artifact ``name`` of ``run_id``."""
         return self.log_bytes(run_id, text.encode(), name)
 
     def close(self) -> None:
+        """Close the metadata store (its connections); the context is done."""
         self.store.close()
 
 

@@ -124,8 +124,8 @@ def test_runs_list_show_compare_and_report(quickstarted: tuple[Path, subprocess.
     [
         (["runs", "list", "--limit", "x"], "'--limit'"),
         (["runs", "list", "-f", "metrics.x >"], "filter 'metrics.x >' is not valid"),
-        (["runs", "list", "-o", "metrics.x upward"], "order_by must be"),
-        (["runs", "list", "--limit", "0"], "max_results must be an integer from 1"),
+        (["runs", "list", "-o", "metrics.x upward"], "--order-by must be"),
+        (["runs", "list", "--limit", "0"], "--limit must be an integer from 1"),
         (["runs", "show", "nope"], "no run id starts with 'nope'"),
         (["runs", "compare", "abcd"], "at least two run ids"),
         (["server", "--port", "70000"], "--port must be a port number"),

@@ -88,7 +88,9 @@ def test_every_command_taking_a_run_accepts_the_printed_prefix(project: Path) ->
     registered = _ok(keel_cmd(project, "models", "register", "--run", fit_run, "--name", "line"))
     assert f"registered models:/line/1 (sklearn) from run {fit_run}" in registered
     model = _ok(keel_cmd(project, "models", "show", "line/1"))
-    assert _ids(project, "fit")[0] in model  # the full id was resolved and recorded as the source run
+    # the full id was resolved; a step of a finished pipeline stands for its pipeline run, recorded as the source
+    pipeline_run = re.search(r"parent\s+([0-9a-f]{32})", _ok(keel_cmd(project, "runs", "show", fit_run)))
+    assert pipeline_run and pipeline_run.group(1) in pipelines and f"source run {pipeline_run.group(1)}" in model, model
     resumed = keel_cmd(project, "pipeline", "resume", failed)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming run {failed}" in resumed.stdout and "finished" in resumed.stdout and "cached" in resumed.stdout

@@ -56,13 +56,14 @@ def test_failed_parity_refuses_the_export(data, monkeypatch: pytest.MonkeyPatch)
 def test_edge_bundle_runs_its_own_test_without_keel(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     X, y = data
     keel.data.log(X.assign(target=y), "bc", run=False)
+    keel.data.log(X.tail(100), "bc-test", run=False)  # parity is checked on held-out rows recorded with the version
     with keel.start_run(experiment="edge") as run:
         frame = keel.data.get("bc")
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
             frame.drop(columns=["target"]), frame["target"]
         )
         run.log_metric("auc", 0.99)
-        version = registry.register(model, "edge", input_example=X.head(5))
+        version = registry.register(model, "edge", input_example=X.head(5), holdout="bc-test")
     folder = registry.edge_bundle(version.uri, tmp_path / "bundle")
     assert {p.name for p in folder.iterdir()} == {
         "model.onnx", "signature.json", "model_card.md", "predictor.py", "test_predictor.py", "samples.json",
@@ -76,7 +77,7 @@ def test_edge_bundle_runs_its_own_test_without_keel(data, tmp_path: Path) -> Non
         "rows = json.load(open('samples.json'))['rows']; print(Predictor().predict(rows[:3]).tolist())"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == str(model.predict(X.head(3)).tolist())
+    assert out.returncode == 0 and out.stdout.strip() == str(model.predict(X.tail(100).head(3)).tolist())  # held-out rows
 
 
 def test_model_card_from_lineage(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +91,7 @@ def test_model_card_from_lineage(data, tmp_path: Path) -> None:  # type: ignore[
     md, html = registry.write_card("carded", 1, tmp_path, purpose="Find tumours", limitations="One hospital's data")
     text = md.read_text()
     for needle in ("# Model card: carded v1", "Find tumours", "bc@1: 569 rows x 31 columns", "validation no validation",
-                   "- C: 0.5", "- auc: 0.98", "One hospital's data", "production: v- -> v1 by ana (first release)"):  # fmt: skip
+                   "- C: 0.5", "- auc: 0.98", "One hospital's data", "production: set to v1 by ana (first release)"):  # fmt: skip
         assert needle in text, needle
     assert "<h2>Training data</h2>" in html.read_text() and "<script" not in html.read_text()
     assert "model_card/carded-v1.md" in [a.path for a in keel.get_client().list_artifacts(run.id)]

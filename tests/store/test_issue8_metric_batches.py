@@ -15,6 +15,7 @@ from keel.core.entities import RunStatus
 from keel.store.metadata.base import BATCH_ID_RETENTION_MS
 from keel.store.metadata.rest.client import RestStore
 from keel.store.metadata.sql import engine as sql_engine
+from keel.store.metadata.sql.metric_blocks import pack
 from keel.store.metadata.sql.store import SqlStore
 from keel.testing.services import keel_server
 
@@ -40,8 +41,12 @@ def test_a_database_at_0006_is_upgraded_and_deduplicates(empty_db_uri: str) -> N
         # the run as that keel wrote it (today's runs have more columns: migration 0008)
         conn.execute(text("INSERT INTO runs (id, experiment_id, name, status, start_time, heartbeat) "
                           "SELECT :id, id, 'old', 'running', 0, 0 FROM experiments"), {"id": "e" * 32})  # fmt: skip
+        # and its one metric value, one block as 0006 packs it (today's write path checks columns 0014 adds)
+        conn.execute(
+            text("INSERT INTO metric_blocks (run_pk, key, count, vals, steps, stamps) SELECT pk, 'acc', 1, :v, :s, :t FROM runs"),
+            {"v": pack([0.5], "d"), "s": pack([0], "q"), "t": pack([1], "q")},
+        )
     run_id = "e" * 32
-    old.log_metrics([(run_id, "acc", 0.5, 0, 1)])
     old.close()
 
     store = SqlStore(empty_db_uri)  # opening upgrades

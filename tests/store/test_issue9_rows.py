@@ -228,7 +228,7 @@ def test_an_old_store_is_carried_over(old_store: tuple[str, str, Path]) -> None:
     assert {s.status for s in again.steps} == {"cached"} and again.output == sum(range(4)) / 10
 
     # the study resumes from its trials
-    result = tune.optimize(lambda trial: (trial.params["x"] - 0.3) ** 2, {"x": tune.uniform(0.0, 1.0)}, n_trials=5,
+    result = tune.optimize(lambda trial: (trial.params["x"] - 0.3) ** 2, {"x": tune.uniform(0.0, 1.0)}, n_trials=2,
                            metric="loss", direction="minimize", name="issue9-study", experiment="tuning", seed=2,
                            pruner="none")  # fmt: skip
     assert result.run_id == study.id and result.resumed_trials == 3 and len(result.trials) == 5

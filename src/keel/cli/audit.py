@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from keel.cli.lookup import require_store
-from keel.cli.output import console, esc, fmt_time
+from keel.cli.output import JSON_OPTION, console, esc, fmt_time, print_json
 from keel.core.audit import Anchor, AuditEvent, ChainWalk, anchor_line, canonical_json, parse_anchors
 from keel.core.errors import InvalidArgument, NotFound
 from keel.store.metadata.audit import MAX_PAGE, AuditStore
@@ -159,6 +159,7 @@ def log(
     entity: str = typer.Option(None, "--entity", help="Only this kind: run, dataset_version, model_version, alias, ..."),
     entity_id: str = typer.Option(None, "--id", help="Only this entity (with --entity), e.g. churn@production."),
     limit: int = typer.Option(20, "--limit", help=f"How many recent events (1 to {MAX_PAGE})."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Recent events, oldest first."""
     if not 1 <= limit <= MAX_PAGE:
@@ -166,6 +167,9 @@ def log(
     if entity_id is not None and entity is None:
         raise InvalidArgument.for_field("--id", entity_id, "given together with --entity")
     events = _recent(_store(), entity, entity_id, limit)
+    if as_json:
+        print_json(events)
+        return
     if not events:
         console.print("no events")
         return

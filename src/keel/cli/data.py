@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from keel.cli.lookup import require_store, store_label
-from keel.cli.output import console, esc, fmt_num, fmt_time
+from keel.cli.output import JSON_OPTION, console, esc, fmt_num, fmt_time, print_json
 from keel.core.errors import InvalidArgument
 
 app = typer.Typer(help="Versioned datasets: log, inspect, validate, compare.", no_args_is_help=True)
@@ -76,12 +76,15 @@ def log(
 
 
 @app.command("list")
-def list_datasets() -> None:
+def list_datasets(as_json: bool = JSON_OPTION) -> None:
     """Every dataset with its latest version."""
     import keel.data
 
     settings = require_store()
     latest = keel.data.datasets()
+    if as_json:
+        print_json(latest)
+        return
     if not latest:
         hint = "try [bold]keel data log FILE --name NAME[/] or [bold]keel quickstart[/]"
         console.print(f"no datasets in {esc(store_label(settings))} ({hint})")
@@ -96,7 +99,7 @@ def list_datasets() -> None:
 
 
 @app.command("show")
-def show(ref: str = typer.Argument(..., help="Dataset reference, e.g. orders or orders@2.")) -> None:
+def show(ref: str = typer.Argument(..., help="Dataset reference, e.g. orders or orders@2."), as_json: bool = JSON_OPTION) -> None:
     """A version: schema and profile, lineage, the runs that used it, its validations."""
     import keel.data
     from keel.data.profiling import summary_rows
@@ -104,6 +107,12 @@ def show(ref: str = typer.Argument(..., help="Dataset reference, e.g. orders or 
     require_store()
     info = keel.data.lineage(ref)
     v = info["version"]
+    if as_json:
+        from keel.context import current
+
+        validations = current().store.datasets.list_validations(v.id)
+        print_json({**info, "columns": summary_rows(keel.data.profile(v)), "validations": validations})
+        return
     console.print(
         f"[bold]{esc(v.ref)}[/]  {v.row_count:,} rows, {v.size:,} bytes, content {esc(v.content_hash[:16])}, role {esc(v.role)}"
     )
@@ -223,7 +232,8 @@ def drift(
         verdict = "[red]drifted[/]" if c.drifted else "[green]stable[/]"
         table.add_row(esc(c.column), esc(c.test), fmt_num(c.statistic), fmt_num(c.p_value), fmt_num(c.threshold), verdict)
     console.print(table)
-    console.print("[red bold]dataset drift[/]" if result.dataset_drift else "[green]no dataset drift[/]")
+    style = {"drift": "red bold", "columns": "yellow", "none": "green"}[result.verdict]  # never green with a drifted column
+    console.print(f"[{style}]{esc(result.headline)}[/]")
     path = report or _reports_dir() / f"drift-{Path(str(reference)).stem}-vs-{Path(str(current)).stem}.html".replace("@", "_v")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(drift_html(result))

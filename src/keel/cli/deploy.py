@@ -15,7 +15,7 @@ from rich.table import Table
 from keel.cli.deploy_compare import compare
 from keel.cli.deploy_package import package
 from keel.cli.lookup import require_store
-from keel.cli.output import console, esc, fmt_time
+from keel.cli.output import JSON_OPTION, console, esc, fmt_time, print_json
 from keel.core.deployments import Deployment, DeploymentChange
 from keel.core.errors import InvalidArgument
 
@@ -81,10 +81,13 @@ def create(
 
 
 @app.command("list")
-def list_deployments() -> None:
+def list_deployments(as_json: bool = JSON_OPTION) -> None:
     """Every deployment with its routes."""
     require_store()
     found = _store().list_deployments()
+    if as_json:
+        print_json(found)
+        return
     if not found:
         console.print("No deployments yet. Try [bold]keel deploy create NAME models:/MODEL@production[/].")
         return
@@ -98,10 +101,13 @@ def list_deployments() -> None:
 
 
 @app.command("show")
-def show(name: str = typer.Argument(..., help="Deployment name.")) -> None:
+def show(name: str = typer.Argument(..., help="Deployment name."), as_json: bool = JSON_OPTION) -> None:
     """A deployment's routes."""
     require_store()
     d = _store().get(name)
+    if as_json:
+        print_json(d)
+        return
     console.print(f"[bold]{esc(d.name)}[/]  created {fmt_time(d.created_at)}, updated {fmt_time(d.updated_at)}")
     for line in _routes(d):
         console.print(f"  {line}")
@@ -169,9 +175,12 @@ def rollback(name: str = typer.Argument(..., help="Deployment name."), reason: s
 
 
 @app.command("history")
-def history(name: str = typer.Argument(..., help="Deployment name.")) -> None:
+def history(name: str = typer.Argument(..., help="Deployment name."), as_json: bool = JSON_OPTION) -> None:
     """Every change of the deployment, oldest first: when, what, who, why, the primary before and after."""
     require_store()
+    if as_json:
+        print_json(_store().history(name))
+        return
     table = Table(header_style="bold")
     for col in ("when", "change", "primary", "shadows", "canaries", "by", "reason"):
         table.add_column(col)

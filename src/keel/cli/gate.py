@@ -3,19 +3,43 @@
 Exit code 0 when every rule holds, 1 when one fails, 2 for bad input (an unknown run or
 metric, a rule that does not parse). ``--json`` prints the result as JSON on stdout alone, as ``--json`` does
 everywhere in keel; ``--json-out PATH`` writes it to a file next to the table (a CI artifact).
+
+The verdict is recorded on the candidate run as two tags, ``keel.gate`` (passed or failed) and ``keel.gate.metrics``
+(the metrics that decided it: those of the failed rules, else of every rule), so ``keel runs list`` shows those
+metrics first. A caller who may not write to the run (a reader's token) still gets the verdict, with a note on
+stderr; ``--no-record`` leaves the run as it is.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import typer
 from rich.table import Table
 
 from keel.cli.lookup import require_store, resolve_run_id
-from keel.cli.output import console, esc, fmt_num
-from keel.core.errors import InvalidArgument
+from keel.cli.output import clean, console, esc, fmt_num
+from keel.core.errors import InvalidArgument, PermissionDenied
+
+if TYPE_CHECKING:
+    from keel.evaluation.gate import GateResult
+    from keel.tracking.client import Client
+
+GATE_TAG = "keel.gate"
+GATE_METRICS_TAG = "keel.gate.metrics"
+
+
+def record_gate(client: Client, result: GateResult) -> str | None:
+    """Tag the candidate run with the verdict and the metrics that decided it; why it could not, else None."""
+    decided = [c.metric for c in result.checks if not c.passed] or [c.metric for c in result.checks]
+    tags = {GATE_TAG: "passed" if result.passed else "failed", GATE_METRICS_TAG: ",".join(dict.fromkeys(decided))}
+    try:
+        client.set_tags(result.candidate, tags)
+    except PermissionDenied as exc:  # the verdict stands; only its record is missing
+        return exc.message
+    return None
 
 
 def gate(
@@ -24,6 +48,7 @@ def gate(
     baseline: str = typer.Option(None, "--baseline", "-b", help="The run to compare with (id or unique prefix)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout (instead of the table)."),
     json_out: Path = typer.Option(None, "--json-out", help="Also write the result as JSON to this file."),
+    record: bool = typer.Option(True, "--record/--no-record", help="Tag the candidate run with the verdict (keel.gate)."),
 ) -> None:
     """Check a run's metrics against thresholds and a baseline; exit 0 pass, 1 fail."""
     from keel.evaluation.gate import gate as run_gate
@@ -35,6 +60,9 @@ def gate(
     client = get_client()
     baseline_id = resolve_run_id(client, baseline) if baseline else None
     result = run_gate(resolve_run_id(client, candidate), list(rule), baseline_id, ctx=client.context)
+    problem = record_gate(client, result) if record else None
+    if problem is not None:
+        typer.echo(clean(f"keel: the verdict was not recorded on the run: {problem}"), err=True)
     payload = orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2)
     if json_out is not None:
         json_out.write_bytes(payload)

@@ -78,7 +78,7 @@ def resolve_run(client: Client, ref: str) -> Run:
                 f"run {ref!r} does not exist (give a full run id or at least {_MIN_PREFIX} of its characters)"
             ) from None
     matches: list[Run] = []
-    for run in client.iter_runs(filter=f"run_id like '{ref}%'"):
+    for run in client.iter_runs(filter=f"run_id like '{ref}%'", view="all"):  # an id finds a deleted run too
         matches.append(run)
         if len(matches) > _MAX_CANDIDATES:
             break

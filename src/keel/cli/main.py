@@ -14,13 +14,17 @@ from keel.cli import (
     audit,
     data,
     deploy,
+    experiments,
     gate,
+    gc,
+    imports,
     lineage,
     models,
     monitor,
     pipeline,
     quickstart,
     runs,
+    runs_lifecycle,
     scheduler,
     serve,
     server,
@@ -65,6 +69,10 @@ def _root(
 
 
 app.add_typer(runs.app, name="runs")
+runs.app.command("delete")(runs_lifecycle.delete)
+runs.app.command("restore")(runs_lifecycle.restore)
+app.add_typer(experiments.app, name="experiments")
+app.command("gc")(gc.gc)
 app.add_typer(data.app, name="data")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(models.app, name="models")
@@ -73,10 +81,12 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(audit.app, name="audit")
 app.add_typer(lineage.app, name="lineage")
 app.add_typer(lineage.compliance, name="compliance")
+app.add_typer(imports.app, name="import")
 app.add_typer(users.users, name="users")
 app.add_typer(users.roles, name="roles")
 app.add_typer(users.tokens, name="tokens")
 app.command("gate")(gate.gate)
+app.command("open")(runs.open_artifact)
 app.command("server")(server.server)
 app.command("serve")(serve.serve)
 app.command("scheduler")(scheduler.scheduler)

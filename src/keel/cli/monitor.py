@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from keel.cli.lookup import require_store
-from keel.cli.output import console, esc, fmt_time
+from keel.cli.output import JSON_OPTION, console, esc, fmt_time, print_json
 from keel.core.errors import InvalidArgument
 from keel.core.monitoring import SEVERITIES, AlertRule, Monitor, MonitorWindow
 
@@ -149,11 +149,15 @@ def _window_line(w: MonitorWindow) -> str:
 
 
 @app.command("status")
-def status(deployment: str = typer.Option(None, help="Only this deployment's monitors.")) -> None:
+def status(deployment: str = typer.Option(None, help="Only this deployment's monitors."), as_json: bool = JSON_OPTION) -> None:
     """Every monitor: its newest window and the alerts firing."""
     require_store()
     store = _ctx().store.monitors
     monitors = store.list_monitors(deployment)
+    if as_json:
+        print_json([{"monitor": m, "newest_window": (store.windows(m.name) or [None])[-1],
+                     "firing": store.alerts(monitor=m.name, state="firing")} for m in monitors])  # fmt: skip
+        return
     if not monitors:
         console.print("No monitors yet: keel monitor create NAME DEPLOYMENT")
         return
@@ -180,11 +184,15 @@ def status(deployment: str = typer.Option(None, help="Only this deployment's mon
 def alerts(
     name: str = typer.Argument(None, help="Monitor name (default: every monitor)."),
     state: str = typer.Option(None, help="firing or resolved."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Alerts, newest first, with the actions they took."""
     require_store()
     store = _ctx().store.monitors
     found = store.alerts(monitor=name, state=state)
+    if as_json:
+        print_json([{"alert": a, "actions": store.actions(a.id)} for a in found])
+        return
     if not found:
         console.print("No alerts.")
         return

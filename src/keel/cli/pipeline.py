@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from keel.cli.lookup import require_store, resolve_run
-from keel.cli.output import STEP_STATUS, clean, console, esc, fmt_duration
+from keel.cli.output import JSON_OPTION, STEP_STATUS, clean, console, esc, fmt_duration, print_json
 from keel.core.entities import RunKind
 from keel.core.errors import InvalidArgument
 
@@ -116,7 +116,9 @@ def resume(
 
 
 @app.command("show")
-def show(run_id: str = typer.Argument(..., help="A pipeline run (its id or a unique prefix).")) -> None:
+def show(
+    run_id: str = typer.Argument(..., help="A pipeline run (its id or a unique prefix)."), as_json: bool = JSON_OPTION
+) -> None:
     """The steps of a pipeline run: status, cache, time."""
     from keel.tracking.client import Client
 
@@ -125,6 +127,9 @@ def show(run_id: str = typer.Argument(..., help="A pipeline run (its id or a uni
     run = resolve_run(client, run_id)
     if run.kind is not RunKind.PIPELINE:
         raise InvalidArgument.for_field("run", run_id, "the id of a pipeline run")
+    if as_json:
+        print_json({"run": run, "steps": client.store.list_child_runs(run.id)})
+        return
     table = Table(title=f"pipeline {esc(run.name)} ({run.status.value})", header_style="bold")
     for col in ("step", "status", "cached", "time", "run"):
         table.add_column(col)

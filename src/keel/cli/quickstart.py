@@ -37,6 +37,7 @@ def quickstart(
     executor: str = typer.Option("process", help="Where trials run: inline, process or ray."),
 ) -> None:
     """Version data, train a baseline, tune, gate the best model, check drift: the lifecycle in one go."""
+    _check_options(trials, executor)  # before anything is logged or trained
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -69,7 +70,8 @@ def quickstart(
     for command, what in (
         ("keel runs list -e quickstart", "every run: pipeline steps, trials, the study"),
         (f"keel runs compare {baseline[:12]} {candidate[:12]}", "baseline against the tuned model"),
-        (f"keel runs show {study[:12]}", "the study: best trial, history and importances (study.html)"),
+        (f"keel runs show {study[:12]}", "the study: best trial, its params and metrics, its artifacts"),
+        (f"keel open {study[:12]} study.html", "the study's history and importances in the browser"),
         ("keel runs list -f 'metrics.value > 0.99' -o 'metrics.value DESC'", "search the trials"),
         ("keel models list", "registered models and their aliases"),
         ("keel models history breast-cancer", "who moved production, when and why"),
@@ -93,6 +95,17 @@ def quickstart(
     ):
         console.print(f"  [cyan]{esc(command)}[/]\n      {what}")  # commands hold paths: text, not markup
     console.print(f"[dim]everything is stored in {esc(settings.home)}[/]")
+
+
+def _check_options(trials: int, executor: str) -> None:
+    """Reject bad options before the first dataset is logged: a late refusal leaves half a lifecycle behind."""
+    from keel.core.errors import InvalidArgument
+    from keel.pipelines.executors import EXECUTORS
+
+    if trials < 1:
+        raise InvalidArgument.for_field("--trials", trials, "a positive integer")
+    if executor not in EXECUTORS:
+        raise InvalidArgument.for_field("--executor", executor, f"one of {', '.join(EXECUTORS)}")
 
 
 def _audit() -> None:
@@ -123,6 +136,7 @@ def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str,
     the two pipeline results."""
     import keel.tune as tune
     from keel.cli import quickstart_pipeline as qp
+    from keel.cli.gate import record_gate
     from keel.evaluation import gate
     from keel.tracking.fluent import get_client
     from keel.tracking.report import runs_report
@@ -143,7 +157,10 @@ def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str,
         study = tune.optimize(
             qp.cv_objective, space, n_trials=trials, name="model-search", experiment=EXPERIMENT, executor=executor, seed=0
         )
-    table = Table(title=f"HPO: {trials} trials ({executor}), best first", header_style="bold")
+    title = f"HPO: {trials} trials ({executor}), best first"
+    if study.resumed_trials:  # a rerun in the same folder adds trials to the same study
+        title = f"HPO: {trials} new trials ({executor}) on top of {study.resumed_trials} earlier ones, best first"
+    table = Table(title=title, header_style="bold")
     for col in ("trial", "model", "C", "trees", "depth", "cv ROC AUC"):
         table.add_column(col, justify="right" if col != "model" else "left")
     for t in sorted(study.trials, key=lambda t: -(t.value or 0.0)):
@@ -155,6 +172,7 @@ def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str,
     _print_steps(tuned, f"tuned pipeline ({best['model']})")
     candidate = tuned.step("evaluate").run_id
     result = gate(candidate, ["test_roc_auc >= 0.95", "test_roc_auc >= baseline - 0.01"], baseline=baseline, ctx=client.context)
+    record_gate(client, result)  # keel runs list shows the metric that decided it
     for check in result.checks:
         verdict = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
         console.print(
@@ -175,15 +193,21 @@ def _experiments(executor: str, trials: int, home: Path) -> tuple[str, str, str,
 
 def _models(dataset_ref: str, pipelines: tuple[Any, Any], home: Path) -> tuple[Path, Path]:
     """Register both models, promote through gates, export production as an ONNX edge bundle, write its card."""
+    import keel.data
     import keel.registry as registry
 
+    # both pipelines split with the same seed: their test split is the rows neither model was fitted on
+    _, X_test, _, y_test = pipelines[0].output_of("split")
+    holdout = keel.data.log(X_test.assign(target=y_test), "breast-cancer-test", parents=[dataset_ref],
+                            source="the training pipeline's test split", run=False)  # fmt: skip
     absolute = ["test_roc_auc >= 0.95"]
     rules = [*absolute, "test_roc_auc >= baseline - 0.01"]  # baseline: the version production points to
     versions = []
     for result in pipelines:
         model, example = result.output_of("fit"), result.output_of("split")[1].head(5)
         run_id = result.run_id  # the pipeline run: its params and its steps' test metrics are the version's
-        versions.append(registry.register(model, "breast-cancer", run=run_id, input_example=example, datasets=[dataset_ref]))
+        versions.append(registry.register(model, "breast-cancer", run=run_id, input_example=example, datasets=[dataset_ref],
+                                          holdout=holdout.ref))  # fmt: skip
     first, second = versions
     # the baseline model goes first, on absolute rules: in a fresh folder there is no production to compare with
     registry.promote("breast-cancer", first.version, "production", rules=absolute, require_valid_data=True,
@@ -199,13 +223,14 @@ def _models(dataset_ref: str, pipelines: tuple[Any, Any], home: Path) -> tuple[P
         console.print(f"[yellow]promotion of v{second.version} refused[/]: {esc(exc.message.split(': ', 1)[-1])}")
         console.print(f"v{second.version} is the challenger; production stays v{first.version}")
     production = registry.resolve("models:/breast-cancer@production")
-    with console.status("exporting production to ONNX and checking parity"):
+    with console.status(f"exporting production to ONNX and checking parity on {holdout.ref}"):
         folder = registry.edge_bundle(production.uri, home / "bundles" / "breast-cancer")
     onnx_version = registry.resolve("models:/breast-cancer")
     parity = onnx_version.signature.get("parity", {})
     console.print(
         f"ONNX export {onnx_version.uri}: label agreement {parity.get('onnx_label_agreement', 0):.2%}, "
-        f"max probability difference {fmt_num(parity.get('onnx_max_proba_diff'))}; edge bundle [bold]{folder}[/]"
+        f"max probability difference {fmt_num(parity.get('onnx_max_proba_diff'))} on the held-out rows of {holdout.ref}; "
+        f"edge bundle [bold]{esc(folder)}[/]"
     )
     card, _ = registry.write_card(
         "breast-cancer", production.version, home / "cards",

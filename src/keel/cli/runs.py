@@ -1,22 +1,75 @@
-"""``keel runs list|show|compare``."""
+"""``keel runs list|show|compare|report|artifacts|get``."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-import orjson
 import typer
 from rich.table import Table
+from rich.text import Text
 
+from keel.cli import artifacts as artifact_commands
+from keel.cli.artifacts import open_artifact as open_artifact  # keel open, registered in main
+from keel.cli.gate import GATE_METRICS_TAG, GATE_TAG
 from keel.cli.lookup import require_store, resolve_run, store_label
-from keel.cli.output import console, esc, fmt_duration, fmt_num, fmt_time, runs_table, status_text
-from keel.core.entities import to_plain
+from keel.cli.output import (
+    JSON_OPTION,
+    clean,
+    console,
+    esc,
+    fmt_duration,
+    fmt_num,
+    fmt_time,
+    param_text,
+    parse_column,
+    print_json,
+    runs_table,
+    status_text,
+)
+from keel.core.entities import Run, RunKind, RunStatus
 from keel.core.errors import InvalidArgument
+from keel.core.numbers import plain
+from keel.store.metadata import search
 from keel.tracking.client import Client
 from keel.tracking.report import best_value
 
 app = typer.Typer(help="Look at tracked runs.", no_args_is_help=True)
+app.command("artifacts")(artifact_commands.list_artifacts)
+app.command("get")(artifact_commands.get)
+
+TRACEBACK = "traceback.txt"  # what pipelines and trials log for a failed step or trial
+_DEFAULT_METRICS = 4
+_DEFAULT_PARAMS = 2
+
+
+def _check_options(order_by: list[str], limit: int) -> None:
+    """The options named as the user typed them: the store's checks name its own fields (``max_results``, filter)."""
+    if not 1 <= limit <= search.MAX_RESULTS_LIMIT:
+        raise InvalidArgument.for_field("--limit", limit, f"an integer from 1 to {search.MAX_RESULTS_LIMIT}")
+    fields = f"metrics.<key>, params.<key>, tags.<key> or one of {', '.join(search.ATTRIBUTES)}"
+    for item in order_by:
+        try:
+            search.parse_order_by([item])
+        except InvalidArgument:
+            raise InvalidArgument.for_field(
+                "--order-by", item, f"'<field> [ASC|DESC]', e.g. 'metrics.acc DESC', where <field> is {fields}"
+            ) from None
+
+
+def default_columns(runs: list[Run]) -> list[str]:
+    """The metrics that decided a gate on these runs (``keel gate`` tags its candidate), then the keys most runs
+    share, so the table stays readable; a ``gate`` column when a run was gated."""
+    gated = [m for r in runs for m in r.tags.get(GATE_METRICS_TAG, "").split(",") if m]
+    gate_metrics = [k for k, _ in Counter(gated).most_common()]
+    common = [k for k, _ in Counter(k for r in runs for k in r.metrics).most_common(_DEFAULT_METRICS) if k not in gate_metrics]
+    metrics = gate_metrics + sorted(common[: max(0, _DEFAULT_METRICS - len(gate_metrics))])
+    params = sorted(k for k, _ in Counter(k for r in runs for k in r.params).most_common(_DEFAULT_PARAMS))
+    columns = [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics]
+    if any(GATE_TAG in r.tags for r in runs):
+        columns.append(f"tags.{GATE_TAG}")
+    return columns
 
 
 @app.command("list")
@@ -25,14 +78,23 @@ def list_runs(
     filter: str = typer.Option("", "--filter", "-f", help="e.g. \"metrics.acc > 0.9 and params.model = 'rf'\""),
     order_by: list[str] = typer.Option([], "--order-by", "-o", help="e.g. 'metrics.acc DESC' (repeatable)"),
     limit: int = typer.Option(20, "--limit", "-n", help="How many runs to show."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    column: list[str] = typer.Option(
+        [],
+        "--column",
+        "-c",
+        help="A column: metrics.<key>, params.<key> or tags.<key> (repeatable; replaces the default columns).",
+    ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """List runs, newest first, with their params and latest metrics."""
+    """List runs, newest first, with their params and latest metrics (the gate's metric first)."""
+    _check_options(order_by, limit)
+    for spec in column:
+        parse_column(spec)  # before the store is read
     settings = require_store()
     client = Client()
     page = client.search_runs(experiment, filter, order_by, limit)
     if as_json:
-        typer.echo(orjson.dumps(to_plain(page.runs), option=orjson.OPT_INDENT_2).decode())
+        print_json(page.runs)
         return
     if not page.runs:
         if filter.strip() or experiment:
@@ -40,32 +102,70 @@ def list_runs(
         else:  # which store was read: an empty one found in the wrong folder is the usual surprise
             console.print(f"no runs in {esc(store_label(settings))} (try [bold]keel quickstart[/])")
         return
-    # the keys most runs share, so the table stays readable
-    metric_keys = [k for k, _ in Counter(k for r in page.runs for k in r.metrics).most_common(4)]
-    param_keys = [k for k, _ in Counter(k for r in page.runs for k in r.params).most_common(2)]
-    compact = console.width < 140
-    console.print(runs_table(page.runs, sorted(metric_keys), sorted(param_keys), f"{len(page.runs)} runs", compact))
+    columns = list(dict.fromkeys(column)) or default_columns(page.runs)
+    compact = console.width < 140 and not column
+    console.print(runs_table(page.runs, columns, f"{len(page.runs)} runs", compact))
     if page.next_page_token:
         console.print(f"[dim]more runs exist: raise --limit (now {limit})[/]")
 
 
+_MAX_FAILURES = 3
+
+
+def _failures(client: Client, run: Run, names: set[str]) -> list[dict[str, Any]]:
+    """The run's own failure, else those of its failed steps or trials (a pipeline, study or sweep): each with
+    its error and the traceback it logged (``traceback.txt``)."""
+    if TRACEBACK in names:
+        own = client.read_artifact(run.id, TRACEBACK).decode("utf-8", errors="replace")
+        return [{"run_id": run.id, "name": run.name, "error": run.tags.get("keel.error"), "traceback": own}]
+    if run.kind not in (RunKind.PIPELINE, RunKind.STUDY, RunKind.SWEEP) or run.status is not RunStatus.FAILED:
+        return []
+    failed = []
+    for child in client.store.list_child_runs(run.id, status=RunStatus.FAILED)[:_MAX_FAILURES]:
+        has = any(a.path == TRACEBACK for a in client.list_artifacts(child.id))
+        text = client.read_artifact(child.id, TRACEBACK).decode("utf-8", errors="replace") if has else None
+        failed.append({"run_id": child.id, "name": child.name, "error": child.tags.get("keel.error"), "traceback": text})
+    return failed
+
+
+def _print_failures(run: Run, failures: list[dict[str, Any]]) -> None:
+    for failure in failures:
+        own = failure["run_id"] == run.id
+        where = "" if own else f" in {esc(failure['name'])} (run {esc(failure['run_id'][:12])})"
+        console.print(f"[bold red]traceback[/]{where}" if failure["traceback"] else f"[bold red]failed[/]{where}")
+        text = failure["traceback"] or failure["error"] or "no error was recorded"
+        console.print(Text(clean(text.rstrip("\n"))), soft_wrap=True)  # Text: a traceback is never markup
+
+
 @app.command("show")
-def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix).")) -> None:
-    """Everything about one run: status, code, environment, params, metrics, artifacts."""
+def show(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Everything about one run: status, code, environment, params, metrics, artifacts, and a failure's traceback."""
     require_store()
     client = Client()
     run = resolve_run(client, run_id)
     experiment = client.store.get_experiment(run.experiment_id)
+    artifacts = client.list_artifacts(run.id)
+    failures = _failures(client, run, {a.path for a in artifacts})
+    if as_json:
+        print_json({"run": run, "experiment": experiment, "artifacts": artifacts, "failures": failures})
+        return
     console.print(f"[bold]{esc(run.name)}[/]  {esc(run.id)}  {status_text(run.status)}")
     console.print(f"experiment  {esc(experiment.project)}/{esc(experiment.name)}")
     console.print(f"started     {fmt_time(run.start_time)}   duration {fmt_duration(run.duration_ms)}")
+    if run.deleted_at is not None:
+        console.print(f"[red]deleted[/]     {fmt_time(run.deleted_at)}  (keel runs restore {esc(run.id[:12])} brings it back)")
+    if run.description:
+        console.print(f"description {esc(run.description)}")
     if run.parent_run_id:
         console.print(f"parent      {esc(run.parent_run_id)}")
     code, env = run.code, run.environment
     dirty = " (dirty)" if code.git_dirty_hash else ""
     console.print(f"code        git {esc(code.git_commit or '-')}{dirty}  entry {esc(code.entry_point or '-')}")
     console.print(f"environment python {esc(env.python_version or '-')}  packages {esc((env.packages_hash or '-')[:12])}")
-    for title, items in (("params", run.params), ("tags", run.tags)):
+    for title, items in (("params", {k: param_text(v) for k, v in run.params.items()}), ("tags", run.tags)):
         if items:
             table = Table(title=title, show_header=False, title_justify="left")
             for k, v in sorted(items.items()):
@@ -76,27 +176,35 @@ def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."))
         for col in ("key", "value", "step", "values logged"):
             table.add_column(col)
         for key, m in sorted(run.metrics.items()):
-            table.add_row(esc(key), fmt_num(m.value), str(m.step), str(len(client.get_metric_history(run.id, key))))
+            table.add_row(esc(key), plain(m.value), str(m.step), str(len(client.get_metric_history(run.id, key))))
         console.print(table)
-    artifacts = client.list_artifacts(run.id)
     if artifacts:
         table = Table(title="artifacts", title_justify="left")
-        for col in ("path", "size", "sha256"):
+        for col in ("path", "size", "kind", "sha256"):
             table.add_column(col)
         for a in artifacts:
-            table.add_row(esc(a.path), f"{a.size:,}", esc(a.sha256[:16]))
+            table.add_row(esc(a.path), f"{a.size:,}", esc(artifact_commands.kind(a)), esc(a.sha256[:16]))
         console.print(table)
+        short_id = esc(run.id[:12])
+        console.print(f"[dim]keel runs get {short_id} NAME prints one (-o PATH writes it); keel open {short_id} NAME shows it[/]")
+    _print_failures(run, failures)
 
 
 @app.command("compare")
-def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or unique prefixes).")) -> None:
+def compare(
+    run_ids: list[str] = typer.Argument(..., help="Two or more run ids (or unique prefixes)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Runs side by side: params that differ are highlighted, the best value of each metric is bold."""
     if len(run_ids) < 2:
         raise InvalidArgument.for_field("run_ids", run_ids, "at least two run ids")
     require_store()
     client = Client()
     runs = [resolve_run(client, r) for r in run_ids]
-    data = client.compare([r.id for r in runs])
+    data: dict[str, Any] = client.compare([r.id for r in runs])
+    if as_json:
+        print_json({"runs": [r.id for r in runs], "params": data["params"], "metrics": data["metrics"]})
+        return
     table = Table(header_style="bold")
     table.add_column("")
     for run in runs:
@@ -104,7 +212,8 @@ def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids (
     for key, values in data["params"].items():
         differs = len({v for v in values}) > 1
         style = "magenta" if differs else "dim"
-        table.add_row(f"[{style}]{esc(key)}[/]", *[f"[{style}]{esc(v) if v is not None else '-'}[/]" for v in values])
+        cells = [f"[{style}]{esc(param_text(v)) if v is not None else '-'}[/]" for v in values]
+        table.add_row(f"[{style}]{esc(key)}[/]", *cells)
     for key, values in data["metrics"].items():
         best = best_value(key, values)
         several = sum(v is not None for v in values) > 1

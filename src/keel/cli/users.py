@@ -12,8 +12,9 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from keel.cli.output import console, esc, fmt_time
+from keel.cli.output import JSON_OPTION, console, esc, fmt_time, print_json
 from keel.core.clock import now_ms
+from keel.core.entities import to_plain
 from keel.core.identity import ALL_PROJECTS, ApiToken, RoleBinding
 
 users = typer.Typer(help="Users and service accounts (principals).", no_args_is_help=True)
@@ -46,8 +47,11 @@ def create_user(
 
 
 @users.command("list")
-def list_users() -> None:
+def list_users(as_json: bool = JSON_OPTION) -> None:
     """Every user and service account."""
+    if as_json:
+        print_json(_identity().list_principals())
+        return
     table = Table(box=None)
     for column in ("name", "kind", "created", "created by", "state"):
         table.add_column(column)
@@ -110,8 +114,12 @@ def revoke(
 def list_roles(
     name: str = typer.Argument(None, help="Only this user's."),
     model: str = typer.Option(None, "--model", help="Only on this model."),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Role bindings: everyone's, or one user's."""
+    if as_json:
+        print_json(_identity().bindings(name, model=model))
+        return
     table = Table(box=None)
     for column in ("user", "role", "project", "model", "granted"):
         table.add_column(column)
@@ -132,8 +140,11 @@ def trust(
 
 
 @roles.command("trusted")
-def trusted(project: str = typer.Option("default", "--project", help="The project.")) -> None:
+def trusted(project: str = typer.Option("default", "--project", help="The project."), as_json: bool = JSON_OPTION) -> None:
     """The roles a project trusts to write pickles."""
+    if as_json:
+        print_json({"project": project, "trusted_roles": _identity().trusted_roles(project)})
+        return
     console.print(f"project {esc(project)} trusts pickles written by: {esc(', '.join(_identity().trusted_roles(project)))}")
 
 
@@ -181,8 +192,12 @@ def _state(t: ApiToken, now: int) -> str:
 
 
 @tokens.command("list")
-def list_tokens(name: str = typer.Argument(None, help="Only this user's.")) -> None:
+def list_tokens(name: str = typer.Argument(None, help="Only this user's."), as_json: bool = JSON_OPTION) -> None:
     """Token records, newest first (never the tokens themselves)."""
+    if as_json:
+        now = now_ms()
+        print_json([{**to_plain(t), "state": _state(t, now)} for t in _identity().list_tokens(name)])
+        return
     table = Table(box=None)
     for column in ("id", "user", "name", "scopes", "created", "expires", "last used", "state"):
         table.add_column(column)

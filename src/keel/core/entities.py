@@ -12,6 +12,8 @@ from typing import Any
 
 
 class RunStatus(enum.StrEnum):
+    """A run's state: ``running`` until it ends as ``finished``, ``failed`` (an exception) or ``killed`` (Ctrl-C)."""
+
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
@@ -19,6 +21,7 @@ class RunStatus(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
+        """True for an ended run (any status but ``running``)."""
         return self is not RunStatus.RUNNING
 
 
@@ -31,6 +34,18 @@ class RunKind(enum.StrEnum):
     STUDY = "study"
     SWEEP = "sweep"
     TRIAL = "trial"  # a child of a study or sweep run
+
+
+NOTE_TAG = "keel.note"
+"""The tag that holds a run's description (``keel.set_description``), as MLflow keeps ``mlflow.note.content``."""
+
+
+class ViewType(enum.StrEnum):
+    """Which runs or experiments a search or list shows: the live ones (the default), only the deleted, or all."""
+
+    ACTIVE = "active"
+    DELETED = "deleted"
+    ALL = "all"
 
 
 class TrialState(enum.StrEnum):
@@ -67,10 +82,18 @@ class Project:
 
 @dataclass(frozen=True, slots=True)
 class Experiment:
+    """A named group of runs within a project; ``deleted_at`` is set while it is soft-deleted."""
+
     id: int
     name: str
     project: str = "default"
     created_at: int = 0  # ms since the epoch
+    deleted_at: int | None = None  # ms since the epoch when soft-deleted (restorable until ``keel gc``)
+
+    @property
+    def deleted(self) -> bool:
+        """True while the experiment is soft-deleted (``keel.restore_experiment`` brings it back)."""
+        return self.deleted_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +118,8 @@ class Environment:
 
 @dataclass(frozen=True, slots=True)
 class Metric:
+    """One logged value of a metric: its run, key, value, step and timestamp (ms since the epoch)."""
+
     run_id: str
     key: str
     value: float
@@ -122,6 +147,9 @@ class ArtifactRef:
 
 @dataclass(frozen=True, slots=True)
 class Run:
+    """A run as stored: status, times (ms since the epoch), params, tags, the latest value of each metric
+    (``metrics``; ``get_metric_history`` has them all), code version and environment."""
+
     id: str
     experiment_id: int
     name: str
@@ -138,12 +166,26 @@ class Run:
     kind: RunKind = RunKind.RUN
     step: StepInfo | None = None  # step runs
     trial: TrialInfo | None = None  # trial runs
+    # when the run was soft-deleted, or else when its experiment was (ms since the epoch); None while live
+    deleted_at: int | None = None
+
+    @property
+    def deleted(self) -> bool:
+        """True while the run, or its experiment, is soft-deleted (hidden from searches, read-only)."""
+        return self.deleted_at is not None
+
+    @property
+    def description(self) -> str | None:
+        """The run's description (its notes), kept in the tag ``keel.note``; None when it has none."""
+        return self.tags.get(NOTE_TAG)
 
     @property
     def duration_ms(self) -> int | None:
+        """How long the run ran, in milliseconds; None while it has not ended."""
         return None if self.end_time is None else self.end_time - self.start_time
 
     def metric(self, key: str) -> float | None:
+        """The latest value of the metric ``key``, or None when the run never logged it."""
         latest = self.metrics.get(key)
         return None if latest is None else latest.value
 

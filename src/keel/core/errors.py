@@ -17,6 +17,7 @@
     ├── ValidationFailed   validation_failed   data refused at ingestion by its checks     (422)
     ├── StepFailed         step_failed         a pipeline step failed after its retries    (422)
     ├── TrialPruned        trial_pruned        an objective stopped an unpromising trial   (400)
+    ├── StudyFailed        study_failed        every trial of a study or sweep failed      (422)
     ├── TooManyFailures    too_many_failures   a client that failed too often, refused a while  (429)
     ├── MissingExtra       missing_extra       an optional dependency is not installed     (501)
     └── StoreUnavailable   store_unavailable   the backend cannot be reached or keeps failing  (503)
@@ -58,6 +59,7 @@ class KeelError(Exception):
         return {name: _json_ready(value) for name, value in found.items() if value is not None}
 
     def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-ready data: ``{"code": ..., "message": ...}``, plus ``"details"`` when set."""
         payload: dict[str, Any] = {"code": self.code, "message": self.message}
         if details := self.details:
             payload["details"] = details
@@ -83,6 +85,8 @@ class InvalidArgument(KeelError):
 
     @classmethod
     def for_field(cls, field: str, value: Any, expected: str) -> InvalidArgument:
+        """The error for one bad value: ``for_field("step", -1.5, "a finite integer")`` reads
+        "step must be a finite integer; got -1.5" (the value's repr, cut at 80 characters)."""
         shown = repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
@@ -132,11 +136,16 @@ class UntrustedModel(PermissionDenied):
 
 
 class NotFound(KeelError):
+    """What was asked for does not exist (a run, experiment, model version, artifact...); HTTP 404."""
+
     code = "not_found"
     http_status = 404
 
 
 class Conflict(KeelError):
+    """The request clashes with the stored state: a param logged again with another value, a run ended
+    twice, a name already taken; HTTP 409."""
+
     code = "conflict"
     http_status = 409
 
@@ -255,6 +264,23 @@ class TrialPruned(KeelError):
     """Raised inside an objective to stop a trial that is not promising (``trial.prune()``)."""
 
     code = "trial_pruned"
+
+
+class StudyFailed(KeelError):
+    """Every trial of a study (or sweep) failed: the message quotes the first trial's error. ``run_id`` is the study
+    run, ``error`` that first error; ``result`` the ``StudyResult``/``SweepResult`` (``None`` when rebuilt from a
+    server's answer)."""
+
+    code = "study_failed"
+    http_status = 422
+    details_fields = ("run_id", "error")
+    result: Any = None
+    run_id: str = ""
+    error: str = ""
+
+    def __init__(self, message: str, *, run_id: str = "", error: str = "", result: Any = None) -> None:
+        super().__init__(message)
+        self.run_id, self.error, self.result = run_id, error, result
 
 
 class MissingExtra(KeelError):

@@ -10,6 +10,8 @@ import math
 import os
 from collections.abc import Sequence
 
+from keel.core.numbers import plain, short
+
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 CSS = """
@@ -32,12 +34,37 @@ def esc(value: object) -> str:
 
 
 def fmt(x: object) -> str:
-    """A number for a report cell, escaped: stored values come from clients and need not be numbers."""
+    """A number for a report cell (``keel.core.numbers.short``), escaped: stored values come from clients and need
+    not be numbers."""
     if x is None:
         return "-"
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    return f"{x:.4g}" if isinstance(x, float) else esc(x)
+    return short(x) if isinstance(x, float) else esc(x)
+
+
+def as_number(text: object) -> float | int | None:
+    """The number a logged parameter spells (params are stored as text: ``"0.1"``, ``"32"``), or None."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return text
+    if not isinstance(text, str) or not text.strip() or text.strip().lower() in ("nan", "inf", "-inf", "infinity"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def param(value: object) -> str:
+    """A parameter value for a report cell, escaped: a number to four significant digits with its full value on
+    hover (``0.30000000000000004`` -> ``0.3``), anything else as it is."""
+    number = as_number(value)
+    if number is None or isinstance(number, int):
+        return esc(value)
+    cell, full = short(number), plain(number)
+    return cell if cell == full else f"<span title='{full}'>{cell}</span>"
 
 
 def pct(x: object, digits: int = 1) -> str:
@@ -84,19 +111,30 @@ def figure(caption: str, svg: str, names: Sequence[str] = ()) -> str:
     return f"<figure><figcaption>{esc(caption)}</figcaption>{svg}{legend(names) if names else ''}</figure>"
 
 
+def text_width(text: str, size: float = 10) -> float:
+    """A generous estimate of ``text``'s width in px at ``size`` in a sans-serif face (DejaVu Sans' digits: 0.636 em)."""
+    return len(text) * size * 0.65
+
+
+def left_margin(tick_labels: Sequence[str], size: float = 10) -> int:
+    """Room left of a y axis for its tick labels (drawn right-aligned 4 px off the axis), 44 px at least."""
+    return max(44, math.ceil(max((text_width(t, size) for t in tick_labels), default=0) + 8))
+
+
 def bar_chart(labels: Sequence[str], series: Sequence[Sequence[float]], width: int = 520, height: int = 220) -> str:
     """Grouped bars: one group per label, one bar per series (e.g. reference and current shares)."""
-    pad_l, pad_b, pad_t = 44, 40, 10
     top = max((v for s in series for v in s if math.isfinite(v)), default=0.0) or 1.0
+    ticks = [(frac, fmt(top * frac)) for frac in (0.0, 0.5, 1.0)]
+    pad_l, pad_b, pad_t = left_margin([t for _, t in ticks]), 40, 10
     groups = max(len(labels), 1)
     group_w = (width - pad_l - 8) / groups
     bar_w = max(group_w * 0.8 / max(len(series), 1), 1.0)
     inner_h = height - pad_b - pad_t
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
-    for frac in (0.0, 0.5, 1.0):
+    for frac, tick in ticks:
         y = pad_t + inner_h * (1 - frac)
         parts.append(f'<line x1="{pad_l}" y1="{y:.1f}" x2="{width - 8}" y2="{y:.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{fmt(top * frac)}</text>')
+        parts.append(f'<text x="{pad_l - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{tick}</text>')
     for g, label in enumerate(labels):
         x0 = pad_l + g * group_w + group_w * 0.1
         for s, values in enumerate(series):
@@ -119,7 +157,7 @@ def bar_chart(labels: Sequence[str], series: Sequence[Sequence[float]], width: i
 
 def xy_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float], str]], width: int = 560, height: int = 260) -> str:
     """Lines or points: each series is (label, xs, ys, style) with style "line" or "points"."""
-    pad = 44
+    pad = 44  # right, top and bottom; the left margin fits the y tick labels
     xs_all = [x for _, xs, _, _ in series for x in xs]
     ys_all = [y for _, _, ys, _ in series for y in ys if math.isfinite(y)]
     if not xs_all or not ys_all:
@@ -130,18 +168,23 @@ def xy_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float], str]]
     if y1 == y0:
         y0, y1 = y0 - 0.5, y1 + 0.5
 
+    y_ticks = [(value, fmt(value)) for value in (y0, (y0 + y1) / 2, y1)]
+    pad_l = left_margin([t for _, t in y_ticks])
+
     def sx(x: float) -> float:
-        return pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
+        return pad_l + (x - x0) / (x1 - x0) * (width - pad_l - pad)
 
     def sy(y: float) -> float:
         return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
-    for value in (y0, (y0 + y1) / 2, y1):
-        parts.append(f'<line x1="{pad}" y1="{sy(value):.1f}" x2="{width - pad}" y2="{sy(value):.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{pad - 4}" y="{sy(value) + 4:.1f}" font-size="10" text-anchor="end">{fmt(value)}</text>')
+    for value, tick in y_ticks:
+        parts.append(f'<line x1="{pad_l}" y1="{sy(value):.1f}" x2="{width - pad}" y2="{sy(value):.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{pad_l - 4}" y="{sy(value) + 4:.1f}" font-size="10" text-anchor="end">{tick}</text>')
     for value in (x0, x1):
-        parts.append(f'<text x="{sx(value):.1f}" y="{height - pad + 14}" font-size="10" text-anchor="middle">{value:g}</text>')
+        parts.append(
+            f'<text x="{sx(value):.1f}" y="{height - pad + 14}" font-size="10" text-anchor="middle">{short(value)}</text>'
+        )
     for i, (label, xs, ys, style) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         points = [(sx(x), sy(y)) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]

@@ -29,6 +29,10 @@ _RULE = re.compile(
 
 @dataclass(frozen=True)
 class Rule:
+    """A parsed gate rule (``parse_rule("auc >= baseline + 1%")``): the metric, the comparison (``op``) and
+    what it compares with (``kind``: a number, the baseline, the baseline plus ``value``, or plus a fraction
+    of it); ``text`` is the rule as written."""
+
     metric: str
     op: str
     kind: str  # "absolute", "baseline", "delta", "relative"
@@ -36,6 +40,8 @@ class Rule:
     text: str = ""
 
     def threshold(self, baseline: float | None) -> float:
+        """The number the metric is compared with, given the baseline's value (None only for absolute rules).
+        A relative rule moves by a fraction of ``abs(baseline)``, so "+1%" asks for better on negative scores too."""
         if self.kind == "absolute":
             return self.value
         assert baseline is not None
@@ -47,6 +53,8 @@ class Rule:
 
 
 def parse_rule(text: str) -> Rule:
+    """Parse one rule: ``"<metric> <op> <number>"`` or ``"<metric> <op> baseline [+|-|* amount[%]]"``, with
+    ``op`` one of ``>= <= > <``; e.g. ``parse_rule("log_loss <= baseline - 0.01")``. ``InvalidArgument`` otherwise."""
     m = _RULE.match(text or "")
     if not m:
         raise InvalidArgument.for_field(

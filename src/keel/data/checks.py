@@ -27,6 +27,9 @@ _CUSTOM: dict[str, Callable[[Any], Any]] = {}
 
 @dataclass(frozen=True)
 class CheckResult:
+    """The verdict of one check: passed or not, its severity, how many rows (and what share) failed, a few
+    example values (or rows), and a message (``"ok"`` when it passed)."""
+
     kind: str
     column: str | None
     passed: bool
@@ -43,6 +46,7 @@ class CheckResult:
         object.__setattr__(self, "examples", [_plain(x) for x in self.examples])
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data, one key per field."""
         return asdict(self)
 
 
@@ -53,18 +57,23 @@ class Check:
     kind: ClassVar[str] = "check"
 
     def columns(self) -> list[str]:
+        """The columns this check reads; validation refuses a suite naming columns the data does not have."""
         column = getattr(self, "column", None)
         return [column] if column else []
 
     def params(self) -> dict[str, Any]:
+        """The check's settings but ``severity``, as a suite's YAML writes them."""
         return {k: v for k, v in asdict(self).items() if k != "severity"}
 
     def validate_params(self) -> None:
+        """Refuse bad settings (``InvalidArgument``) when the suite is built, before any data is read."""
         severity = getattr(self, "severity", "error")
         if severity not in SEVERITIES:
             raise InvalidArgument.for_field(f"{self.kind} check severity", severity, "'error' or 'warn'")
 
     def evaluate(self, table: Any) -> tuple[CheckResult, np.ndarray | None]:
+        """Run the check on a pyarrow Table: its ``CheckResult`` and, for a check that judges rows one by one,
+        the boolean mask of the failing rows (None for a check on the whole column or table)."""
         raise NotImplementedError
 
     def _result(
@@ -124,6 +133,7 @@ class Columns(Check):
     severity: str = "error"
 
     def columns(self) -> list[str]:
+        """None: this check is the one that looks for the columns, so missing ones fail it rather than the suite."""
         return []  # checked here, so a missing column is a failed check, not a bad suite
 
     def evaluate(self, table: Any) -> tuple[CheckResult, None]:
@@ -350,6 +360,7 @@ class Outliers(Check):
             raise InvalidArgument.for_field(f"outliers check on {self.column!r}: threshold", self.threshold, "a positive number")
 
     def bounds(self, values: np.ndarray) -> tuple[float, float]:
+        """The (low, high) bounds outside which a value is an outlier, from the non-NaN values (infinite when none)."""
         present = values[~np.isnan(values)]
         if present.size == 0:
             return -math.inf, math.inf
@@ -386,9 +397,11 @@ class Custom(Check):
     fn: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
 
     def params(self) -> dict[str, Any]:
+        """The registered name and the column: the function itself is not written to YAML."""
         return {"name": self.name, "column": self.column}
 
     def function(self) -> Callable[[Any], Any]:
+        """The check's function: ``fn`` if given, else the one registered under ``name`` (``InvalidArgument`` if none)."""
         fn = self.fn or _CUSTOM.get(self.name)
         if fn is None:
             raise InvalidArgument.for_field(

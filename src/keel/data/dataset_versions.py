@@ -27,6 +27,8 @@ ON_FAIL = ("refuse", "quarantine")
 
 
 def resolve(ref: str | DatasetVersion, ctx: Context | None = None) -> DatasetVersion:
+    """The dataset version ``ref`` names: ``"orders"`` (the latest) or ``"orders@3"``; a ``DatasetVersion`` is
+    returned as it is. ``NotFound`` for an unknown dataset or version."""
     if isinstance(ref, DatasetVersion):
         return ref
     name, version = parse_ref(ref)
@@ -180,6 +182,7 @@ def save_validation(ref: str | DatasetVersion, result: ValidationResult, ctx: Co
 
 
 def versions(name: str, ctx: Context | None = None) -> list[DatasetVersion]:
+    """Every version of the dataset ``name``, oldest first; ``NotFound`` for an unknown dataset."""
     return _ctx(ctx).store.datasets.list_versions(name)
 
 

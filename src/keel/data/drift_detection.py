@@ -37,6 +37,9 @@ KS_EXACT_MAX = 10_000  # effective sample size up to which the KS p-value comes 
 
 @dataclass(frozen=True)
 class ColumnDrift:
+    """The drift verdict of one column: the test that decided, its statistic (and p-value for KS and
+    chi-square), the threshold it was held to, and every test computed (``tests``)."""
+
     column: str
     kind: str
     test: str  # the test that decided
@@ -47,11 +50,15 @@ class ColumnDrift:
     tests: dict[str, dict[str, float | None]] = field(default_factory=dict)  # every test computed
 
     def to_dict(self) -> dict[str, Any]:
+        """The column's verdict as JSON-ready data, one key per field."""
         return asdict(self)
 
 
 @dataclass
 class DriftResult:
+    """What ``keel.data.drift`` found: one ``ColumnDrift`` per column compared, and whether the dataset drifted
+    (at least ``drift_share`` of its columns did). ``result.drifted`` names the columns that drifted."""
+
     columns: list[ColumnDrift]
     reference: str
     current: str
@@ -65,23 +72,47 @@ class DriftResult:
 
     @property
     def drifted(self) -> list[str]:
+        """The names of the columns that drifted, in the order compared."""
         return [c.column for c in self.columns if c.drifted]
 
     @property
     def share_drifted(self) -> float:
+        """The share of the compared columns that drifted (0.0 when none were compared)."""
         return len(self.drifted) / len(self.columns) if self.columns else 0.0
 
     @property
     def dataset_drift(self) -> bool:
+        """True when at least ``drift_share`` of the columns drifted: the dataset as a whole did."""
         return bool(self.columns) and self.share_drifted >= self.drift_share
 
+    @property
+    def verdict(self) -> str:
+        """``"drift"`` (the dataset drifted: ``keel data drift --fail-on-drift`` exits 1), ``"columns"`` (some
+        columns drifted, fewer than ``drift_share`` of them: exit 0, but worth a look) or ``"none"``."""
+        if self.dataset_drift:
+            return "drift"
+        return "columns" if self.drifted else "none"
+
+    @property
+    def headline(self) -> str:
+        """The verdict in words, e.g. "2 of 10 columns drifted (below the 50% dataset threshold)"."""
+        n, total, threshold = len(self.drifted), len(self.columns), f"{self.drift_share:.0%}"
+        if self.dataset_drift:
+            return f"dataset drift: {n} of {total} columns drifted (the dataset threshold is {threshold})"
+        if n:
+            return f"{n} of {total} columns drifted (below the {threshold} dataset threshold)"
+        return f"no dataset drift: none of {total} columns drifted"
+
     def column(self, name: str) -> ColumnDrift:
+        """The verdict of the column ``name`` (``InvalidArgument`` naming the compared columns if it was not one)."""
         for c in self.columns:
             if c.column == name:
                 return c
         raise InvalidArgument.for_field("column", name, f"one of {', '.join(c.column for c in self.columns)}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data (``keel data drift --json``): the verdict, the drifted columns and
+        every column's tests; the profiles are left out."""
         return {
             "reference": self.reference,
             "current": self.current,

@@ -19,6 +19,7 @@ from keel.data.drift_detection import DriftResult, _cdf_at
 from keel.data.validation import ValidationResult
 
 TOP_CATEGORIES = 12
+_VERDICT_STYLE = {"drift": "bad", "columns": "warn", "none": "ok"}  # green only when no column drifted
 
 
 def _numeric_shares(ref: dict[str, Any], cur: dict[str, Any] | None) -> tuple[list[str], list[list[float]]]:
@@ -99,11 +100,12 @@ def validation_html(result: ValidationResult, title: str | None = None) -> str:
 
 
 def drift_html(result: DriftResult, title: str | None = None) -> str:
-    verdict = "<span class=bad>drift</span>" if result.dataset_drift else "<span class=ok>no dataset drift</span>"
+    style = _VERDICT_STYLE[result.verdict]
     out = [
+        f"<p class='headline {style}'>{esc(result.headline)}</p>",
         f"<p>{esc(result.current)} ({count(result.current_rows)} rows) against {esc(result.reference)} "
-        f"({count(result.reference_rows)} rows): {verdict} — {len(result.drifted)} of {len(result.columns)} columns drifted "
-        f"({result.share_drifted:.0%}; the dataset drifts at {result.drift_share:.0%})</p>",
+        f"({count(result.reference_rows)} rows): {pct(result.share_drifted, 0)} of the columns drifted; "
+        f"the dataset drifts at {pct(result.drift_share, 0)}</p>",
         "<div class=wide><table><tr><th class=l>column</th><th class=l>kind</th><th class=l>test</th><th>statistic</th>"
         "<th>p-value</th><th>threshold</th><th class=l>verdict</th><th>KS / chi2 p</th><th>PSI</th></tr>",
     ]

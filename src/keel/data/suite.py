@@ -47,9 +47,11 @@ class Suite:
             check.validate_params()
 
     def columns(self) -> set[str]:
+        """Every column the checks read; ``validate`` refuses data that lacks one of them."""
         return {c for check in self.checks for c in check.columns()}
 
     def to_dict(self) -> dict[str, Any]:
+        """The suite as plain data: ``{"suite": name, "checks": [{"kind": ..., <settings>, "severity": ...}]}``."""
         items = []
         for check in self.checks:
             entry: dict[str, Any] = {"kind": check.kind}
@@ -62,6 +64,7 @@ class Suite:
 
     @classmethod
     def from_dict(cls, data: Any) -> Suite:
+        """The suite ``to_dict`` wrote; an unknown check kind or a bad setting raises ``InvalidArgument``."""
         if not isinstance(data, dict) or not isinstance(data.get("checks"), list):
             raise InvalidArgument.for_field("suite", type(data).__name__, "a mapping with a 'checks' list")
         checks: list[Check] = []
@@ -80,12 +83,14 @@ class Suite:
         return cls(checks=checks, name=str(data.get("suite", "suite")))
 
     def to_yaml(self) -> str:
+        """The suite as YAML text, checks in order, for review and version control."""
         import yaml
 
         return str(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
 
     @classmethod
     def from_yaml(cls, text: str) -> Suite:
+        """The suite in YAML ``text`` (as ``to_yaml`` writes it); invalid YAML raises ``InvalidArgument``."""
         import yaml
 
         try:
@@ -95,6 +100,7 @@ class Suite:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:
+        """Write the suite as YAML to ``path`` (parent folders created); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.to_yaml())
@@ -102,6 +108,7 @@ class Suite:
 
     @classmethod
     def load(cls, path: str | Path) -> Suite:
+        """Read a suite from a YAML file, e.g. ``Suite.load("suites/orders.yaml")``."""
         path = Path(path)
         if not path.is_file():
             raise InvalidArgument.for_field("suite path", str(path), "an existing YAML file")

@@ -54,6 +54,8 @@ def transform(name: str | None = None) -> Callable[[Callable[..., Any]], Transfo
 
 
 def get_transform(name: str | Transform) -> Transform:
+    """The transform registered under ``name`` (a ``Transform`` is returned as it is); ``InvalidArgument``
+    listing the registered names otherwise."""
     if isinstance(name, Transform):
         return name
     found = _REGISTRY.get(name)
@@ -63,6 +65,7 @@ def get_transform(name: str | Transform) -> Transform:
 
 
 def registered() -> list[str]:
+    """The names of the registered transforms (built-in and ``@keel.data.transform``), sorted."""
     return sorted(_REGISTRY)
 
 

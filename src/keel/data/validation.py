@@ -15,6 +15,9 @@ from keel.data.suite import Suite
 
 @dataclass
 class ValidationResult:
+    """What ``validate`` found: one ``CheckResult`` per check, the rows that failed row-level error checks
+    (``failing_rows``, for quarantine), and how long it took."""
+
     suite: str
     row_count: int
     results: list[CheckResult]
@@ -27,18 +30,22 @@ class ValidationResult:
 
     @property
     def whole_data_errors(self) -> int:
+        """How many error-level checks on a whole column or table failed (quarantine cannot split those off)."""
         return len(self.whole_data)
 
     @property
     def errors(self) -> list[CheckResult]:
+        """The failed checks of severity ``error``: any of them fails the validation."""
         return [r for r in self.results if not r.passed and r.severity == "error"]
 
     @property
     def warnings(self) -> list[CheckResult]:
+        """The failed checks of severity ``warn``: reported, not failing the validation."""
         return [r for r in self.results if not r.passed and r.severity == "warn"]
 
     @property
     def passed(self) -> bool:
+        """True when no error-level check failed (warnings allowed)."""
         return not self.errors
 
     @property
@@ -51,6 +58,8 @@ class ValidationResult:
         return ", ".join(_label(r) for r in self.whole_data)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready data: suite, row count, passed, error and warning counts, every check's
+        result, and the suite's definition when kept."""
         return {
             "suite": self.suite,
             "row_count": self.row_count,
@@ -63,6 +72,7 @@ class ValidationResult:
         }
 
     def summary(self) -> str:
+        """One line: all checks passed (and how many warnings), or which failed and why (the first five)."""
         if self.passed:
             return f"suite {self.suite!r}: all {len(self.results)} checks passed" + (
                 f" ({len(self.warnings)} warnings)" if self.warnings else ""

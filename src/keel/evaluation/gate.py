@@ -25,15 +25,20 @@ __all__ = ["GateResult", "Rule", "RuleCheck", "check_rules", "gate", "parse_rule
 
 @dataclass
 class GateResult:
+    """What ``gate`` found: the candidate and baseline run ids, and one ``RuleCheck`` per rule (the values
+    compared, the threshold, whether it passed)."""
+
     candidate: str
     baseline: str | None
     checks: list[RuleCheck] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
+        """True when every rule passed."""
         return all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as JSON-ready data (``keel gate --json``): passed, candidate, baseline and the checks."""
         return {"passed": self.passed, "candidate": self.candidate, "baseline": self.baseline,
                 "checks": [asdict(c) for c in self.checks]}  # fmt: skip
 

@@ -70,7 +70,7 @@ def classification_metrics(y_true: Any, y_pred: Any = None, y_score: Any = None,
 
 
 def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
-    """MAE, RMSE and R²."""
+    """MAE, RMSE and R² of predictions against true values: ``{"mae": ..., "rmse": ..., "r2": ...}``."""
     skm = _sk()
     a, b = _arrays(y_true, y_pred, "y_pred")
     return {
@@ -98,6 +98,8 @@ def threshold_curve(y_true: Any, y_score: Any, points: int = 101) -> dict[str, l
 
 
 def evaluation_html(metrics: dict[str, Any], curve: dict[str, list[float]] | None = None, title: str = "evaluation") -> str:
+    """A self-contained HTML page of an evaluation: the numeric metrics as a table, the confusion matrix when
+    ``metrics`` has one, and, given a ``threshold_curve``, precision, recall and F1 by threshold."""
     rows = "".join(
         f"<tr><td class=l>{esc(k)}</td><td>{fmt(v)}</td></tr>" for k, v in metrics.items() if isinstance(v, (int, float))
     )
@@ -123,10 +125,25 @@ def evaluation_html(metrics: dict[str, Any], curve: dict[str, list[float]] | Non
     return page(title, "".join(out))
 
 
+def _evaluation_run(run: Any) -> Any:
+    """The run to log on: ``run`` itself, or the active run for ``None``; refused before anything is computed."""
+    from keel.context import current_run
+
+    if run is None:
+        run = current_run()
+        if run is None:
+            raise InvalidArgument.for_field("run", None, "a run (keel.start_run() as run), or None inside an active run")
+    if not (hasattr(run, "log_metrics") and hasattr(run, "log_text")):
+        raise InvalidArgument.for_field("run", run, "a run (keel.start_run() as run), or None inside an active run")
+    return run
+
+
 def log_evaluation(
     run: Any, y_true: Any, *, y_score: Any = None, y_pred: Any = None, task: str = "classification", prefix: str = ""
 ) -> dict[str, Any]:
-    """Compute the metrics, log the numeric ones on ``run`` (an ActiveRun), attach ``evaluation.html``."""
+    """Compute the metrics, log the numeric ones on ``run`` (an ActiveRun; ``None``: the active run), attach
+    ``evaluation.html``."""
+    run = _evaluation_run(run)
     if task == "classification":
         metrics = classification_metrics(y_true, y_pred, y_score)
         score = None if y_score is None else np.asarray(y_score)

@@ -34,9 +34,11 @@ class Node:
 
     @property
     def key(self) -> str:
+        """The node's key in its graph, ``"<kind>:<id>"`` (e.g. ``"run:3f2a..."``)."""
         return f"{self.kind}:{self.id}"
 
     def to_json(self) -> dict[str, Any]:
+        """The node as JSON-ready data: key, kind, id, label and attrs."""
         return {"key": self.key, "kind": self.kind, "id": self.id, "label": self.label, "attrs": self.attrs}
 
 
@@ -49,6 +51,7 @@ class Edge:
     relation: str
 
     def to_json(self) -> dict[str, str]:
+        """The edge as JSON-ready data: source, target and relation."""
         return {"source": self.source, "target": self.target, "relation": self.relation}
 
 
@@ -62,6 +65,7 @@ class LineageGraph:
 
     @property
     def root(self) -> str | None:
+        """The key of the first node added, where the queries start; None for an empty graph."""
         return next(iter(self.nodes), None)
 
     def add(self, kind: str, id: str, label: str, /, **attrs: Any) -> str:
@@ -83,6 +87,7 @@ class LineageGraph:
             self.edges.append(Edge(source, target, relation))
 
     def of_kind(self, kind: str) -> list[Node]:
+        """The nodes of one kind (``"run"``, ``"dataset_version"``, ...), in the order they were added."""
         return [n for n in self.nodes.values() if n.kind == kind]
 
     def targets(self, key: str, relation: str | None = None) -> list[Node]:
@@ -114,6 +119,7 @@ class LineageGraph:
         return {key: out.get(key, last) for key in self.nodes}
 
     def to_json(self) -> dict[str, Any]:
+        """The graph as JSON-ready data: ``{"root": key, "nodes": [...], "edges": [...]}``."""
         return {
             "root": self.root,
             "nodes": [n.to_json() for n in self.nodes.values()],

@@ -106,6 +106,7 @@ class ServedAt:
         return None if self.primary is None else self.resolved.get(self.primary)
 
     def to_json(self) -> dict[str, Any]:
+        """The answer as JSON-ready data: the routes then, each resolved, the version that answered, the change."""
         return {
             "target": self.target, "at": self.at, "kind": self.kind, "primary": self.primary,
             "shadows": list(self.shadows), "canaries": [[u, w] for u, w in self.canaries], "resolved": self.resolved,
@@ -154,6 +155,7 @@ class Routed:
     via: tuple[str, ...] = ()  # the route URIs that named it (an alias URI when it followed an alias)
 
     def to_json(self) -> dict[str, Any]:
+        """The routed version as JSON-ready data, one key per field."""
         return to_plain(self)  # type: ignore[no-any-return]
 
 

@@ -108,6 +108,8 @@ def check_writable(path: str | Path, field: str = "--html") -> Path:
 
 
 def write_lineage_html(graph: LineageGraph, path: str | Path, title: str = "Lineage") -> Path:
+    """Write ``lineage_html(graph)`` to ``path`` and return it; refuses (``InvalidArgument``) to overwrite a
+    file that is not a report keel wrote."""
     target = check_writable(path)
     target.write_text(lineage_html(graph, title), encoding="utf-8")
     return target

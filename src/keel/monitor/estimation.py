@@ -97,6 +97,8 @@ class Estimator:
     calibrator: Any = None
 
     def fit(self, proba: Any, labels: Any) -> Estimator:
+        """Calibrate on a labelled reference (isotonic regression of labels on positive-class probabilities);
+        needs at least 20 rows, both classes present. Returns ``self``."""
         from sklearn.isotonic import IsotonicRegression
 
         p = _probabilities(proba, "proba")
@@ -108,8 +110,11 @@ class Estimator:
         return self
 
     def calibrated(self, proba: Any) -> np.ndarray:
+        """The probabilities calibrated by ``fit`` (as given when not fitted); values must lie in [0, 1]."""
         p = _probabilities(proba, "proba")
         return p if self.calibrator is None else np.asarray(self.calibrator.predict(p), dtype=np.float64)
 
     def estimate(self, proba: Any, predicted: Any) -> dict[str, float | None]:
+        """A window's expected metrics (accuracy, precision, recall, F1, ROC AUC) from its probabilities and
+        predictions alone, no labels needed: ``expected_metrics`` of the calibrated probabilities."""
         return expected_metrics(self.calibrated(proba), predicted)

@@ -248,10 +248,12 @@ class Profile:
         return {"row_count": self.rows, "columns": {n: s.to_drift(self.rows) for n, s in self.columns.items()}}
 
     def to_dict(self) -> dict[str, Any]:
+        """The profile as JSON-ready data (format, row count, each column's sketch), for storing it."""
         return {"format": FORMAT, "rows": self.rows, "columns": {n: s.to_dict() for n, s in self.columns.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Profile:
+        """The profile ``to_dict`` wrote; ``InvalidArgument`` for another format."""
         if d.get("format") != FORMAT:
             raise InvalidArgument.for_field("format", d.get("format"), f"a keel.monitor profile of format {FORMAT}")
         columns: dict[str, Sketch] = {}

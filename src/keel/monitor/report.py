@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel.core.errors import KeelError
-from keel.core.html import PALETTE, count, esc, fmt, page, pct
+from keel.core.html import PALETTE, count, esc, fmt, left_margin, page, pct
 from keel.core.monitoring import ActionRecord, Alert, Monitor, MonitorWindow
 
 __all__ = ["MAX_POINTS", "monitor_report"]
@@ -29,7 +29,7 @@ MAX_POINTS = 240  # per line of a chart
 TOP_COLUMNS = 6  # drift scores charted, and quality series per check
 MAX_FEATURE_PLOTS = 24
 MAX_METRICS = 8
-_WIDTH, _HEIGHT, _PAD_L, _PAD_R, _PAD_T, _PAD_B = 520, 200, 48, 12, 10, 34
+_WIDTH, _HEIGHT, _PAD_R, _PAD_T, _PAD_B = 520, 200, 12, 10, 34  # the left margin fits the y tick labels
 _QUALITY_CHECKS = ("missing_share_change", "out_of_range_share", "unseen_category_share", "missing_share")
 
 
@@ -197,18 +197,20 @@ def time_chart(xs: Sequence[int], lines: Sequence[_Line], *, zero: bool = True) 
         y0, y1 = min(y0, 0.0), max(y1, 0.0)
     if y1 == y0:
         y0, y1 = y0 - 0.5, y1 + 0.5
-    inner_w, inner_h = _WIDTH - _PAD_L - _PAD_R, _HEIGHT - _PAD_T - _PAD_B
+    y_ticks = [(value, fmt(value)) for value in (y0, (y0 + y1) / 2, y1)]
+    pad_l = left_margin([t for _, t in y_ticks])
+    inner_w, inner_h = _WIDTH - pad_l - _PAD_R, _HEIGHT - _PAD_T - _PAD_B
 
     def sx(x: float) -> float:
-        return _PAD_L + (x - x0) / (x1 - x0) * inner_w if x1 > x0 else _PAD_L + inner_w / 2
+        return pad_l + (x - x0) / (x1 - x0) * inner_w if x1 > x0 else pad_l + inner_w / 2
 
     def sy(y: float) -> float:
         return _PAD_T + inner_h - (y - y0) / (y1 - y0) * inner_h
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_HEIGHT}" role="img">']
-    for value in (y0, (y0 + y1) / 2, y1):
-        parts.append(f'<line x1="{_PAD_L}" y1="{sy(value):.1f}" x2="{_WIDTH - _PAD_R}" y2="{sy(value):.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{_PAD_L - 4}" y="{sy(value) + 4:.1f}" font-size="10" text-anchor="end">{fmt(value)}</text>')
+    for value, label in y_ticks:
+        parts.append(f'<line x1="{pad_l}" y1="{sy(value):.1f}" x2="{_WIDTH - _PAD_R}" y2="{sy(value):.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{pad_l - 4}" y="{sy(value) + 4:.1f}" font-size="10" text-anchor="end">{label}</text>')
     pattern, ticks = _time_ticks(x0, x1)
     for j, tick in enumerate(ticks):
         anchor = "middle" if len(ticks) == 1 else ("start", "middle", "end")[j]
@@ -230,7 +232,7 @@ def time_chart(xs: Sequence[int], lines: Sequence[_Line], *, zero: bool = True) 
             coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in run)
             parts.append(f'<polyline data-series="{esc(line.label)}" fill="none" stroke="{color}" stroke-width="1.6"{dash} '
                          f'points="{coords}">{title}</polyline>')  # fmt: skip
-    parts.append(f'<line x1="{_PAD_L}" y1="{_PAD_T + inner_h}" x2="{_WIDTH - _PAD_R}" y2="{_PAD_T + inner_h}" stroke="#999"/>')
+    parts.append(f'<line x1="{pad_l}" y1="{_PAD_T + inner_h}" x2="{_WIDTH - _PAD_R}" y2="{_PAD_T + inner_h}" stroke="#999"/>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -26,10 +26,14 @@ class Node:
 
 @dataclass
 class Dag:
+    """A pipeline as data: its step calls by node id (each with the ids it depends on) and what the pipeline
+    function returned. ``Pipeline.build(...)`` makes one without running anything."""
+
     nodes: dict[str, Node] = field(default_factory=dict)
     output: Any = None  # what the pipeline function returned (may reference node outputs)
 
     def add(self, node: Node) -> Node:
+        """Add a step call and return it; ``InvalidArgument`` when its id is taken already."""
         if node.id in self.nodes:
             raise InvalidArgument.for_field("node id", node.id, "a name not used by another step call")
         self.nodes[node.id] = node

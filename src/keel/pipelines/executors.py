@@ -155,16 +155,21 @@ def _execute_pickled(blob: bytes) -> TaskResult:
 
 
 class Executor:
+    """Where a pipeline's steps (and tune's trials) run: each task is submitted and its future waited on."""
+
     name = "executor"
 
     def submit(self, task: StepTask) -> Future[TaskResult]:
+        """Start one task; the returned future holds its result once it is done."""
         raise NotImplementedError
 
     @property
     def parallelism(self) -> int:
+        """How many tasks can run at once: tune keeps this many trials in flight unless ``parallel`` says otherwise."""
         return 1
 
     def shutdown(self) -> None:
+        """Release the workers (a process pool waits for its steps and cancels those not started)."""
         pass
 
 

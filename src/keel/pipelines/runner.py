@@ -42,6 +42,9 @@ from keel.tracking.client import Client
 
 @dataclass
 class StepRecord:
+    """What became of one step call in a pipeline run: its run, status (``ran``, ``cached``, ``failed`` or
+    ``skipped``), cache key, attempts, seconds, and the error when it failed."""
+
     node: str
     step: str
     run_id: str
@@ -54,6 +57,9 @@ class StepRecord:
 
 @dataclass
 class PipelineResult:
+    """A pipeline run: its run id and status, a ``StepRecord`` per step, and the outputs (``output`` loads the
+    pipeline function's return value; ``output_of("train")`` one step's)."""
+
     pipeline: str
     run_id: str
     status: RunStatus
@@ -73,12 +79,14 @@ class PipelineResult:
         return value
 
     def step(self, name: str) -> StepRecord:
+        """The record of the step call ``name`` (``InvalidArgument`` naming the steps if there is none)."""
         for record in self.steps:
             if record.node == name:
                 return record
         raise InvalidArgument.for_field("step", name, f"one of {', '.join(r.node for r in self.steps)}")
 
     def output_of(self, node: str) -> Any:
+        """The output of the step call ``node``, loaded from the artifact store (a step that ran or was cached)."""
         if self.client is None:
             raise InvalidArgument(f"pipeline result {self.run_id} has no client to load outputs with")
         return load_output(self.outputs[node], self.client.artifacts, self.client.context)

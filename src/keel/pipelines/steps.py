@@ -155,6 +155,8 @@ class Pipeline:
         functools.update_wrapper(self, fn)
 
     def build(self, **params: Any) -> Dag:
+        """Trace the pipeline function with ``params`` into a ``Dag`` (no step runs); ``InvalidArgument`` when it
+        calls no step or takes other params, ``PipelineCycle`` when steps depend on each other in a cycle."""
         if getattr(_trace, "dag", None) is not None:
             raise InvalidArgument(f"pipeline {self.name!r} cannot be built inside another pipeline definition")
         dag = Dag()

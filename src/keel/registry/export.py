@@ -15,8 +15,9 @@ import numpy as np
 from keel.context import Context
 from keel.context import resolve as _ctx
 from keel.core.errors import InvalidArgument
-from keel.core.html import esc, fmt, page
+from keel.core.html import as_number, esc, fmt, page
 from keel.core.models import ModelVersion
+from keel.core.numbers import plain
 from keel.registry import flavors
 from keel.registry.models import load, resolve
 from keel.registry.onnx_export import OnnxModel, ParityFailed, parity, to_onnx
@@ -40,22 +41,57 @@ def _model_columns(version: ModelVersion, model: Any) -> list[str] | None:
 def holdout_rows(
     version: ModelVersion, data: Any = None, ctx: Context | None = None, columns: list[str] | None = None
 ) -> np.ndarray:
-    """Rows to check parity on: ``data`` if given, else the first rows of the version's training dataset."""
-    columns = columns or _feature_columns(version)
+    """Rows to check parity on: ``data`` if given, else the held-out dataset recorded with the version
+    (``register(..., holdout="churn-test@1")``). The training data is never the default: a check on rows the
+    model was fitted on says little about rows it has not seen. ``ParityFailed`` when there are none."""
     if data is None:
-        if not version.dataset_version_ids:
-            raise ParityFailed(f"{version.uri} records no training dataset; pass held-out rows to check parity on")
-        data = _training_table(version.dataset_version_ids[0], _ctx(ctx))
+        ref = recorded_holdout(version)
+        if ref is None:
+            raise ParityFailed(
+                f"{version.uri} records no held-out rows to check ONNX parity on: pass them (data=..., or "
+                f"keel models export --data DATASET), or register the model with holdout='dataset@N'"
+            )
+        data = _dataset_table(ref, _ctx(ctx))
+    return _matrix(version, data, columns)
+
+
+def recorded_holdout(version: ModelVersion) -> str | None:
+    """The held-out dataset recorded with ``version`` (or with the version an ONNX one was exported from)."""
+    ref = version.signature.get("holdout")
+    return ref if isinstance(ref, str) else None
+
+
+def sample_rows(version: ModelVersion, data: Any, ctx: Context, columns: list[str] | None) -> np.ndarray:
+    """Example rows for a bundle's samples: held-out rows when known, else the training data (examples, not a check)."""
+    if data is not None or recorded_holdout(version) is not None:
+        return holdout_rows(version, data, ctx, columns)
+    if not version.dataset_version_ids:
+        raise ParityFailed(f"{version.uri} records neither held-out rows nor training data; pass data=... for the samples")
+    return _matrix(version, _training_table(version.dataset_version_ids[0], ctx), columns)
+
+
+def _matrix(version: ModelVersion, data: Any, columns: list[str] | None) -> np.ndarray:
+    columns = columns or _feature_columns(version)
     from keel.registry.signature import to_frame_or_array
 
     converted = to_frame_or_array(data)
     if columns is not None and hasattr(converted, "columns"):
+        missing = [c for c in columns if c not in converted.columns]
+        if missing:
+            raise InvalidArgument(f"held-out rows must have the model's input columns; missing: {', '.join(missing[:5])}")
         converted = converted[columns]
     return np.asarray(converted, dtype=np.float64)[:HOLDOUT_ROWS]
 
 
+def _dataset_table(ref: str, ctx: Context) -> Any:
+    from keel.core.datasets import parse_ref
+
+    name, number = parse_ref(ref)
+    return _training_table(ctx.store.datasets.get_version(name, number).id, ctx)
+
+
 def _training_table(version_id: int, ctx: Context) -> Any:
-    """A training dataset version's rows as pandas, read from the store as ``keel.data.get`` would (verified against
+    """A dataset version's rows as pandas, read from the store as ``keel.data.get`` would (verified against
     their hash) without linking them to a run: the registry reads datasets through the store, not ``keel.data``."""
     import io
 
@@ -70,7 +106,12 @@ def export_onnx(uri: str, data: Any = None, ctx: Context | None = None, *, trust
     version (flavor ``onnx``) with the parity recorded in its metrics. A failed parity refuses the export.
     ``trust_pickle`` as for ``keel.registry.load``."""
     ctx = _ctx(ctx)
-    loaded = load(uri, ctx, trust_pickle=trust_pickle)
+    version = resolve(uri, ctx)
+    if version.flavor == "onnx":
+        exported_from = version.signature.get("exported_from")
+        origin = f" (exported from version {exported_from})" if exported_from else ""
+        raise InvalidArgument.for_field("model", version.uri, f"a version that is not ONNX already{origin}")
+    loaded = load(version.uri, ctx, trust_pickle=trust_pickle)
     source = loaded.version
     columns = _model_columns(source, loaded.model)
     X = holdout_rows(source, data, ctx, columns)
@@ -85,7 +126,8 @@ def export_onnx(uri: str, data: Any = None, ctx: Context | None = None, *, trust
     parity_metrics = {"onnx_label_agreement": result.label_agreement, "onnx_parity_rows": float(result.rows)}
     if result.max_proba_diff is not None:
         parity_metrics["onnx_max_proba_diff"] = result.max_proba_diff
-    signature = {**source.signature, "format": "onnx", "exported_from": source.version, "parity": parity_metrics}
+    signature = {**source.signature, "format": "onnx", "exported_from": source.version, "parity": parity_metrics,
+                 "parity_rows": "given rows" if data is not None else recorded_holdout(source)}  # fmt: skip
     return ctx.store.models.create_version(
         source.name, flavor="onnx", artifact_sha256=blob.sha256, size=blob.size, signature=signature,
         source_run=source.source_run, metrics={**source.metrics, **parity_metrics}, datasets=source.datasets,
@@ -268,7 +310,7 @@ def _write_bundle(
     (staged / "test_predictor.py").write_text(BUNDLE_TEST)
     original = load(source.uri, ctx, trust_pickle=trust_pickle).model
     columns = _model_columns(source, original)
-    X = holdout_rows(source, data, ctx, columns)[:20]
+    X = sample_rows(source, data, ctx, columns)[:20]
     rows = [dict(zip(columns, map(float, r), strict=True)) for r in X] if columns else X.tolist()
     native: Any = X
     if columns:
@@ -308,6 +350,8 @@ def card_data(name: str, version: int, ctx: Context | None = None, **fields: str
 
 
 def card_markdown(name: str, version: int, ctx: Context | None = None, **fields: str) -> str:
+    """The model card of a version as Markdown, from its lineage: training data, params, metrics, alias history,
+    requirements. ``fields`` (``purpose``, ``intended_use``, ``limitations``) fill the parts only people can write."""
     d = card_data(name, version, ctx, **fields)
     lines = [
         f"# Model card: {d['name']} v{d['version']}",
@@ -322,15 +366,30 @@ def card_markdown(name: str, version: int, ctx: Context | None = None, **fields:
         f"- {x['ref']}: {x['rows']:,} rows x {x['columns']} columns, {x['missing']} missing values, validation {x['validation']}"
         for x in d["data"]
     ] or ["- none recorded"]
-    lines += ["", "## Parameters", ""] + ([f"- {k}: {val}" for k, val in sorted(d["params"].items())] or ["- none recorded"])
+    lines += ["", "## Parameters", ""] + (
+        [f"- {k}: {_param_text(val)}" for k, val in sorted(d["params"].items())] or ["- none recorded"]
+    )
     lines += ["", "## Evaluation", ""] + (
         [f"- {k}: {fmt(val)}" for k, val in sorted(d["metrics"].items())] or ["- none recorded"]
     )
     lines += ["", "## Known limitations", d["limitations"] or "_Not written yet._", "", "## Alias history", ""]
-    lines += [f"- {c.alias}: v{c.from_version or '-'} -> v{c.to_version or '-'} by {c.actor} ({c.reason or 'no reason given'})"
+    lines += [f"- {c.alias}: {_alias_move(c.from_version, c.to_version)} by {c.actor} ({c.reason or 'no reason given'})"
               for c in d["history"]] or ["- never promoted"]  # fmt: skip
     lines += ["", "## Requirements", ""] + [f"- {r}" for r in d["requirements"]]
     return "\n".join(lines) + "\n"
+
+
+def _alias_move(before: int | None, after: int | None) -> str:
+    """One alias change in words: "set to v1", "v1 -> v2", "removed (was v2)"."""
+    if before is None:
+        return f"set to v{after}" if after is not None else "unchanged"
+    return f"v{before} -> v{after}" if after is not None else f"removed (was v{before})"
+
+
+def _param_text(value: str) -> str:
+    """A logged parameter in full but without float noise (``0.30000000000000004`` -> ``0.3``)."""
+    number = as_number(value)
+    return plain(number) if isinstance(number, float) else str(value)
 
 
 def card_html(name: str, version: int, ctx: Context | None = None, **fields: str) -> str:

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from keel.context import Context
 from keel.context import resolve as _ctx
+from keel.core.entities import Run, RunKind, RunStatus
 from keel.core.errors import IntegrityError, InvalidArgument, KeelError
 from keel.core.errors import PromotionRefused as PromotionRefused  # defined in the one error tree
 from keel.core.hooks import emit
@@ -38,9 +40,12 @@ class LoadedModel:
         return validate_input(data, self.version.signature)
 
     def predict(self, data: Any) -> Any:
+        """The model's predictions for ``data``, once it matches the signature (``InvalidArgument`` listing
+        every violation otherwise)."""
         return self.model.predict(self._input(data))
 
     def predict_proba(self, data: Any) -> Any:
+        """Class probabilities for ``data``, checked as in ``predict``; ``InvalidArgument`` when the model has none."""
         if not hasattr(self.model, "predict_proba"):
             raise InvalidArgument(f"model {self.version.uri} ({type(self.model).__name__}) has no predict_proba")
         return self.model.predict_proba(self._input(data))
@@ -58,13 +63,20 @@ def register(
     run: Any = None,
     input_example: Any = None,
     datasets: list[str] | None = None,
+    holdout: str | None = None,
     description: str = "",
     ctx: Context | None = None,
 ) -> ModelVersion:
     """Store ``model`` and create its next immutable version, with flavor, signature, source run (default:
     the active run), that run's metrics, the training datasets (default: the run's inputs), and requirements.
+
+    A step run of a finished pipeline stands for its pipeline: the version takes the pipeline run as its source,
+    with the metrics of all its steps and the datasets its steps read (a fit step alone has neither). A pipeline
+    run's training data is what its steps read. ``holdout``: a dataset reference (``"churn-test@1"``) of rows the
+    model was not trained on, recorded exactly (``name@N``); ONNX export checks parity on them by default.
     ``ctx``: the stores (default: the current context), as for every function here."""
     ctx = _ctx(ctx)
+    held_out = _holdout_ref(holdout, ctx)  # checked before anything is stored
     flavor = flavors.detect(model)
     data, fmt, reqs = flavors.save(model, flavor)
     output = None
@@ -78,6 +90,8 @@ def register(
         "format": fmt,
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
     }
+    if held_out is not None:
+        signature["holdout"] = held_out
     run_id = run if isinstance(run, str) else getattr(run, "id", None)
     if run is None:
         run_id = ctx.run_id  # the run active in this thread (or task), if any
@@ -85,10 +99,11 @@ def register(
     training = list(datasets or [])
     if run_id is not None:
         ctx.flush()  # the run's buffered metrics belong in the snapshot
-        source = ctx.store.get_run(run_id)
+        source = _source_run(ctx, ctx.store.get_run(run_id), explicit=run is not None)
+        run_id = source.id
         metrics = {k: m.value for k, m in source.metrics.items()}
         if datasets is None:
-            training = [link.version.ref for link in ctx.store.datasets.versions_of_run(run_id) if link.direction == "input"]
+            training = _inputs(ctx, source)
     blob = ctx.artifacts.put_bytes(data)
     version = ctx.store.models.create_version(
         name, flavor=flavor, artifact_sha256=blob.sha256, size=blob.size, signature=signature, source_run=run_id,
@@ -96,6 +111,37 @@ def register(
     )  # fmt: skip
     emit("model.version_created", {"model": name, "version": version.version, "uri": version.uri})
     return version
+
+
+def _holdout_ref(holdout: Any, ctx: Context) -> str | None:
+    """``holdout`` as the exact reference of an existing dataset version (a bare name: its latest version)."""
+    if holdout is None:
+        return None
+    ref = getattr(holdout, "ref", holdout)  # a DatasetVersion stands for itself
+    if not isinstance(ref, str):
+        raise InvalidArgument.for_field("holdout", holdout, "a dataset reference such as 'churn-test@1'")
+    from keel.core.datasets import parse_ref
+
+    dataset, number = parse_ref(ref)
+    return ctx.store.datasets.get_version(dataset, number).ref  # NotFound names a missing one
+
+
+def _source_run(ctx: Context, run: Run, *, explicit: bool) -> Run:
+    """The run a version records: a step run given explicitly stands for its finished pipeline run (its params,
+    its steps' metrics, the data its steps read); the step a model is registered from inside stays itself."""
+    if not explicit or run.kind is not RunKind.STEP or run.parent_run_id is None:
+        return run
+    parent = ctx.store.get_run(run.parent_run_id)
+    return parent if parent.kind is RunKind.PIPELINE and parent.status is RunStatus.FINISHED else run
+
+
+def _inputs(ctx: Context, run: Run) -> list[str]:
+    """The dataset versions ``run`` read; for a pipeline run, those its steps read too (each once, in order)."""
+    runs = [run.id]
+    if run.kind is RunKind.PIPELINE:
+        runs += [child.id for child in ctx.store.list_child_runs(run.id)]
+    refs = [link.version.ref for r in runs for link in ctx.store.datasets.versions_of_run(r) if link.direction == "input"]
+    return list(dict.fromkeys(refs))
 
 
 def resolve(uri: str, ctx: Context | None = None) -> ModelVersion:
@@ -207,10 +253,39 @@ def promote(
 
 
 def history(name: str, alias: str | None = None, ctx: Context | None = None) -> list[AliasChange]:
+    """Every move of the model's aliases (or of ``alias`` only), oldest first: from and to which version, by
+    whom, when and why. ``history("churn", "production")``."""
     return _ctx(ctx).store.models.alias_history(name, alias)
 
 
-def alias_at(name: str, alias: str, at_ms: int, ctx: Context | None = None) -> int | None:
-    """Which version ``alias`` pointed to at a moment (ms since the epoch): "what was production on 3 March?"."""
+def alias_at(name: str, alias: str, at: int | str | dt.date | dt.datetime, ctx: Context | None = None) -> int | None:
+    """Which version ``alias`` pointed to at a moment: "what was production on 3 March?". ``at`` is ms since the
+    epoch, a date or datetime, or an ISO string (``"2026-03-03"``, ``"2026-03-03T12:00"``); without a time zone, UTC.
+
+    >>> alias_at("churn", "production", "2026-03-03")  # doctest: +SKIP
+    """
+    at_ms = moment_ms(at, "at")
     moves = [c for c in history(name, alias, ctx) if c.at <= at_ms]
     return moves[-1].to_version if moves else None
+
+
+def moment_ms(at: Any, field: str) -> int:
+    """``at`` (ms since the epoch, a date, a datetime or an ISO string; naive means UTC) as ms since the epoch."""
+    expected = "ms since the epoch, a date/datetime or an ISO date string such as '2026-03-03' or '2026-03-03T12:00'"
+    if isinstance(at, bool):
+        raise InvalidArgument.for_field(field, at, expected)
+    if isinstance(at, int):
+        return at
+    moment = at
+    if isinstance(at, str):
+        try:
+            moment = dt.datetime.fromisoformat(at.strip())
+        except ValueError:
+            raise InvalidArgument.for_field(field, at, expected) from None
+    if isinstance(moment, dt.date) and not isinstance(moment, dt.datetime):
+        moment = dt.datetime(moment.year, moment.month, moment.day)
+    if not isinstance(moment, dt.datetime):
+        raise InvalidArgument.for_field(field, at, expected)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)

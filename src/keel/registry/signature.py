@@ -111,6 +111,10 @@ def violations(data: Any, signature: dict[str, Any]) -> list[str]:
     import pandas as pd
 
     names = [c["name"] for c in spec["columns"]]
+    if not isinstance(data, pd.DataFrame):
+        width = _width_problem(np.asarray(data), names)
+        if width:
+            return [width]
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(np.asarray(data), columns=names)
     # whole-frame lookups once: per-column Series access costs more than the model on a single row
     dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
@@ -131,6 +135,15 @@ def violations(data: Any, signature: dict[str, Any]) -> list[str]:
         if not col["optional"] and has_nulls[name]:
             found.append(f"column {name!r} has missing values but the signature does not allow them")
     return found
+
+
+def _width_problem(arr: np.ndarray, names: list[str]) -> str | None:
+    """An array that cannot stand for the signature's columns: said in the signature's terms, not pandas'."""
+    if arr.ndim == 2 and arr.shape[1] == len(names):
+        return None
+    shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+    got = f"{arr.shape[1]} columns" if arr.ndim == 2 else f"an array of shape {list(arr.shape)}"
+    return f"expected rows of {len(names)} columns named {shown}; got {got}"
 
 
 def validate_input(data: Any, signature: dict[str, Any]) -> Any:

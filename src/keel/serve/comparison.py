@@ -138,6 +138,10 @@ class Challenger:
 
 @dataclass(frozen=True)
 class Comparison:
+    """What ``compare`` found in a deployment's prediction log: the window (rows, requests, labeled rows), each
+    model's traffic and latency (``models``), and each challenger against the reference (``challengers``: agreement,
+    output drift, metric differences with a bootstrap CI, and a verdict in words)."""
+
     deployment: str
     task: str  # "classification", "regression" or "unknown" (no outputs)
     reference: str | None
@@ -154,6 +158,7 @@ class Comparison:
     min_rows: int = MIN_ROWS
 
     def to_dict(self) -> dict[str, Any]:
+        """The comparison as JSON-ready data, every field included."""
         out: dict[str, Any] = _jsonable(asdict(self))
         return out
 

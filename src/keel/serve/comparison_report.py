@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from keel.core.html import PALETTE, bar_chart, count, esc, figure, fmt, page, pct
+from keel.core.html import PALETTE, bar_chart, count, esc, figure, fmt, page, pct, text_width
 from keel.serve.comparison import Challenger, Comparison, MetricDifference, ModelSummary
 
 _VERDICT_CLASS = {"better": "ok", "worse": "bad", "no significant difference": "", "too little data": "muted"}
@@ -115,7 +115,9 @@ def _ci_chart(diffs: list[MetricDifference], width: int = 640) -> str:
     shown = [d for d in diffs if d.low is not None and d.high is not None and d.difference is not None]
     if not shown:
         return ""
-    row_h, pad_l, pad_r = 28, 90, 190  # the numbers are written on the right: each metric has its own scale
+    # the numbers are written on the right: each metric has its own scale; the names fit on the left
+    row_h, pad_l, pad_r = 28, max(90, int(max(text_width(d.metric, 11) for d in shown)) + 10), 190
+    width = max(width, pad_l + pad_r + 160)
     height = row_h * len(shown) + 16
     mid = pad_l + (width - pad_l - pad_r) / 2
     half = (width - pad_l - pad_r) / 2

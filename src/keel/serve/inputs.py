@@ -22,11 +22,15 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class Violation:
+    """One way a prediction request does not fit the model's signature: the field, the value sent, what was expected."""
+
     field: str
     value: Any
     expected: str
 
     def to_dict(self) -> dict[str, Any]:
+        """As the 422 answer lists it: field, value (other than a number, bool or None: its repr, cut at 80
+        characters) and expected."""
         shown = self.value if isinstance(self.value, (int, float, bool, type(None))) else repr(self.value)[:80]
         return {"field": self.field, "value": shown, "expected": self.expected}
 

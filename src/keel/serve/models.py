@@ -33,14 +33,17 @@ class ServedModel:
 
     @property
     def uri(self) -> str:
+        """The URI of the version that answers (``models:/NAME/VERSION``)."""
         return self.loaded.version.uri
 
     @property
     def signature(self) -> dict[str, Any]:
+        """The answering version's signature: its ``inputs`` and ``outputs`` specs."""
         return self.loaded.version.signature
 
     @property
     def input_spec(self) -> dict[str, Any]:
+        """The signature's ``inputs`` part (``{}`` when the version has none)."""
         spec: dict[str, Any] = self.signature.get("inputs") or {}
         return spec
 
@@ -55,10 +58,12 @@ class ServedModel:
 
     @property
     def is_onnx(self) -> bool:
+        """True when an ONNX Runtime session answers (the version's ONNX export, or an ONNX version)."""
         return isinstance(self.loaded.model, OnnxModel)
 
     @property
     def has_proba(self) -> bool:
+        """Whether the model gives class probabilities (an ONNX graph with a second output; else ``predict_proba``)."""
         model = self.loaded.model
         if isinstance(model, OnnxModel):  # the class always has the method; the graph may have no probabilities
             return len(model.outputs) >= 2

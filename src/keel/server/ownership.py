@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import Request
 
-from keel.core.entities import Run
+from keel.core.entities import Run, ViewType
 from keel.core.errors import PermissionDenied
 from keel.core.identity import DEFAULT_PROJECT
 from keel.server.auth import caller_of, project_index
@@ -125,7 +125,8 @@ def search_hook(request: Request, kwargs: dict[str, Any]) -> None:
     ids = kwargs.get("experiment_ids")
     if ids is None:
         store: MetadataStore = request.app.state.store
-        kwargs["experiment_ids"] = [e.id for e in store.list_experiments() if caller.may_in("read", e.project)]
+        every = store.list_experiments(view=ViewType.ALL)  # the search's own view hides what it should
+        kwargs["experiment_ids"] = [e.id for e in every if caller.may_in("read", e.project)]
         return
     for experiment_id in dict.fromkeys(ids):
         _require(request, "read", index.of_experiment(int(experiment_id)) or DEFAULT_PROJECT)

@@ -29,11 +29,15 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/experiments"): "read",
     ("POST", "/api/v1/experiments"): "write",
     ("GET", "/api/v1/experiments/{experiment_id}"): "read",
+    ("DELETE", "/api/v1/experiments/{experiment_id}"): "write",
+    ("POST", "/api/v1/experiments/{experiment_id}/restore"): "write",
     ("GET", "/api/v1/experiments/{experiment_id}/latest-run"): "read",
     ("POST", "/api/v1/runs"): "write",
     ("POST", "/api/v1/runs/heartbeat"): "write",
     ("POST", "/api/v1/runs/search"): "read",
     ("GET", "/api/v1/runs/{run_id}"): "read",
+    ("DELETE", "/api/v1/runs/{run_id}"): "write",  # and only by its creator or an admin (ownership.run_hook)
+    ("POST", "/api/v1/runs/{run_id}/restore"): "write",  # the same
     ("GET", "/api/v1/runs/{run_id}/artifacts"): "read",
     ("POST", "/api/v1/runs/{run_id}/artifacts"): "write",
     ("GET", "/api/v1/runs/{run_id}/children"): "read",

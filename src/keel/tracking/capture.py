@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
+import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,15 +43,56 @@ def code_version(cwd: str | None = None) -> CodeVersion:
     )
 
 
+_DIST_FOLDER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._]*?)-([^-/]+?)\.(?:dist|egg)-info$")
+
+
 @functools.lru_cache(maxsize=1)
 def package_list() -> str:
-    """``name==version`` of every installed distribution, sorted: the environment's fingerprint."""
+    """``name==version`` of every installed distribution (names normalised as PEP 503 does), sorted: the environment's
+    fingerprint.
+
+    The ``*.dist-info`` folders on ``sys.path`` are read directly: a folder is named after its distribution and
+    version, so most cost no file read. ``importlib.metadata`` (imported with the email package) parses every
+    ``METADATA`` through the email parser, and was half of a first run's start-up.
+    """
     seen = set()
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            seen.add(f"{name.lower()}=={dist.version}")
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:  # a zip file, a folder that is gone: nothing installed there the way pip installs
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                found = _name_and_version(os.path.join(entry or ".", name))
+                if found:
+                    seen.add(f"{_normalise(found[0])}=={found[1]}")
     return "\n".join(sorted(seen)) + "\n"
+
+
+def _name_and_version(path: str) -> tuple[str, str] | None:
+    match = _DIST_FOLDER.match(os.path.basename(path))
+    if match:
+        return match.group(1), match.group(2)
+    fields: dict[str, str] = {}
+    for candidate in (os.path.join(path, "METADATA"), os.path.join(path, "PKG-INFO"), path):
+        try:
+            with open(candidate, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if not line.strip():
+                        break  # the headers end at the first blank line; the long description follows
+                    key, _, value = line.partition(":")
+                    if key in ("Name", "Version") and key not in fields:
+                        fields[key] = value.strip()
+            break
+        except OSError:
+            continue
+    if "Name" in fields and "Version" in fields:
+        return fields["Name"], fields["Version"]
+    return None
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def environment(packages_blob: str | None = None) -> Environment:

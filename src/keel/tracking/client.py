@@ -17,10 +17,23 @@ from typing import Any
 from keel.context import Context, media_type_of
 from keel.core import validation as v
 from keel.core.config import Settings
-from keel.core.entities import ArtifactRef, Experiment, Metric, Run, RunKind, RunPage, RunStatus, StepInfo, TrialInfo
+from keel.core.entities import (
+    NOTE_TAG,
+    ArtifactRef,
+    Experiment,
+    Metric,
+    Run,
+    RunKind,
+    RunPage,
+    RunStatus,
+    StepInfo,
+    TrialInfo,
+    ViewType,
+)
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import MetadataStore
+from keel.store.metadata.search import check_view
 from keel.tracking import capture, media
 from keel.tracking.writer import MetricWriter
 
@@ -132,9 +145,50 @@ class Client:
         self.writer.untrack(run_id)
 
     def get_run(self, run_id: str) -> Run:
+        """The run with its params, tags and latest metrics (deleted or not: see ``Run.deleted``). Raises
+        ``NotFound``. Values this client still buffers are not in it yet: ``flush()`` first to see them."""
         run = self.store.get_run(run_id)
         self.remember_run(run)
         return run
+
+    # deleting and restoring ------------------------------------------------------------
+    def delete_run(self, run_id: str) -> None:
+        """Soft-delete a run and its child runs: hidden from searches, read-only, restorable with ``restore_run``
+        until ``keel gc`` purges it. Values this client still buffers for it are stored first."""
+        self.writer.flush()
+        self.store.delete_run(run_id)
+        self.writer.untrack(run_id)  # no more heartbeats for it
+
+    def restore_run(self, run_id: str) -> None:
+        """Bring back a deleted run (and the child runs its deletion hid)."""
+        self.store.restore_run(run_id)
+
+    def delete_experiment(self, experiment: str | int, project: str = "default") -> None:
+        """Soft-delete an experiment (by name, or by id), which hides its runs too; ``restore_experiment`` undoes it."""
+        self.writer.flush()
+        self.store.delete_experiment(self._experiment_id(experiment, project))
+
+    def restore_experiment(self, experiment: str | int, project: str = "default") -> None:
+        """Bring back a deleted experiment (by name, or by id) and its runs."""
+        self.store.restore_experiment(self._experiment_id(experiment, project))
+
+    def list_experiments(self, project: str | None = None, view: ViewType | str = ViewType.ACTIVE) -> list[Experiment]:
+        """The experiments (of ``project``): live ones, or ``view="deleted"`` / ``"all"``."""
+        return self.store.list_experiments(project, check_view(view))
+
+    def _experiment_id(self, experiment: str | int, project: str) -> int:
+        if isinstance(experiment, bool) or not isinstance(experiment, (str, int)):
+            raise InvalidArgument.for_field("experiment", experiment, "an experiment name or id")
+        if isinstance(experiment, int):
+            return experiment
+        return self.store.get_experiment_by_name(experiment, project).id
+
+    def set_description(self, run_id: str, text: str) -> None:
+        """Set the run's description (notes; ``Run.description``), replacing the one it had. Kept in the tag
+        ``keel.note``, as MLflow keeps ``mlflow.note.content``."""
+        if not isinstance(text, str):
+            raise InvalidArgument.for_field("description", text, "a string")
+        self.store.set_tags(run_id, {NOTE_TAG: text})
 
     # params and tags -----------------------------------------------------------------
     def log_param(self, run_id: str, key: str, value: Any) -> None:
@@ -147,9 +201,11 @@ class Client:
         self.store.log_params(run_id, params)
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        """Set one tag of the run (tags can change, unlike params; non-strings are stored as ``str(value)``)."""
         self.store.set_tags(run_id, {key: value})
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set several tags of the run in one call, overwriting the values they had."""
         self.store.set_tags(run_id, tags)
 
     # metrics (buffered) ---------------------------------------------------------------
@@ -210,6 +266,7 @@ class Client:
         self.writer.flush()
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every value of the metric ``key`` in the run, ordered by step then timestamp (buffered ones included)."""
         self.writer.flush()
         return self.store.get_metric_history(run_id, key)
 
@@ -219,6 +276,8 @@ class Client:
         source = Path(path)
         if not source.exists():
             raise InvalidArgument.for_field("path", str(path), "an existing file or directory")
+        if name is None and source.name in ("", ".."):  # ".", "..", "/": no base name to store it under
+            raise InvalidArgument.for_field("name", name, f"given when path {str(path)!r} has no base name (e.g. name='outputs')")
         base = v.check_artifact_path(name if name is not None else source.name)
         files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
         refs = []
@@ -234,6 +293,7 @@ class Client:
         return stored
 
     def log_bytes(self, run_id: str, data: bytes, name: str, media_type: str | None = None) -> ArtifactRef:
+        """Store ``data`` as the artifact ``name`` of the run; ``media_type`` defaults to a guess from the name."""
         return self.context.log_bytes(run_id, data, name, media_type)
 
     def log_text(self, run_id: str, text: str, name: str) -> ArtifactRef:
@@ -260,6 +320,7 @@ class Client:
         return self.log_bytes(run_id, media.encode_image(image, name), name, "image/png")
 
     def list_artifacts(self, run_id: str) -> list[ArtifactRef]:
+        """The run's artifacts: path, sha256, size and media type of each (the blobs stay in the artifact store)."""
         return self.store.list_artifacts(run_id)
 
     def _artifact(self, run_id: str, name: str) -> ArtifactRef:
@@ -273,6 +334,8 @@ class Client:
         return self.artifacts.get_bytes(self._artifact(run_id, name).sha256)
 
     def download_artifact(self, run_id: str, name: str, dest: str | os.PathLike[str]) -> Path:
+        """Write the artifact ``name`` to the file ``dest``, verified against its hash; returns the path.
+        ``NotFound`` when the run has no such artifact."""
         return self.artifacts.download(self._artifact(run_id, name).sha256, dest)
 
     # search --------------------------------------------------------------------------
@@ -284,13 +347,15 @@ class Client:
         max_results: int = 100,
         page_token: str | None = None,
         project: str = "default",
+        view: ViewType | str = ViewType.ACTIVE,
     ) -> RunPage:
-        """One page of runs; see ``keel.store.metadata.search`` for the filter grammar."""
+        """One page of runs; see ``keel.store.metadata.search`` for the filter grammar. Deleted runs (and the runs of
+        deleted experiments) are left out unless ``view`` is ``"deleted"`` or ``"all"``."""
         ids = None
         if experiments is not None:
             names = [experiments] if isinstance(experiments, str) else list(experiments)
             ids = [self.store.get_experiment_by_name(n, project).id for n in names]
-        return self.store.search_runs(ids, filter, list(order_by), max_results, page_token)
+        return self.store.search_runs(ids, filter, list(order_by), max_results, page_token, check_view(view))
 
     def iter_runs(
         self,
@@ -300,11 +365,12 @@ class Client:
         *,
         project: str = "default",
         page_size: int = 1000,
+        view: ViewType | str = ViewType.ACTIVE,
     ) -> Iterator[Run]:
         """Every run ``search_runs`` finds, page after page."""
         token = None
         while True:
-            page = self.search_runs(experiments, filter, order_by, page_size, token, project)
+            page = self.search_runs(experiments, filter, order_by, page_size, token, project, view)
             yield from page.runs
             token = page.next_page_token
             if token is None:
@@ -324,5 +390,6 @@ class Client:
         }
 
     def close(self) -> None:
+        """Store the buffered metrics, stop the background writer and close the store (the client is done)."""
         self.writer.close()
         self.store.close()

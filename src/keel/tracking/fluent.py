@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from keel import context as _context
-from keel.core.entities import ArtifactRef, Experiment, Run, RunStatus
+from keel.core.entities import NOTE_TAG, ArtifactRef, Experiment, Run, RunStatus, ViewType
 from keel.core.errors import InvalidArgument, KeelError
 from keel.store.artifacts import ArtifactStore
 from keel.tracking import frame
@@ -92,13 +92,18 @@ def start_run(
     params: Mapping[str, Any] | None = None,
     parent: str | ActiveRun | None = None,
     project: str = "default",
+    description: str | None = None,
 ) -> ActiveRun:
     """Start a run; use it as ``with keel.start_run(experiment="churn") as run: ...``.
 
     With a run already active in this thread (or task), the new run is its child unless
     ``parent`` says otherwise. A child goes to its parent's experiment unless ``experiment``
-    is given.
+    is given. ``description``: the run's notes (``keel.set_description`` changes them later).
     """
+    if description is not None:
+        if not isinstance(description, str):
+            raise InvalidArgument.for_field("description", description, "a string")
+        tags = {**(tags or {}), NOTE_TAG: description}
     client = get_client()
     parent_id = parent.id if isinstance(parent, ActiveRun) else parent
     if parent_id is None:
@@ -177,7 +182,12 @@ def log_params(params: Mapping[str, Any]) -> None:
 
 
 def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
-    """Log one metric value of the active run (buffered; without ``step``, steps count up from 0 per key)."""
+    """Log one metric value of the active run (buffered; without ``step``, steps count up from 0 per key).
+
+    ``step``: an integer; ``timestamp``: milliseconds since the epoch (default: now). NaN and infinities are
+    kept. ``InvalidArgument`` for a bad key, value or step; ``KeelError`` when no run is active.
+    ``keel.log_metric("loss", 0.42, step=3)``.
+    """
     _require_active().log_metric(key, value, step, timestamp)
 
 
@@ -231,6 +241,37 @@ def flush() -> None:
     get_client().flush()
 
 
+def set_description(text: str) -> None:
+    """Set the active run's description (its notes, shown by ``keel runs show``), replacing the one it had."""
+    _require_active().set_description(text)
+
+
+def delete_run(run_id: str) -> None:
+    """Soft-delete a run (and its child runs): hidden from ``search_runs`` and ``keel runs list``, read-only,
+    restorable with ``keel.restore_run`` until ``keel gc`` purges it.
+
+    >>> keel.delete_run(run.id)                 # doctest: +SKIP
+    >>> keel.search_runs(view="deleted")        # doctest: +SKIP
+    """
+    get_client().delete_run(run_id)
+
+
+def restore_run(run_id: str) -> None:
+    """Bring back a deleted run (and the child runs its deletion hid)."""
+    get_client().restore_run(run_id)
+
+
+def delete_experiment(experiment: str | int, project: str = "default") -> None:
+    """Soft-delete an experiment by name (or id): it and its runs are hidden and read-only until
+    ``keel.restore_experiment``; ``keel gc`` purges it for good."""
+    get_client().delete_experiment(experiment, project)
+
+
+def restore_experiment(experiment: str | int, project: str = "default") -> None:
+    """Bring back a deleted experiment (by name or id) and its runs."""
+    get_client().restore_experiment(experiment, project)
+
+
 def search_runs(
     experiment_names: Sequence[str] | str | None = None,
     filter: str | None = None,
@@ -239,13 +280,16 @@ def search_runs(
     output: str = "frame",
     *,
     project: str = "default",
+    view: ViewType | str = ViewType.ACTIVE,
 ) -> Any:
     """Runs matching ``filter`` (the grammar of ``keel runs list``: ``"metrics.auc > 0.9 and params.model = 'rf'"``)
-    in the experiments named (default: every experiment), sorted by ``order_by`` (``["metrics.auc DESC"]``).
+    in the experiments named (default: every experiment), sorted by ``order_by`` (``["metrics.auc DESC"]``), at
+    most ``max_results`` of them.
 
     ``output="frame"``: a pandas DataFrame as ``mlflow.search_runs`` gives, one row per run, columns ``run_id``,
     ``experiment``, ``name``, ``status``, ``start_time``, ``end_time`` (UTC), then ``params.*``, ``metrics.*``
     (latest values) and ``tags.*`` (needs ``keel[data]``). ``output="list"``: the ``Run`` objects.
+    Deleted runs (and the runs of deleted experiments) are left out unless ``view`` is ``"deleted"`` or ``"all"``.
     For one page at a time, use ``Client.search_runs``.
     """
     if output not in ("frame", "list"):
@@ -256,7 +300,7 @@ def search_runs(
     client.flush()  # the latest metrics this process logged are part of what it searches
     runs: list[Run] = []
     for run in client.iter_runs(
-        experiment_names, filter or "", tuple(order_by or ()), project=project, page_size=min(max_results, 1000)
+        experiment_names, filter or "", tuple(order_by or ()), project=project, page_size=min(max_results, 1000), view=view
     ):
         runs.append(run)
         if len(runs) >= max_results:

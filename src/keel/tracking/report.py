@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from keel.core import ranking
 from keel.core.entities import Run
-from keel.core.html import figure, fmt, page, swatch, xy_chart
+from keel.core.html import figure, fmt, page, param, swatch, xy_chart
 from keel.tracking.client import Client
 
 
@@ -39,7 +39,7 @@ def runs_report(client: Client, run_ids: Sequence[str], title: str = "keel runs"
     for i, run in enumerate(runs):
         out.append(f"<tr><td class=l>{swatch(i)}{html.escape(run.name)} <small>{run.id[:8]}</small></td>")
         out.append(f"<td class=l>{run.status.value}</td>")
-        out += [f"<td class=l>{html.escape(run.params.get(k, '-'))}</td>" for k in param_keys]
+        out += [f"<td class=l>{param(run.params.get(k, '-'))}</td>" for k in param_keys]
         for key in metric_keys:
             value = run.metric(key)
             cls = " class=best" if value is not None and value == best[key] and len(runs) > 1 else ""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from keel.core.html import bar_chart, esc, figure, fmt, page, xy_chart
+from keel.core.html import bar_chart, esc, figure, fmt, page, param, xy_chart
 from keel.core.ranking import best_value as best_of
 from keel.core.ranking import is_better
 from keel.tune.trials import TrialRecord
@@ -41,12 +40,8 @@ def study_html(
     best_value = best_of(values, direction)
     for t in sorted(trials, key=lambda t: t.number):
         cls = " class=best" if t.value is not None and t.value == best_value else ""
-        cells = "".join(f"<td class=l>{esc(_shown(t.params.get(p, '-')))}</td>" for p in params)
+        cells = "".join(f"<td class=l>{param(t.params.get(p, '-'))}</td>" for p in params)
         run = f"<td class=l>{t.run_id[:12]}</td>"
         out.append(f"<tr><td>{t.number}</td><td class=l>{t.state}</td>{cells}<td{cls}>{fmt(t.value)}</td>{run}</tr>")
     out.append("</table></div>")
     return page(title, "".join(out))
-
-
-def _shown(value: Any) -> str:
-    return fmt(value) if isinstance(value, float) else str(value)

@@ -13,6 +13,8 @@ from keel.core.errors import InvalidArgument
 
 @dataclass(frozen=True)
 class Distribution:
+    """One dimension of a search space; make it with ``uniform``, ``loguniform``, ``intrange`` or ``choice``."""
+
     kind: str  # "float", "int", "choice"
     low: float = 0.0
     high: float = 1.0
@@ -21,6 +23,7 @@ class Distribution:
     choices: tuple[Any, ...] = ()
 
     def to_optuna(self) -> Any:
+        """The same distribution as Optuna's (``FloatDistribution``, ``IntDistribution`` or ``CategoricalDistribution``)."""
         import optuna.distributions as d
 
         if self.kind == "float":
@@ -30,6 +33,8 @@ class Distribution:
         return d.CategoricalDistribution(self.choices)
 
     def sample(self, rng: random.Random) -> Any:
+        """One value drawn with ``rng`` (as ``random_configs`` does): between ``low`` and ``high`` (on a log scale
+        with ``log``; rounded for integers; ``step`` not applied), or one of ``choices``."""
         if self.kind == "choice":
             return rng.choice(self.choices)
         if self.log:
@@ -42,11 +47,15 @@ class Distribution:
 
 
 def uniform(low: float, high: float, step: float | None = None) -> Distribution:
+    """A float between ``low`` and ``high`` (``low < high``); with ``step``, an Optuna study suggests only
+    ``low + k * step``. ``uniform(0.0, 0.5)``."""
     _check_range("uniform", low, high)
     return Distribution("float", float(low), float(high), step=step)
 
 
 def loguniform(low: float, high: float) -> Distribution:
+    """A float between ``low`` and ``high`` drawn on a log scale (``0 < low < high``): ``loguniform(1e-4, 1e-1)``
+    for a learning rate."""
     _check_range("loguniform", low, high)
     if low <= 0:
         raise InvalidArgument.for_field("loguniform low", low, "a positive number")
@@ -54,11 +63,13 @@ def loguniform(low: float, high: float) -> Distribution:
 
 
 def intrange(low: int, high: int, log: bool = False) -> Distribution:
+    """An integer from ``low`` to ``high``, both included (on a log scale with ``log``): ``intrange(2, 12)``."""
     _check_range("intrange", low, high)
     return Distribution("int", int(low), int(high), log=log)
 
 
 def choice(options: Sequence[Any]) -> Distribution:
+    """One of ``options`` (at least one): ``choice(["lbfgs", "saga"])``."""
     if not options:
         raise InvalidArgument.for_field("choice options", list(options), "at least one option")
     return Distribution("choice", choices=tuple(options))

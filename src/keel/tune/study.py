@@ -2,19 +2,25 @@
 
 The Optuna study lives in memory; keel's store is the persistent record. A study with the
 same name in the same experiment is rebuilt from its trial runs, so a restarted process
-goes on where the last one stopped (``n_trials`` counts all trials, old and new). This
-avoids Optuna's own RDB storage and its cost per trial.
+goes on where the last one stopped: ``n_trials`` is the number of trials to run now, as in
+``optuna.Study.optimize``, on top of the earlier ones (the ``keel.tune`` logger says so).
+This avoids Optuna's own RDB storage and its cost per trial.
+
+A study whose every trial failed raises ``StudyFailed`` with the first trial's error: a
+``best_value`` of ``None`` is not an answer.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from keel.core.entities import Run, RunKind, RunStatus, TrialState
-from keel.core.errors import InvalidArgument, MissingExtra, NotFound
+from keel.core.errors import InvalidArgument, MissingExtra, NotFound, StudyFailed
+from keel.core.numbers import short
 from keel.core.ranking import DIRECTIONS
 from keel.tune.space import Distribution, check_space
 from keel.tune.sweep import run_trials_on_executor
@@ -23,30 +29,42 @@ from keel.tune.trials import Trial, TrialRecord, best_trial, finish_trial, run_i
 if TYPE_CHECKING:
     from keel.tracking.client import Client
 
+log = logging.getLogger("keel.tune")
 SAMPLERS = ("tpe", "random", "cmaes", "qmc")
 PRUNERS = ("median", "percentile", "hyperband", "none")
 
 
 @dataclass
 class StudyResult:
+    """What ``optimize`` returns: the study's run, metric and direction, every trial (on a resumed study the
+    earlier ones first), and the Optuna study; ``best``, ``best_params`` and ``best_value`` pick the winner."""
+
     name: str
     run_id: str
     metric: str
     direction: str
     trials: list[TrialRecord] = field(default_factory=list)
     study: Any = field(default=None, repr=False)
-    resumed_trials: int = 0
+    resumed_trials: int = 0  # the earlier trials this call found in the store; ``trials`` holds them first
+
+    @property
+    def new_trials(self) -> list[TrialRecord]:
+        """The trials this call ran."""
+        return self.trials[self.resumed_trials :]
 
     @property
     def best(self) -> TrialRecord | None:
+        """The complete trial with the best value (the first on ties); None when no trial completed."""
         return best_trial(self.trials, self.direction)
 
     @property
     def best_params(self) -> dict[str, Any]:
+        """The best trial's params (``{}`` when no trial completed)."""
         return dict(self.best.params) if self.best else {}
 
     @property
     def best_value(self) -> float | None:
+        """The best trial's value of the metric (None when no trial completed)."""
         return self.best.value if self.best else None
 
 
@@ -129,8 +147,10 @@ def optimize(
     ``trial.params`` holds the suggested values; ``trial.report(value, step)`` logs the metric
     and feeds the pruner (``inline`` executor). ``executor="process"`` or ``"ray"`` runs
     ``parallel`` trials at once (default: the executor's width); pruning needs ``inline``.
-    The study run gets ``best_<metric>``, the best trial and an HTML report with the
-    optimisation history and parameter importances.
+    ``n_trials`` trials run now; a study of this ``name`` found in the experiment is resumed
+    (its trials inform the sampler and count in ``trials``), which the ``keel.tune`` logger
+    reports. Raises ``StudyFailed`` when every trial failed. The study run gets ``best_<metric>``,
+    the best trial and an HTML report with the optimisation history and parameter importances.
     """
     from keel.pipelines.executors import make_executor
     from keel.tracking.fluent import get_client
@@ -164,12 +184,19 @@ def optimize(
             params={"sampler": sampler if isinstance(sampler, str) else type(sampler).__name__, "space": str(sorted(space))},
         )  # fmt: skip
     result = StudyResult(name, parent.id, metric, direction, list(old), study, len(old))
-    remaining = n_trials - len(old)
+    remaining = n_trials
+    if old:  # a surprise when the name was reused by accident: say it, with what to do
+        best = result.best
+        log.warning(
+            "study %r (experiment %r) resumes run %s: %d earlier trials%s; running %d more. Another name starts a new study.",
+            name, experiment, parent.id[:12], len(old),
+            f" (best {metric} {short(best.value)})" if best is not None and best.value is not None else "", n_trials,
+        )  # fmt: skip
     runner = make_executor(executor, client)
     next_number = max((r.number for r in old), default=-1) + 1
     try:
         if runner.name == "inline":
-            for _ in range(max(0, remaining)):
+            for _ in range(remaining):
                 ask = study.ask(distributions)
                 number = next_number
                 next_number += 1
@@ -195,6 +222,7 @@ def optimize(
                 remaining -= len(batch)
     finally:
         runner.shutdown()
+    _raise_if_all_failed(client, result, parent.id)
     best = result.best
     complete = [t for t in result.trials if t.state == "complete"]
     client.log_metrics(
@@ -209,6 +237,22 @@ def optimize(
     if current.status in (RunStatus.RUNNING, RunStatus.KILLED) and current.end_time is None:
         client.end_run(parent.id, RunStatus.FINISHED)
     return result
+
+
+def _raise_if_all_failed(client: Client, result: StudyResult, run_id: str) -> None:
+    """Every trial run now failed (and none before completed): end the study run as failed and raise with the
+    first trial's error, which is usually the bug in the objective."""
+    new = result.new_trials
+    if not new or any(t.state != "failed" for t in new) or any(t.state == "complete" for t in result.trials):
+        return
+    first = min(new, key=lambda t: t.number)
+    message = (
+        f"all {len(new)} trials of study {result.name!r} failed; the first (trial {first.number}, run {first.run_id}): "
+        f"{first.error}"
+    )
+    client.set_tags(run_id, {"keel.error": message[:8000]})
+    client.end_run(run_id, RunStatus.FAILED)
+    raise StudyFailed(message, run_id=run_id, error=first.error, result=result)
 
 
 def _tell(optuna: Any, study: Any, ask: Any, record: TrialRecord) -> None:

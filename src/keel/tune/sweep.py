@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from keel.core.entities import RunKind, RunStatus
-from keel.core.errors import InvalidArgument
+from keel.core.errors import InvalidArgument, StudyFailed
 from keel.core.ranking import DIRECTIONS
 from keel.tune.trials import TrialRecord, _remote_entry, best_trial, finish_trial, run_inline, split_result, start_trial
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class SweepResult:
+    """What ``sweep`` returns: the sweep's run, metric and direction, and one ``TrialRecord`` per configuration."""
+
     run_id: str
     metric: str
     direction: str
@@ -26,6 +28,7 @@ class SweepResult:
 
     @property
     def best(self) -> TrialRecord | None:
+        """The complete trial with the best value (the first on ties); None when no trial completed."""
         return best_trial(self.trials, self.direction)
 
 
@@ -81,6 +84,7 @@ def sweep(
     Each trial is a child run of one sweep run with its params and the metrics the
     objective returns (a number, or a mapping that includes ``metric``) or logs. The sweep
     run gets the best trial (tag ``best_trial``, metric ``best_<metric>``) and an HTML table.
+    Raises ``StudyFailed`` with the first trial's error when every trial failed.
     """
     from keel.pipelines.executors import make_executor
     from keel.tracking.fluent import get_client
@@ -113,5 +117,15 @@ def sweep(
         client.log_metrics(parent.id, {f"best_{metric}": best.value or 0.0})
         client.set_tags(parent.id, {"best_trial": best.run_id, "best_params": str(best.params)})
     client.log_text(parent.id, study_html(result.trials, metric, direction, title=f"sweep {name}"), "trials.html")
+    failed = [t for t in result.trials if t.state == "failed"]
+    if failed and len(failed) == len(result.trials):  # nothing to pick from: the first error is usually the bug
+        first = failed[0]
+        message = (
+            f"all {len(failed)} trials of sweep {name!r} failed; the first (trial {first.number}, run {first.run_id}): "
+            f"{first.error}"
+        )
+        client.set_tags(parent.id, {"keel.error": message[:8000]})
+        client.end_run(parent.id, RunStatus.FAILED)
+        raise StudyFailed(message, run_id=parent.id, error=first.error, result=result)
     client.end_run(parent.id, RunStatus.FINISHED)
     return result

@@ -36,15 +36,19 @@ class Trial:
         self.last_step: int | None = None
 
     def report(self, value: float, step: int) -> None:
+        """Log ``value`` as the study's metric at ``step`` on the trial's run, and give it to the pruner."""
         self._client.log_metric(self.run_id, self.metric, float(value), step=step)
         self.last_step = step if self.last_step is None else max(self.last_step, step)
         if self._optuna is not None:
             self._optuna.report(float(value), step)
 
     def should_prune(self) -> bool:
+        """Whether the pruner would stop this trial now (always False outside an Optuna study, e.g. a sweep)."""
         return bool(self._optuna is not None and self._optuna.should_prune())
 
     def prune(self) -> None:
+        """Stop this trial as pruned: raises ``TrialPruned``, which the study records as a pruned trial.
+        ``if trial.should_prune(): trial.prune()``."""
         raise TrialPruned(f"trial {self.number} pruned")
 
     def __getitem__(self, name: str) -> Any:
@@ -53,6 +57,9 @@ class Trial:
 
 @dataclass
 class TrialRecord:
+    """A trial as it ended: number, run, params, state (``complete``, ``pruned`` or ``failed``), the metric's
+    value and the other metrics returned, the values reported by step, and the error when it failed."""
+
     number: int
     run_id: str
     params: dict[str, Any]

@@ -117,6 +117,8 @@ HOOKS: dict[str, Hook] = {
     "set_tags": run_hook,
     "set_trial_result": run_hook,
     "log_artifacts": run_hook,
+    "delete_run": run_hook,
+    "restore_run": run_hook,
     "heartbeat": runs_hook,
     "pipelines.save_step": run_hook,
     "get_or_create_experiment": experiment_hook,

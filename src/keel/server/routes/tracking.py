@@ -20,6 +20,7 @@ from keel.server.deps import store_of
 from keel.server.ownership import require_run_owner
 from keel.store.metadata.base import MetadataStore
 from keel.store.metadata.rest import schemas, wire
+from keel.store.metadata.search import check_view
 
 read = APIRouter(prefix="/api/v1", tags=["tracking"], dependencies=[Depends(authorize)])
 write = APIRouter(prefix="/api/v1", tags=["tracking"], dependencies=[Depends(authorize)])
@@ -27,11 +28,18 @@ write = APIRouter(prefix="/api/v1", tags=["tracking"], dependencies=[Depends(aut
 
 @read.get("/experiments")
 def list_experiments(
-    request: Request, name: str | None = None, project: str | None = None, store: MetadataStore = Depends(store_of)
+    request: Request,
+    name: str | None = None,
+    project: str | None = None,
+    view: str | None = None,
+    store: MetadataStore = Depends(store_of),
 ) -> list[dict[str, Any]]:
-    """The experiments (of ``project``, named ``name``) in the projects the caller may read."""
+    """The experiments (of ``project``, named ``name``) in the projects the caller may read: the live ones unless
+    ``view`` is ``deleted`` or ``all``; by ``name``, deleted or not unless ``view`` says (a lookup by name finds a
+    deleted experiment, as a lookup by id does)."""
     caller = caller_of(request)
-    experiments = store.list_experiments(project)
+    chosen = check_view(view if view is not None else ("all" if name is not None else "active"))
+    experiments = store.list_experiments(project, chosen)
     if name is not None:
         experiments = [e for e in experiments if e.name == name]
     return [wire.experiment_to_json(e) for e in experiments if caller.may_in("read", e.project)]

@@ -79,7 +79,7 @@ class FsspecArtifactStore(ArtifactStore):
 
     def put_bytes(self, data: bytes) -> BlobInfo:
         info = BlobInfo(hashlib.sha256(data).hexdigest(), len(data))
-        if self._intact(info):
+        if self._intact(info) and self._renewed(info.sha256):
             return info
         if self.local:
             self._atomic_write(info.sha256, lambda fh: fh.write(data))
@@ -90,7 +90,7 @@ class FsspecArtifactStore(ArtifactStore):
 
     def put_file(self, path: str | os.PathLike[str]) -> BlobInfo:
         info = hash_file(path)
-        if self._intact(info):
+        if self._intact(info) and self._renewed(info.sha256):
             return info
         if self.local:
 
@@ -116,6 +116,20 @@ class FsspecArtifactStore(ArtifactStore):
         if self._stored_digest(info.sha256) != info.sha256:
             return False
         self._remember(info, stamp)
+        return True
+
+    def _renewed(self, sha256: str) -> bool:
+        """Renew a local blob's change time (ctime; its content's time, mtime, stays) before a put skips writing it:
+        ``keel gc`` removes only blobs written or renewed before it started, so a blob someone is about to reference
+        again survives a gc running now. False: it was removed meanwhile (write it again)."""
+        if self.local:
+            path = self._path(sha256)
+            try:
+                os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))  # the kernel sets ctime to now
+            except FileNotFoundError:
+                return False
+            except OSError:
+                pass  # a read-only folder: nothing to renew, and nothing a gc could remove either
         return True
 
     def _stamp(self, sha256: str) -> tuple[int, str] | None:

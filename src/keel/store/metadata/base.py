@@ -13,6 +13,11 @@ PostgreSQL and REST):
 - Validates everything it is given, whoever calls it: a server never trusts its clients.
 - A run that is ``running`` but whose heartbeat is older than ``heartbeat_timeout``
   reads as ``killed`` (in ``get_run`` and in searches).
+- Runs and experiments are deleted softly: ``delete_run`` / ``delete_experiment`` hide them (and an experiment's
+  runs) from searches and lists unless ``view`` asks for them, ``get_run`` / ``get_experiment`` still answer
+  (``deleted_at`` set), every write to a deleted run (or a run of a deleted experiment) raises ``Conflict`` and
+  nothing is written, and ``restore_run`` / ``restore_experiment`` bring them back. Only ``keel gc``
+  (``keel.store.gc``) removes them for good.
 - Metric writes are idempotent by batch id: ``log_metrics`` and ``end_run`` given a
   ``batch_id`` already applied (within ``BATCH_ID_RETENTION_MS``) store nothing and
   succeed, so a client may resend a request whose answer it never got (a timeout after
@@ -25,7 +30,7 @@ import abc
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keel.core.entities import (
     ArtifactRef,
@@ -40,16 +45,19 @@ from keel.core.entities import (
     StepInfo,
     TrialInfo,
     TrialState,
+    ViewType,
 )
 from keel.core.errors import InvalidArgument
-from keel.store.metadata.audit import AuditStore
-from keel.store.metadata.datasets import DatasetStore
-from keel.store.metadata.deployments import DeploymentStore
-from keel.store.metadata.identity import IdentityStore
-from keel.store.metadata.models import ModelStore
-from keel.store.metadata.monitors import MonitorStore
-from keel.store.metadata.pipelines import PipelineStore
-from keel.store.metadata.predictions import PredictionStore
+
+if TYPE_CHECKING:  # the entity stores' interfaces, only named here: a first run loads none it does not use
+    from keel.store.metadata.audit import AuditStore
+    from keel.store.metadata.datasets import DatasetStore
+    from keel.store.metadata.deployments import DeploymentStore
+    from keel.store.metadata.identity import IdentityStore
+    from keel.store.metadata.models import ModelStore
+    from keel.store.metadata.monitors import MonitorStore
+    from keel.store.metadata.pipelines import PipelineStore
+    from keel.store.metadata.predictions import PredictionStore
 
 MetricRow = tuple[str, str, float, int, int]
 """A metric as it travels in batches: (run_id, key, value, step, timestamp_ms)."""
@@ -130,7 +138,17 @@ class MetadataStore(abc.ABC):
         """Raises ``NotFound`` when there is no such experiment."""
 
     @abc.abstractmethod
-    def list_experiments(self, project: str | None = None) -> list[Experiment]: ...
+    def list_experiments(self, project: str | None = None, view: ViewType = ViewType.ACTIVE) -> list[Experiment]:
+        """The experiments (of ``project``), oldest first; ``view`` says whether live, deleted or all."""
+
+    @abc.abstractmethod
+    def delete_experiment(self, experiment_id: int) -> None:
+        """Soft-delete an experiment: it and its runs are hidden and read-only until ``restore_experiment``.
+        ``Conflict`` when it is deleted already."""
+
+    @abc.abstractmethod
+    def restore_experiment(self, experiment_id: int) -> None:
+        """Bring a deleted experiment (and so its runs) back. ``Conflict`` when it is not deleted."""
 
     # runs ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -166,11 +184,21 @@ class MetadataStore(abc.ABC):
 
     @abc.abstractmethod
     def find_latest_run(self, experiment_id: int, *, kind: RunKind, name: str) -> Run | None:
-        """The newest run of ``kind`` named ``name`` in the experiment (a study by its name), or None."""
+        """The newest live run of ``kind`` named ``name`` in the experiment (a study by its name), or None."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> Run:
-        """The run with its params, tags and latest metrics. Raises ``NotFound``."""
+        """The run with its params, tags and latest metrics (deleted or not: see ``Run.deleted_at``). Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    def delete_run(self, run_id: str) -> None:
+        """Soft-delete a run and its descendants (a pipeline's steps, a study's trials) not deleted before: hidden
+        from searches and read-only until ``restore_run``. ``Conflict`` when it is deleted already."""
+
+    @abc.abstractmethod
+    def restore_run(self, run_id: str) -> None:
+        """Bring back a deleted run and the descendants its deletion hid. ``Conflict`` when it is not deleted, or
+        when its experiment is (restore that)."""
 
     @abc.abstractmethod
     def end_run(
@@ -228,8 +256,9 @@ class MetadataStore(abc.ABC):
         order_by: Sequence[str] = (),
         max_results: int = 100,
         page_token: str | None = None,
+        view: ViewType = ViewType.ACTIVE,
     ) -> RunPage:
-        """Search runs. ``filter`` is a conjunction such as
+        """Search runs (``view``: live ones, the default; ``"deleted"``, or ``"all"``). ``filter`` is a conjunction such as
         ``"metrics.acc > 0.9 and params.model = 'rf' and status = 'finished'"``;
         ``order_by`` items such as ``"metrics.acc DESC"``, ``"start_time"``.
         See ``keel.store.metadata.search`` for the grammar.

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from keel.core.entities import RunStatus
+from keel.core.entities import RunStatus, ViewType
 from keel.core.errors import InvalidArgument
 
 Kind = Literal["metric", "param", "tag", "attr"]
@@ -48,7 +48,7 @@ _TOKEN = re.compile(
     r"""\s*(?:
         (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
       | (?P<num>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf|nan))
-      | (?P<op>!=|<=|>=|=|<|>)
+      | (?P<op>==|!=|<=|>=|<>|=|<|>)
       | (?P<field>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:`[^`]+`|[A-Za-z0-9_\-/:]+(?:\.[A-Za-z0-9_\-/:]+)*))?)
     )""",
     re.VERBOSE | re.IGNORECASE,
@@ -149,6 +149,9 @@ def parse_filter(filter_text: str) -> list[Clause]:
         op = ov.lower()
         if not (ok == "op" or (ok == "field" and op == "like")):
             raise _bad(filter_text, f"expected an operator ({', '.join(_OPS)}) after {fv!r}, got {ov!r}")
+        if op not in _OPS:  # '==' and '<>' from other languages: name the one to use
+            equal = "=" if op == "==" else "!="
+            raise _bad(filter_text, f"operator {ov!r} is not one of {', '.join(_OPS)}; write {fv} {equal} ...")
         if vk == "str":
             value: str | float = re.sub(r"\\(.)", r"\1", vv[1:-1])
         elif vk == "num":
@@ -206,6 +209,14 @@ def check_max_results(max_results: object) -> int:
     if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= MAX_RESULTS_LIMIT:
         raise InvalidArgument.for_field("max_results", max_results, f"an integer from 1 to {MAX_RESULTS_LIMIT}")
     return max_results
+
+
+def check_view(view: object) -> ViewType:
+    """Which runs or experiments to show: ``"active"`` (live, the default), ``"deleted"`` or ``"all"``."""
+    try:
+        return ViewType(view)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidArgument.for_field("view", view, f"one of {', '.join(v.value for v in ViewType)}") from None
 
 
 def encode_page_token(offset: int) -> str:

@@ -62,6 +62,7 @@ from keel.core.entities import (
     StepInfo,
     TrialInfo,
     TrialState,
+    ViewType,
 )
 from keel.core.errors import InvalidArgument, NotFound
 from keel.core.identity import check_principal_name, check_role
@@ -91,6 +92,7 @@ from keel.store.metadata.predictions import PredictionStore
 from keel.store.metadata.rest import monitor_wire as mw
 from keel.store.metadata.rest import schemas as s
 from keel.store.metadata.rest import wire
+from keel.store.metadata.search import check_view
 
 Json = Any
 Args = dict[str, Any]
@@ -196,6 +198,7 @@ def _dataset_version(text: str) -> int | None:
 RUN_ID = Arg(to_wire=_run_id)
 INT = Arg(to_wire=int, wire_type=int)
 VERSION_ID = Arg(to_wire=_version_id, wire_type=int)
+VIEW = Arg(to_wire=lambda view: check_view(view).value, from_wire=check_view, wire_default=ViewType.ACTIVE.value)
 KIND = Arg(to_wire=opt(lambda k: check_run_kind(k, None, None)[0].value), from_wire=opt(_enum(RunKind, "kind")))
 
 # body arguments -----------------------------------------------------------------------------------------------------
@@ -439,7 +442,11 @@ class MetadataEndpoints(Endpoints, store=MetadataStore, attribute=None, tag="tra
     get_experiment_by_name = endpoint(
         GET, "/experiments", query=("name", "project"), result=Result(wire.experiment_to_json, _first_experiment), mount=False
     )
-    list_experiments = endpoint(GET, "/experiments", query=("project",), result=many(*EXPERIMENT), mount=False)
+    list_experiments = endpoint(
+        GET, "/experiments", query=("project", "view"), args={"view": VIEW}, result=many(*EXPERIMENT), mount=False
+    )
+    delete_experiment = endpoint(DELETE, "/experiments/{experiment_id}", args={"experiment_id": INT})
+    restore_experiment = endpoint(POST, "/experiments/{experiment_id}/restore", body=s.EmptyIn, args={"experiment_id": INT})
     create_run = endpoint(
         POST,
         "/runs",
@@ -485,6 +492,8 @@ class MetadataEndpoints(Endpoints, store=MetadataStore, attribute=None, tag="tra
         result=keyed("run", *RUN),
     )  # fmt: skip
     get_run = endpoint(GET, "/runs/{run_id}", args={"run_id": RUN_ID}, result=one(*RUN))
+    delete_run = endpoint(DELETE, "/runs/{run_id}", args={"run_id": RUN_ID})
+    restore_run = endpoint(POST, "/runs/{run_id}/restore", body=s.EmptyIn, args={"run_id": RUN_ID})
     heartbeat = endpoint(POST, "/runs/heartbeat", body=s.HeartbeatIn, skip_if_empty="run_ids")
     log_params = endpoint(POST, "/runs/{run_id}/params", body=s.ParamsIn, args={"run_id": RUN_ID, "params": Arg(_param_texts)})
     set_tags = endpoint(POST, "/runs/{run_id}/tags", body=s.TagsIn, args={"run_id": RUN_ID, "tags": Arg(_tag_texts)})
@@ -513,6 +522,7 @@ class MetadataEndpoints(Endpoints, store=MetadataStore, attribute=None, tag="tra
         POST,  # a POST because filters and order lists are awkward in a query string; it writes nothing
         "/runs/search",
         body=s.SearchIn,
+        args={"view": VIEW},
         result=Result(
             lambda page: {"runs": [wire.run_to_json(r) for r in page.runs], "next_page_token": page.next_page_token},
             lambda data, _: RunPage([wire.run_from_json(r) for r in data["runs"]], data.get("next_page_token")),

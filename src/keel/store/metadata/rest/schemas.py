@@ -103,6 +103,11 @@ class SearchIn(_Body):
     order_by: list[str] = Field(default_factory=list)
     max_results: int = 100
     page_token: str | None = None
+    view: str = "active"
+
+
+class EmptyIn(_Body):
+    """A POST that carries nothing but its path (restores): a JSON body all the same, as every POST."""
 
 
 class DatasetVersionIn(_Body):

@@ -58,11 +58,13 @@ def decode_float(x: Any, field: str = "value") -> float:
 
 
 def experiment_to_json(e: Experiment) -> dict[str, Any]:
-    return {"id": e.id, "name": e.name, "project": e.project, "created_at": e.created_at}
+    return {"id": e.id, "name": e.name, "project": e.project, "created_at": e.created_at, "deleted_at": e.deleted_at}
 
 
 def experiment_from_json(d: dict[str, Any]) -> Experiment:
-    return Experiment(id=d["id"], name=d["name"], project=d["project"], created_at=d["created_at"])
+    return Experiment(
+        id=d["id"], name=d["name"], project=d["project"], created_at=d["created_at"], deleted_at=d.get("deleted_at")
+    )
 
 
 def run_to_json(r: Run) -> dict[str, Any]:
@@ -83,6 +85,7 @@ def run_to_json(r: Run) -> dict[str, Any]:
         "kind": r.kind.value,
         "step": step_to_json(r.step) if r.step is not None else None,
         "trial": trial_to_json(r.trial) if r.trial is not None else None,
+        "deleted_at": r.deleted_at,
     }
 
 
@@ -151,6 +154,7 @@ def run_from_json(d: dict[str, Any]) -> Run:
         kind=RunKind(d.get("kind") or "run"),
         step=step_from_json(d["step"]) if d.get("step") else None,
         trial=trial_from_json(d["trial"]) if d.get("trial") else None,
+        deleted_at=d.get("deleted_at"),
     )
 
 

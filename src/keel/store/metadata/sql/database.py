@@ -19,6 +19,7 @@ positional tuples, which skips SQLAlchemy's per-row parameter processing.
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,11 +31,13 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from keel.core.errors import Conflict, InvalidArgument, KeelError, StoreUnavailable
+from keel.store.metadata.sql import engine as sql_engine
 from keel.store.metadata.sql.engine import ensure_schema, make_engine
 
 T = TypeVar("T")
+_log = logging.getLogger("keel.store")
 DIALECTS = ("sqlite", "postgresql")
-LOCK_RETRIES = 8  # attempts at BEGIN when SQLite reports a lock (after its own busy timeout)
+LOCK_RETRIES = 8  # attempts at BEGIN when the database reports a lock (SQLite: within SQLITE_BUSY_TIMEOUT_S in all)
 NUMBERED_WRITE_ATTEMPTS = 3
 CHUNK = 900  # ids per IN (...): below SQLite's variable limit on old builds
 _INSERTS: dict[str, Callable[[Any], Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -109,22 +112,38 @@ class Database:
         conn.close()
 
     def _begin(self, write: bool) -> tuple[Connection, Any]:
+        """A connection in a new transaction. A write blocked on SQLite's lock for ``SQLITE_LOCK_NOTICE_S`` says once
+        what it waits for, then waits out the rest of ``SQLITE_BUSY_TIMEOUT_S`` (see engine) and ends in a
+        ``StoreUnavailable`` naming the store."""
+        started = time.monotonic()
+        wait = _LockWait(self.engine) if write and self.dialect == "sqlite" else None
+        busy_ms: int | None = None
         attempt = 0
         while True:
             conn = None
             try:
                 conn = self.engine.connect()
                 if write:
-                    conn = conn.execution_options(keel_write=True)
+                    conn = conn.execution_options(keel_write=True, keel_busy_ms=busy_ms)
                 return conn, conn.begin()
             except OperationalError as exc:
                 if conn is not None:
                     conn.close()
                 locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
-                attempt += 1
-                if not locked or attempt >= LOCK_RETRIES:
+                if not locked:
                     raise StoreUnavailable(f"metadata store error: {exc.orig}") from None
-                time.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
+                attempt += 1
+                pause = min(0.05 * 2**attempt, 1.0) * (0.5 + random.random())
+                if wait is None:
+                    if attempt >= LOCK_RETRIES:
+                        raise StoreUnavailable(f"metadata store error: {exc.orig}") from None
+                else:
+                    waited = time.monotonic() - started
+                    step = wait.after_failure(waited, attempt, pause)
+                    if step is None:
+                        raise StoreUnavailable(sql_engine.lock_timeout_message(self.engine, waited)) from None
+                    pause, busy_ms = step
+                time.sleep(pause)
             except SQLAlchemyError as exc:
                 if conn is not None:
                     conn.close()
@@ -149,6 +168,29 @@ class Database:
                     raise
                 raise Conflict(exhausted) from None
         raise AssertionError("unreachable")
+
+
+class _LockWait:
+    """One SQLite writer's wait for the write lock: when to say so, how long the next attempt may block, when to stop."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.budget = sql_engine.SQLITE_BUSY_TIMEOUT_S
+        self.notice = min(sql_engine.SQLITE_LOCK_NOTICE_S, self.budget)
+        self.noticed = False
+
+    def after_failure(self, waited: float, attempt: int, pause: float) -> tuple[float, int] | None:
+        """The pause before the next attempt and that attempt's busy timeout (ms); None once the budget is spent."""
+        remaining = self.budget - waited
+        if remaining <= 0.001 or attempt >= LOCK_RETRIES:
+            return None
+        if not self.noticed and waited >= self.notice * 0.95:
+            self.noticed = True
+            _log.warning("%s", sql_engine.lock_notice(self.engine))
+        pause = min(pause, remaining)
+        # before the notice, block only until it is due (a lock reported at once must not make us wait silently)
+        until = remaining if self.noticed else self.notice - waited
+        return pause, max(int((until - pause) * 1000), 1)
 
 
 def next_number(conn: Connection, column: Any, *where: Any) -> int:

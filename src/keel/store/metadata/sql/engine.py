@@ -3,12 +3,18 @@
 SQLite runs in WAL mode with a busy timeout, and write transactions start with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy handler instead of
 failing with "database is locked" when a read transaction tries to upgrade.
+
+A writer waits for the lock up to ``SQLITE_BUSY_TIMEOUT_S`` in all, but in two steps: a connection's
+own busy timeout is ``SQLITE_LOCK_NOTICE_S``, and a ``BEGIN IMMEDIATE`` still blocked after it is
+begun again with the rest of the budget (execution option ``keel_busy_ms``), once ``Database`` has
+said what it waits for (``lock_notice``). The uncontended path runs no extra statement.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +26,10 @@ from sqlalchemy.pool import StaticPool
 
 from keel.core.errors import InvalidArgument, KeelError, MissingExtra, StoreUnavailable
 
-SCHEMA_HEAD = "0013"  # a test pins this to Alembic's head revision
+SCHEMA_HEAD = "0014"  # a test pins this to Alembic's head revision
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_S = 60.0
+SQLITE_BUSY_TIMEOUT_S = 60.0  # how long a writer waits for SQLite's write lock in all
+SQLITE_LOCK_NOTICE_S = 2.0  # ... and after how long it says what it waits for
 _PG_MIGRATION_LOCK = 7_270_001
 
 
@@ -49,9 +56,10 @@ def _sqlite_engine(url: Any) -> Engine:
     memory = database in (None, "", ":memory:")
     if not memory:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    notice_ms = _notice_ms()
     engine = create_engine(
         url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        connect_args={"timeout": notice_ms / 1000, "check_same_thread": False},
         poolclass=StaticPool if memory else None,
     )
 
@@ -64,15 +72,72 @@ def _sqlite_engine(url: Any) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA case_sensitive_like=ON")
-        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout={notice_ms}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        mode = "IMMEDIATE" if conn.get_execution_options().get("keel_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")  # transaction control, not a query: Core has no BEGIN IMMEDIATE
+        options = conn.get_execution_options()
+        if not options.get("keel_write"):
+            conn.exec_driver_sql("BEGIN DEFERRED")  # transaction control, not a query: Core has no BEGIN IMMEDIATE
+            return
+        busy_ms = options.get("keel_busy_ms")
+        if busy_ms is None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        driver = conn.connection.driver_connection
+        driver.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={notice_ms}")  # the pooled connection goes back to the short wait
 
     return engine
+
+
+def _notice_ms() -> int:
+    return int(min(SQLITE_LOCK_NOTICE_S, SQLITE_BUSY_TIMEOUT_S) * 1000)
+
+
+def lock_notice(engine: Engine) -> str:
+    """What a writer blocked on ``engine``'s SQLite write lock waits for, as one line for the user."""
+    path = Path(engine.url.database or ":memory:")
+    holders = _other_processes_with(path)
+    who = f"open in {', '.join(holders)}" if holders else "another process or connection is writing to it"
+    return f"keel: waiting for the write lock on the metadata store {path} ({who}); will wait up to {SQLITE_BUSY_TIMEOUT_S:g} s"
+
+
+def lock_timeout_message(engine: Engine, waited_s: float) -> str:
+    """The error of a writer that gave up waiting for ``engine``'s SQLite write lock."""
+    return (
+        f"the metadata store {engine.url.database} stayed locked by another writer: gave up after {waited_s:.1f} s "
+        f"(the limit is {SQLITE_BUSY_TIMEOUT_S:g} s); finish or stop the other keel process writing to it, and try again"
+    )
+
+
+def _other_processes_with(path: Path, limit: int = 3) -> list[str]:
+    """Other processes that have the database (or its WAL) open, as "pid 12 (python train.py)": Linux /proc only,
+    best effort, and only on the slow path: one of them holds the lock, though a reader is listed as well."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    try:
+        targets = {str(path.resolve()), str(path.resolve()) + "-wal"}
+        pids = [p for p in proc.iterdir() if p.name.isdigit() and int(p.name) != os.getpid()]
+    except OSError:
+        return []
+    found: list[str] = []
+    for pid in pids:
+        try:
+            if not any(os.readlink(fd) in targets for fd in (pid / "fd").iterdir()):
+                continue
+            cmd = " ".join((pid / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
+        except OSError:
+            continue  # gone, or not ours to look at
+        found.append(f"pid {pid.name} ({cmd[:60]})" if cmd else f"pid {pid.name}")
+        if len(found) >= limit:
+            break
+    return found
 
 
 @contextlib.contextmanager
@@ -89,7 +154,13 @@ def _migration_lock(engine: Engine) -> Iterator[Any]:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 with engine.connect() as conn:
-                    yield conn
+                    # a migration's DDL takes the write lock mid-transaction: it gets the whole budget at once
+                    driver: Any = conn.connection.driver_connection
+                    driver.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+                    try:
+                        yield conn
+                    finally:
+                        driver.execute(f"PRAGMA busy_timeout={_notice_ms()}")
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
     else:
@@ -148,14 +219,39 @@ def downgrade(engine: Engine, revision: str) -> None:
                 conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
+def create_at_head(engine: Engine) -> bool:
+    """Create an empty SQLite database's tables at the head revision directly, and stamp it; False if it was not empty.
+
+    Replaying every migration on a new store costs more than everything else a first ``keel.log_metric`` does (and
+    imports Alembic); the tables of ``schema.py`` are the migrations' end state, which a test checks column by column
+    and index by index. PostgreSQL, shared and long-lived, always goes through the migrations.
+    """
+    from keel.store.metadata.sql.schema import metadata
+
+    with _migration_lock(engine) as conn:
+        if current_revision(engine) is not None or conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+            return False  # another process was first, or the file holds someone else's tables: migrations decide
+        metadata.create_all(conn, checkfirst=False)  # known empty: checked above, under the lock
+        conn.exec_driver_sql(  # the table Alembic itself would create, so later migrations find their revision
+            "CREATE TABLE alembic_version "
+            "(version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
+        conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES (?)", (SCHEMA_HEAD,))
+        conn.commit()
+    return True
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Upgrade an older database in place; refuse one made by a newer keel."""
+    """Create a new SQLite database at the head revision; upgrade an older database in place; refuse one made by a newer
+    keel."""
     try:
         revision = current_revision(engine)
         if revision == SCHEMA_HEAD:
             return
         if revision is not None and revision > SCHEMA_HEAD:
             raise KeelError(f"the database is at schema revision {revision}, newer than this keel ({SCHEMA_HEAD}); upgrade keel")
+        if revision is None and engine.dialect.name == "sqlite" and create_at_head(engine):
+            return
         upgrade(engine)
     except SQLAlchemyError as exc:
         raise StoreUnavailable(f"cannot open the metadata store {engine.url!r}: {exc.__class__.__name__}: {exc}") from None

@@ -22,7 +22,7 @@ from keel.store.metadata.base import BATCH_ID_RETENTION_MS, MetricRow, check_bat
 from keel.store.metadata.sql import metric_blocks
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.database import Database, by_dialect
-from keel.store.metadata.sql.runs import RunKeys
+from keel.store.metadata.sql.runs import RunKeys, check_writable
 
 PRUNE_EVERY_MS = 60_000  # forget old batch ids at most once a minute per store
 BLOCK_COLUMNS = ("run_pk", "key", "count", "vals", "steps", "stamps")
@@ -110,6 +110,7 @@ class SqlMetricStore:
 
     def write(self, conn: Connection, prepared: PreparedMetrics) -> None:
         blocks, latest = prepared
+        check_writable(conn, {row[0] for row in latest})  # a deleted run is read-only
         conn.exec_driver_sql(self._insert_blocks_sql, blocks)
         conn.exec_driver_sql(self._upsert_latest_sql, latest)
 

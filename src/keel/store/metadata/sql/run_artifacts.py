@@ -13,7 +13,7 @@ from keel.core.entities import ArtifactRef
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect
-from keel.store.metadata.sql.runs import RunKeys, require_run
+from keel.store.metadata.sql.runs import RunKeys, check_writable, require_run
 
 _insert_blobs_by_dialect = by_dialect(lambda insert: insert(t.artifacts).on_conflict_do_nothing(index_elements=["sha256"]))
 
@@ -49,7 +49,7 @@ class SqlRunArtifactStore:
             v.check_count(ref.size, "artifact size")
         created = now_ms()
         with self.db.transaction() as conn:
-            self.keys.require_known(conn, run_id)
+            check_writable(conn, [run_id])  # exists and is not deleted
             blobs = {r.sha256: r for r in refs}
             conn.execute(
                 self._insert_blobs,

@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import and_, not_, or_, select
 
-from keel.core.entities import RunStatus
+from keel.core.entities import RunStatus, ViewType
 from keel.store.metadata import search
+from keel.store.metadata.sql import experiments
 from keel.store.metadata.sql import schema as t
 
 OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -41,11 +42,16 @@ def search_query(
     orders: Sequence[search.OrderKey],
     *,
     stale_cutoff: int,
+    view: ViewType = ViewType.ACTIVE,
 ) -> Any:
-    """SELECT of ``runs`` rows matching every clause, in the given order (then newest first, then id)."""
+    """SELECT of ``runs`` rows matching every clause, in the given order (then newest first, then id); ``view``:
+    live runs, deleted ones (deleted themselves or in a deleted experiment) or all."""
     query: Any = select(t.runs)
     if experiment_ids is not None:
         query = query.where(_r.experiment_id.in_(list(experiment_ids)))
+    if view is not ViewType.ALL:
+        deleted = or_(_r.deleted_at.is_not(None), _r.experiment_id.in_(experiments.DELETED_IDS))
+        query = query.where(deleted if view is ViewType.DELETED else not_(deleted))
     for c in clauses:
         query = _filtered(query, c, stale_cutoff)
     sort: list[Any] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -28,6 +28,7 @@ from keel.core.entities import (
     StepInfo,
     TrialInfo,
     TrialState,
+    ViewType,
 )
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.metadata import search
@@ -83,6 +84,21 @@ _set_trial_result = (
     .where(_r.id == bindparam("run_id"), _r.kind == RunKind.TRIAL.value)
     .values(trial_state=bindparam("state"), trial_value=bindparam("value"))
 )
+_ex = t.experiments.c
+_liveness = (
+    select(_r.id, _r.deleted_at, _ex.deleted_at.label("experiment_deleted_at"), _r.experiment_id)
+    .join(t.experiments, _ex.id == _r.experiment_id)
+    .where(_r.id.in_(bindparam("ids", expanding=True)))
+)
+_deleted_experiments = select(_ex.id, _ex.deleted_at).where(
+    _ex.id.in_(bindparam("ids", expanding=True)), _ex.deleted_at.is_not(None)
+)
+_run_deletion = (
+    select(_r.deleted_at, _r.experiment_id, _ex.deleted_at.label("experiment_deleted_at"))
+    .join(t.experiments, _ex.id == _r.experiment_id)
+    .where(_r.id == bindparam("run_id"))
+)
+_set_deleted = t.runs.update().where(_r.id.in_(bindparam("ids", expanding=True))).values(deleted_at=bindparam("moment"))
 _lm = t.latest_metrics.c
 _latest_of = select(_lm.run_id, _lm.key, _lm.value, _lm.step, _lm.timestamp).where(
     _lm.run_id.in_(bindparam("ids", expanding=True))
@@ -104,8 +120,34 @@ def require_run(conn: Connection, run_id: str) -> str:
     return status
 
 
+def check_writable(conn: Connection, run_ids: Iterable[str]) -> None:
+    """In a write transaction: ``NotFound`` unless every run exists, ``Conflict`` when one is deleted (or its
+    experiment is): a deleted run is read-only until it is restored."""
+    ids = list(dict.fromkeys(run_ids))
+    for run_id in ids:
+        if not isinstance(run_id, str):
+            raise InvalidArgument.for_field("run_id", run_id, "a run id string")
+    found = {}
+    for chunk in chunks(ids):
+        found.update({row.id: row for row in conn.execute(_liveness, {"ids": chunk})})
+    for run_id in ids:
+        row = found.get(run_id)
+        if row is None:
+            raise NotFound(f"run {run_id!r} does not exist")
+        if row.deleted_at is not None:
+            raise Conflict(
+                f"run {run_id} is deleted, so it cannot be written to: restore it first (keel runs restore {run_id[:12]})"
+            )
+        if row.experiment_deleted_at is not None:
+            raise Conflict(
+                f"run {run_id} is in experiment {row.experiment_id}, which is deleted, so it cannot be written to: "
+                "restore the experiment first (keel experiments restore)"
+            )
+
+
 class RunKeys:
-    """Integer keys of runs (``runs.pk``) by id, cached: a run's key never changes and runs are never deleted."""
+    """Integer keys of runs (``runs.pk``) by id, cached: a run's key never changes (a purged run's stays cached, but
+    every write checks its run exists first: ``check_writable``)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -186,7 +228,6 @@ class SqlRunStore:
         self.keys = keys
         self.metrics = metrics
         self.heartbeat_timeout = heartbeat_timeout
-        self._known_experiments: set[int] = set()  # experiments are never deleted
         self._insert_new_params_sql = db.compiled(db.pick(_insert_new_params_by_dialect), PARAM_COLUMNS)
         self._upsert_tags = db.pick(_upsert_tags_by_dialect)
 
@@ -219,11 +260,17 @@ class SqlRunStore:
         code = code or CodeVersion()
         env = environment or Environment()
         with self.db.transaction() as conn:
-            if experiment_id not in self._known_experiments:
-                if conn.execute(experiments.EXISTS, {"experiment_id": experiment_id}).first() is None:
-                    raise NotFound(f"experiment {experiment_id} does not exist")
-            if parent_run_id is not None and run_status(conn, parent_run_id) is None:
-                raise NotFound(f"parent run {parent_run_id!r} does not exist")
+            experiment = conn.execute(experiments.DELETED_AT, {"experiment_id": experiment_id}).first()
+            if experiment is None:
+                raise NotFound(f"experiment {experiment_id} does not exist")
+            if experiment.deleted_at is not None:
+                raise Conflict(
+                    f"experiment {experiment_id} is deleted: restore it (keel experiments restore) or use another experiment"
+                )
+            if parent_run_id is not None:
+                if run_status(conn, parent_run_id) is None:
+                    raise NotFound(f"parent run {parent_run_id!r} does not exist")
+                check_writable(conn, [parent_run_id])  # a deleted run gets no new children
             if step is not None and step.cached_from is not None and run_status(conn, step.cached_from) is None:
                 raise NotFound(f"run {step.cached_from!r} (the run a cached step reuses) does not exist")
             result = conn.execute(
@@ -264,7 +311,6 @@ class SqlRunStore:
                 "step": step.name if step else None, "trial": trial.number if trial else None,
                 "params": sorted(r["key"] for r in param_list), "tags": {r["key"]: r["value"] for r in tag_list},
             })  # fmt: skip
-        self._known_experiments.add(experiment_id)
         self.keys.remember(run_id, pk)
         return Run(
             id=run_id,
@@ -287,6 +333,7 @@ class SqlRunStore:
         state, value = check_trial_result(state, value)
         stored = None if value is not None and math.isnan(value) else value  # NULL reads back as NaN (SQLite has none)
         with self.db.transaction() as conn:
+            check_writable(conn, [run_id])
             updated = conn.execute(_set_trial_result, {"run_id": run_id, "state": state.value, "value": stored}).rowcount
             if updated != 1:
                 require_run(conn, run_id)
@@ -313,7 +360,7 @@ class SqlRunStore:
             raise InvalidArgument.for_field("name", name, "a run name")
         query = (
             select(t.runs)
-            .where(_r.experiment_id == experiment_id, _r.kind == kind.value, _r.name == name)
+            .where(_r.experiment_id == experiment_id, _r.kind == kind.value, _r.name == name, _r.deleted_at.is_(None))
             .order_by(_r.start_time.desc(), _r.pk.desc())
             .limit(1)
         )
@@ -349,6 +396,7 @@ class SqlRunStore:
         with self.db.transaction() as conn:
             if batch_id is not None and not self.metrics.claim_batch(conn, batch_id):
                 return  # a resend of an end that was applied: done already
+            check_writable(conn, [run_id])
             if prepared is not None:
                 self.metrics.write(conn, prepared)
             updated = conn.execute(_end_run, {"run_id": run_id, "status": status.value, "end_time": end}).rowcount
@@ -370,7 +418,7 @@ class SqlRunStore:
         if not rows:
             return
         with self.db.transaction() as conn:
-            self.keys.require_known(conn, run_id)
+            check_writable(conn, [run_id])
             # Insert what is new; only when some key already existed, compare values (and roll
             # everything back on a difference). The common case is one statement.
             inserted = conn.exec_driver_sql(
@@ -392,7 +440,7 @@ class SqlRunStore:
         if not rows:
             return
         with self.db.transaction() as conn:
-            self.keys.require_known(conn, run_id)
+            check_writable(conn, [run_id])
             keys = [r["key"] for r in rows]
             before = dict(conn.execute(_existing_tags, {"run_id": run_id, "keys": keys}).all())
             conn.execute(self._upsert_tags, rows)
@@ -406,17 +454,71 @@ class SqlRunStore:
         order_by: Sequence[str] = (),
         max_results: int = 100,
         page_token: str | None = None,
+        view: ViewType = ViewType.ACTIVE,
     ) -> RunPage:
         clauses = search.parse_filter(filter)
         orders = search.parse_order_by(list(order_by))
         limit = search.check_max_results(max_results)
         offset = search.decode_page_token(page_token)
-        query = search_query(experiment_ids, clauses, orders, stale_cutoff=self.stale_cutoff())
+        view = search.check_view(view)
+        query = search_query(experiment_ids, clauses, orders, stale_cutoff=self.stale_cutoff(), view=view)
         with self.db.transaction(write=False) as conn:
             rows = conn.execute(query.limit(limit + 1).offset(offset)).all()
             more = len(rows) > limit
             runs = self.load(conn, rows[:limit])
         return RunPage(runs=runs, next_page_token=search.encode_page_token(offset + limit) if more else None)
+
+    def delete(self, run_id: str) -> None:
+        """Soft-delete ``run_id`` and its descendants still live, all with the same moment (what ``restore`` undoes)."""
+        moment = now_ms()
+        with self.db.transaction() as conn:
+            row = self._deletion(conn, run_id)
+            if row.deleted_at is not None:
+                raise Conflict(f"run {run_id} is deleted already")
+            ids = [run_id, *self._descendants(conn, run_id, lambda c: c.is_(None))]
+            for chunk in chunks(ids):
+                conn.execute(_set_deleted, {"ids": chunk, "moment": moment})
+            append_event(conn, "runs.delete", "run", run_id, {"deleted_at": None}, {"deleted_at": moment, "runs": len(ids)})
+
+    def restore(self, run_id: str) -> None:
+        """Restore ``run_id`` and the descendants its deletion hid (those deleted at the same moment)."""
+        with self.db.transaction() as conn:
+            row = self._deletion(conn, run_id)
+            if row.experiment_deleted_at is not None:
+                raise Conflict(
+                    f"run {run_id} is in experiment {row.experiment_id}, which is deleted: restore the experiment instead"
+                )
+            if row.deleted_at is None:
+                raise Conflict(f"run {run_id} is not deleted: there is nothing to restore")
+            moment = row.deleted_at
+            ids = [run_id, *self._descendants(conn, run_id, lambda c: c == moment)]
+            for chunk in chunks(ids):
+                conn.execute(_set_deleted, {"ids": chunk, "moment": None})
+            append_event(conn, "runs.restore", "run", run_id, {"deleted_at": moment}, {"deleted_at": None, "runs": len(ids)})
+
+    @staticmethod
+    def _deletion(conn: Connection, run_id: str) -> Any:
+        if not isinstance(run_id, str):
+            raise InvalidArgument.for_field("run_id", run_id, "a run id string")
+        row = conn.execute(_run_deletion, {"run_id": run_id}).first()
+        if row is None:
+            raise NotFound(f"run {run_id!r} does not exist")
+        return row
+
+    @staticmethod
+    def _descendants(conn: Connection, run_id: str, deleted: Any) -> list[str]:
+        """Children, grandchildren... of ``run_id`` whose ``deleted_at`` matches ``deleted`` (a column condition);
+        the walk stops at a child that does not match (its own subtree was deleted at another moment)."""
+        found: list[str] = []
+        frontier = [run_id]
+        while frontier:
+            children: list[str] = []
+            for chunk in chunks(frontier):
+                query = select(_r.id).where(_r.parent_run_id.in_(chunk), deleted(_r.deleted_at))
+                children += conn.execute(query).scalars().all()
+            found += children
+            frontier = children
+        return found
 
     def load(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
         """Runs of ``runs`` rows, with their params, tags and latest metrics, statuses corrected for stale heartbeats."""
@@ -431,6 +533,10 @@ class SqlRunStore:
                 tags[run_id][key] = value
             for run_id, key, value, step, ts in conn.execute(_latest_of, {"ids": chunk}):
                 metrics[run_id][key] = LatestMetric(key, math.nan if value is None else value, step, ts)
+        experiment_ids = list({row.experiment_id for row in rows})
+        deleted_experiments: dict[int, int] = {}
+        for chunk in chunks(experiment_ids):
+            deleted_experiments.update((i, d) for i, d in conn.execute(_deleted_experiments, {"ids": chunk}))
         cutoff = self.stale_cutoff()
         runs = []
         for row in rows:
@@ -457,6 +563,7 @@ class SqlRunStore:
                     if row.kind == RunKind.STEP.value and row.step_name is not None and row.cache_key is not None
                     else None,
                     trial=_trial_of(row),
+                    deleted_at=row.deleted_at if row.deleted_at is not None else deleted_experiments.get(row.experiment_id),
                 )
             )
         return runs

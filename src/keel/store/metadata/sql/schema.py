@@ -43,6 +43,7 @@ experiments = Table(
     Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
     Column("name", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger),  # soft-deleted (hidden, restorable) since; purged by ``keel gc``
     UniqueConstraint("project_id", "name", name="uq_experiments_project_name"),
 )
 
@@ -77,6 +78,7 @@ runs = Table(
     Column("trial_params", Text),
     Column("trial_state", String(16)),  # complete, pruned, failed; NULL while running
     Column("trial_value", Float),  # NULL for NaN (SQLite has none) when trial_state is complete
+    Column("deleted_at", BigInteger),  # soft-deleted (hidden, restorable, read-only) since; purged by ``keel gc``
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
     Index("ix_runs_parent", "parent_run_id"),
     Index("ix_runs_experiment_kind_name", "experiment_id", "kind", "name"),

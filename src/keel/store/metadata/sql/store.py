@@ -17,7 +17,9 @@ The methods below only delegate; validation that does not depend on SQL is in ``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from keel.core.entities import (
     ArtifactRef,
@@ -32,21 +34,24 @@ from keel.core.entities import (
     StepInfo,
     TrialInfo,
     TrialState,
+    ViewType,
 )
 from keel.store.metadata.base import MetadataStore, MetricRow
 from keel.store.metadata.sql.audit import SqlAuditStore
 from keel.store.metadata.sql.database import Database
-from keel.store.metadata.sql.datasets import SqlDatasetStore
-from keel.store.metadata.sql.deployments import SqlDeploymentStore
 from keel.store.metadata.sql.experiments import SqlExperimentStore
-from keel.store.metadata.sql.identity import SqlIdentityStore
 from keel.store.metadata.sql.metrics import SqlMetricStore
-from keel.store.metadata.sql.models import SqlModelStore
-from keel.store.metadata.sql.monitors import SqlMonitorStore
-from keel.store.metadata.sql.pipelines import SqlPipelineStore
-from keel.store.metadata.sql.predictions import SqlPredictionStore
 from keel.store.metadata.sql.run_artifacts import SqlRunArtifactStore
 from keel.store.metadata.sql.runs import RunKeys, SqlRunStore
+
+if TYPE_CHECKING:
+    from keel.store.metadata.sql.datasets import SqlDatasetStore
+    from keel.store.metadata.sql.deployments import SqlDeploymentStore
+    from keel.store.metadata.sql.identity import SqlIdentityStore
+    from keel.store.metadata.sql.models import SqlModelStore
+    from keel.store.metadata.sql.monitors import SqlMonitorStore
+    from keel.store.metadata.sql.pipelines import SqlPipelineStore
+    from keel.store.metadata.sql.predictions import SqlPredictionStore
 
 
 class SqlStore(MetadataStore):
@@ -62,14 +67,7 @@ class SqlStore(MetadataStore):
         self._metrics = SqlMetricStore(self.db, keys)
         self._runs = SqlRunStore(self.db, keys, self._metrics, heartbeat_timeout)
         self._artifacts = SqlRunArtifactStore(self.db, keys)
-        self._datasets = SqlDatasetStore(self.db)
-        self._models = SqlModelStore(self.db)
-        self._pipelines = SqlPipelineStore(self.db)
-        self._deployments = SqlDeploymentStore(self.db)
-        self._predictions = SqlPredictionStore(self.db)
-        self._monitors = SqlMonitorStore(self.db)
         self._audit = SqlAuditStore(self.db)
-        self._identity = SqlIdentityStore(self.db)
 
     @property
     def heartbeat_timeout(self) -> float:
@@ -84,40 +82,54 @@ class SqlStore(MetadataStore):
         """The audit log on the same database."""
         return self._audit
 
-    @property
+    @functools.cached_property
     def datasets(self) -> SqlDatasetStore:
         """Dataset versions on the same database."""
-        return self._datasets
+        from keel.store.metadata.sql.datasets import SqlDatasetStore
 
-    @property
+        return SqlDatasetStore(self.db)
+
+    @functools.cached_property
     def models(self) -> SqlModelStore:
         """The model registry on the same database."""
-        return self._models
+        from keel.store.metadata.sql.models import SqlModelStore
 
-    @property
+        return SqlModelStore(self.db)
+
+    @functools.cached_property
     def deployments(self) -> SqlDeploymentStore:
         """Deployments on the same database."""
-        return self._deployments
+        from keel.store.metadata.sql.deployments import SqlDeploymentStore
 
-    @property
+        return SqlDeploymentStore(self.db)
+
+    @functools.cached_property
     def identity(self) -> SqlIdentityStore:
         """Principals, role bindings and API tokens on the same database."""
-        return self._identity
+        from keel.store.metadata.sql.identity import SqlIdentityStore
 
-    @property
+        return SqlIdentityStore(self.db)
+
+    @functools.cached_property
     def predictions(self) -> SqlPredictionStore:
         """The prediction log's index and labels on the same database."""
-        return self._predictions
+        from keel.store.metadata.sql.predictions import SqlPredictionStore
 
-    @property
+        return SqlPredictionStore(self.db)
+
+    @functools.cached_property
     def monitors(self) -> SqlMonitorStore:
         """Monitors, windows, alerts, actions and leases on the same database."""
-        return self._monitors
+        from keel.store.metadata.sql.monitors import SqlMonitorStore
 
-    @property
+        return SqlMonitorStore(self.db)
+
+    @functools.cached_property
     def pipelines(self) -> SqlPipelineStore:
         """The step cache on the same database."""
-        return self._pipelines
+        from keel.store.metadata.sql.pipelines import SqlPipelineStore
+
+        return SqlPipelineStore(self.db)
 
     def __repr__(self) -> str:
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -132,8 +144,14 @@ class SqlStore(MetadataStore):
     def get_experiment_by_name(self, name: str, project: str = "default") -> Experiment:
         return self._experiments.get_by_name(name, project)
 
-    def list_experiments(self, project: str | None = None) -> list[Experiment]:
-        return self._experiments.list_all(project)
+    def list_experiments(self, project: str | None = None, view: ViewType = ViewType.ACTIVE) -> list[Experiment]:
+        return self._experiments.list_all(project, view)
+
+    def delete_experiment(self, experiment_id: int) -> None:
+        self._experiments.delete(experiment_id)
+
+    def restore_experiment(self, experiment_id: int) -> None:
+        self._experiments.restore(experiment_id)
 
     # runs -----------------------------------------------------------------------------
     def create_run(
@@ -177,6 +195,12 @@ class SqlStore(MetadataStore):
     def get_run(self, run_id: str) -> Run:
         return self._runs.get(run_id)
 
+    def delete_run(self, run_id: str) -> None:
+        self._runs.delete(run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        self._runs.restore(run_id)
+
     def end_run(
         self,
         run_id: str,
@@ -203,8 +227,9 @@ class SqlStore(MetadataStore):
         order_by: Sequence[str] = (),
         max_results: int = 100,
         page_token: str | None = None,
+        view: ViewType = ViewType.ACTIVE,
     ) -> RunPage:
-        return self._runs.search(experiment_ids, filter, order_by, max_results, page_token)
+        return self._runs.search(experiment_ids, filter, order_by, max_results, page_token, view)
 
     # metrics: the hot path --------------------------------------------------------------
     def log_metrics(self, rows: Sequence[MetricRow], batch_id: str | None = None) -> None:
