@@ -229,9 +229,9 @@ def test_the_readme_tracking_section_runs_as_written(tmp_path: Path, capsys: pyt
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     section = readme.split("## Tracking from Python", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert len(blocks) == 2
+    assert len(blocks) >= 2  # the logging blocks first (the autolog block after them runs in tests/test_h5_readme.py)
     (tmp_path / "model.pkl").write_bytes(b"a model")  # the file the first block logs
-    for block in blocks:
+    for block in blocks[:2]:
         exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
     assert "rf" in capsys.readouterr().out
     df = keel.search_runs(["churn"], order_by=["start_time"])

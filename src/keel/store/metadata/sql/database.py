@@ -21,12 +21,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -40,12 +40,50 @@ DIALECTS = ("sqlite", "postgresql")
 LOCK_RETRIES = 8  # attempts at BEGIN when the database reports a lock (SQLite: within SQLITE_BUSY_TIMEOUT_S in all)
 NUMBERED_WRITE_ATTEMPTS = 3
 CHUNK = 900  # ids per IN (...): below SQLite's variable limit on old builds
-_INSERTS: dict[str, Callable[[Any], Any]] = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
-def by_dialect(build: Callable[[Callable[[Any], Any]], T]) -> dict[str, T]:
-    """``build(insert)`` for each dialect's ``insert`` (the one with ``on_conflict_do_*``), at import time."""
-    return {name: build(insert) for name, insert in _INSERTS.items()}
+def dialect_insert(dialect: str) -> Callable[[Any], Any]:
+    """The ``insert`` of ``dialect`` (the one with ``on_conflict_do_*``), imported on first use: a process on SQLite
+    never loads PostgreSQL's dialect (and asyncio, which it imports)."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    raise KeyError(dialect)
+
+
+class PerDialect(Mapping[str, T]):
+    """``build(insert)`` for each dialect, built once on first use by a database of that dialect (then the same
+    object every time: ``Database.compiled`` caches by it)."""
+
+    def __init__(self, build: Callable[[Callable[[Any], Any]], T]) -> None:
+        self._build = build
+        self._built: dict[str, T] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, dialect: str) -> T:
+        built = self._built.get(dialect)
+        if built is None:
+            with self._lock:
+                built = self._built.get(dialect)
+                if built is None:
+                    built = self._built[dialect] = self._build(dialect_insert(dialect))
+        return built
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(DIALECTS)
+
+    def __len__(self) -> int:
+        return len(DIALECTS)
+
+
+def by_dialect(build: Callable[[Callable[[Any], Any]], T]) -> PerDialect[T]:
+    """``build(insert)`` for each dialect's ``insert`` (the one with ``on_conflict_do_*``), built on first use."""
+    return PerDialect(build)
 
 
 class Database:
@@ -64,9 +102,9 @@ class Database:
     # statements ------------------------------------------------------------------------------
     def insert(self, table: Any) -> Any:
         """An INSERT of this database's dialect, with ``on_conflict_do_nothing/update``."""
-        return _INSERTS[self.dialect](table)
+        return dialect_insert(self.dialect)(table)
 
-    def pick(self, statements: dict[str, T]) -> T:
+    def pick(self, statements: Mapping[str, T]) -> T:
         """This database's statement of a ``by_dialect`` pair."""
         return statements[self.dialect]
 
