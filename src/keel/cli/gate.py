@@ -22,13 +22,11 @@ from rich.table import Table
 from keel.cli.lookup import require_store, resolve_run_id
 from keel.cli.output import clean, console, esc, fmt_num
 from keel.core.errors import InvalidArgument, PermissionDenied
+from keel.tracking.columns import GATE_METRICS_TAG, GATE_TAG
 
 if TYPE_CHECKING:
     from keel.evaluation.gate import GateResult
     from keel.tracking.client import Client
-
-GATE_TAG = "keel.gate"
-GATE_METRICS_TAG = "keel.gate.metrics"
 
 
 def record_gate(client: Client, result: GateResult) -> str | None:

@@ -28,6 +28,7 @@ from keel.cli import (
     scheduler,
     serve,
     server,
+    ui,
     users,
 )
 from keel.cli.output import clean
@@ -91,6 +92,7 @@ app.command("server")(server.server)
 app.command("serve")(serve.serve)
 app.command("scheduler")(scheduler.scheduler)
 app.command("quickstart")(quickstart.quickstart)
+app.command("ui")(ui.ui)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,6 +68,7 @@ def quickstart(
     console.print(f"\ndone in {time.perf_counter() - started:.1f}s")
     console.print("\n[bold]Look further[/]")
     for command, what in (
+        ("keel ui", "everything below in the browser: runs, curves, datasets, models, deployments, audit"),
         ("keel runs list -e quickstart", "every run: pipeline steps, trials, the study"),
         (f"keel runs compare {baseline[:12]} {candidate[:12]}", "baseline against the tuned model"),
         (f"keel runs show {study[:12]}", "the study: best trial, its params and metrics, its artifacts"),
@@ -91,7 +92,7 @@ def quickstart(
         ("keel audit log --limit 20", "who changed what: every change above, hash-chained"),
         ("keel audit verify", "the chain checked end to end: an edited, deleted or reordered event is named"),
         ("keel users create ana && keel roles grant ana editor && keel tokens create ana", "a user, a role, a token"),
-        ("keel server", "REST API on http://127.0.0.1:5050 (docs at /docs; tokens required once users exist)"),
+        ("keel server", "REST API and UI on http://127.0.0.1:5050 (/ui/, docs at /docs; tokens once users exist)"),
     ):
         console.print(f"  [cyan]{esc(command)}[/]\n      {what}")  # commands hold paths: text, not markup
     console.print(f"[dim]everything is stored in {esc(settings.home)}[/]")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ from rich.text import Text
 
 from keel.cli import artifacts as artifact_commands
 from keel.cli.artifacts import open_artifact as open_artifact  # keel open, registered in main
-from keel.cli.gate import GATE_METRICS_TAG, GATE_TAG
 from keel.cli.lookup import require_store, resolve_run, store_label
 from keel.cli.output import (
     JSON_OPTION,
@@ -28,20 +26,18 @@ from keel.cli.output import (
     runs_table,
     status_text,
 )
-from keel.core.entities import Run, RunKind, RunStatus
+from keel.core.entities import Run
 from keel.core.errors import InvalidArgument
 from keel.core.numbers import plain
 from keel.store.metadata import search
+from keel.tracking import failures as run_failures
 from keel.tracking.client import Client
+from keel.tracking.columns import default_columns
 from keel.tracking.report import best_value
 
 app = typer.Typer(help="Look at tracked runs.", no_args_is_help=True)
 app.command("artifacts")(artifact_commands.list_artifacts)
 app.command("get")(artifact_commands.get)
-
-TRACEBACK = "traceback.txt"  # what pipelines and trials log for a failed step or trial
-_DEFAULT_METRICS = 4
-_DEFAULT_PARAMS = 2
 
 
 def _check_options(order_by: list[str], limit: int) -> None:
@@ -56,20 +52,6 @@ def _check_options(order_by: list[str], limit: int) -> None:
             raise InvalidArgument.for_field(
                 "--order-by", item, f"'<field> [ASC|DESC]', e.g. 'metrics.acc DESC', where <field> is {fields}"
             ) from None
-
-
-def default_columns(runs: list[Run]) -> list[str]:
-    """The metrics that decided a gate on these runs (``keel gate`` tags its candidate), then the keys most runs
-    share, so the table stays readable; a ``gate`` column when a run was gated."""
-    gated = [m for r in runs for m in r.tags.get(GATE_METRICS_TAG, "").split(",") if m]
-    gate_metrics = [k for k, _ in Counter(gated).most_common()]
-    common = [k for k, _ in Counter(k for r in runs for k in r.metrics).most_common(_DEFAULT_METRICS) if k not in gate_metrics]
-    metrics = gate_metrics + sorted(common[: max(0, _DEFAULT_METRICS - len(gate_metrics))])
-    params = sorted(k for k, _ in Counter(k for r in runs for k in r.params).most_common(_DEFAULT_PARAMS))
-    columns = [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics]
-    if any(GATE_TAG in r.tags for r in runs):
-        columns.append(f"tags.{GATE_TAG}")
-    return columns
 
 
 @app.command("list")
@@ -109,23 +91,10 @@ def list_runs(
         console.print(f"[dim]more runs exist: raise --limit (now {limit})[/]")
 
 
-_MAX_FAILURES = 3
-
-
 def _failures(client: Client, run: Run, names: set[str]) -> list[dict[str, Any]]:
-    """The run's own failure, else those of its failed steps or trials (a pipeline, study or sweep): each with
-    its error and the traceback it logged (``traceback.txt``)."""
-    if TRACEBACK in names:
-        own = client.read_artifact(run.id, TRACEBACK).decode("utf-8", errors="replace")
-        return [{"run_id": run.id, "name": run.name, "error": run.tags.get("keel.error"), "traceback": own}]
-    if run.kind not in (RunKind.PIPELINE, RunKind.STUDY, RunKind.SWEEP) or run.status is not RunStatus.FAILED:
-        return []
-    failed = []
-    for child in client.store.list_child_runs(run.id, status=RunStatus.FAILED)[:_MAX_FAILURES]:
-        has = any(a.path == TRACEBACK for a in client.list_artifacts(child.id))
-        text = client.read_artifact(child.id, TRACEBACK).decode("utf-8", errors="replace") if has else None
-        failed.append({"run_id": child.id, "name": child.name, "error": child.tags.get("keel.error"), "traceback": text})
-    return failed
+    """The run's own failure, else those of its failed steps or trials (``keel.tracking.failures``, which the UI
+    shows too)."""
+    return run_failures.failures(client.store, client.artifacts, run, names)
 
 
 def _print_failures(run: Run, failures: list[dict[str, Any]]) -> None:

@@ -37,8 +37,8 @@ AUTH_MODES = ("auto", "on", "off")
 def server(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(5050, help="Port to listen on."),
-    store: str = typer.Option(None, help="Metadata store URI (default: KEEL_STORE or ./.keel/keel.db)."),
-    artifacts: str = typer.Option(None, help="Artifact store URL (default: KEEL_ARTIFACTS or ./.keel/artifacts)."),
+    store: str | None = typer.Option(None, help="Metadata store URI (default: KEEL_STORE or ./.keel/keel.db)."),
+    artifacts: str | None = typer.Option(None, help="Artifact store URL (default: KEEL_ARTIFACTS or ./.keel/artifacts)."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
     auth: str = typer.Option("auto", help="Tokens required: on, off, or auto (on once the store has users)."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow auth off on an address other than loopback."),
@@ -87,8 +87,11 @@ def server(
         auth=enforced,
         allowed_hosts=hosts,
     )
+    from keel.ui import install_ui
+
+    install_ui(app)
     mode = f"tokens required ({users} users)" if enforced else "OPEN: no authentication"
-    typer.echo(f"keel server on http://{host}:{port}  (store {store_uri}; {mode}; API docs at /docs)")
+    typer.echo(f"keel server on http://{host}:{port}  (store {store_uri}; {mode}; UI at /ui/, API docs at /docs)")
     if not enforced and not is_loopback(host):
         typer.echo("WARNING: --insecure: anyone who reaches this address may change anything", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -104,7 +104,8 @@ def create_app(
     app.add_middleware(BodyLimit, max_request_bytes=max_request_bytes, max_artifact_bytes=max_artifact_bytes)
     # added last, so it runs first: a request from a wrong host, of a wrong type or without a valid token stops here
     hosts = frozenset(h.lower() for h in allowed_hosts)
-    app.add_middleware(Guard, store=store, auth=auth, allowed_hosts=hosts, limiter=limiter or FailureLimiter())
+    app.state.limiter = limiter or FailureLimiter()  # the UI's sign-in counts failures with the same limiter
+    app.add_middleware(Guard, store=store, auth=auth, allowed_hosts=hosts, limiter=app.state.limiter)
     redact = redactor(store, artifact_store)
     # hand-written routes first (the metric flush, end_run, GET /experiments), then one per entry of the endpoint table
     for router in (tracking.read, tracking.write, artifacts.read, artifacts.write, *table_routers(models.HOOKS)):
@@ -152,12 +153,12 @@ def create_app(
 
 
 def check_policies(app: FastAPI) -> None:
-    """Every operation of the OpenAPI schema has a line in ``keel.server.policy``, or the server does not start."""
-    missing = [
-        f"{method.upper()} {path}"
-        for path, operations in app.openapi()["paths"].items()
-        for method in operations
-        if policy_for(method.upper(), path) is None
-    ]
+    """Every route (the OpenAPI schema's operations and the UI's pages, which it leaves out) has a line in
+    ``keel.server.policy``, or the server does not start."""
+    from fastapi.routing import APIRoute
+
+    operations = {(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops}
+    operations |= {(m, route.path) for route in app.routes if isinstance(route, APIRoute) for m in route.methods or ()}
+    missing = [f"{method} {path}" for method, path in sorted(operations) if policy_for(method, path) is None]
     if missing:
         raise RuntimeError(f"routes without an access policy (keel.server.policy): {', '.join(sorted(missing))}")

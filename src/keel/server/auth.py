@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio.to_thread
 import orjson
@@ -64,6 +65,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+UI_PREFIX = "/ui"  # the web UI (keel.ui): pages for people, signed in with a cookie
+UI_COOKIE = "keel_token"
 PUBLIC_PATHS = frozenset(path for (_, path), needed in POLICY.items() if needed == PUBLIC)
 JSON = "application/json"
 UPLOAD_TYPES = frozenset({"application/octet-stream"})
@@ -77,6 +80,14 @@ PROJECT_IN_BODY = frozenset({
     ("POST", "/api/v1/runs/heartbeat"),  # run_ids
     ("POST", "/api/v1/metrics"),  # the run id of each row
     ("PUT", "/api/v1/step-cache/{cache_key}"),  # run_id
+    ("GET", "/ui/runs"),  # filtered as the search; a named experiment's project is checked by the page (404)
+    # the UI's other pages of experiments and runs: each lists or shows only what the caller may read in its project
+    # (a run of a project the caller may not read answers 404, as if it did not exist)
+    ("GET", "/ui/"),
+    ("GET", "/ui/runs/{ref}"),
+    ("GET", "/ui/runs/{ref}/artifacts/{path:path}"),
+    ("GET", "/ui/compare"),
+    ("GET", "/ui/data/metrics"),
 })  # fmt: skip
 CACHED = 100_000
 
@@ -177,10 +188,19 @@ class Guard:
 
     async def _caller(self, scope: Scope, headers: dict[str, str], send: Send) -> Caller | None:
         authorization = headers.get("authorization", "")
+        path = scope.get("path", "")
+        from_cookie = False
+        if not authorization and path.startswith(UI_PREFIX):  # a browser: its token is the UI's cookie (Path=/ui)
+            token = _cookie(headers.get("cookie", ""), UI_COOKIE)
+            if token:
+                authorization, from_cookie = f"Bearer {token}", True
         if not self.auth and not authorization:
             return open_caller()
         if not authorization:
-            if not _public_path(scope.get("path", "")):  # 401 before anything reads the body
+            if path.startswith(UI_PREFIX) and scope["method"] == "GET" and not _public_path(path):
+                await _to_login(scope, send)  # a person, not a program: the sign-in page rather than a 401
+                return None
+            if not _public_path(path):  # 401 before anything reads the body
                 await _refuse(send, 401, "unauthenticated", "this server requires a token: send Authorization: Bearer <token>",
                               {"www-authenticate": 'Bearer realm="keel"'})  # fmt: skip
                 return None
@@ -198,6 +218,9 @@ class Guard:
             return await anyio.to_thread.run_sync(self._authenticate, token.strip())
         except Unauthenticated as exc:
             self.limiter.failed(client)
+            if from_cookie and scope["method"] == "GET":
+                await _to_login(scope, send)  # an expired or revoked token in the cookie: sign in again
+                return None
             await _refuse(send, 401, exc.code, "invalid or expired token", {"www-authenticate": 'Bearer realm="keel"'})
             return None
 
@@ -313,8 +336,29 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 def _public_path(path: str) -> bool:
-    """A path anyone may fetch: the public lines of the policy (no parameters) and the offline docs' files."""
-    return path in PUBLIC_PATHS or path.startswith("/docs-static/")
+    """A path anyone may fetch: the public lines of the policy (no parameters), the offline docs' files and the UI's
+    own scripts and styles (keel's, the same for everyone)."""
+    return path in PUBLIC_PATHS or path.startswith(("/docs-static/", "/ui/static/"))
+
+
+def _cookie(header: str, name: str) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie`` header."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value.strip('"')
+    return None
+
+
+async def _to_login(scope: Scope, send: Send) -> None:
+    """303 to the sign-in page, which sends the browser back here after (a path of this server only)."""
+    target = scope.get("path", "/ui/")
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    location = "/ui/login?" + urlencode({"next": target})
+    await send({"type": "http.response.start", "status": 303,
+                "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _hostname(host: str) -> str:

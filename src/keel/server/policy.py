@@ -21,6 +21,33 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    # the web UI (keel.ui): sign-in is public (the page, and the JSON call that checks a token and sets the cookie);
+    # pages need what their REST twins need
+    ("GET", "/"): PUBLIC,  # a redirect to /ui/
+    ("GET", "/ui/login"): PUBLIC,
+    ("POST", "/ui/session"): PUBLIC,
+    ("POST", "/ui/logout"): PUBLIC,
+    ("GET", "/ui/"): "read",
+    ("GET", "/ui/runs"): "read",  # lists only the projects the caller may read; a named experiment elsewhere: 404
+    ("GET", "/ui/runs/{ref}"): "read",  # the run's own project is checked by the page (404 where it may not read)
+    ("GET", "/ui/runs/{ref}/artifacts/{path:path}"): "read",
+    ("GET", "/ui/compare"): "read",
+    ("GET", "/ui/data/metrics"): "read",
+    ("GET", "/ui/deployments"): "read",
+    ("GET", "/ui/deployments/{name}"): "read",
+    ("GET", "/ui/data/deployments/{name}/traffic"): "read",
+    ("GET", "/ui/monitors/{name}"): "read",
+    ("GET", "/ui/data/monitors/{name}/windows"): "read",
+    ("GET", "/ui/audit"): "admin",
+    ("GET", "/ui/audit/verify"): "admin",
+    ("GET", "/ui/admin"): "admin",
+    ("GET", "/ui/datasets"): "read",
+    ("GET", "/ui/datasets/{name}"): "read",
+    ("GET", "/ui/datasets/{name}/drift"): "read",
+    ("GET", "/ui/datasets/{name}/{version}"): "read",
+    ("GET", "/ui/models"): "read",
+    ("GET", "/ui/models/{name}"): "read",
+    ("POST", "/ui/actions/models/{name}/aliases/{alias}"): "promote",  # and check_promotion, as the REST route
     # artifacts
     ("GET", "/api/v1/artifacts/{sha256}"): "read",
     ("HEAD", "/api/v1/artifacts/{sha256}"): "read",

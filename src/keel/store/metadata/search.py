@@ -5,15 +5,22 @@
     filter   := clause ("and" clause)*
     clause   := field op value
     field    := ("metrics" | "params" | "tags") "." key     key may be quoted: metrics.`val loss`
-              | "status" | "name" | "run_id" | "parent_run_id" | "start_time" | "end_time"
+              | "status" | "name" | "run_id" | "parent_run_id" | "start_time" | "end_time" | "kind" | "duration"
     op       := "=" | "!=" | "<" | "<=" | ">" | ">=" | "like"
-    value    := number | 'text' | "text"          times: ms since the epoch or an ISO date
+    value    := number | 'text' | "text"          times: ms since the epoch or an ISO date; duration: ms
 
 Examples: ``metrics.acc > 0.9 and params.model = 'rf'``,
 ``status = 'finished' and start_time >= '2026-11-01'``. ``metrics.*`` compares the
-latest value of the metric; ``params.*`` compares numerically when the value is a number.
+latest value of the metric; ``params.*`` compares numerically when the value is a number. ``kind`` is what the
+run is to keel (``kind != 'step' and kind != 'trial'`` hides the steps of pipelines and the trials of studies);
+``duration`` is ``end_time - start_time`` in ms (none while a run is running).
 
-order_by items: ``"metrics.acc DESC"``, ``"params.lr"``, ``"start_time ASC"``.
+order_by items: ``"metrics.acc DESC"``, ``"params.lr"``, ``"start_time ASC"``. Runs without the key sort last
+in either direction; ties are broken by start time (newest first), then run id.
+
+Paging is keyset-based: a page token is a cursor holding the sort-key values of the page's last run, and the next
+page is the runs strictly after it in the same order (``encode_page_token``): a page costs the same at any depth,
+and runs logged while a client pages neither repeat nor shift the pages it has not fetched yet.
 
 Limits, so that one request costs bounded work on every backend: a filter is at most
 ``MAX_FILTER_LENGTH`` characters and ``MAX_CLAUSES`` clauses, an order list at most
@@ -25,16 +32,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from keel.core.entities import RunStatus, ViewType
+from keel.core.entities import RunKind, RunStatus, ViewType
 from keel.core.errors import InvalidArgument
 
 Kind = Literal["metric", "param", "tag", "attr"]
-ATTRIBUTES = ("status", "name", "run_id", "parent_run_id", "start_time", "end_time")
+ATTRIBUTES = ("status", "name", "run_id", "parent_run_id", "start_time", "end_time", "kind", "duration")
 _PREFIXES: dict[str, Kind] = {
     "metrics": "metric",
     "metric": "metric",
@@ -53,13 +61,16 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE | re.IGNORECASE,
 )
-_PAGE_TOKEN = re.compile(rb'\{"offset": (0|[1-9][0-9]{0,17})\}')
 MAX_RESULTS_LIMIT = 10_000
 MAX_FILTER_LENGTH = 10_000
 MAX_CLAUSES = 50
 MAX_ORDER_KEYS = 10
 MAX_ORDER_KEY_LENGTH = 300
-_MAX_PAGE_TOKEN_LENGTH = 64
+# a cursor holds the values of a row's sort keys: params and tags sort by their text (up to 8,000 characters each,
+# MAX_ORDER_KEYS of them), so a bound that such a cursor fits in, against junk rather than to be reached
+MAX_PAGE_TOKEN_LENGTH = 1_000_000
+_TOKEN_PREFIX = "k1."
+CursorValue = str | int | float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +189,10 @@ def _checked(c: Clause, filter_text: str) -> Clause:
     if c.kind == "attr":
         if c.key in ("start_time", "end_time"):
             return Clause(c.kind, c.key, c.op, _time_value(c.value, filter_text))
+        if c.key == "duration":
+            if not isinstance(c.value, float):
+                raise _bad(filter_text, f"duration compares with a number of milliseconds, got {c.value!r}")
+            return c
         if isinstance(c.value, float):
             raise _bad(filter_text, f"{c.key} compares with a quoted string, got {c.value!r}")
         if c.key == "status":
@@ -185,6 +200,8 @@ def _checked(c: Clause, filter_text: str) -> Clause:
                 raise _bad(filter_text, "status takes = or !=")
             if c.value not in {s.value for s in RunStatus}:
                 raise _bad(filter_text, f"status {c.value!r} is not one of {', '.join(s.value for s in RunStatus)}")
+        if c.key == "kind" and c.op != "like" and c.value not in {k.value for k in RunKind}:
+            raise _bad(filter_text, f"kind {c.value!r} is not one of {', '.join(k.value for k in RunKind)}")
     if c.kind == "tag" and isinstance(c.value, float):
         raise _bad(filter_text, f"tags.{c.key} compares with a quoted string, got {c.value!r}")
     return c
@@ -219,21 +236,68 @@ def check_view(view: object) -> ViewType:
         raise InvalidArgument.for_field("view", view, f"one of {', '.join(v.value for v in ViewType)}") from None
 
 
-def encode_page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+def order_fingerprint(orders: list[OrderKey] | tuple[OrderKey, ...]) -> str:
+    """A short digest of an order list: a cursor made for one order is refused by a search in another."""
+    text = json.dumps([[o.kind, o.key, o.descending] for o in orders])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def decode_page_token(token: str | None) -> int:
-    """The offset in a token made by ``encode_page_token``; anything else, however nested or long, is a 400."""
+def encode_page_token(values: list[CursorValue], fingerprint: str) -> str:
+    """A keyset cursor: the sort-key values of a page's last row (its id last), for the order ``fingerprint``.
+
+    Opaque to clients: ``k1.`` then base64url of a JSON object and a checksum. The checksum is not a signature (a
+    client could forge a well-formed cursor), only a guard against truncated or edited tokens: a forged cursor
+    merely starts the page elsewhere in results the caller may read anyway.
+    """
+    body = json.dumps({"o": fingerprint, "k": values}, separators=(",", ":"), ensure_ascii=False).encode()
+    return f"{_TOKEN_PREFIX}{base64.urlsafe_b64encode(body).decode().rstrip('=')}.{_digest(body)}"
+
+
+def decode_page_token(token: str | None, fingerprint: str, kinds: list[str]) -> list[CursorValue] | None:
+    """The cursor values in a token made by ``encode_page_token`` for the same order (``fingerprint``), each of the
+    type its sort column holds (``kinds``: "float", "int" or "str"); None for no token. Anything else, an offset
+    token of older keel versions included, is an ``InvalidArgument`` naming ``page_token``."""
     if not token:
-        return 0
-    if isinstance(token, str) and len(token) <= _MAX_PAGE_TOKEN_LENGTH:
-        try:
-            decoded = base64.urlsafe_b64decode(token.encode("ascii"))
-        except (ValueError, UnicodeEncodeError):
-            decoded = b""
-        # a shape check rather than json.loads: a token is data from the client, and only one shape is ours
-        m = _PAGE_TOKEN.fullmatch(decoded)
-        if m:
-            return int(m.group(1))
-    raise InvalidArgument.for_field("page_token", token, "a token returned by a previous search")
+        return None
+    values = _cursor(token, fingerprint) if isinstance(token, str) and len(token) <= MAX_PAGE_TOKEN_LENGTH else None
+    if values is None or len(values) != len(kinds) or not all(map(_fits, values, kinds)):
+        raise InvalidArgument.for_field("page_token", token, "a token returned by a previous search with the same order_by")
+    return [float(x) if kind == "float" and x is not None else x for x, kind in zip(values, kinds, strict=True)]
+
+
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:16]
+
+
+def _cursor(token: str, fingerprint: str) -> list[Any] | None:
+    """The values of a well-formed cursor for ``fingerprint``, else None."""
+    encoded, _, digest = token.removeprefix(_TOKEN_PREFIX).rpartition(".")
+    if not token.startswith(_TOKEN_PREFIX) or not encoded:
+        return None
+    try:
+        body = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        if _digest(body) != digest:
+            return None
+        inner = json.loads(body, parse_constant=_finite_or_infinite)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if not isinstance(inner, dict) or inner.get("o") != fingerprint or not isinstance(inner.get("k"), list):
+        return None
+    return list(inner["k"])
+
+
+def _finite_or_infinite(name: str) -> float:
+    """``Infinity`` and ``-Infinity`` are metric values; NaN never is (the store keeps it as NULL)."""
+    if name == "NaN":
+        raise ValueError(name)
+    return float(name)
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if value is None:
+        return True
+    if kind == "str":
+        return isinstance(value, str)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if kind == "int" else isinstance(value, (int, float))

@@ -122,6 +122,15 @@ class SqlMetricStore:
             result = conn.execute(_history, {"run_pk": pk, "key": key}).all()
         return [Metric(run_id, key, value, step, ts) for value, step, ts in metric_blocks.expand(result)]
 
+    def series(self, run_id: str, key: str) -> tuple[Sequence[int], Sequence[float]]:
+        """(steps, values) of ``key`` as two arrays, in the order of ``history``."""
+        with self.db.transaction(write=False) as conn:
+            pk = conn.execute(_run_pk, {"run_id": run_id}).scalar()
+            if pk is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            result = conn.execute(_history, {"run_pk": pk, "key": key}).all()
+        return metric_blocks.columns(result)
+
 
 def _slow_checked_metric_rows(rows: Sequence[Any]) -> list[MetricRow]:
     out: list[Any] = []

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from keel.core import validation as v
 from keel.core.clock import now_ms
@@ -33,11 +33,20 @@ from keel.core.entities import (
 from keel.core.errors import Conflict, InvalidArgument, NotFound
 from keel.store.metadata import search
 from keel.store.metadata.base import MetricRow, check_batch_id, check_run_kind, check_trial_result
+from keel.store.metadata.search import Clause, OrderKey
 from keel.store.metadata.sql import experiments
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect, chunks
-from keel.store.metadata.sql.run_search import search_query, status_condition
+from keel.store.metadata.sql.run_search import (
+    BROAD,
+    cursor_of,
+    index_range,
+    rows_after,
+    search_query,
+    status_condition,
+    walks_index,
+)
 
 if TYPE_CHECKING:
     from keel.store.metadata.sql.metrics import SqlMetricStore
@@ -459,14 +468,60 @@ class SqlRunStore:
         clauses = search.parse_filter(filter)
         orders = search.parse_order_by(list(order_by))
         limit = search.check_max_results(max_results)
-        offset = search.decode_page_token(page_token)
         view = search.check_view(view)
-        query = search_query(experiment_ids, clauses, orders, stale_cutoff=self.stale_cutoff(), view=view)
+        fingerprint = search.order_fingerprint(orders)
+        cutoff = self.stale_cutoff()
+        query, columns = search_query(experiment_ids, clauses, orders, stale_cutoff=cutoff, view=view)
+        start = search.decode_page_token(page_token, fingerprint, [c.kind for c in columns])
+        if start is not None:
+            query = query.where(rows_after(columns, start))
+        rows: Sequence[Any]
         with self.db.transaction(write=False) as conn:
-            rows = conn.execute(query.limit(limit + 1).offset(offset)).all()
+            if walks_index(self.db.dialect, orders) and self._broad(conn, query):
+                if orders and orders[0].kind == "metric":
+                    rows = self._split_search(conn, experiment_ids, clauses, orders, cutoff, view, start, limit + 1)
+                else:
+                    in_range = index_range(columns[0], None if start is None else start[0])
+                    rows = conn.execute(query.where(in_range).limit(limit + 1)).all()
+            else:
+                rows = conn.execute(query.limit(limit + 1)).all()
             more = len(rows) > limit
             runs = self.load(conn, rows[:limit])
-        return RunPage(runs=runs, next_page_token=search.encode_page_token(offset + limit) if more else None)
+        token = search.encode_page_token(cursor_of(rows[limit - 1], columns), fingerprint) if more else None
+        return RunPage(runs=runs, next_page_token=token)
+
+    @staticmethod
+    def _broad(conn: Connection, query: Any) -> bool:
+        """Whether ``query`` matches at least ``BROAD`` runs: counted no further, so cheap either way."""
+        probe = select(func.count()).select_from(query.order_by(None).with_only_columns(_r.id).limit(BROAD).subquery())
+        return bool(conn.execute(probe).scalar_one() >= BROAD)
+
+    @staticmethod
+    def _split_search(
+        conn: Connection,
+        experiment_ids: Sequence[int] | None,
+        clauses: Sequence[Clause],
+        orders: Sequence[OrderKey],
+        cutoff: int,
+        view: ViewType,
+        start: list[Any] | None,
+        wanted: int,
+    ) -> list[Any]:
+        """The rows of a broad search whose first key is a metric (``walks_index``): those with a value of it, along
+        its index from the cursor, then, if the page is not full, those without (last in either direction)."""
+        rows: list[Any] = []
+        if start is None or start[0] is not None:
+            query, columns = search_query(experiment_ids, clauses, orders, stale_cutoff=cutoff, view=view, leading="with")
+            query = query.where(index_range(columns[0], None if start is None else start[0]))
+            if start is not None:
+                query = query.where(rows_after(columns, start))
+            rows = list(conn.execute(query.limit(wanted)).all())
+        if len(rows) < wanted:
+            query, columns = search_query(experiment_ids, clauses, orders, stale_cutoff=cutoff, view=view, leading="without")
+            if start is not None and start[0] is None:
+                query = query.where(rows_after(columns, start))
+            rows += conn.execute(query.limit(wanted - len(rows))).all()
+        return rows
 
     def delete(self, run_id: str) -> None:
         """Soft-delete ``run_id`` and its descendants still live, all with the same moment (what ``restore`` undoes)."""

@@ -241,6 +241,9 @@ class SqlStore(MetadataStore):
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self._metrics.history(run_id, key)
 
+    def metric_series(self, run_id: str, key: str) -> tuple[Sequence[int], Sequence[float]]:
+        return self._metrics.series(run_id, key)
+
     # artifacts ---------------------------------------------------------------------------
     def log_artifacts(self, run_id: str, refs: Sequence[ArtifactRef]) -> None:
         self._artifacts.log(run_id, refs)
