@@ -48,18 +48,20 @@ def _number(value: Any) -> str:
     return count(int(x)) if x is not None and x.is_integer() and abs(x) < 2**53 else fmt(x)
 
 
-def _series(windows: Sequence[MonitorWindow], name: str) -> list[float | None]:
+def window_series(windows: Sequence[MonitorWindow], name: str) -> list[float | None]:
+    """The monitored number ``name`` over ``windows``, None where a window has no finite value."""
     return [_finite(w.values.get(name)) for w in windows]
 
 
-def _drift_columns(windows: Sequence[MonitorWindow]) -> list[str]:
+def drift_columns(windows: Sequence[MonitorWindow]) -> list[str]:
+    """The columns some window has a drift score for, sorted."""
     names = {
         n[len("drift.") : -len(".score")] for w in windows for n in w.values if n.startswith("drift.") and n.endswith(".score")
     }
     return sorted(n for n in names if n)
 
 
-def _quality_names(windows: Sequence[MonitorWindow]) -> dict[str, list[str]]:
+def quality_names(windows: Sequence[MonitorWindow]) -> dict[str, list[str]]:
     """Per check, the columns with a non-zero value in some window."""
     out: dict[str, set[str]] = {}
     for w in windows:
@@ -71,7 +73,8 @@ def _quality_names(windows: Sequence[MonitorWindow]) -> dict[str, list[str]]:
     return {check: sorted(out[check]) for check in sorted(out, key=lambda c: (order.get(c, len(order)), c))}
 
 
-def _metrics(windows: Sequence[MonitorWindow]) -> list[str]:
+def performance_metrics(windows: Sequence[MonitorWindow]) -> list[str]:
+    """The performance metrics (realised or estimated) some window has, sorted."""
     names = set()
     for w in windows:
         for name in w.values:
@@ -81,12 +84,12 @@ def _metrics(windows: Sequence[MonitorWindow]) -> list[str]:
     return sorted(names)
 
 
-def _ranked_by_score(window: MonitorWindow | None, columns: Sequence[str], windows: Sequence[MonitorWindow]) -> list[str]:
+def ranked_by_score(window: MonitorWindow | None, columns: Sequence[str], windows: Sequence[MonitorWindow]) -> list[str]:
     """Columns by their newest score, then by their highest score over all windows."""
 
     def key(column: str) -> tuple[float, float]:
         newest = _finite(window.values.get(f"drift.{column}.score")) if window is not None else None
-        peak = max((v for v in _series(windows, f"drift.{column}.score") if v is not None), default=-math.inf)
+        peak = max((v for v in window_series(windows, f"drift.{column}.score") if v is not None), default=-math.inf)
         return (-(newest if newest is not None else -math.inf), -peak)
 
     return sorted(columns, key=key)
@@ -115,7 +118,7 @@ def _drifted(newest: MonitorWindow | None, profiles: Profiles | None) -> tuple[l
     n = _finite(newest.values.get("drift.columns"))
     if not n:
         return [], ""
-    ranked = _ranked_by_score(newest, [c for c in _drift_columns([newest])], [newest])
+    ranked = ranked_by_score(newest, [c for c in drift_columns([newest])], [newest])
     return ranked[: int(n)], "the highest scores"
 
 
@@ -272,7 +275,7 @@ def _header(monitor: Monitor, windows: Sequence[MonitorWindow], now_ms: int) -> 
 def _newest(newest: MonitorWindow, drifted: tuple[list[str], str], metrics: Sequence[str], alerts: Sequence[Alert]) -> str:
     v = newest.values
     names, how = drifted
-    tested = len(_drift_columns([newest]))
+    tested = len(drift_columns([newest]))
     out = [f"<p>{esc(_at(newest.start_ms))} to {esc(_at(newest.end_ms))}: {count(newest.rows)} rows, "
            f"{count(newest.labelled_rows)} labelled; computed {esc(_at(newest.computed_at))}</p>"]  # fmt: skip
     share = _finite(v.get("drift.share"))
@@ -333,20 +336,20 @@ def _performance_table(newest: MonitorWindow, metrics: Sequence[str]) -> str:
 
 def _time_series(windows: Sequence[MonitorWindow], metrics: Sequence[str]) -> str:
     xs = [w.start_ms for w in windows]
-    charts = [_chart("drift share", xs, [_Line("drift.share", _series(windows, "drift.share"))])]
-    top = _ranked_by_score(windows[-1], _drift_columns(windows), windows)[:TOP_COLUMNS]
-    charts.append(_chart("drift score, top columns", xs, [_Line(c, _series(windows, f"drift.{c}.score")) for c in top]))
+    charts = [_chart("drift share", xs, [_Line("drift.share", window_series(windows, "drift.share"))])]
+    top = ranked_by_score(windows[-1], drift_columns(windows), windows)[:TOP_COLUMNS]
+    charts.append(_chart("drift score, top columns", xs, [_Line(c, window_series(windows, f"drift.{c}.score")) for c in top]))
     for m in metrics[:MAX_METRICS]:
-        lines = [_Line("realised", _series(windows, f"performance.realised.{m}")),
-                 _Line("estimated", _series(windows, f"performance.estimated.{m}"), dashed=True)]  # fmt: skip
+        lines = [_Line("realised", window_series(windows, f"performance.realised.{m}")),
+                 _Line("estimated", window_series(windows, f"performance.estimated.{m}"), dashed=True)]  # fmt: skip
         charts.append(_chart(f"performance: {m}", xs, lines, zero=False))
-    charts.append(_chart("latency (ms)", xs, [_Line("p50", _series(windows, "health.latency_p50_ms")),
-                                              _Line("p99", _series(windows, "health.latency_p99_ms"))]))  # fmt: skip
-    charts.append(_chart("throughput (requests/s)", xs, [_Line("throughput", _series(windows, "health.throughput_per_s"))]))
-    charts.append(_chart("traffic per window", xs, [_Line("rows", _series(windows, "health.rows")),
-                                                    _Line("requests", _series(windows, "health.requests"))]))  # fmt: skip
-    for check, columns in _quality_names(windows).items():
-        series = {c: _series(windows, f"quality.{c}.{check}") for c in columns}
+    charts.append(_chart("latency (ms)", xs, [_Line("p50", window_series(windows, "health.latency_p50_ms")),
+                                              _Line("p99", window_series(windows, "health.latency_p99_ms"))]))  # fmt: skip
+    charts.append(_chart("throughput (requests/s)", xs, [_Line("throughput", window_series(windows, "health.throughput_per_s"))]))
+    charts.append(_chart("traffic per window", xs, [_Line("rows", window_series(windows, "health.rows")),
+                                                    _Line("requests", window_series(windows, "health.requests"))]))  # fmt: skip
+    for check, columns in quality_names(windows).items():
+        series = {c: window_series(windows, f"quality.{c}.{check}") for c in columns}
         peak = {c: max((abs(y) for y in ys if y is not None), default=0.0) for c, ys in series.items()}
         shown = sorted((c for c in columns if peak[c] > 0), key=lambda c: (-peak[c], c))[:TOP_COLUMNS]
         charts.append(_chart(f"quality: {check}", xs, [_Line(c, series[c]) for c in shown]))
@@ -366,7 +369,7 @@ def _features(profiles: Profiles | None, first: Sequence[str], newest: MonitorWi
     if not isinstance(ref_cols, Mapping) or not isinstance(cur_cols, Mapping):
         return "<p class=muted>The profiles have no columns.</p>"
     names = [n for n in ref_cols if n != "output"]
-    rest = _ranked_by_score(newest, [n for n in names if n not in first], [newest] if newest else [])
+    rest = ranked_by_score(newest, [n for n in names if n not in first], [newest] if newest else [])
     ordered = [n for n in first if n in ref_cols] + rest
     charts = []
     for name in ordered[:MAX_FEATURE_PLOTS]:
@@ -431,7 +434,7 @@ def monitor_report(
     ordered = [by_start[k] for k in sorted(by_start)]
     newest = ordered[-1] if ordered else None
     drifted = _drifted(newest, drift_profiles)
-    metrics = _metrics(ordered)
+    metrics = performance_metrics(ordered)
     body = [_header(monitor, ordered, int(time.time() * 1000) if now_ms is None else now_ms)]
     if newest is None:
         body.append("<h2>Newest window</h2><p class=muted>No windows yet: the monitor has not evaluated a window.</p>")

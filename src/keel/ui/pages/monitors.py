@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from keel.core.clock import now_ms
 from keel.core.monitoring import MonitorWindow
-from keel.monitor.report import TOP_COLUMNS, _drift_columns, _metrics, _quality_names, _ranked_by_score, _series
+from keel.monitor.report import TOP_COLUMNS, drift_columns, performance_metrics, quality_names, ranked_by_score, window_series
 from keel.ui.respond import page
 
 router = APIRouter(include_in_schema=False)
@@ -63,13 +63,13 @@ def charts(windows: list[MonitorWindow]) -> list[dict[str, Any]]:
     x = [w.start_ms / 1000 for w in windows]
 
     def chart(title: str, lines: list[tuple[str, str]]) -> dict[str, Any]:
-        series = [{"label": label, "values": _series(windows, key)} for label, key in lines]
+        series = [{"label": label, "values": window_series(windows, key)} for label, key in lines]
         return {"title": title, "x": x, "series": [s for s in series if any(v is not None for v in s["values"])]}
 
-    top = _ranked_by_score(windows[-1], _drift_columns(windows), windows)[:TOP_COLUMNS]
+    top = ranked_by_score(windows[-1], drift_columns(windows), windows)[:TOP_COLUMNS]
     out = [chart("drift share", [("drift.share", "drift.share")]),
            chart("drift score, top columns", [(c, f"drift.{c}.score") for c in top])]  # fmt: skip
-    for metric in _metrics(windows)[:MAX_METRICS]:
+    for metric in performance_metrics(windows)[:MAX_METRICS]:
         out.append(chart(f"performance: {metric}", [("realised", f"performance.realised.{metric}"),
                                                      ("estimated", f"performance.estimated.{metric}")]))  # fmt: skip
     out.append(chart("latency (ms)", [("p50", "health.latency_p50_ms"), ("p99", "health.latency_p99_ms")]))
@@ -78,6 +78,6 @@ def charts(windows: list[MonitorWindow]) -> list[dict[str, Any]]:
     if any(w.labelled_rows for w in windows):  # a field of the window, not one of its values
         labelled = [{"label": "labelled rows", "values": [float(w.labelled_rows) for w in windows]}]
         out.append({"title": "labelled rows per window", "x": x, "series": labelled})
-    for check, columns in _quality_names(windows).items():
+    for check, columns in quality_names(windows).items():
         out.append(chart(f"quality: {check}", [(c, f"quality.{c}.{check}") for c in columns[:TOP_COLUMNS]]))
     return [c for c in out if c["series"]]
