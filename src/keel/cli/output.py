@@ -11,7 +11,6 @@ Output that goes to a file, a pipe or a CI log is not wrapped: a row stays one l
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -21,6 +20,7 @@ from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
+from keel.core.clock import local_time
 from keel.core.entities import Run, RunStatus, to_plain
 from keel.core.errors import InvalidArgument
 from keel.core.numbers import plain, short
@@ -73,9 +73,8 @@ STATUS_STYLE = {
 
 
 def fmt_time(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    """A stored time as local ``YYYY-MM-DD HH:MM:SS``."""
+    return local_time(ms)
 
 
 def fmt_duration(ms: int | None) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import math
 from typing import Any
 from urllib.parse import urlencode
 
+from keel.core.clock import local_time
 from keel.core.numbers import plain, short
 
 
@@ -48,10 +48,8 @@ def full(x: Any) -> str:
 
 
 def when(ms: int | None) -> str:
-    """Milliseconds since the epoch as local ``YYYY-MM-DD HH:MM:SS``."""
-    if ms is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    """Milliseconds since the epoch as local ``YYYY-MM-DD HH:MM:SS``, as the CLI prints them."""
+    return local_time(ms)
 
 
 def duration(ms: int | None) -> str:
