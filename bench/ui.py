@@ -12,6 +12,7 @@ folder) and reused while its run count matches.
 What is measured (median of ``--repeats`` requests, after one warm-up; httpx on 127.0.0.1, one client):
   runs page, first page   /ui/runs?experiment=bench-ui&f=metrics.m0 > 0.5&order=metrics.m1 DESC
   runs page, page 50      the same, reached by following the "next page" links (the keyset cursor) 49 times
+  the same two with the same filter and a sort by a param: ``params.p3 DESC`` (numbers) and ``params.p2`` (text)
   (and the default view, newest first with no filter, for contrast)
 Each row gives the full request time seen by the client and the server's own time from its ``Server-Timing``
 header (``app;dur=``: from the page handler's start to the rendered HTML). Target: < 300 ms server time.
@@ -41,6 +42,8 @@ console = Console()
 EXPERIMENT = "bench-ui"
 FILTER = "metrics.m0 > 0.5"
 ORDER = "metrics.m1 DESC"
+# a sort by a param: p3 holds numbers (0 to 99), p2 text (four values): each walks its own part of the params index
+PARAM_ORDERS = ("params.p3 DESC", "params.p2")
 TARGET_MS = 300.0
 DEEP_PAGE = 50
 
@@ -123,24 +126,33 @@ def _rows(answer: httpx.Response) -> int:
     return len(re.findall(r"<tr[^>]* data-run=", answer.text))
 
 
-def runs_page(base: str, repeats: int) -> list[Figure]:
-    """The runs page with a metric filter and a metric sort: the first page and page ``DEEP_PAGE`` (via the cursor)."""
+def filter_and_sort(client: httpx.Client, order: str, repeats: int) -> list[Figure]:
+    """The runs page with ``FILTER`` and ``order``: the first page and page ``DEEP_PAGE`` (via the cursor)."""
     figures: list[Figure] = []
-    query = httpx.QueryParams({"experiment": EXPERIMENT, "f": FILTER, "order": ORDER})
+    sort = "" if order == ORDER else f" by {order}"
+    first = f"/ui/runs?{httpx.QueryParams({'experiment': EXPERIMENT, 'f': FILTER, 'order': order})}"
+    full, server, answer = timed(client, first, repeats)
+    figures.append(Figure("runs page", f"filter + sort{sort}, page 1 ({_rows(answer)} rows)", full, server))
+    url: str | None = first
+    for _ in range(DEEP_PAGE - 1):
+        url = _next_link(client.get(url)) if url else None
+    if url is None:
+        figures.append(Figure("runs page", f"filter + sort{sort}, page {DEEP_PAGE}", None, None, "fewer pages than that"))
+    else:
+        full, server, answer = timed(client, url, repeats)
+        assert f"page {DEEP_PAGE} ·" in answer.text, "the cursor did not reach the deep page"
+        figures.append(Figure("runs page", f"filter + sort{sort}, page {DEEP_PAGE} via the cursor ({_rows(answer)} rows)",
+                              full, server))  # fmt: skip
+    return figures
+
+
+def runs_page(base: str, repeats: int) -> list[Figure]:
+    """The runs page with a metric filter and a metric sort, then a param sort: the first page and page ``DEEP_PAGE``
+    (via the cursor) of each; then the default view."""
+    figures: list[Figure] = []
     with httpx.Client(base_url=base, timeout=120) as client:
-        first = f"/ui/runs?{query}"
-        full, server, answer = timed(client, first, repeats)
-        figures.append(Figure("runs page", f"filter + sort, page 1 ({_rows(answer)} rows)", full, server))
-        url: str | None = first
-        for _ in range(DEEP_PAGE - 1):
-            url = _next_link(client.get(url)) if url else None
-        if url is None:
-            figures.append(Figure("runs page", f"page {DEEP_PAGE}", None, None, "fewer pages than that"))
-        else:
-            full, server, answer = timed(client, url, repeats)
-            assert f"page {DEEP_PAGE} ·" in answer.text, "the cursor did not reach the deep page"
-            figures.append(Figure("runs page", f"filter + sort, page {DEEP_PAGE} via the cursor ({_rows(answer)} rows)",
-                                  full, server))  # fmt: skip
+        for order in (ORDER, *PARAM_ORDERS):
+            figures += filter_and_sort(client, order, repeats)
         full, server, answer = timed(client, f"/ui/runs?experiment={EXPERIMENT}", repeats)
         figures.append(Figure("runs page", f"default view, newest first ({_rows(answer)} rows)", full, server))
     return figures

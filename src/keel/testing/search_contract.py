@@ -31,8 +31,11 @@ ORDERS: list[list[str]] = [
     ["metrics.loss DESC", "params.lr"],
     ["params.lr"],
     ["params.lr DESC"],
+    ["params.lr", "name DESC"],
     ["params.model", "metrics.acc DESC"],
+    ["params.model DESC"],
     ["tags.group DESC"],
+    ["tags.group", "params.lr DESC"],
     ["end_time"],
     ["status", "run_id DESC"],
     ["duration DESC"],
@@ -43,14 +46,15 @@ RUNS = 23
 
 def _populate(store: MetadataStore) -> tuple[int, list[str]]:
     """Runs sharing start times, names and metric values, some without a metric, param or tag, one with NaN and
-    ones with infinities: every tie and NULL a cursor has to get past."""
+    ones with infinities, params that are numbers, text, or the same number in other words ("1e-1" and "0.1"):
+    every tie and NULL a cursor has to get past."""
     exp = store.get_or_create_experiment(unique("paging"))
     base = now_ms() - 100_000
     ids: list[str] = []
     for i in range(RUNS):
         params = {"model": ["rf", "lr", "xgb"][i % 3]}
         if i % 5:
-            params["lr"] = "auto" if i % 7 == 0 else str((i % 4) / 10)
+            params["lr"] = {0: "auto", 3: "1e-1", 5: "inf"}.get(i % 7, str((i % 4) / 10))
         tags = {"group": "even" if i % 2 == 0 else "odd"} if i % 6 else {}
         parent = ids[0] if i % 9 == 8 else None  # a few children, with their own kind
         kind = RunKind.TRIAL if parent else (RunKind.STUDY if i == 0 else RunKind.RUN)
@@ -125,6 +129,27 @@ class RunSearchPagingContract:
             assert has == sorted(has, reverse=True), direction  # every run with the metric before every run without
             values = [r.metrics["loss"].value for r in runs if "loss" in r.metrics]
             assert values == sorted(values, reverse=direction == "DESC")
+
+    def test_params_sort_numbers_by_value_then_text_then_runs_without(self, store: MetadataStore) -> None:
+        exp_id, ids = _populate(store)
+        lr = {run.id: run.params.get("lr") for run in (store.get_run(i) for i in ids)}
+
+        def number(text: str) -> float | None:
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+            return value if math.isfinite(value) else None
+
+        numbers = [v for v in lr.values() if v is not None and number(v) is not None]
+        texts = [v for v in lr.values() if v is not None and number(v) is None]
+        assert {"auto", "inf"} <= set(texts) and {"1e-1", "0.1"} <= set(numbers)
+        for descending in (False, True):
+            order = ["params.lr DESC" if descending else "params.lr"]
+            got = [lr[r.id] for r in store.search_runs([exp_id], order_by=order, max_results=1000).runs]
+            by_number = sorted(numbers, key=lambda v: (number(v), v), reverse=descending)
+            missing = [None] * (len(ids) - len(numbers) - len(texts))
+            assert got == by_number + sorted(texts, reverse=descending) + missing, order
 
     @pytest.mark.parametrize("order", [[], ["metrics.acc DESC"], ["name"], ["params.lr DESC"]])
     def test_runs_logged_between_pages_neither_repeat_nor_hide_others(self, store: MetadataStore, order: list[str]) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import and_, false, not_, or_, select
+from sqlalchemy import LargeBinary, and_, false, literal, not_, or_, select
 
 from keel.core.entities import RunStatus, ViewType
 from keel.store.metadata import search
@@ -25,7 +25,8 @@ OPS: dict[str, Callable[[Any, Any], Any]] = {
     "like": lambda col, val: col.like(val),
 }
 _r = t.runs.c
-Leading = Literal["any", "with", "without"]
+# the part of a search a query of it returns, split by its first sort key (``walk_parts``)
+Leading = Literal["any", "with", "text", "without"]
 # a filter matching at least this many runs is broad: walking the sort key's index finds a page's runs sooner than
 # sorting every match (a narrower one is cheaper to sort than to look for along the index)
 BROAD = 2000
@@ -64,9 +65,9 @@ def search_query(
     it sorts by, selected too as ``_k0``, ``_k1``... (a page's cursor is the last row's values of them); ``view``:
     live runs, deleted ones (deleted themselves or in a deleted experiment) or all.
 
-    ``leading`` splits a search whose first key is a metric in two (see ``walks_index``): ``"with"`` the runs
-    that have a value of it, joined so that the metric's index can drive the scan in the sort's order, ``"without"``
-    the others; ``"any"`` is the one query."""
+    ``leading`` names a part of a search split by its first key (see ``walk_parts``): ``"with"`` the runs that
+    have a value of it (for a param: a number), joined so that its index can drive the scan in the sort's order,
+    ``"text"`` the runs whose param is text, ``"without"`` the others; ``"any"`` is the one query."""
     query: Any = select(t.runs)
     if experiment_ids is not None:
         query = query.where(_r.experiment_id.in_(list(experiment_ids)))
@@ -91,26 +92,62 @@ def cursor_of(row: Any, columns: Sequence[SortColumn]) -> list[Any]:
     return [getattr(row, f"_k{i}") for i in range(len(columns))]
 
 
-def walks_index(dialect: str, orders: Sequence[search.OrderKey]) -> bool:
-    """Whether a broad search may walk an index in the sort's order: on SQLite, when the first key is a metric
-    (the ``(key, value)`` index of latest values) or the start time (``(experiment_id, start_time)``, the default).
+def walk_parts(dialect: str, orders: Sequence[search.OrderKey]) -> tuple[Leading, ...]:
+    """The parts, in the sort's order, of a broad search that walks an index in that order; () for the one query.
 
     SQLite's planner has no histograms: for a filter on a metric it scans that metric's index and sorts every match
     before the first row comes out (0.3 to 0.7 s at 100,000 runs). When the filter matches many runs (``BROAD``),
     walking the sort key's index and stopping at the page's end is much cheaper; a range on the sort column is what
-    makes the planner take that path (``index_range``). A metric sort then runs as two queries, runs with a value
-    of the metric, then runs without (NULLs last). PostgreSQL, with its statistics, plans this by itself."""
+    makes the planner take that path (``walk_range``). On SQLite, by the first key:
+
+    - start time (or no order: newest first): one part along ``(experiment_id, start_time)``;
+    - a metric: the runs with a value of it along ``(key, value)`` of latest values, then the runs without;
+    - a param: the runs whose value is a number along ``(key, num, value)``, then those whose value is text along the
+      same index (``num IS NULL``), then the runs without it: numbers before text, as ``ORDER BY num, value`` sorts;
+    - a tag: the runs with it along ``(key, value)``, then the runs without.
+
+    Missing values are last in either direction, as in the one query. PostgreSQL, with its statistics, plans this by
+    itself."""
     if dialect != "sqlite":
-        return False
-    return not orders or orders[0].kind == "metric" or (orders[0].kind == "attr" and orders[0].key == "start_time")
+        return ()
+    if not orders or (orders[0].kind == "attr" and orders[0].key == "start_time"):
+        return ("any",)
+    return _PARTS.get(orders[0].kind, ())
 
 
-_BOUNDS = {"float": (-math.inf, math.inf), "int": (-(2**63) + 1, 2**63 - 1)}
+_PARTS: dict[str, tuple[Leading, ...]] = {
+    "metric": ("with", "without"),
+    "param": ("with", "text", "without"),
+    "tag": ("with", "without"),
+}
+
+
+def part_of(parts: Sequence[Leading], cursor: Sequence[Any] | None) -> int:
+    """The index in ``parts`` (``walk_parts``) of the part that holds the cursor's row: where the next page starts."""
+    if cursor is None or parts[0] == "any" or cursor[0] is not None:
+        return 0
+    if parts[1] == "text" and cursor[1] is not None:  # a param's number is NULL: text, unless its text is too
+        return 1
+    return len(parts) - 1
+
+
+def walk_range(part: Leading, columns: Sequence[SortColumn], cursor: Sequence[Any] | None) -> Any:
+    """The range that makes the planner walk the index of ``part`` (from ``cursor`` when it is in that part), or None
+    for the part without the key."""
+    if part == "without":
+        return None
+    n = 1 if part == "text" else 0  # a param's text part is in the order of its text
+    return index_range(columns[n], None if cursor is None else cursor[n])
+
+
+# every text is >= '' and, in SQLite, below every BLOB (x''): two ends that bound any text in a range
+_BOUNDS = {"float": (-math.inf, math.inf), "int": (-(2**63) + 1, 2**63 - 1), "str": ("", literal(b"", LargeBinary))}
 
 
 def index_range(column: SortColumn, value: Any) -> Any:
-    """A two-sided range on the first sort column, from the cursor's ``value`` (or the end) to the far end, which
-    the planner takes as a reason to walk its index (``rows_after`` then decides exactly: an ``OR`` is no range)."""
+    """A two-sided range on a sort column, from the cursor's ``value`` (or the end) to the far end, which the planner
+    takes as a reason to walk its index (``rows_after`` then decides exactly: an ``OR`` is no range). SQLite only:
+    the upper end of a text column is a BLOB."""
     low, high = _BOUNDS[column.kind]
     if column.descending:
         return and_(column.column >= low, column.column <= (high if value is None else value))
@@ -161,10 +198,22 @@ def _ordered(query: Any, o: search.OrderKey, leading: Leading = "any") -> tuple[
         return query.outerjoin(lm, on), [(lm.c.value, "float")]
     if o.kind == "param":  # numbers in numeric order, then text in text order
         p = t.params.alias()
-        return query.outerjoin(p, and_(p.c.run_id == _r.id, p.c.key == o.key)), [(p.c.num, "float"), (p.c.value, "str")]
+        on, cols = and_(p.c.run_id == _r.id, p.c.key == o.key), [(p.c.num, "float"), (p.c.value, "str")]
+        if leading == "with":  # inner joins: the (key, num, value) index can then drive the scan
+            return query.join(p, on), cols
+        if leading == "text":
+            return query.join(p, on).where(p.c.num.is_(None)), cols
+        if leading == "without":
+            return query.outerjoin(p, on).where(p.c.value.is_(None)), cols
+        return query.outerjoin(p, on), cols
     if o.kind == "tag":
         tg = t.tags.alias()
-        return query.outerjoin(tg, and_(tg.c.run_id == _r.id, tg.c.key == o.key)), [(tg.c.value, "str")]
+        on = and_(tg.c.run_id == _r.id, tg.c.key == o.key)
+        if leading == "with":
+            return query.join(tg, on), [(tg.c.value, "str")]
+        if leading == "without":
+            return query.outerjoin(tg, on).where(tg.c.value.is_(None)), [(tg.c.value, "str")]
+        return query.outerjoin(tg, on), [(tg.c.value, "str")]
     return query, [(_attribute(o.key), "int" if o.key in _TIMES else "str")]
 
 

@@ -40,12 +40,14 @@ from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect, chunks
 from keel.store.metadata.sql.run_search import (
     BROAD,
+    Leading,
     cursor_of,
-    index_range,
+    part_of,
     rows_after,
     search_query,
     status_condition,
-    walks_index,
+    walk_parts,
+    walk_range,
 )
 
 if TYPE_CHECKING:
@@ -477,12 +479,9 @@ class SqlRunStore:
             query = query.where(rows_after(columns, start))
         rows: Sequence[Any]
         with self.db.transaction(write=False) as conn:
-            if walks_index(self.db.dialect, orders) and self._broad(conn, query):
-                if orders and orders[0].kind == "metric":
-                    rows = self._split_search(conn, experiment_ids, clauses, orders, cutoff, view, start, limit + 1)
-                else:
-                    in_range = index_range(columns[0], None if start is None else start[0])
-                    rows = conn.execute(query.where(in_range).limit(limit + 1)).all()
+            parts = walk_parts(self.db.dialect, orders)
+            if parts and self._broad(conn, query):
+                rows = self._walk(conn, parts, experiment_ids, clauses, orders, cutoff, view, start, limit + 1)
             else:
                 rows = conn.execute(query.limit(limit + 1)).all()
             more = len(rows) > limit
@@ -497,8 +496,9 @@ class SqlRunStore:
         return bool(conn.execute(probe).scalar_one() >= BROAD)
 
     @staticmethod
-    def _split_search(
+    def _walk(
         conn: Connection,
+        parts: tuple[Leading, ...],
         experiment_ids: Sequence[int] | None,
         clauses: Sequence[Clause],
         orders: Sequence[OrderKey],
@@ -507,20 +507,21 @@ class SqlRunStore:
         start: list[Any] | None,
         wanted: int,
     ) -> list[Any]:
-        """The rows of a broad search whose first key is a metric (``walks_index``): those with a value of it, along
-        its index from the cursor, then, if the page is not full, those without (last in either direction)."""
+        """The rows of a broad search on SQLite (``walk_parts``): from the part that holds the cursor, each part along
+        its index, until the page is full (a part's rows all sort before the next part's)."""
         rows: list[Any] = []
-        if start is None or start[0] is not None:
-            query, columns = search_query(experiment_ids, clauses, orders, stale_cutoff=cutoff, view=view, leading="with")
-            query = query.where(index_range(columns[0], None if start is None else start[0]))
-            if start is not None:
-                query = query.where(rows_after(columns, start))
-            rows = list(conn.execute(query.limit(wanted)).all())
-        if len(rows) < wanted:
-            query, columns = search_query(experiment_ids, clauses, orders, stale_cutoff=cutoff, view=view, leading="without")
-            if start is not None and start[0] is None:
-                query = query.where(rows_after(columns, start))
+        first = part_of(parts, start)
+        for n, part in enumerate(parts[first:], first):
+            query, columns = search_query(experiment_ids, clauses, orders, stale_cutoff=cutoff, view=view, leading=part)
+            cursor = start if n == first else None
+            in_range = walk_range(part, columns, cursor)
+            if in_range is not None:
+                query = query.where(in_range)
+            if cursor is not None:
+                query = query.where(rows_after(columns, cursor))
             rows += conn.execute(query.limit(wanted - len(rows))).all()
+            if len(rows) >= wanted:
+                break
         return rows
 
     def delete(self, run_id: str) -> None:

@@ -91,7 +91,10 @@ params = Table(
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
     Column("num", Float),  # the value as a number when it is one, for numeric filters
-    Index("ix_params_key_num", "key", "num"),
+    # SQLite walks (key, num, value) to page a search sorted by a param (run_search.walk_parts); PostgreSQL plans such
+    # a search itself, and a btree entry there holds at most ~2,700 bytes where a param value may be 6,000 characters
+    Index("ix_params_key_num", "key", "num").ddl_if(dialect="postgresql"),
+    Index("ix_params_key_num_value", "key", "num", "value").ddl_if(dialect="sqlite"),
 )
 
 tags = Table(
@@ -100,6 +103,7 @@ tags = Table(
     Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
+    Index("ix_tags_key_value", "key", "value").ddl_if(dialect="sqlite"),  # the same for a sort by a tag
 )
 
 metric_blocks = Table(
