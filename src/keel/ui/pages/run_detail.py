@@ -32,8 +32,9 @@ PACKAGES_BYTES = 256 * 1024
 PARENT_KINDS = (RunKind.PIPELINE, RunKind.STUDY, RunKind.SWEEP)
 
 
-class RunNotShown(NotFound):
-    """No run the caller may read has this id or prefix (``candidates``: several do, for a prefix)."""
+class RunNotShown(LookupError):
+    """No run the caller may read has this id or prefix (``candidates``: several do, for a prefix). The pages turn it
+    into their 404 (a page, or ``NotFound`` for the JSON routes): it never leaves the UI, so it is not a keel error."""
 
     def __init__(self, message: str, candidates: list[Run] | None = None) -> None:
         super().__init__(message)
