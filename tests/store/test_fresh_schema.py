@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from keel.store.metadata.sql import engine as sql_engine
 from keel.store.metadata.sql.store import SqlStore
 
@@ -81,3 +83,26 @@ def test_a_file_with_foreign_tables_is_not_created_over(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT body FROM notes").fetchall() == [("keep me",)]
     conn.close()
+
+
+def test_the_packaged_ddl_is_schema_py_compiled() -> None:
+    """``sqlite_schema.sql`` is what ``schema.py`` compiles to at the head revision (a new store runs that file)."""
+    from keel.store.metadata.sql.ddl import SQLITE_SCHEMA, sqlite_ddl
+
+    assert SQLITE_SCHEMA.read_text() == sqlite_ddl(sql_engine.SCHEMA_HEAD), (
+        "sqlite_schema.sql is stale: run `python -m keel.store.metadata.sql.ddl`"
+    )
+
+
+def test_a_stale_ddl_file_falls_back_to_the_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the file fall behind the head revision, a new store is still made right: by the migrations."""
+    from keel.store.metadata.sql import ddl
+
+    stale = tmp_path / "stale.sql"
+    stale.write_text(ddl.HEADER + "CREATE TABLE nothing_else (id INTEGER);\n")
+    monkeypatch.setattr(ddl, "SQLITE_SCHEMA", stale)
+    uri = f"sqlite:///{tmp_path / 'k.db'}"
+    assert sql_engine.create_at_head(sql_engine.make_engine(uri)) is False
+    SqlStore(uri).close()
+    assert _structure(tmp_path / "k.db")["revision"] == [(sql_engine.SCHEMA_HEAD,)]
+    assert "nothing_else" not in _structure(tmp_path / "k.db")

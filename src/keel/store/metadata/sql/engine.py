@@ -224,20 +224,20 @@ def create_at_head(engine: Engine) -> bool:
 
     Replaying every migration on a new store costs more than everything else a first ``keel.log_metric`` does (and
     imports Alembic); the tables of ``schema.py`` are the migrations' end state, which a test checks column by column
-    and index by index. PostgreSQL, shared and long-lived, always goes through the migrations.
+    and index by index. Their DDL is compiled ahead into ``sqlite_schema.sql`` (``keel.store.metadata.sql.ddl``; a
+    test checks it against ``schema.py``), run in one transaction. PostgreSQL, shared and long-lived, always goes
+    through the migrations.
     """
-    from keel.store.metadata.sql.schema import metadata
+    from keel.store.metadata.sql.ddl import HEADER, SQLITE_SCHEMA
 
+    script = SQLITE_SCHEMA.read_text()
+    if not script.startswith(HEADER) or f"VALUES ('{SCHEMA_HEAD}')" not in script:
+        return False  # a stale file (schema.py changed without regenerating it): the migrations, slower but right
     with _migration_lock(engine) as conn:
-        if current_revision(engine) is not None or conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+        driver: Any = conn.connection.driver_connection  # isolation_level None: keel says BEGIN itself
+        if current_revision(engine) is not None or driver.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             return False  # another process was first, or the file holds someone else's tables: migrations decide
-        metadata.create_all(conn, checkfirst=False)  # known empty: checked above, under the lock
-        conn.exec_driver_sql(  # the table Alembic itself would create, so later migrations find their revision
-            "CREATE TABLE alembic_version "
-            "(version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-        )
-        conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES (?)", (SCHEMA_HEAD,))
-        conn.commit()
+        driver.executescript(f"BEGIN IMMEDIATE;\n{script}COMMIT;")  # all of it, or (on an error) none of it
     return True
 
 
