@@ -181,7 +181,21 @@ class KafkaSink:
         if self.process:
             self._child_once().write(entries)
             return
-        rows = expand(entries)
+        self.write_encoded(*self.encode_rows(expand(entries)))
+
+    def encode_rows(self, rows: Sequence[Row]) -> tuple[list[str], list[bytes | None]]:
+        """Each row's message key (its request id) and value (None: a value JSON or Avro cannot hold)."""
+        values: list[bytes | None] = []
+        for row in rows:
+            try:
+                values.append(self.encode(row))
+            except Exception:  # noqa: BLE001 - one bad row costs that row only
+                values.append(None)
+        return [str(row.get("request_id") or "") for row in rows], values
+
+    def write_encoded(self, keys: Sequence[str], values: Sequence[bytes | None]) -> None:
+        """Produce one message per value (keyed by ``keys``) and wait for the broker; a None value is a row that
+        could not be encoded: counted failed."""
         producer = self._producer_once()
         errors: list[Any] = []
         content_type = [("content-type", b"application/json" if self.fmt == "json" else b"avro/binary")]
@@ -191,18 +205,16 @@ class KafkaSink:
                 errors.append(err)
 
         unencodable = 0
-        for row in rows:
-            try:
-                value = self.encode(row)
-            except Exception:  # noqa: BLE001 - one bad row (a value JSON or Avro cannot hold) costs that row only
+        for key, value in zip(keys, values, strict=True):
+            if value is None:
                 unencodable += 1
                 continue
-            self._produce(producer, value, str(row.get("request_id") or ""), content_type, delivered)
+            self._produce(producer, value, key, content_type, delivered)
         undelivered = producer.flush(self.delivery_timeout + 5)
         failed = unencodable + len(errors) + undelivered
         if failed:
             reason = errors[0] if errors else "a value could not be encoded" if unencodable else "timed out"
-            raise SinkFailure(f"kafka: {failed} of {len(rows)} rows not delivered to {self.topic}: {reason}", failed)
+            raise SinkFailure(f"kafka: {failed} of {len(values)} rows not delivered to {self.topic}: {reason}", failed)
 
     def _produce(self, producer: Any, value: bytes, key: str, headers: list[tuple[str, bytes]], delivered: Any) -> None:
         while True:
