@@ -99,14 +99,14 @@ def collect_garbage(
 
 
 def _purge(store: SqlStore, cutoff: int, report: GcReport) -> set[str]:
-    """Purge (or plan) what was deleted before ``cutoff``; the ids of the runs purged (or that would be)."""
+    """Purge (or plan) what was deleted at or before ``cutoff``; the ids of the runs purged (or that would be)."""
     with store.db.transaction(write=False) as conn:
-        experiments = {row.id: row.name for row in conn.execute(select(_e.id, _e.name).where(_e.deleted_at < cutoff))}
+        experiments = {row.id: row.name for row in conn.execute(select(_e.id, _e.name).where(_e.deleted_at <= cutoff))}
         candidates = {
             row.id: row
             for row in conn.execute(
                 select(_r.id, _r.name, _r.experiment_id, _r.parent_run_id).where(
-                    or_(_r.deleted_at < cutoff, _r.experiment_id.in_(list(experiments)))
+                    or_(_r.deleted_at <= cutoff, _r.experiment_id.in_(list(experiments)))
                 )
             )
         }
@@ -185,8 +185,8 @@ def _still_deleted(conn: Connection, run_id: str, cutoff: int) -> bool:
     ).first()
     if row is None:
         return False
-    own = row.deleted_at is not None and row.deleted_at < cutoff
-    through_experiment = row.experiment_deleted_at is not None and row.experiment_deleted_at < cutoff
+    own = row.deleted_at is not None and row.deleted_at <= cutoff
+    through_experiment = row.experiment_deleted_at is not None and row.experiment_deleted_at <= cutoff
     if not (own or through_experiment):
         return False  # restored meanwhile
     mv = t.model_versions.c
@@ -215,7 +215,7 @@ def _purge_run(store: SqlStore, run_id: str, cutoff: int) -> bool:
 def _purge_experiment(store: SqlStore, experiment_id: int, cutoff: int) -> bool:
     with store.db.transaction() as conn:
         deleted_at = conn.execute(select(_e.deleted_at).where(_e.id == experiment_id)).scalar()
-        if deleted_at is None or deleted_at >= cutoff:
+        if deleted_at is None or deleted_at > cutoff:
             return False  # restored meanwhile
         if conn.execute(select(_r.id).where(_r.experiment_id == experiment_id).limit(1)).first() is not None:
             return False  # a run kept (or made) since the plan
