@@ -115,7 +115,7 @@ def fill_mlflow(folder: Path, runs: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def mlflow_server(folder: Path) -> Iterator[str]:
-    from keel.testing.services import free_port
+    from keel.testing.services import free_port, stop
 
     port = free_port()
     cmd = [str(PEER_PYTHON.parent / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
@@ -127,12 +127,7 @@ def mlflow_server(folder: Path) -> Iterator[str]:
         _wait_http(f"{url}/health", proc, 180)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 15)
         log.close()
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from keel.testing.services import stop
+
 HOUR = 3_600_000
 WAIT_S = 30.0
 
@@ -79,12 +81,7 @@ def running(args: list[str], cwd: Path, env: dict[str, str] | None, log: Path) -
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 15)
 
 
 def prometheus(home: Path, targets: dict[str, str], port: int) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
