@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from keel.core.errors import InvalidArgument, Unauthenticated
+from keel.core.errors import InvalidArgument, TooManyFailures, Unauthenticated
 from keel.server.app import check_policies
 from keel.server.auth import UI_COOKIE
 from keel.ui.pages import admin, audit, compare, datasets, deployments, home, models, monitors, run_detail, runs
@@ -46,8 +46,9 @@ def install_ui(app: FastAPI) -> None:
             raise InvalidArgument.for_field("token", token, "an API token (keel tokens create)")
         limiter = request.app.state.limiter
         client = request.client.host if request.client else "unknown"
-        if limiter.retry_after(client) is not None:
-            raise Unauthenticated("too many failed sign-ins: try again later")
+        wait = limiter.retry_after(client)
+        if wait is not None:  # as the API's Guard answers a client over the limit: 429, not another 401
+            raise TooManyFailures("too many failed sign-ins: try again later", retry_after=wait)
         try:
             request.app.state.store.identity.authenticate(token.strip())
         except Unauthenticated:
