@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # the entity stores' interfaces, only named here: a first run
     from keel.store.metadata.datasets import DatasetStore
     from keel.store.metadata.deployments import DeploymentStore
     from keel.store.metadata.identity import IdentityStore
+    from keel.store.metadata.labels import LabelStore
     from keel.store.metadata.models import ModelStore
     from keel.store.metadata.monitors import MonitorStore
     from keel.store.metadata.pipelines import PipelineStore
@@ -124,6 +125,12 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def pipelines(self) -> PipelineStore:
         """The pipeline step cache, on the same backend."""
+
+    @property
+    @abc.abstractmethod
+    def labels(self) -> LabelStore:
+        """Label projects, their guidelines, items, task assignment, annotations, reviews and exclusions, on the same
+        backend."""
 
     # experiments -----------------------------------------------------------------
     @abc.abstractmethod

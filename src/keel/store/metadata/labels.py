@@ -15,7 +15,8 @@ Assignment (``next_task``), atomic per project so that concurrent annotators nev
    answered, an accuracy below ``qualification_pass`` is ``PermissionDenied`` (with the score);
 4. a gold item the annotator has not answered, when the annotator's gold share so far is below ``gold_rate``;
 5. otherwise the task item with the most answers and live leases still below ``overlap``, never one this
-   annotator answered or holds; None when there is none.
+   annotator answered or holds; None when there is none. Answers of excluded annotators do not count: their
+   items go back to the pool.
 
 Every submitted annotation records when its task was handed out and when the answer arrived (the store's clock),
 and the guideline version in force when it was handed out. ``submit`` with a ``request_id`` seen before returns
@@ -76,6 +77,14 @@ class LabelStore(abc.ABC):
     @abc.abstractmethod
     def annotations(self, project: str, *, annotator: str | None = None, since_ms: int | None = None) -> list[Annotation]:
         """Oldest first; only ``annotator``'s, only those submitted at or after ``since_ms``."""
+
+    @abc.abstractmethod
+    def import_annotations(self, project: str, annotations: Sequence[Annotation]) -> int:
+        """Store annotations made elsewhere (a Label Studio export) as they are: their ``annotator``, ``value``,
+        ``assigned_at``/``created_at`` and ``guideline_version`` (0: made under no keel guideline) are kept, nothing
+        is handed out. One transaction; an ``(item, annotator)`` pair already present is skipped, so a re-import
+        writes nothing twice. Returns how many were written. ``NotFound`` for an unknown item, ``InvalidArgument``
+        for a value the schema refuses. A write (not annotate) permission on the server; audited as one event."""
 
     # reviews, audits, exclusions -------------------------------------------------------------------------------------
     @abc.abstractmethod

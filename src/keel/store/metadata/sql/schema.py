@@ -347,6 +347,7 @@ prediction_labels = Table(
 )
 
 _FIRING = text("state = 'firing'")
+_REQUEST_ID = text("request_id IS NOT NULL")
 
 monitors = Table(
     "monitors",
@@ -492,4 +493,114 @@ trusted_roles = Table(
     metadata,
     Column("project", String(128), primary_key=True),  # "*": every project
     Column("role", String(16), primary_key=True),  # none for a project: admin (keel.core.identity.DEFAULT_TRUSTED)
+)
+
+# labeling (keel.core.labeling; the store: sql/labels.py) ----------------------------------------------------------
+label_projects = Table(
+    "label_projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), nullable=False),
+    Column("dataset", String(300), nullable=False),  # name@N as given
+    Column("schema", Text, nullable=False),  # JSON: LabelSchema.to_dict()
+    Column("overlap", Integer, nullable=False),
+    Column("gold_rate", Float, nullable=False),
+    Column("qualification_pass", Float, nullable=False),
+    Column("fields", Text, nullable=False),  # JSON list of the columns shown
+    Column("lease_ms", BigInteger, nullable=False),
+    Column("guideline_version", Integer, nullable=False),  # the latest (the row every hand-out locks holds it)
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+label_guidelines = Table(
+    "label_guidelines",
+    metadata,
+    Column("project_id", Integer, ForeignKey("label_projects.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+label_items = Table(
+    "label_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("label_projects.id"), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("position", Integer, nullable=False),  # the order given
+    Column("data", Text, nullable=False),  # JSON object of the fields shown
+    Column("role", String(16), nullable=False),  # task, gold or qualification
+    Column("answer", Text),  # JSON, gold and qualification items only
+    Column("answers", Integer, nullable=False),  # annotations received (kept with each submit)
+    UniqueConstraint("project_id", "key", name="uq_label_items_project_key"),
+    Index("ix_label_items_project_role_answers", "project_id", "role", "answers", "position"),  # next_task's lookups
+)
+
+label_assignments = Table(
+    "label_assignments",
+    metadata,
+    Column("item_id", Integer, ForeignKey("label_items.id"), primary_key=True),
+    Column("annotator", String(128), primary_key=True),
+    Column("project_id", Integer, ForeignKey("label_projects.id"), nullable=False),
+    Column("assigned_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("guideline_version", Integer, nullable=False),
+    Index("ix_label_assignments_project_annotator", "project_id", "annotator"),
+    Index("ix_label_assignments_project_expires", "project_id", "expires_at"),
+)
+
+label_annotations = Table(
+    "label_annotations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("label_projects.id"), nullable=False),
+    Column("item_id", Integer, ForeignKey("label_items.id"), nullable=False),
+    Column("annotator", String(128), nullable=False),
+    Column("value", Text, nullable=False),  # JSON, normalised by check_value
+    Column("assigned_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("guideline_version", Integer, nullable=False),
+    Column("request_id", String(100)),
+    UniqueConstraint("item_id", "annotator", name="uq_label_annotations_item_annotator"),
+    Index("ix_label_annotations_project_annotator", "project_id", "annotator"),
+    Index("ix_label_annotations_project_created", "project_id", "created_at"),
+    # a retried submit finds its first answer; partial (on PostgreSQL from migration 0016, see uq_monitor_alerts_firing)
+    Index("uq_label_annotations_request", "project_id", "annotator", "request_id", unique=True, sqlite_where=_REQUEST_ID),
+)
+
+label_reviews = Table(
+    "label_reviews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", Integer, ForeignKey("label_projects.id"), nullable=False),
+    Column("item_id", Integer, ForeignKey("label_items.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # review or audit
+    Column("value", Text, nullable=False),  # JSON
+    Column("outcome", String(16), nullable=False),  # confirmed or corrected
+    Column("note", Text, nullable=False),
+    Column("reviewer", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_label_reviews_project", "project_id", "id"),
+)
+
+label_exclusions = Table(
+    "label_exclusions",
+    metadata,
+    Column("project_id", Integer, ForeignKey("label_projects.id"), primary_key=True),
+    Column("annotator", String(128), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+label_consensus = Table(
+    "label_consensus",
+    metadata,
+    Column("project_id", Integer, ForeignKey("label_projects.id"), primary_key=True),
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("details", Text, nullable=False),  # JSON: method, guideline versions, annotations, last annotation id
+    Column("created_at", BigInteger, nullable=False),
 )

@@ -230,6 +230,24 @@ CREATE TABLE dataset_parents (
 	FOREIGN KEY(parent_id) REFERENCES dataset_versions (id)
 );
 CREATE INDEX ix_dataset_parents_parent ON dataset_parents (parent_id);
+CREATE TABLE label_projects (
+	id INTEGER NOT NULL, 
+	name VARCHAR(128) NOT NULL, 
+	dataset_version_id INTEGER NOT NULL, 
+	dataset VARCHAR(300) NOT NULL, 
+	schema TEXT NOT NULL, 
+	overlap INTEGER NOT NULL, 
+	gold_rate FLOAT NOT NULL, 
+	qualification_pass FLOAT NOT NULL, 
+	fields TEXT NOT NULL, 
+	lease_ms BIGINT NOT NULL, 
+	guideline_version INTEGER NOT NULL, 
+	created_at BIGINT NOT NULL, 
+	created_by VARCHAR(128) NOT NULL, 
+	PRIMARY KEY (id), 
+	UNIQUE (name), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_versions (id)
+);
 CREATE TABLE monitor_alerts (
 	id INTEGER NOT NULL, 
 	monitor_id INTEGER NOT NULL, 
@@ -311,6 +329,47 @@ CREATE TABLE validation_results (
 	FOREIGN KEY(version_id) REFERENCES dataset_versions (id)
 );
 CREATE INDEX ix_validation_results_version ON validation_results (version_id);
+CREATE TABLE label_consensus (
+	project_id INTEGER NOT NULL, 
+	dataset_version_id INTEGER NOT NULL, 
+	details TEXT NOT NULL, 
+	created_at BIGINT NOT NULL, 
+	PRIMARY KEY (project_id, dataset_version_id), 
+	FOREIGN KEY(project_id) REFERENCES label_projects (id), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_versions (id)
+);
+CREATE TABLE label_exclusions (
+	project_id INTEGER NOT NULL, 
+	annotator VARCHAR(128) NOT NULL, 
+	reason TEXT NOT NULL, 
+	created_at BIGINT NOT NULL, 
+	created_by VARCHAR(128) NOT NULL, 
+	PRIMARY KEY (project_id, annotator), 
+	FOREIGN KEY(project_id) REFERENCES label_projects (id)
+);
+CREATE TABLE label_guidelines (
+	project_id INTEGER NOT NULL, 
+	version INTEGER NOT NULL, 
+	text TEXT NOT NULL, 
+	created_at BIGINT NOT NULL, 
+	created_by VARCHAR(128) NOT NULL, 
+	PRIMARY KEY (project_id, version), 
+	FOREIGN KEY(project_id) REFERENCES label_projects (id)
+);
+CREATE TABLE label_items (
+	id INTEGER NOT NULL, 
+	project_id INTEGER NOT NULL, 
+	"key" VARCHAR(200) NOT NULL, 
+	position INTEGER NOT NULL, 
+	data TEXT NOT NULL, 
+	role VARCHAR(16) NOT NULL, 
+	answer TEXT, 
+	answers INTEGER NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT uq_label_items_project_key UNIQUE (project_id, "key"), 
+	FOREIGN KEY(project_id) REFERENCES label_projects (id)
+);
+CREATE INDEX ix_label_items_project_role_answers ON label_items (project_id, role, answers, position);
 CREATE TABLE latest_metrics (
 	run_id VARCHAR(32) NOT NULL, 
 	"key" VARCHAR(250) NOT NULL, 
@@ -407,6 +466,52 @@ CREATE TABLE tags (
 	FOREIGN KEY(run_id) REFERENCES runs (id)
 );
 CREATE INDEX ix_tags_key_value ON tags ("key", value);
+CREATE TABLE label_annotations (
+	id INTEGER NOT NULL, 
+	project_id INTEGER NOT NULL, 
+	item_id INTEGER NOT NULL, 
+	annotator VARCHAR(128) NOT NULL, 
+	value TEXT NOT NULL, 
+	assigned_at BIGINT NOT NULL, 
+	created_at BIGINT NOT NULL, 
+	guideline_version INTEGER NOT NULL, 
+	request_id VARCHAR(100), 
+	PRIMARY KEY (id), 
+	CONSTRAINT uq_label_annotations_item_annotator UNIQUE (item_id, annotator), 
+	FOREIGN KEY(project_id) REFERENCES label_projects (id), 
+	FOREIGN KEY(item_id) REFERENCES label_items (id)
+);
+CREATE INDEX ix_label_annotations_project_annotator ON label_annotations (project_id, annotator);
+CREATE INDEX ix_label_annotations_project_created ON label_annotations (project_id, created_at);
+CREATE UNIQUE INDEX uq_label_annotations_request ON label_annotations (project_id, annotator, request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE label_assignments (
+	item_id INTEGER NOT NULL, 
+	annotator VARCHAR(128) NOT NULL, 
+	project_id INTEGER NOT NULL, 
+	assigned_at BIGINT NOT NULL, 
+	expires_at BIGINT NOT NULL, 
+	guideline_version INTEGER NOT NULL, 
+	PRIMARY KEY (item_id, annotator), 
+	FOREIGN KEY(item_id) REFERENCES label_items (id), 
+	FOREIGN KEY(project_id) REFERENCES label_projects (id)
+);
+CREATE INDEX ix_label_assignments_project_annotator ON label_assignments (project_id, annotator);
+CREATE INDEX ix_label_assignments_project_expires ON label_assignments (project_id, expires_at);
+CREATE TABLE label_reviews (
+	id INTEGER NOT NULL, 
+	project_id INTEGER NOT NULL, 
+	item_id INTEGER NOT NULL, 
+	kind VARCHAR(16) NOT NULL, 
+	value TEXT NOT NULL, 
+	outcome VARCHAR(16) NOT NULL, 
+	note TEXT NOT NULL, 
+	reviewer VARCHAR(128) NOT NULL, 
+	created_at BIGINT NOT NULL, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(project_id) REFERENCES label_projects (id), 
+	FOREIGN KEY(item_id) REFERENCES label_items (id)
+);
+CREATE INDEX ix_label_reviews_project ON label_reviews (project_id, id);
 CREATE TABLE model_version_datasets (
 	model_version_id INTEGER NOT NULL, 
 	dataset_version_id INTEGER NOT NULL, 
@@ -416,4 +521,4 @@ CREATE TABLE model_version_datasets (
 );
 CREATE INDEX ix_model_version_datasets_dataset ON model_version_datasets (dataset_version_id);
 CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
-INSERT INTO alembic_version (version_num) VALUES ('0015');
+INSERT INTO alembic_version (version_num) VALUES ('0016');

@@ -9,8 +9,8 @@ each using only the database's public API:
 - ``metrics.py``: metric blocks, latest values, batch ids (the hot path)
 - ``run_artifacts.py``: artifact references of runs
 - ``datasets.py``, ``models.py``, ``pipelines.py``, ``deployments.py``, ``predictions.py``, ``monitors.py``,
-  ``identity.py``: ``store.datasets``, ``store.models``, ``store.pipelines``, ``store.deployments``,
-  ``store.predictions``, ``store.monitors``, ``store.identity``
+  ``identity.py``, ``labels.py``: ``store.datasets``, ``store.models``, ``store.pipelines``, ``store.deployments``,
+  ``store.predictions``, ``store.monitors``, ``store.identity``, ``store.labels``
 
 The methods below only delegate; validation that does not depend on SQL is in ``keel.core``.
 """
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from keel.store.metadata.sql.datasets import SqlDatasetStore
     from keel.store.metadata.sql.deployments import SqlDeploymentStore
     from keel.store.metadata.sql.identity import SqlIdentityStore
+    from keel.store.metadata.sql.labels import SqlLabelStore
     from keel.store.metadata.sql.models import SqlModelStore
     from keel.store.metadata.sql.monitors import SqlMonitorStore
     from keel.store.metadata.sql.pipelines import SqlPipelineStore
@@ -123,6 +124,13 @@ class SqlStore(MetadataStore):
         from keel.store.metadata.sql.monitors import SqlMonitorStore
 
         return SqlMonitorStore(self.db)
+
+    @functools.cached_property
+    def labels(self) -> SqlLabelStore:
+        """Label projects, items, tasks, annotations, reviews and exclusions on the same database."""
+        from keel.store.metadata.sql.labels import SqlLabelStore
+
+        return SqlLabelStore(self.db)
 
     @functools.cached_property
     def pipelines(self) -> SqlPipelineStore:
