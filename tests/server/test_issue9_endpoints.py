@@ -257,6 +257,7 @@ def test_the_client_methods_are_the_tables(tmp_path: Path) -> None:
                 store.monitors,
                 store.audit,
                 store.identity,
+                store.labels,
             ),
             strict=True,
         ):

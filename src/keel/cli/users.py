@@ -89,7 +89,7 @@ def _where(b: RoleBinding) -> str:
 @roles.command("grant")
 def grant(
     name: str = typer.Argument(..., help="User name."),
-    role: str = typer.Argument(..., help="viewer, editor, admin or service."),
+    role: str = typer.Argument(..., help="viewer, editor, admin, service or annotator."),
     project: str = PROJECT,
     model: str = MODEL,
 ) -> None:
@@ -101,7 +101,7 @@ def grant(
 @roles.command("revoke")
 def revoke(
     name: str = typer.Argument(..., help="User name."),
-    role: str = typer.Argument(..., help="viewer, editor, admin or service."),
+    role: str = typer.Argument(..., help="viewer, editor, admin, service or annotator."),
     project: str = PROJECT,
     model: str = MODEL,
 ) -> None:

@@ -11,9 +11,10 @@ Roles grant permissions; a token's scopes narrow them (a token never grants more
 | role | permissions |
 |---|---|
 | viewer | read |
-| editor | read, write, promote, deploy, serve, log |
-| admin | read, write, promote, deploy, serve, log, admin |
+| editor | read, write, promote, deploy, serve, log, annotate |
+| admin | read, write, promote, deploy, serve, log, annotate, admin |
 | service | read, deploy, serve, log |
+| annotator | annotate |
 
 - ``read``: any GET of the platform API.
 - ``write``: create and change runs, datasets, model versions, deployments, monitors.
@@ -23,6 +24,8 @@ Roles grant permissions; a token's scopes narrow them (a token never grants more
 - ``serve``: call a serving endpoint that requires a token.
 - ``log``: what serving replicas and schedulers write (prediction-log files, labels, monitor windows, alerts,
   leases), and checking a token presented to a serving replica.
+- ``annotate``: label data in label projects: read a project and its guidelines, be handed tasks, submit answers and
+  read one's own; not the items' known answers (gold, qualification), nor others' answers, nor reviews (``read``).
 - ``admin``: principals, tokens, roles, trusted roles; forced alias moves of a protected model.
 
 A token is shown once, as ``keel_<id>_<secret>``: ``id`` (12 hex characters) finds its row, the secret (43
@@ -47,14 +50,15 @@ __all__ = [
     "parse_token", "permissions_of", "roles_union", "verify_secret",
 ]  # fmt: skip
 
-ROLES: tuple[str, ...] = ("viewer", "editor", "admin", "service")
+ROLES: tuple[str, ...] = ("viewer", "editor", "admin", "service", "annotator")
 PRINCIPAL_KINDS: tuple[str, ...] = ("user", "service")
-PERMISSIONS: tuple[str, ...] = ("read", "write", "promote", "deploy", "serve", "log", "admin")
+PERMISSIONS: tuple[str, ...] = ("read", "write", "promote", "deploy", "serve", "log", "annotate", "admin")
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
-    "editor": frozenset({"read", "write", "promote", "deploy", "serve", "log"}),
+    "editor": frozenset({"read", "write", "promote", "deploy", "serve", "log", "annotate"}),
     "admin": frozenset(PERMISSIONS),
     "service": frozenset({"read", "deploy", "serve", "log"}),
+    "annotator": frozenset({"annotate"}),  # labels, and sees no answers but their own (keel.server.policy)
 }
 ALL_PROJECTS = "*"
 DEFAULT_PROJECT = "default"  # models, datasets and deployments have no project of their own yet

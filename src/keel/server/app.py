@@ -26,7 +26,7 @@ from keel.server.ownership import RunOwners
 from keel.server.policy import policy_for
 from keel.server.redaction import redactor
 from keel.server.responses import OrjsonResponse, error_response
-from keel.server.routes import artifacts, models, tracking
+from keel.server.routes import artifacts, labels, models, tracking
 from keel.store.artifacts import ArtifactStore
 from keel.store.metadata.base import MetadataStore
 
@@ -108,7 +108,8 @@ def create_app(
     app.add_middleware(Guard, store=store, auth=auth, allowed_hosts=hosts, limiter=app.state.limiter)
     redact = redactor(store, artifact_store)
     # hand-written routes first (the metric flush, end_run, GET /experiments), then one per entry of the endpoint table
-    for router in (tracking.read, tracking.write, artifacts.read, artifacts.write, *table_routers(models.HOOKS)):
+    generated = table_routers({**models.HOOKS, **labels.HOOKS})
+    for router in (tracking.read, tracking.write, artifacts.read, artifacts.write, *generated):
         app.include_router(router)
 
     @app.get("/api/v1/health", tags=["health"])

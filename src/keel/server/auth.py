@@ -52,7 +52,7 @@ from keel.core.identity import (
     permissions_of,
     roles_union,
 )  # fmt: skip
-from keel.server.policy import POLICY, PUBLIC, policy_for
+from keel.server.policy import POLICY, PUBLIC, alternatives, policy_for
 from keel.store.metadata.base import MetadataStore
 
 __all__ = [
@@ -298,6 +298,10 @@ def authorize(request: Request) -> Caller:
         raise PermissionDenied(f"no access policy for {request.method} {path}: refused")
     if not caller.authenticated and not caller.permissions:
         raise Unauthenticated("this server requires a token: send Authorization: Bearer <token> (keel tokens create)")
+    if "|" in needed:  # alternatives: the first the caller has in the route's project (refused: named by the first)
+        choices = alternatives(needed)
+        project = _project_of(request)
+        needed = next((p for p in choices if caller.may_in(p, project)), choices[0])
     if needed == "promote" and caller.promotes_some_model():
         return caller  # a binding on one model: the route's hook checks it is this model (check_promotion)
     if caller.may_everywhere(needed):

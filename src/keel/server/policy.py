@@ -5,14 +5,17 @@ Written out route by route on purpose: ``create_app`` refuses to start when a ro
 against this table, so a new route cannot ship without someone deciding who may call it.
 
 ``public``: anyone, even without a token (health, the API's own documentation). The other values are the
-permissions of ``keel.core.identity`` (``read``, ``write``, ``promote``, ``serve``, ``log``, ``admin``).
+permissions of ``keel.core.identity`` (``read``, ``write``, ``promote``, ``serve``, ``log``, ``annotate``, ``admin``),
+or alternatives joined by ``|`` (``read|annotate``: either will do; a route may then answer by which one, as
+``GET .../annotations`` lists only the caller's own to a caller without ``read``).
 """
 
 from __future__ import annotations
 
-__all__ = ["POLICY", "PUBLIC", "policy_for"]
+__all__ = ["POLICY", "PUBLIC", "READ_OR_ANNOTATE", "alternatives", "policy_for"]
 
 PUBLIC = "public"
+READ_OR_ANNOTATE = "read|annotate"  # what anyone who reads may see, and an annotator needs to do their work
 
 POLICY: dict[tuple[str, str], str] = {
     # health and documentation
@@ -48,6 +51,10 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/ui/models"): "read",
     ("GET", "/ui/models/{name}"): "read",
     ("POST", "/ui/actions/models/{name}/aliases/{alias}"): "promote",  # and check_promotion, as the REST route
+    ("GET", "/ui/label"): "annotate",  # the annotator's pages (keel.ui.pages.label): the store acts as the caller
+    ("GET", "/ui/label/{project}"): "annotate",
+    ("POST", "/ui/data/label/{project}/next"): "annotate",
+    ("POST", "/ui/data/label/{project}/annotations"): "annotate",
     # artifacts
     ("GET", "/api/v1/artifacts/{sha256}"): "read",
     ("HEAD", "/api/v1/artifacts/{sha256}"): "read",
@@ -124,6 +131,25 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/monitor-actions"): "log",
     ("POST", "/api/v1/scheduler-leases/acquire"): "log",
     ("POST", "/api/v1/scheduler-leases/release"): "log",
+    # label projects: annotators are handed tasks and answer as themselves (keel.core.actor); the items hold the known
+    # answers of gold items, so they, everyone's answers, reviews and exclusions need "read", which annotators have not
+    ("GET", "/api/v1/label-projects"): READ_OR_ANNOTATE,
+    ("POST", "/api/v1/label-projects"): "write",
+    ("GET", "/api/v1/label-projects/{name}"): READ_OR_ANNOTATE,
+    ("GET", "/api/v1/label-projects/{name}/guidelines"): READ_OR_ANNOTATE,
+    ("POST", "/api/v1/label-projects/{name}/guidelines"): "write",
+    ("GET", "/api/v1/label-projects/{name}/items"): "read",
+    ("POST", "/api/v1/label-projects/{name}/next"): "annotate",
+    ("POST", "/api/v1/label-projects/{name}/annotations"): "annotate",
+    ("GET", "/api/v1/label-projects/{name}/annotations"): READ_OR_ANNOTATE,  # without read: one's own (routes.labels)
+    ("POST", "/api/v1/label-projects/{name}/imports"): "write",  # annotations made elsewhere, with their annotators
+    ("POST", "/api/v1/label-reviews"): "write",
+    ("GET", "/api/v1/label-projects/{name}/reviews"): "read",
+    ("POST", "/api/v1/label-projects/{name}/exclusions"): "write",
+    ("DELETE", "/api/v1/label-projects/{name}/exclusions"): "write",
+    ("GET", "/api/v1/label-projects/{name}/exclusions"): "read",
+    ("POST", "/api/v1/label-projects/{name}/consensus"): "write",
+    ("GET", "/api/v1/label-projects/{name}/consensus"): "read",
     # identity: admins only, but checking a token presented to a serving replica (its service account does that)
     ("POST", "/api/v1/identity/principals"): "admin",
     ("GET", "/api/v1/identity/principals"): "admin",
@@ -144,6 +170,11 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/audit/events"): "admin",
     ("GET", "/api/v1/audit/head"): "admin",
 }
+
+
+def alternatives(needed: str) -> tuple[str, ...]:
+    """The permissions a policy value accepts, any one of which will do (``"read|annotate"``: read or annotate)."""
+    return tuple(needed.split("|"))
 
 
 def policy_for(method: str, path: str) -> str | None:

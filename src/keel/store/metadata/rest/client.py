@@ -23,6 +23,7 @@ from keel.store.metadata.base import MetadataStore, MetricRow, check_batch_id, n
 from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.identity import IdentityStore
+from keel.store.metadata.labels import LabelStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
@@ -33,6 +34,7 @@ from keel.store.metadata.rest.endpoints import (
     DatasetEndpoints,
     DeploymentEndpoints,
     IdentityEndpoints,
+    LabelEndpoints,
     MetadataEndpoints,
     ModelEndpoints,
     MonitorEndpoints,
@@ -48,6 +50,7 @@ __all__ = [
     "RestDatasetStore",
     "RestDeploymentStore",
     "RestIdentityStore",
+    "RestLabelStore",
     "RestModelStore",
     "RestMonitorStore",
     "RestPipelineStore",
@@ -95,6 +98,10 @@ class RestStore(MetadataEndpoints, MetadataStore):
     @property
     def monitors(self) -> RestMonitorStore:
         return RestMonitorStore(self)
+
+    @property
+    def labels(self) -> RestLabelStore:
+        return RestLabelStore(self)
 
     @property
     def pipelines(self) -> RestPipelineStore:
@@ -176,6 +183,11 @@ class RestPredictionStore(PredictionEndpoints, _SubStore, PredictionStore):
 class RestMonitorStore(MonitorEndpoints, _SubStore, MonitorStore):
     """Monitors, windows, alerts, actions and leases over HTTP. The dedup keys (a window's start, a rule's firing
     alert, an alert's action) and the lease's compare-and-set are the server's store's, in its transaction."""
+
+
+class RestLabelStore(LabelEndpoints, _SubStore, LabelStore):
+    """Label projects over HTTP. Assignment, leases and the once-only submit of a request id are the server's store's,
+    in its transaction; the annotator is the token's principal, never a field of a request."""
 
 
 class RestIdentityStore(IdentityEndpoints, _SubStore, IdentityStore):

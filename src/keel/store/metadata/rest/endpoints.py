@@ -30,6 +30,8 @@ Written by hand, on purpose (the table lists them so that nothing is missed):
 - ``move_alias`` is generated on both sides, but the server runs a hook before the call
   (``keel.server.routes.models``): the actor a client declares is recorded with a mark, because
   the server cannot verify it (server policy, not wire format).
+- ``labels.annotations`` likewise: for a caller without ``read`` (an annotator) the server's hook
+  (``keel.server.routes.labels``) replaces ``annotator`` with the caller, whoever the query names.
 
 "latest" dataset versions are not a special case: ``get_version``'s ``version`` argument travels
 as ``"latest"`` or a number (an ``Arg``).
@@ -75,6 +77,7 @@ from keel.core.identity_records import (
     check_token_id,
     check_token_name,
 )
+from keel.core.labeling import check_guideline
 from keel.core.model_records import check_version_metrics
 from keel.core.monitoring import check_lease
 from keel.core.predictions import PredictionLogFile, check_labels, check_log_file, check_request_ids, check_time_bound
@@ -85,10 +88,12 @@ from keel.store.metadata.base import MetadataStore, check_batch_id, check_run_ki
 from keel.store.metadata.datasets import DatasetStore
 from keel.store.metadata.deployments import DeploymentStore
 from keel.store.metadata.identity import IdentityStore
+from keel.store.metadata.labels import LabelStore
 from keel.store.metadata.models import ModelStore
 from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
 from keel.store.metadata.predictions import PredictionStore
+from keel.store.metadata.rest import label_wire as lw
 from keel.store.metadata.rest import monitor_wire as mw
 from keel.store.metadata.rest import schemas as s
 from keel.store.metadata.rest import wire
@@ -420,7 +425,7 @@ class Endpoints:
             ep.bind(store, attribute, tag)
         missing = set(getattr(store, "__abstractmethods__", ())) - {e.name for e in cls.endpoints()} - cls.hand_written
         # sub-stores: their own groups
-        missing -= {"audit", "datasets", "deployments", "identity", "models", "monitors", "pipelines", "predictions"}
+        missing -= {"audit", "datasets", "deployments", "identity", "labels", "models", "monitors", "pipelines", "predictions"}
         if missing:
             raise TypeError(f"{cls.__name__}: no endpoint for {sorted(missing)}")
 
@@ -733,6 +738,96 @@ class MonitorEndpoints(Endpoints, store=MonitorStore, attribute="monitors", tag=
     release_lease = endpoint(POST, "/scheduler-leases/release", body=mw.LeaseReleaseIn, check=_check_release)
 
 
+LABEL_PROJECT = (lw.project_to_json, lw.project_from_json)
+GUIDELINE = (lw.guideline_to_json, lw.guideline_from_json)
+LABEL_ITEM = (lw.item_to_json, lw.item_from_json)
+ANNOTATION = (lw.annotation_to_json, lw.annotation_from_json)
+REVIEW = (lw.review_to_json, lw.review_from_json)
+EXCLUSION = (lw.exclusion_to_json, lw.exclusion_from_json)
+LABEL_PROJECT_NAME = Arg(to_wire=lambda name: check_name(name, "project"), wire="name")
+
+
+class LabelEndpoints(Endpoints, store=LabelStore, attribute="labels", tag="labels"):
+    """Label projects under ``/label-projects/{name}``. Nobody answers in another's name: no body names an
+    annotator who answers or a reviewer (the server's store records the caller), and a caller without ``read`` lists
+    only their own annotations (``keel.server.routes.labels``). Items carry the known answers of gold items: reading
+    them needs ``read``, which annotators have not; a task never says whether it is gold."""
+
+    create_project = endpoint(
+        POST, "/label-projects", body=lw.LabelProjectIn, check=lw.check_new_project,
+        args={"project": Arg(lw.checked_project_to_json, lw.project_from_json),
+              "items": Arg(lw.items_to_wire, lambda items: [lw.item_from_json(d) for d in items])},
+        result=one(*LABEL_PROJECT), operation="create_label_project",
+    )  # fmt: skip
+    get_project = endpoint(
+        GET, "/label-projects/{name}", args={"name": Arg(to_wire=lambda n: check_name(n, "project"))},
+        result=one(*LABEL_PROJECT), operation="get_label_project",
+    )  # fmt: skip
+    list_projects = endpoint(GET, "/label-projects", result=many(*LABEL_PROJECT), operation="list_label_projects")
+    add_guideline = endpoint(
+        POST, "/label-projects/{name}/guidelines", body=lw.GuidelineIn,
+        args={"project": LABEL_PROJECT_NAME, "text": Arg(to_wire=check_guideline)}, result=one(*GUIDELINE),
+        operation="add_label_guideline",
+    )  # fmt: skip
+    guidelines = endpoint(
+        GET, "/label-projects/{name}/guidelines", args={"project": LABEL_PROJECT_NAME}, result=many(*GUIDELINE),
+        operation="label_guidelines",
+    )  # fmt: skip
+    get_items = endpoint(
+        GET, "/label-projects/{name}/items", query=("role",), args={"project": LABEL_PROJECT_NAME},
+        result=many(*LABEL_ITEM), operation="label_items",
+    )  # fmt: skip
+    next_task = endpoint(
+        POST, "/label-projects/{name}/next", body=s.EmptyIn, args={"project": LABEL_PROJECT_NAME},
+        result=keyed("task", lw.task_to_json, lw.task_from_json), operation="next_label_task",
+    )  # fmt: skip
+    submit = endpoint(
+        POST, "/label-projects/{name}/annotations", body=lw.SubmitIn,
+        args={"project": LABEL_PROJECT_NAME, "value": Arg(to_wire=lw.value_to_wire)},
+        result=one(lw.submitted_to_json, lw.submitted_from_json), operation="submit_annotation",
+    )  # fmt: skip
+    annotations = endpoint(
+        GET, "/label-projects/{name}/annotations", query=("annotator", "since_ms"),
+        args={"project": LABEL_PROJECT_NAME, "since_ms": _time_bound("since_ms")}, result=many(*ANNOTATION),
+        operation="label_annotations",
+    )  # fmt: skip
+    import_annotations = endpoint(
+        POST, "/label-projects/{name}/imports", body=lw.ImportIn,
+        args={"project": LABEL_PROJECT_NAME,
+              "annotations": Arg(lw.annotations_to_wire, lambda items: [lw.annotation_from_json(d) for d in items])},
+        result=Result(lambda count: {"count": count}, lambda data, _: int(data["count"])), operation="import_label_annotations",
+    )  # fmt: skip
+    add_review = endpoint(
+        POST, "/label-reviews", body=lw.ReviewIn, args={"review": Arg(lw.checked_review_to_json, lw.review_from_json)},
+        result=one(*REVIEW), operation="add_label_review",
+    )  # fmt: skip
+    reviews = endpoint(
+        GET, "/label-projects/{name}/reviews", query=("kind",), args={"project": LABEL_PROJECT_NAME}, result=many(*REVIEW),
+        operation="label_reviews",
+    )  # fmt: skip
+    exclude_annotator = endpoint(
+        POST, "/label-projects/{name}/exclusions", body=lw.ExclusionIn, args={"project": LABEL_PROJECT_NAME},
+        result=one(*EXCLUSION),
+    )  # fmt: skip
+    include_annotator = endpoint(
+        DELETE, "/label-projects/{name}/exclusions", query=("annotator",), args={"project": LABEL_PROJECT_NAME}
+    )
+    exclusions = endpoint(
+        GET, "/label-projects/{name}/exclusions", args={"project": LABEL_PROJECT_NAME}, result=many(*EXCLUSION),
+        operation="label_exclusions",
+    )  # fmt: skip
+    record_consensus = endpoint(
+        POST, "/label-projects/{name}/consensus", body=lw.ConsensusIn,
+        args={"project": LABEL_PROJECT_NAME, "details": Arg(to_wire=lambda d: plain_json(d, "details"))},
+        operation="record_label_consensus",
+    )  # fmt: skip
+    consensus_versions = endpoint(
+        GET, "/label-projects/{name}/consensus", args={"project": LABEL_PROJECT_NAME},
+        result=Result(lw.consensus_to_json, lambda data, _: lw.consensus_from_json(data), list[list[Any]]),
+        operation="label_consensus_versions",
+    )  # fmt: skip
+
+
 AUDIT_EVENT = (AuditEvent.to_json, AuditEvent.from_json)
 
 
@@ -819,6 +914,6 @@ class IdentityEndpoints(
 
 GROUPS: tuple[type[Endpoints], ...] = (
     MetadataEndpoints, DatasetEndpoints, PipelineEndpoints, ModelEndpoints, DeploymentEndpoints, PredictionEndpoints,
-    MonitorEndpoints, AuditEndpoints, IdentityEndpoints,
+    MonitorEndpoints, AuditEndpoints, IdentityEndpoints, LabelEndpoints,
 )  # fmt: skip
 """Every group, in the order the server mounts them."""
