@@ -18,6 +18,7 @@ from keel.cli import (
     gate,
     gc,
     imports,
+    label,
     lineage,
     models,
     monitor,
@@ -79,6 +80,7 @@ app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(models.app, name="models")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(label.app, name="label")
 app.add_typer(audit.app, name="audit")
 app.add_typer(lineage.app, name="lineage")
 app.add_typer(lineage.compliance, name="compliance")

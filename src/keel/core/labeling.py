@@ -51,6 +51,9 @@ _KEY = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 
 @dataclass(frozen=True, slots=True)
 class LabelSchema:
+    """What a label is: ``kind`` (classes, multilabel, number, spans), its ``classes``, a number's bounds, the text
+    field spans mark."""
+
     kind: str = "classes"
     classes: tuple[str, ...] = ()
     minimum: float | None = None
@@ -77,6 +80,8 @@ class LabelSchema:
 
 @dataclass(frozen=True, slots=True)
 class LabelProject:
+    """A label project: items from ``dataset``, ``overlap`` annotators each, gold at ``gold_rate``, a qualification bar."""
+
     name: str
     dataset: str
     schema: LabelSchema
@@ -96,6 +101,8 @@ class LabelProject:
 
 @dataclass(frozen=True, slots=True)
 class Guideline:
+    """One version of a project's guideline (Markdown)."""
+
     project: str
     version: int
     text: str
@@ -105,6 +112,8 @@ class Guideline:
 
 @dataclass(frozen=True, slots=True)
 class LabelItem:
+    """One row to label: its key, the fields shown, its role and (gold, qualification) its known answer."""
+
     key: str
     data: Mapping[str, Any]
     role: str = "task"
@@ -114,6 +123,8 @@ class LabelItem:
 
 @dataclass(frozen=True, slots=True)
 class Task:
+    """What an annotator is handed: the item's key and fields, never its role or answer."""
+
     project: str
     item: str
     data: Mapping[str, Any]
@@ -125,6 +136,8 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Annotation:
+    """One annotator's answer to one item, with when it was handed out and submitted and the guideline version."""
+
     project: str
     item: str
     annotator: str
@@ -143,6 +156,8 @@ class Annotation:
 
 @dataclass(frozen=True, slots=True)
 class Review:
+    """An expert's review or audit of an item: the expert's answer and whether it confirmed or corrected the label."""
+
     project: str
     item: str
     kind: str
@@ -156,6 +171,8 @@ class Review:
 
 @dataclass(frozen=True, slots=True)
 class Exclusion:
+    """An annotator given no more tasks of a project, and why."""
+
     project: str
     annotator: str
     reason: str

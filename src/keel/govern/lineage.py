@@ -50,7 +50,14 @@ def add_dataset(graph: LineageGraph, ctx: Context, ds: DatasetVersion, parents: 
     graph.add("dataset_version", ds.ref, ds.ref, dataset_id=ds.id, name=ds.name, version=ds.version, rows=ds.row_count,
               columns=len(ds.schema), content_hash=ds.content_hash, artifact_sha256=ds.artifact_sha256, source=ds.source,
               role=ds.role, transform=ds.transform, created_at=ds.created_at)  # fmt: skip
-    if ds.source:
+    labelled = ds.transform if isinstance(ds.transform, dict) and ds.transform.get("name") == "label-consensus" else None
+    if labelled is not None:  # labels exported by a label project (keel.label.export): the project is the source
+        t = labelled
+        project = graph.add("label_project", str(t.get("project")), f"label project {t.get('project')}", method=t.get("method"),
+                            guideline_versions=t.get("guideline_versions"), annotations=t.get("annotations"),
+                            last_annotation_id=t.get("last_annotation_id"), excluded=t.get("excluded"))  # fmt: skip
+        graph.link(key, project, "labelled by")
+    elif ds.source:
         source = graph.add("source", ds.source, ds.source)
         graph.link(key, source, "loaded from")
     if parents:
