@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from keel.core.errors import InvalidArgument, TooManyFailures, Unauthenticated
+from keel.core.identity import effective_permissions
 from keel.server.app import check_policies
 from keel.server.auth import UI_COOKIE
-from keel.ui.pages import admin, audit, compare, datasets, deployments, home, models, monitors, run_detail, runs
+from keel.ui.pages import admin, audit, compare, datasets, deployments, home, label, models, monitors, run_detail, runs
 from keel.ui.respond import page
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = UI_COOKIE  # HttpOnly, SameSite=Strict, Path=/ui: the browser's bearer token, never sent to /api
 COOKIE_DAYS = 7
-PAGES = (home, runs, run_detail, compare, datasets, models, deployments, audit, monitors, admin)
+PAGES = (home, runs, run_detail, compare, datasets, models, deployments, audit, monitors, admin, label)
 
 
 def install_ui(app: FastAPI) -> None:
@@ -49,12 +50,16 @@ def install_ui(app: FastAPI) -> None:
         wait = limiter.retry_after(client)
         if wait is not None:  # as the API's Guard answers a client over the limit: 429, not another 401
             raise TooManyFailures("too many failed sign-ins: try again later", retry_after=wait)
+        identity = request.app.state.store.identity
         try:
-            request.app.state.store.identity.authenticate(token.strip())
+            principal, record = identity.authenticate(token.strip())
         except Unauthenticated:
             limiter.failed(client)
             raise Unauthenticated("invalid or expired token") from None
-        answer = Response(status_code=204)
+        permissions = effective_permissions(tuple(identity.bindings(principal.name)), record.scopes)
+        # an annotator may not read the experiments page: their home is the label projects
+        home = "/ui/label" if "read" not in permissions and "annotate" in permissions else "/ui/"
+        answer = JSONResponse({"home": home})
         answer.set_cookie(COOKIE, token.strip(), max_age=COOKIE_DAYS * 86400, path="/ui", httponly=True, samesite="strict",
                           secure=request.url.scheme == "https")  # fmt: skip
         return answer

@@ -12,7 +12,13 @@
       method: "POST", headers: {"Content-Type": "application/json"}, credentials: "same-origin",
       body: JSON.stringify({token: form.elements.token.value}),
     });
-    if (answer.ok) { window.location.assign(form.dataset.next || "/ui/"); return; }
+    if (answer.ok) {
+      let home = "/ui/";
+      try { home = (await answer.json()).home || home; } catch (e) { /* an older server: no body */ }
+      const next = form.dataset.next;
+      window.location.assign(next && next !== "/ui/" ? next : home);
+      return;
+    }
     let message = "sign-in failed";
     try { message = (await answer.json()).error.message; } catch (e) { /* not JSON */ }
     error.textContent = message;  // text, never markup
