@@ -27,14 +27,15 @@ def test_quickstart_runs_the_lifecycle_in_an_empty_folder(quickstarted: tuple[Pa
     assert done.returncode == 0, done.stderr
     for text in (
         "1. data",
-        "2. experiments",
-        "3. models",
-        "4. drift",
+        "2. labels",
+        "3. experiments",
+        "4. models",
+        "5. drift",
         "baseline pipeline",
         "HPO: 8 trials",
         "gate",
         "keel server",
-        "7. governance",
+        "8. governance",
         "chain verified",
     ):
         assert text in done.stdout
@@ -94,6 +95,41 @@ def test_quickstart_versions_validates_and_checks_drift_of_its_data(
     assert "mean radius" in done.stdout and "mean texture" in done.stdout
     drift_page = (folder / ".keel" / "reports" / "drift.html").read_text()
     assert "mean radius (drifted)" in drift_page and drift_page.count("<svg") == 31
+
+
+def test_quickstart_labels_a_sample_under_controls_and_exports_the_labels_with_lineage(
+    quickstarted: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    folder, done = quickstarted
+    ctx = Context(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
+    try:
+        import keel.data
+        import keel.label
+        from keel.govern.lineage import dataset_impact
+
+        project = keel.label.get_project("breast-cancer-diagnosis", ctx=ctx)
+        assert (project.items, project.overlap, project.qualification_items) == (150, 3, 5)
+        excluded = {e.annotator: e.reason for e in keel.label.exclusions("breast-cancer-diagnosis", ctx=ctx)}
+        assert list(excluded) == ["spam"] and "gold accuracy" in excluded["spam"]  # qualified, then caught by gold
+        annotators = {a.annotator for a in keel.label.annotations_of("breast-cancer-diagnosis", ctx=ctx)}
+        assert annotators == {"ana", "ben", "chen", "dev", "spam"}
+        labels = keel.data.get("breast-cancer-diagnosis.labels", ctx=ctx, run=False)
+        assert len(labels) == 150 and set(labels["label"]) == {"malignant", "benign"}
+        truth = keel.data.get("breast-cancer", ctx=ctx, run=False)["target"].head(150)
+        agree = sum(lab == ("malignant", "benign")[int(t)] for lab, t in zip(labels["label"], truth, strict=True))
+        assert agree >= 145  # the controls make a 5-person crowd with a spammer right on 97%+ of the rows
+        version = ctx.store.datasets.get_version("breast-cancer-diagnosis.labels")
+        assert version.parents == ("breast-cancer.to-label@1",) and version.transform["project"] == project.name
+        graph = dataset_impact("breast-cancer", 1, ctx=ctx)
+        assert "dataset_version:breast-cancer-diagnosis.labels@1" in graph.nodes  # the labels derive from the data
+        assert "agree with the diagnoses" in done.stdout and "excluded spam" in done.stdout
+        page = (folder / ".keel" / "reports" / "labels.html").read_text()
+        assert "Cohen" in page and "Fleiss" in page and "<script" not in page.lower()
+        status = keel_cmd(folder, "label", "status", "breast-cancer-diagnosis", "--json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["project"] == "breast-cancer-diagnosis"
+    finally:
+        ctx.close()
 
 
 def test_runs_list_show_compare_and_report(quickstarted: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
@@ -187,7 +223,7 @@ def test_quickstart_serves_the_deployment_shadows_the_other_model_and_compares_t
     from keel.serve import compare, read_predictions
 
     folder, done = quickstarted
-    assert "5. deployment" in done.stdout
+    assert "6. deployment" in done.stdout
     client = Context(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
     served = re.search(r"100 single-row requests, p50\s+([\d.]+) ms, answered by (models:/breast-cancer/\d+)", done.stdout)
     assert served is not None, done.stdout
@@ -223,7 +259,7 @@ def test_quickstart_closes_the_monitoring_loop_drift_alert_retrain_shadow_promot
     from keel.core.html import is_keel_report
 
     folder, done = quickstarted
-    assert "6. monitoring" in done.stdout
+    assert "7. monitoring" in done.stdout
     client = Context(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
     monitors = client.store.monitors
     windows = [w for w in monitors.windows("breast-cancer-live") if w.rows]

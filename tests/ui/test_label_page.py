@@ -389,3 +389,18 @@ def test_an_annotator_signing_in_lands_on_the_label_projects_and_sees_no_menu_th
     assert menu == ["Label"]  # no Experiments, Datasets, ... that would answer 403
     answer = httpx.post(f"{world.url}/ui/session", json={"token": world.tokens["lead"]}, timeout=30)
     assert answer.status_code == 200 and answer.json() == {"home": "/ui/"}
+
+
+def test_the_project_report_is_for_readers_and_sandboxed(world: World) -> None:
+    lead = {"cookie": f"keel_token={world.tokens['lead']}"}
+    answer = httpx.get(f"{world.url}/ui/label/sentiment/report", headers=lead, timeout=60)
+    assert answer.status_code == 200 and "Label project sentiment" in answer.text
+    assert answer.headers["content-security-policy"].startswith("sandbox")
+    assert "<script" not in answer.text.lower()
+    listed = httpx.get(f"{world.url}/ui/label", headers=lead, timeout=30)
+    assert "/ui/label/sentiment/report" in listed.text
+    annotator = {"cookie": f"keel_token={world.tokens['ann']}"}
+    assert httpx.get(f"{world.url}/ui/label/sentiment/report", headers=annotator, timeout=30).status_code == 403
+    assert "/report" not in httpx.get(f"{world.url}/ui/label", headers=annotator, timeout=30).text
+    missing = httpx.get(f"{world.url}/ui/label/nothing-here/report", headers=lead, timeout=30)
+    assert missing.status_code == 404

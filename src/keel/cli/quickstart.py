@@ -1,15 +1,17 @@
 """``keel quickstart``: the whole (current) lifecycle on the embedded default, in the current folder.
 
 1. data: version the breast-cancer dataset bundled with scikit-learn, validated by an inferred suite;
-2. experiments: a baseline trained by a pipeline, a small parallel HPO (each trial a run with
+2. labels: a simulated crowd labels a sample under keel's controls (``keel.cli.quickstart_label``): qualification,
+   gold rows, agreement, a flagged spammer left out, Dawid-Skene consensus, expert review, labels exported as data;
+3. experiments: a baseline trained by a pipeline, a small parallel HPO (each trial a run with
    per-fold metrics), the best configuration trained by the same pipeline (cached steps reused),
    and a gate of the candidate against the baseline;
-3. models: both registered, promoted through gates, production exported to ONNX (edge bundle, model card);
-4. drift: a check between two halves of the data and against a perturbed copy;
-5. deployment: production served on loopback, the other model added as a shadow while it serves, the data sent
+4. models: both registered, promoted through gates, production exported to ONNX (edge bundle, model card);
+5. drift: a check between two halves of the data and against a perturbed copy;
+6. deployment: production served on loopback, the other model added as a shadow while it serves, the data sent
    through, labels recorded, the two compared live (agreement, latency, metrics with confidence intervals) and the
    shadow promoted only when it is significantly better; the prediction log read back;
-6. monitoring: normal then drifted traffic watched window by window; the drift alert retrains (HPO, gate) and the
+7. monitoring: normal then drifted traffic watched window by window; the drift alert retrains (HPO, gate) and the
    new model joins as a shadow, is compared live and promoted (``keel.cli.quickstart_monitor``).
 """
 
@@ -51,19 +53,23 @@ def quickstart(
     console.print(f"[bold]keel quickstart[/] — tracking into [cyan]{esc(settings.store)}[/]")
     console.print("\n[bold]1. data[/]")
     dataset = _ingest(load_breast_cancer(as_frame=True).frame, settings.home)
-    console.print("\n[bold]2. experiments[/]")
+    console.print("\n[bold]2. labels[/]")
+    from keel.cli.quickstart_label import PROJECT, labeling
+
+    label_report = labeling(keel.data.get(dataset, run=False), dataset.ref, settings.home)
+    console.print("\n[bold]3. experiments[/]")
     candidate, baseline, study, pipelines = _experiments(executor, trials, settings.home)
-    console.print("\n[bold]3. models[/]")
+    console.print("\n[bold]4. models[/]")
     bundle, card = _models(dataset.ref, pipelines, settings.home)
-    console.print("\n[bold]4. drift[/]")
+    console.print("\n[bold]5. drift[/]")
     drift_report = _drift_check(keel.data.get(dataset, run=False), settings.home)
-    console.print("\n[bold]5. deployment[/]")
+    console.print("\n[bold]6. deployment[/]")
     comparison_report = _deploy(keel.data.get(dataset, run=False), settings.home)
-    console.print("\n[bold]6. monitoring[/]")
+    console.print("\n[bold]7. monitoring[/]")
     from keel.cli.quickstart_monitor import MONITOR, monitoring_loop
 
     monitor_report = monitoring_loop(keel.data.get(dataset, run=False), settings.home)
-    console.print("\n[bold]7. governance[/]")
+    console.print("\n[bold]8. governance[/]")
     _audit()
     console.print(f"\ndone in {time.perf_counter() - started:.1f}s")
     console.print("\n[bold]Look further[/]")
@@ -79,6 +85,9 @@ def quickstart(
         (f"open {card}", "the model card, written from lineage"),
         (f"cd {bundle} && python test_predictor.py", "the ONNX edge bundle tests itself with numpy + onnxruntime only"),
         (f"keel data show {dataset.ref}", "the dataset: schema, profile, validations, lineage"),
+        (f"keel label status {PROJECT}", "the label project: progress, agreement, annotator scores, review queue"),
+        (f"open {label_report}", "the labeling report: agreement over time, confusion between annotators, audits"),
+        (f"keel lineage dataset {PROJECT}.labels", "the exported labels: from the data, through the project, to the dataset"),
         (f"open {drift_report}", "reference-vs-current histograms of every column"),
         ("keel deploy history breast-cancer", "the deployment's routes and every change to them"),
         ("keel deploy compare breast-cancer --since 1h", "production and its shadow side by side, live"),

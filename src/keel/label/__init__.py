@@ -28,6 +28,7 @@ from keel.label.projects import (
     items_of,
     list_projects,
     next_task,
+    reviews_of,
     submit,
 )
 from keel.label.report import render_report
@@ -68,6 +69,7 @@ __all__ = [
     "render_report",
     "review",
     "review_queue",
+    "reviews_of",
     "submit",
     "to_labelstudio",
 ]  # fmt: skip

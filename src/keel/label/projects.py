@@ -28,6 +28,7 @@ from keel.core.labeling import (
     LabelItem,
     LabelProject,
     LabelSchema,
+    Review,
     Task,
     check_guideline,
     check_schema,
@@ -35,7 +36,7 @@ from keel.core.labeling import (
 
 __all__ = [
     "add_guideline", "annotations_of", "create_project", "exclude", "exclusions", "get_project", "guidelines",
-    "include", "items_of", "list_projects", "next_task", "plain_value", "submit",
+    "include", "items_of", "list_projects", "next_task", "plain_value", "reviews_of", "submit",
 ]  # fmt: skip
 
 Answers = Mapping[str, Any] | str | None
@@ -208,6 +209,11 @@ def items_of(project: str, *, role: str | None = None, ctx: Context | None = Non
 def exclude(project: str, annotator: str, reason: str, ctx: Context | None = None) -> Exclusion:
     """Hand ``annotator`` no more tasks of the project; consensus leaves their answers out by default."""
     return _ctx(ctx).store.labels.exclude_annotator(project, annotator, reason)
+
+
+def reviews_of(project: str, *, kind: str | None = None, ctx: Context | None = None) -> list[Review]:
+    """The project's expert reviews and audits (only ``kind``'s: ``review`` or ``audit``), oldest first."""
+    return _ctx(ctx).store.labels.reviews(project, kind=kind)
 
 
 def exclusions(project: str, ctx: Context | None = None) -> list[Exclusion]:

@@ -55,6 +55,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/ui/label/{project}"): "annotate",
     ("POST", "/ui/data/label/{project}/next"): "annotate",
     ("POST", "/ui/data/label/{project}/annotations"): "annotate",
+    ("GET", "/ui/label/{project}/report"): "read",  # the project's report: every annotator's scores, the gold answers' use
     # artifacts
     ("GET", "/api/v1/artifacts/{sha256}"): "read",
     ("HEAD", "/api/v1/artifacts/{sha256}"): "read",

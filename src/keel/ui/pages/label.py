@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from keel.core.actor import current_actor
 from keel.core.errors import InvalidArgument, NotFound, PermissionDenied
@@ -179,3 +179,20 @@ def submit(request: Request, project: str, body: dict[str, Any]) -> dict[str, An
         project, body.get("item"), body.get("value"), body.get("request_id")
     )  # the store checks them
     return {"annotation": annotation_json(annotation), "created": created}
+
+
+@router.get("/ui/label/{project}/report")
+def report(request: Request, project: str) -> Response:
+    """The project's report for those who may read it (progress, agreement, annotators, confusion, review queue,
+    audits): the offline HTML of ``keel label status --html``, sandboxed like every HTML artifact."""
+    from keel.label.report import render_report
+    from keel.label.status import project_status
+    from keel.ui.pages.datasets import ui_context
+    from keel.ui.previews import ARTIFACT_CSP
+
+    try:
+        status = project_status(project, ui_context(request))
+    except (NotFound, InvalidArgument):
+        return Response(f"no label project named {project!r}", status_code=404, media_type="text/plain")
+    headers = {"content-security-policy": ARTIFACT_CSP, "x-content-type-options": "nosniff"}
+    return HTMLResponse(render_report(status), headers=headers)
