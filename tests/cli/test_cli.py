@@ -119,7 +119,8 @@ def test_quickstart_labels_a_sample_under_controls_and_exports_the_labels_with_l
         agree = sum(lab == ("malignant", "benign")[int(t)] for lab, t in zip(labels["label"], truth, strict=True))
         assert agree >= 145  # the controls make a 5-person crowd with a spammer right on 97%+ of the rows
         version = ctx.store.datasets.get_version("breast-cancer-diagnosis.labels")
-        assert version.parents == ("breast-cancer.to-label@1",) and version.transform["project"] == project.name
+        assert version.parents == ("breast-cancer.to-label@1",)
+        assert version.transform is not None and version.transform["project"] == project.name
         graph = dataset_impact("breast-cancer", 1, ctx=ctx)
         assert "dataset_version:breast-cancer-diagnosis.labels@1" in graph.nodes  # the labels derive from the data
         assert "agree with the diagnoses" in done.stdout and "excluded spam" in done.stdout

@@ -208,3 +208,39 @@ def test_a_number_project_takes_the_median_and_refuses_a_class_method(ctx: Conte
     assert labels["label"].to_dict() == {"0": 2.0, "1": 2.0, "2": 4.0, "3": 4.0}
     with pytest.raises(InvalidArgument, match="method must be median for number labels"):
         keel.label.consensus_labels(name, method="dawid_skene", ctx=ctx)
+
+
+@keel.step
+def count_labels(ref: str) -> dict[str, int]:
+    frame = keel.data.get(ref)  # read inside a step: recorded as the step run's input
+    return {str(k): int(v) for k, v in frame["label"].value_counts().items()}
+
+
+@keel.pipeline
+def label_counts(ref: str) -> dict[str, int]:
+    return count_labels(ref)
+
+
+def test_exported_labels_feed_a_pipeline_and_their_lineage_names_the_project(tmp_path: Path) -> None:
+    from keel.govern.lineage import dataset_impact
+    from keel.tracking.client import Client
+
+    ctx = Context(f"sqlite:///{tmp_path / 'keel.db'}", str(tmp_path / "artifacts"))
+    keel.set_client(Client(ctx))
+    try:
+        name, truth = _project(ctx, qualification=None)
+        _work(ctx, name, truth, {"ana": 1.0, "ben": 1.0, "chen": 1.0})
+        version = keel.label.export(name, ctx=ctx)
+        result = label_counts.run(ref=version.ref, experiment="labels")
+        assert result.output == {c: sum(1 for t in truth.values() if t == c) for c in CLASSES if c in truth.values()}
+        step = result.step("count_labels").run_id
+        assert (step, "input") in ctx.store.datasets.runs_of_version(version.id)
+        graph = dataset_impact(f"{name}-photos", 1, ctx=ctx)
+        labels_node = f"dataset_version:{version.ref}"
+        assert labels_node in graph.nodes and f"label_project:{name}" in graph.nodes
+        attrs = graph.nodes[f"label_project:{name}"].attrs
+        assert attrs["guideline_versions"] == [1] and attrs["annotations"] == len(keel.label.annotations_of(name, ctx=ctx))
+        assert any(e.source == labels_node and e.relation == "labelled by" for e in graph.edges)
+    finally:
+        keel.set_client(None)
+        ctx.close()

@@ -43,15 +43,14 @@ def test_compute_status_counts_a_known_project() -> None:
                            "confidence": [0.95, 0.5, 0.4, 1.0], "annotations": [2, 2, 1, 2],
                            "finished": [True, True, False, True],
                            "source": ["consensus", "consensus", "consensus", "gold"]})  # fmt: skip
-    s = compute_status(project, items, annotations, labels=labels, reviews=1,
-                       exclusions=[{"annotator": "bob", "reason": "spam"}])  # fmt: skip
+    s = compute_status(project, items, annotations, labels=labels, reviews=1)
 
     assert (s.items, s.done, s.in_progress, s.untouched) == (4, 2, 1, 1)
     assert (s.gold_items, s.qualification_items, s.annotations, s.gold_answers) == (1, 0, 7, 2)
     assert s.guideline_version == 3 and s.overlap == 2 and s.classes == ("a", "b")
     scores = {r["annotator"]: r for r in s.annotators}
     assert (scores["alice"]["answered"], scores["alice"]["gold_accuracy"]) == (4, 1.0)
-    assert (scores["bob"]["answered"], scores["bob"]["gold_accuracy"], scores["bob"]["excluded"]) == (3, 0.0, True)
+    assert (scores["bob"]["answered"], scores["bob"]["gold_accuracy"], scores["bob"]["excluded"]) == (3, 0.0, False)
     assert scores["alice"]["median_time_ms"] == 2_000
     assert s.agreement == summary(annotations_frame(annotations), AB)
     # t0: a/a; t1 and g0: a/b, each pair counted both ways
@@ -60,8 +59,17 @@ def test_compute_status_counts_a_known_project() -> None:
     assert [r["item"] for r in s.review_queue] == ["t1"] and s.review_queue_size == 1
     assert s.labels["finished"] == 3 and s.labels["by_source"] == {"consensus": 2, "gold": 1}
     assert s.labels["mean_confidence"] == pytest.approx(0.725)
-    assert s.reviews == 1 and s.exclusions == [{"annotator": "bob", "reason": "spam"}]
+    assert s.reviews == 1 and s.exclusions == []
     json.dumps(s.to_dict())  # plain JSON data
+
+    # bob excluded: his answers no longer count for progress or agreement (his items went back to the pool), but his
+    # scores stay on the record, and the agreement with him is kept for comparison
+    without = compute_status(project, items, annotations, labels=labels, exclusions=[{"annotator": "bob", "reason": "spam"}])
+    assert (without.done, without.in_progress, without.untouched) == (0, 3, 1)
+    assert without.agreement["excluded"] == ["bob"] and without.agreement["annotators"] == 1
+    assert without.agreement["alpha_with_excluded"] == s.agreement["alpha"]
+    assert {r["annotator"]: r["excluded"] for r in without.annotators} == {"alice": False, "bob": True}
+    assert without.exclusions == [{"annotator": "bob", "reason": "spam"}]
 
 
 def test_a_project_nobody_answered_yet() -> None:

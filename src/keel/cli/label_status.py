@@ -75,6 +75,9 @@ def _print(s: Any) -> None:
         if s.kind != "number":
             table.add_row("Fleiss' kappa", short(a.get("fleiss_kappa")), reading("kappa", a.get("fleiss_kappa")))
         console.print(table)
+        if a.get("excluded"):
+            console.print(f"without the excluded annotators ({esc(', '.join(a['excluded']))}); with them, alpha is "
+                          f"{short(a.get('alpha_with_excluded'))}")  # fmt: skip
     else:
         console.print("No annotations yet.")
     if s.annotators:

@@ -99,6 +99,9 @@ def _agreement(s: LabelStatus) -> str:
            + "".join(rows) + "</table>")  # fmt: skip
     out += (f"<p class=muted>{count(a.get('annotations', 0))} annotations of {count(a.get('items', 0))} items by "
             f"{count(a.get('annotators', 0))} annotators.</p>")  # fmt: skip
+    if a.get("excluded"):
+        out += (f"<p class=muted>Without the excluded annotators ({esc(', '.join(a['excluded']))}); with them, "
+                f"alpha is {fmt(a.get('alpha_with_excluded'))}.</p>")  # fmt: skip
     pairs = list(a.get("pairs") or [])
     if pairs:
         pairs.sort(key=lambda p: (p.get("kappa") is None, p.get("kappa") if p.get("kappa") is not None else 0.0))

@@ -134,12 +134,15 @@ def compute_status(
 ) -> LabelStatus:
     """The status from what the store holds (``labels``: ``consensus_labels``' frame, or None before any answer)."""
     schema = project.schema
-    answered = Counter(a.item for a in annotations)
+    excluded = {str(e["annotator"]) for e in exclusions}
+    # progress and agreement count the annotators kept (an excluded one's items went back to the pool); scores and
+    # drift show everyone, the excluded too, so the report says why they were left out
+    kept = [a for a in annotations if a.annotator not in excluded]
+    answered = Counter(a.item for a in kept)
     tasks = [i for i in items if i.role == "task"]
     done = sum(1 for i in tasks if answered[i.key] >= project.overlap)
     started = sum(1 for i in tasks if 0 < answered[i.key] < project.overlap)
     gold = {i.key: i.answer for i in items if i.role == "gold"}
-    excluded = {str(e["annotator"]) for e in exclusions}
     agreement: Mapping[str, Any] = {}
     scores: list[dict[str, Any]] = []
     drifting: list[dict[str, Any]] = []
@@ -150,11 +153,16 @@ def compute_status(
         from keel.label.frames import annotations_frame
 
         frame = annotations_frame(annotations)
-        agreement = agreement_.summary(frame, schema, period_ms=period_ms)
+        kept_frame = annotations_frame(kept) if len(kept) < len(annotations) else frame
+        if len(kept):
+            agreement = dict(agreement_.summary(kept_frame, schema, period_ms=period_ms))
+            if len(kept) < len(annotations):  # what the excluded annotators did to it, for the record
+                agreement["excluded"] = sorted({a.annotator for a in annotations} & excluded)
+                agreement["alpha_with_excluded"] = agreement_.summary(frame, schema, period_ms=period_ms).get("alpha")
+            if schema.kind != "number":
+                confusion = _matrix(quality.confusion(kept_frame, schema=schema))
         scores = _records(quality.annotator_scores(frame, gold, schema))
         drifting = _records(quality.drifting(frame, gold, schema, period_ms))
-        if schema.kind != "number":
-            confusion = _matrix(quality.confusion(frame, schema=schema))
     per_annotator = Counter(a.annotator for a in annotations)
     known = {r["annotator"] for r in scores}
     scores += [{"annotator": a, "answered": n} for a, n in sorted(per_annotator.items()) if a not in known]
