@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from keel.core.errors import InvalidArgument
@@ -178,7 +178,6 @@ class Exclusion:
     reason: str
     created_at: int = 0
     created_by: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 # checks ------------------------------------------------------------------------------------------------------------

@@ -298,7 +298,7 @@ def checked_review_to_json(r: Review) -> dict[str, Any]:
 
 def exclusion_to_json(e: Exclusion) -> dict[str, Any]:
     return {"project": e.project, "annotator": e.annotator, "reason": e.reason, "created_at": e.created_at,
-            "created_by": e.created_by, "extra": dict(e.extra)}  # fmt: skip
+            "created_by": e.created_by}  # fmt: skip
 
 
 def exclusion_from_json(d: Mapping[str, Any]) -> Exclusion:
