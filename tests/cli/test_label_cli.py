@@ -79,3 +79,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     listed = keel_cmd(tmp_path, "label", "list", "--json")
     assert json.loads(listed.stdout) == []  # nothing half-made
     assert not os.path.exists(tmp_path / "p")
+
+
+def test_a_class_named_like_a_number_is_submitted_as_typed(tmp_path: Path) -> None:
+    _store_with_data(tmp_path)
+    made = keel_cmd(tmp_path, "label", "create", "stars", "reviews@1", "--classes", "1,2,3", "--guideline", "guide.md")
+    assert made.returncode == 0, made.stderr
+    task = json.loads(_as(tmp_path, "ana", "label", "next", "stars", "--json").stdout)
+    sent = _as(tmp_path, "ana", "label", "submit", "stars", task["item"], "3", "--json")
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["value"] == "3"

@@ -404,3 +404,22 @@ def test_the_project_report_is_for_readers_and_sandboxed(world: World) -> None:
     assert "/report" not in httpx.get(f"{world.url}/ui/label", headers=annotator, timeout=30).text
     missing = httpx.get(f"{world.url}/ui/label/nothing-here/report", headers=lead, timeout=30)
     assert missing.status_code == 404
+
+
+def test_the_page_data_never_tells_which_qualification_answers_were_right_until_all_are_in(world: World) -> None:
+    store = open_store(world.uri)
+    try:
+        store.identity.create_principal("quinn")
+        store.identity.grant("quinn", "annotator")
+        cookie = {"cookie": f"keel_token={store.identity.create_token('quinn').secret}"}
+    finally:
+        store.close()
+    seen = []
+    for key in QUALIFICATION:
+        answer = httpx.post(f"{world.url}/ui/data/label/sentiment/next", json={}, headers=cookie, timeout=30).json()
+        seen.append(answer["progress"]["qualification"])
+        body = {"item": answer["task"]["item"], "value": "pos", "request_id": f"quinn-{key}"}
+        httpx.post(f"{world.url}/ui/data/label/sentiment/annotations", json=body, headers=cookie, timeout=30)
+    assert [q["correct"] for q in seen] == [None, None, None]  # no score while answering
+    after = httpx.post(f"{world.url}/ui/data/label/sentiment/next", json={}, headers=cookie, timeout=30).json()
+    assert after["state"] == "not_qualified" and "1/3" in after["message"]  # the score once all are in

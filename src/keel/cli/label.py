@@ -56,12 +56,21 @@ def _answers(text: str | None, option: str) -> Any:
     return loaded
 
 
-def parse_value(text: str) -> Any:
-    """An answer typed on the command line: JSON when it parses (a number, a list, spans), else the text itself."""
+def parse_value(text: str, kind: str = "multilabel") -> Any:
+    """An answer typed on the command line: for a ``classes`` label the text itself (a class may be named ``3`` or
+    ``true``); otherwise JSON when it parses (a number, a list, spans), else the text."""
+    if kind == "classes":
+        return text
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def _answer(project: str, text: str, ctx: Any) -> Any:
+    from keel.label import get_project
+
+    return parse_value(text, get_project(project, ctx=ctx).schema.kind)
 
 
 @app.command("create")
@@ -195,7 +204,8 @@ def submit(
     """Answer ITEM."""
     from keel.label import submit as submit_answer
 
-    made = submit_answer(project, item, parse_value(value), request_id=request_id, ctx=_ctx())
+    ctx = _ctx()
+    made = submit_answer(project, item, _answer(project, value, ctx), request_id=request_id, ctx=ctx)
     if json_:
         print_json(annotation_json(made))
         return
@@ -243,7 +253,7 @@ def review(
         return
     if value is None:
         raise InvalidArgument.for_field("VALUE", None, "your label for the item")
-    made = review_item(project, item, parse_value(value), note=note, ctx=ctx)
+    made = review_item(project, item, _answer(project, value, ctx), note=note, ctx=ctx)
     _said(made, json_)
 
 
@@ -273,7 +283,7 @@ def audit(
         return
     if value is None:
         raise InvalidArgument.for_field("VALUE", None, "your label for the item")
-    _said(audit_item(project, item, parse_value(value), note=note, ctx=ctx), json_)
+    _said(audit_item(project, item, _answer(project, value, ctx), note=note, ctx=ctx), json_)
 
 
 def _said(made: Any, json_: bool) -> None:

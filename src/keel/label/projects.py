@@ -78,6 +78,9 @@ def create_project(
     for column in sorted(answer_columns | ({key} if key else set()) | set(fields)):
         if column not in frame.columns:
             raise InvalidArgument.for_field("column", column, f"a column of {version.name}@{version.version} ({_cols(frame)})")
+    hidden = sorted(answer_columns & set(fields))
+    if hidden:  # the known answers would be on every annotator's screen
+        raise InvalidArgument.for_field("fields", hidden[0], "columns other than the gold and qualification answers")
     shown = list(fields) or [c for c in frame.columns if c not in answer_columns and c != key]
     if label_schema.kind == "spans" and label_schema.text_field not in shown:
         raise InvalidArgument.for_field("schema.text_field", label_schema.text_field, f"a shown column ({', '.join(shown)})")

@@ -66,19 +66,24 @@ def qualification_state(request: Request, project: LabelProject, me: str) -> dic
     correct = sum(1 for key, value in mine.items() if value == items[key])
     total = len(items)
     passed = total == 0 or (len(mine) == total and correct >= project.qualification_pass * total - 1e-9)
-    return {"total": total, "answered": len(mine), "correct": correct, "needed": project.qualification_pass,
-            "done": len(mine) == total, "passed": passed}  # fmt: skip
+    done = len(mine) == total
+    # the score only once every qualification item is answered: shown after each answer, it would tell which ones
+    # were right, and so the answers themselves
+    return {"total": total, "answered": len(mine), "correct": correct if done else None,
+            "needed": project.qualification_pass, "done": done, "passed": passed}  # fmt: skip
 
 
 def progress(request: Request, project: LabelProject, me: str) -> dict[str, Any]:
-    """The caller's progress: answers given, and task items still open to them (not answered by them, fewer
-    answers than the project's overlap)."""
+    """The caller's progress: answers given, and items still open to them: task items they have not answered with
+    fewer answers than the project's overlap, and gold items they have not answered (counted alike, so that a
+    gold answer moves the count as a task answer does and gives nothing away)."""
     labels = request.app.state.store.labels
     answered = {a.item for a in labels.annotations(project.name, annotator=me)}
-    open_items = [
-        i for i in labels.get_items(project.name, role="task") if i.key not in answered and i.annotations < project.overlap
-    ]
-    return {"answered": len(answered), "left": len(open_items), "qualification": qualification_state(request, project, me)}
+    items = [i for i in labels.get_items(project.name) if i.key not in answered]
+    tasks = sum(1 for i in items if i.role == "task" and i.annotations < project.overlap)
+    gold = sum(1 for i in items if i.role == "gold")  # handed out only while tasks are left
+    left = tasks + gold if tasks else 0
+    return {"answered": len(answered), "left": left, "qualification": qualification_state(request, project, me)}
 
 
 def task_json(project: LabelProject, task: Task) -> dict[str, Any]:

@@ -351,11 +351,11 @@ class SqlLabelStore(LabelStore):
                     f"{me!r} did not qualify for label project {project.name!r}: {correct} of {len(qualification)} "
                     f"qualification answers correct ({score:.0%}), {project.qualification_pass:.0%} needed"
                 )
+        task = self._task_due(conn, project, me, now)  # rule 5 (asked first: no task left, no more gold either)
+        if task is None:
+            return None
         gold = self._gold_due(conn, project, me)  # rule 4
-        if gold is not None:
-            return self._hand_out(conn, project, me, gold, now)
-        task = self._task_due(conn, project, me, now)  # rule 5
-        return None if task is None else self._hand_out(conn, project, me, task, now)
+        return self._hand_out(conn, project, me, gold if gold is not None else task, now)
 
     @staticmethod
     def _task_due(conn: Connection, project: Any, me: str, now: int) -> Any:
@@ -420,12 +420,11 @@ class SqlLabelStore(LabelStore):
         if done["gold"] + 1 > expected and _chance.random() >= expected - done["gold"]:
             return None  # a fraction of a gold answer is due: gold with that chance, so it never comes at a foreseeable turn
         answered_by_me = exists().where(_an.item_id == _i.id, _an.annotator == me)
-        return conn.execute(
-            select(_i.id, _i.key, _i.data)
-            .where(_i.project_id == project.id, _i.role == "gold", ~answered_by_me)
-            .order_by(_i.position)
-            .limit(1)
-        ).first()
+        left = conn.execute(
+            select(_i.id, _i.key, _i.data).where(_i.project_id == project.id, _i.role == "gold", ~answered_by_me)
+        ).all()
+        # each annotator meets the gold items in an order of their own, so nobody can tell another which ones are gold
+        return min(left, key=lambda row: hashlib.sha256(f"{me}\x00{row.key}".encode()).digest(), default=None)
 
     @staticmethod
     def _hand_out(conn: Connection, project: Any, me: str, item: Any, now: int, *, qualification: int = 0) -> Task:
@@ -460,7 +459,13 @@ class SqlLabelStore(LabelStore):
                 _ANNOTATIONS.where(_an.project_id == project.id, _an.annotator == me, _an.request_id == request_id)
             ).first()
             if first is not None:
-                return _annotation(name, first), False
+                earlier = _annotation(name, first)
+                if earlier.item != key or earlier.value != value:  # a retry resends the same answer, nothing else
+                    raise Conflict(
+                        f"request id {request_id!r} was used by {me!r} for item {earlier.item!r} "
+                        f"({label_text(earlier.value)}): a new answer needs a new request id"
+                    )
+                return earlier, False
         self._refuse_excluded(conn, project, me)
         if conn.execute(select(_an.id).where(_an.item_id == item.id, _an.annotator == me)).first() is not None:
             raise Conflict(f"{me!r} answered item {key!r} of label project {name!r} already")
@@ -602,6 +607,8 @@ class SqlLabelStore(LabelStore):
             row = self._project_row(conn, project, lock=True)
             before = conn.execute(select(_x.reason).where(_x.project_id == row.id, _x.annotator == annotator)).scalar()
             conn.execute(t.label_exclusions.delete().where(_x.project_id == row.id, _x.annotator == annotator))
+            # the tasks they hold go back to the pool now, not when their leases run out
+            conn.execute(t.label_assignments.delete().where(_as.project_id == row.id, _as.annotator == annotator))
             at, actor = now_ms(), current_actor()[:128]
             conn.execute(
                 t.label_exclusions.insert().values(
