@@ -277,9 +277,15 @@ def audit(
         if json_:
             print_json(_records(drawn))
             return
-        _table(
-            drawn[["item", "annotations"]], f"audit sample of {project}: label each with `keel label audit {project} ITEM LABEL`"
-        )
+        import pandas as pd
+
+        from keel.label import items_of
+
+        data = {i.key: i.data for i in items_of(project, ctx=ctx)}
+        # blind: the item and what annotators saw, not the label under audit
+        shown = pd.DataFrame([{"item": k, **data.get(k, {})} for k in drawn["item"]])
+        _table(shown, f"audit sample of {project}: {len(shown)} finished items")
+        console.print(f"label each, without looking at its current label: keel label audit {esc(project)} ITEM LABEL")
         return
     if value is None:
         raise InvalidArgument.for_field("VALUE", None, "your label for the item")
