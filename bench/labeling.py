@@ -16,6 +16,8 @@ and 2 spammers answering uniformly at random; each item answered by k annotators
     MajorityVote and alpha_krippendorff (its only agreement measure); crowd-kit's GLAD only with --peer-glad (it
     takes about 30 s per 10,000 annotations here: minutes for 100,000). crowd-kit's venv: crowd-kit with --no-deps plus
     what its aggregation and metrics import (its declared transformers dependency is never used).
+(3) The store's hot path (keel only: crowd-kit has no store): next_task + submit on SQLite until --store-items items
+    (2,000) have 3 answers each, 6 annotators taking turns; milliseconds per round trip, median and p99.
 """
 
 from __future__ import annotations
@@ -193,6 +195,44 @@ def report(acc: dict[str, Any], timing: dict[str, Any]) -> list[str]:
     return lines
 
 
+def store_part(items: int, overlap: int = 3, annotators: int = 6) -> dict[str, Any]:
+    """(3) The annotator's hot path on the embedded store: ``next_task`` + ``submit`` (each one transaction, the
+    hand-out holding the project's lock, the submit audited) until every item has ``overlap`` answers, annotators
+    taking turns; per round trip, median and p99, and the whole project's wall time."""
+    import keel.data
+    import keel.label
+    from keel.context import Context
+    from keel.core.actor import acting_as
+
+    with tempfile.TemporaryDirectory() as folder:
+        ctx = Context(f"sqlite:///{folder}/keel.db", f"{folder}/artifacts")
+        frame = pd.DataFrame({"text": [f"item {i}" for i in range(items)]})
+        version = keel.data.log(frame, "bench-items", run=False, ctx=ctx)
+        started = time.perf_counter()
+        keel.label.create_project("bench", version.ref, classes=CLASSES, guideline="# bench", overlap=overlap,
+                                  gold_rate=0.0, ctx=ctx)  # fmt: skip
+        created = time.perf_counter() - started
+        names = [f"a{i}" for i in range(annotators)]
+        laps: list[float] = []
+        active = list(names)
+        started = time.perf_counter()
+        while active:
+            for name in list(active):
+                with acting_as(name):
+                    t0 = time.perf_counter()
+                    task = ctx.store.labels.next_task("bench")
+                    if task is None:
+                        active.remove(name)
+                        continue
+                    ctx.store.labels.submit("bench", task.item, CLASSES[0], f"{name}-{task.item}")
+                    laps.append(time.perf_counter() - t0)
+        wall = time.perf_counter() - started
+        ctx.close()
+    laps.sort()
+    return {"items": items, "overlap": overlap, "annotations": len(laps), "create_s": created, "wall_s": wall,
+            "median_ms": 1000 * statistics.median(laps), "p99_ms": 1000 * laps[int(0.99 * (len(laps) - 1))]}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1_000)
@@ -200,6 +240,7 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="keel only")
     parser.add_argument("--no-install", action="store_true", help="use crowd-kit's venv only if it exists")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line too")
+    parser.add_argument("--store-items", type=int, default=2_000, help="(3): items of the store's hand-out run (0: skip)")
     parser.add_argument(
         "--peer-glad",
         action="store_true",
@@ -212,8 +253,13 @@ def main() -> None:
     acc = accuracy_part(args, python)
     timing = timing_part(args, python)
     print("\n".join(report(acc, timing)))
+    store = store_part(args.store_items) if args.store_items else {}
+    if store:
+        print(f"(3) store, SQLite: {store['annotations']:,} hand-outs + answers ({store['items']:,} items x {store['overlap']}, "
+              f"6 annotators taking turns): median {store['median_ms']:.2f} ms, p99 {store['p99_ms']:.2f} ms per next_task + "
+              f"submit; {store['wall_s']:.1f} s in all; project created with its items in {store['create_s']:.2f} s")  # fmt: skip
     if args.json:
-        print(json.dumps({"accuracy": acc, "timing": timing}))
+        print(json.dumps({"accuracy": acc, "timing": timing, "store": store}))
     sys.stdout.flush()
 
 
