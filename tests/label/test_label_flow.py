@@ -114,14 +114,15 @@ def test_bad_project_input_names_the_field_and_writes_nothing(ctx: Context) -> N
 
 
 def test_a_crowd_with_a_spammer_gives_labels_better_than_majority_and_they_become_a_dataset_version(ctx: Context) -> None:
-    name, truth = _project(ctx, qualification=None)
+    # no gold hand-outs: they come at random turns, and this test compares two consensus methods on one fixed crowd
+    name, truth = _project(ctx, qualification=None, gold_rate=0.0)
     crowd = {"ana": 0.95, "ben": 0.9, "chen": 0.85, "dev": 0.8, "spam": 0.34}
     done = _work(ctx, name, truth, crowd)
     gold = {i.key for i in keel.label.items_of(name, role="gold", ctx=ctx)}
     counts = pd.Series([a.item for a in keel.label.annotations_of(name, ctx=ctx)]).value_counts()
     tasks = counts[~counts.index.isin(gold)]
     assert set(tasks) == {3} and len(tasks) == 50  # every task to exactly 3 annotators
-    assert counts[counts.index.isin(gold)].max() <= len(crowd)  # gold items score everyone, once each
+    assert not counts.index.isin(gold).any()  # no gold was handed out (gold_rate 0); its known answers still count
     assert sum(done.values()) == len(keel.label.annotations_of(name, ctx=ctx))
 
     keel.label.exclude(name, "spam", "gold accuracy 30%", ctx=ctx)
