@@ -258,6 +258,7 @@ def test_the_client_methods_are_the_tables(tmp_path: Path) -> None:
                 store.audit,
                 store.identity,
                 store.labels,
+                store.privacy,
             ),
             strict=True,
         ):

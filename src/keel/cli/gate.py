@@ -1,4 +1,4 @@
-"""``keel gate``: pass or fail a candidate run on metric rules, for any CI system.
+"""``keel gate``: pass or fail a candidate run (or model version) on metric rules, for any CI system.
 
 Exit code 0 when every rule holds, 1 when one fails, 2 for bad input (an unknown run or
 metric, a rule that does not parse). ``--json`` prints the result as JSON on stdout alone, as ``--json`` does
@@ -41,7 +41,9 @@ def record_gate(client: Client, result: GateResult) -> str | None:
 
 
 def gate(
-    candidate: str = typer.Argument(..., help="The candidate run id (or a unique prefix)."),
+    candidate: str = typer.Argument(
+        ..., help="The candidate run id (or a unique prefix), or a model version: models:/NAME/N, models:/NAME@ALIAS."
+    ),
     rule: list[str] = typer.Option(..., "--rule", "-r", help="e.g. 'accuracy >= 0.9', 'auc >= baseline + 0.005' (repeatable)."),
     baseline: str = typer.Option(None, "--baseline", "-b", help="The run to compare with (id or unique prefix)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout (instead of the table)."),
@@ -56,9 +58,14 @@ def gate(
         raise InvalidArgument.for_field("--json-out", str(json_out), "a file in an existing folder")
     require_store()
     client = get_client()
-    baseline_id = resolve_run_id(client, baseline) if baseline else None
-    result = run_gate(resolve_run_id(client, candidate), list(rule), baseline_id, ctx=client.context)
-    problem = record_gate(client, result) if record else None
+
+    def subject(ref: str) -> str:  # a model version as it is; a run by its id or a unique prefix
+        return ref if ref.startswith("models:/") else resolve_run_id(client, ref)
+
+    baseline_id = subject(baseline) if baseline else None
+    result = run_gate(subject(candidate), list(rule), baseline_id, ctx=client.context)
+    on_run = not result.candidate.startswith("models:/")  # a version's verdict is the promotion's to record
+    problem = record_gate(client, result) if record and on_run else None
     if problem is not None:
         typer.echo(clean(f"keel: the verdict was not recorded on the run: {problem}"), err=True)
     payload = orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2)
@@ -68,7 +75,8 @@ def gate(
         typer.echo(payload.decode())
     else:
         against = f" against {esc(result.baseline[:12])}" if result.baseline else ""
-        table = Table(title=f"gate on run {esc(result.candidate[:12])}{against}", header_style="bold")
+        shown = f"run {result.candidate[:12]}" if on_run else result.candidate
+        table = Table(title=f"gate on {esc(shown)}{against}", header_style="bold")
         for col in ("rule", "candidate", "baseline", "threshold", "result"):
             table.add_column(col)
         for c in result.checks:

@@ -12,12 +12,14 @@
     ├── NotFound           not_found           an entity that does not exist               (404)
     ├── Conflict           conflict            a write that contradicts what is stored     (409)
     │   ├── PromotionRefused promotion_refused a gate refused to move an alias             (409)
+    │   ├── BudgetExceeded privacy_budget_exceeded  a DP run past its data's privacy budget  (409)
     │   └── AlreadyExists  already_exists      a create whose name is taken                (409)
     ├── CorruptedContent   integrity_error     stored bytes that no longer match their hash  (409)
     ├── ValidationFailed   validation_failed   data refused at ingestion by its checks     (422)
     ├── StepFailed         step_failed         a pipeline step failed after its retries    (422)
     ├── TrialPruned        trial_pruned        an objective stopped an unpromising trial   (400)
     ├── StudyFailed        study_failed        every trial of a study or sweep failed      (422)
+    ├── FederatedError     federated_failed    a silo of a federated training failed       (422)
     ├── TooManyFailures    too_many_failures   a client that failed too often, refused a while  (429)
     ├── MissingExtra       missing_extra       an optional dependency is not installed     (501)
     └── StoreUnavailable   store_unavailable   the backend cannot be reached or keeps failing  (503)
@@ -163,6 +165,13 @@ class PromotionRefused(Conflict):
             self.checks = list(checks)
 
 
+class BudgetExceeded(Conflict):
+    """A differentially private run that would spend more of a dataset version's privacy budget than is left; refused
+    before it trains. The message names the dataset, the budget, what is spent and what was asked."""
+
+    code = "privacy_budget_exceeded"
+
+
 class AlreadyExists(Conflict):
     """A create whose name is taken (a ``Conflict``: older clients catch it as one)."""
 
@@ -264,6 +273,13 @@ class TrialPruned(KeelError):
     """Raised inside an objective to stop a trial that is not promising (``trial.prune()``)."""
 
     code = "trial_pruned"
+
+
+class FederatedError(KeelError):
+    """A silo of a federated training failed: its error, never its data, is in the message; HTTP 422."""
+
+    code = "federated_failed"
+    http_status = 422
 
 
 class StudyFailed(KeelError):

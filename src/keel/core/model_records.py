@@ -104,4 +104,20 @@ def check_requirements(requirements: Any) -> Any:
     return requirements
 
 
-__all__ = ["CheckedModelVersion", "check_model_version", "check_requirements", "check_version_metrics", "json_field"]
+def assessed_metrics(metrics: Mapping[str, float], assessments: Sequence[Any]) -> dict[str, float]:
+    """What gates read of a model version: its registered ``metrics`` and, as ``<kind>.<name>``, the metrics of its
+    latest assessment of each kind (``assessments`` oldest first, ``keel.core.models.Assessment``); a later
+    assessment of a kind replaces the earlier one's numbers entirely."""
+    latest: dict[str, Any] = {}
+    for a in assessments:
+        latest[a.kind] = a
+    out = dict(metrics)
+    for kind, a in latest.items():
+        out.update({f"{kind}.{name}": float(value) for name, value in a.metrics.items()})
+    return out
+
+
+__all__ = [
+    "CheckedModelVersion", "assessed_metrics", "check_model_version", "check_requirements", "check_version_metrics",
+    "json_field",
+]  # fmt: skip

@@ -42,3 +42,22 @@ class AliasChange:
     gated: bool = False  # the move passed gates checked by the store, in the transaction that moved the alias
     forced: bool = False  # the caller explicitly skipped the gates (force=True)
     checks: list[dict[str, Any]] | None = None  # the gates checked, with their values (JSON), when gated
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """An assessment of a model version made after it was registered (``kind``: ``fairness``, ...): its numbers
+    (``metrics``, flat names such as ``demographic_parity_difference``), the details behind them (``details``, JSON:
+    per-group tables, the sensitive features, the data), the report's blob and the run that made it. Promotion gates
+    read a version's registered metrics and, under ``<kind>.<name>``, the latest assessment of each kind."""
+
+    model: str
+    version: int
+    kind: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    artifact_sha256: str | None = None
+    run_id: str | None = None
+    created_at: int = 0
+    created_by: str = ""
+    id: int = 0

@@ -47,19 +47,43 @@ def _metrics(run: Run) -> dict[str, float]:
     return {key: latest.value for key, latest in run.metrics.items()}
 
 
+def _subject(ref: str, ctx: Context) -> tuple[str, dict[str, float], str]:
+    """A run id, or a model version (``models:/NAME/N``, ``models:/NAME@ALIAS``): its id, the metrics rules read,
+    and how a message names it. A version's metrics are its registered ones and, as ``<kind>.<name>``, those of its
+    latest assessment of each kind (``fairness.demographic_parity_difference``), as promotion gates read them."""
+    if not ref.startswith("models:/"):
+        run = ctx.store.get_run(ref)
+        return run.id, _metrics(run), f"the run {run.id}"
+    from keel.core.deployment_records import parse_model_uri
+    from keel.core.errors import InvalidArgument
+    from keel.core.model_records import assessed_metrics
+
+    name, number, alias = parse_model_uri(ref)
+    models = ctx.store.models
+    if alias is not None:
+        version = models.resolve_alias(name, alias)
+    elif number is not None:
+        version = models.get_version(name, number)
+    else:
+        raise InvalidArgument.for_field("model URI", ref, "models:/NAME/VERSION or models:/NAME@ALIAS")
+    metrics = assessed_metrics(version.metrics, models.assessments(version.name, version.version))
+    return version.uri, metrics, f"{version.name} version {version.version}"
+
+
 def gate(candidate: str, rules: Sequence[str | Rule], baseline: str | None = None, ctx: Context | None = None) -> GateResult:
-    """Check ``rules`` on the candidate run (and against the baseline run); nothing is written. The runs are read
-    from ``ctx``'s store (default: the current context)."""
+    """Check ``rules`` on the candidate (and against the baseline); nothing is written. Each is a run id or a model
+    version URI (``models:/churn/3``, ``models:/churn@production``: its registered metrics and its assessments, e.g.
+    ``fairness.demographic_parity_difference <= 0.1``), read from ``ctx``'s store (default: the current context)."""
     parsed = parse_rules(rules)
     hint = "pass a baseline run"
     require_baseline(parsed, baseline is not None, hint)  # before any run is read
     ctx = resolve_ctx(ctx)
-    cand_run = ctx.store.get_run(candidate)
-    base_run = ctx.store.get_run(baseline) if baseline else None
-    result = GateResult(cand_run.id, base_run.id if base_run else None)
+    cand_id, cand_metrics, cand_name = _subject(candidate, ctx)
+    base = _subject(baseline, ctx) if baseline else None
+    result = GateResult(cand_id, base[0] if base else None)
     result.checks = check_rules(
-        parsed, _metrics(cand_run), _metrics(base_run) if base_run is not None else None,
-        candidate_name=f"the candidate run {cand_run.id}",
-        baseline_name=f"the baseline run {base_run.id}" if base_run is not None else "the baseline", no_baseline=hint,
+        parsed, cand_metrics, base[1] if base is not None else None,
+        candidate_name=f"the candidate {cand_name}",
+        baseline_name=f"the baseline {base[2]}" if base is not None else "the baseline", no_baseline=hint,
     )  # fmt: skip
     return result

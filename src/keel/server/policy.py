@@ -56,6 +56,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("POST", "/ui/data/label/{project}/next"): "annotate",
     ("POST", "/ui/data/label/{project}/annotations"): "annotate",
     ("GET", "/ui/label/{project}/report"): "read",  # the project's report: every annotator's scores, the gold answers' use
+    ("GET", "/ui/models/{name}/{version}/assessments/{assessment_id}"): "read",  # an assessment's report, sandboxed
     # artifacts
     ("GET", "/api/v1/artifacts/{sha256}"): "read",
     ("HEAD", "/api/v1/artifacts/{sha256}"): "read",
@@ -107,6 +108,8 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/models/{name}/history"): "read",
     ("GET", "/api/v1/models/{name}/versions"): "read",
     ("GET", "/api/v1/models/{name}/versions/{version}"): "read",
+    ("POST", "/api/v1/model-assessments"): "write",  # an assessment (fairness, ...) of a version; gates then read it
+    ("GET", "/api/v1/models/{name}/versions/{version}/assessments"): "read",
     # deployments and the prediction log
     ("GET", "/api/v1/deployments"): "read",
     ("POST", "/api/v1/deployments"): "write",
@@ -151,6 +154,12 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/label-projects/{name}/exclusions"): "read",
     ("POST", "/api/v1/label-projects/{name}/consensus"): "write",
     ("GET", "/api/v1/label-projects/{name}/consensus"): "read",
+    # privacy budgets: setting or raising one is "admin" (whoever may set a budget may spend without limit: a writer who
+    # could raise it would defeat it); a DP run records its spend with "write", as it logs its run
+    ("PUT", "/api/v1/privacy-budgets/{name}"): "admin",
+    ("GET", "/api/v1/privacy-budgets/{name}"): "read",
+    ("GET", "/api/v1/privacy-budgets/{name}/spends"): "read",
+    ("POST", "/api/v1/privacy-spends"): "write",
     # identity: admins only, but checking a token presented to a serving replica (its service account does that)
     ("POST", "/api/v1/identity/principals"): "admin",
     ("GET", "/api/v1/identity/principals"): "admin",

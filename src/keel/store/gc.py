@@ -167,6 +167,13 @@ def _blockers(conn: Connection, candidates: set[str]) -> tuple[dict[str, str], d
     for source_run, model, version in conn.execute(query):
         if source_run in candidates:
             why.setdefault(source_run, f"model {model} version {version} was trained by it")
+    ps, ma = t.privacy_spends.c, t.model_assessments.c  # a ledger and the records gates read keep their runs
+    for run_id in conn.execute(select(ps.run_id).where(ps.run_id.is_not(None))).scalars():
+        if run_id in candidates:
+            why.setdefault(run_id, "it spent privacy budget (kept with the spend)")
+    for run_id in conn.execute(select(ma.run_id).where(ma.run_id.is_not(None))).scalars():
+        if run_id in candidates:
+            why.setdefault(run_id, "it made an assessment of a model version")
     for parent, child in conn.execute(select(_r.parent_run_id, _r.id).where(_r.parent_run_id.is_not(None))):
         if parent in candidates and child not in candidates:
             why.setdefault(parent, f"its child run {child} is not deleted")
@@ -195,6 +202,8 @@ def _still_deleted(conn: Connection, run_id: str, cutoff: int) -> bool:
         conn.execute(select(mv.id).where(mv.source_run == run_id).limit(1)).first()
         or conn.execute(select(_r.id).where(_r.parent_run_id == run_id).limit(1)).first()  # children go first
         or conn.execute(live_reuser).first()
+        or conn.execute(select(t.privacy_spends.c.id).where(t.privacy_spends.c.run_id == run_id).limit(1)).first()
+        or conn.execute(select(t.model_assessments.c.id).where(t.model_assessments.c.run_id == run_id).limit(1)).first()
     )
     return named is None
 
@@ -239,6 +248,7 @@ def referenced_blobs(conn: Connection, ignoring_runs: set[str] = frozenset()) ->
     add(blob for run_id, blob in conn.execute(select(_r.id, _r.packages_blob)) if run_id not in ignoring_runs)
     add(conn.execute(select(t.dataset_versions.c.artifact_sha256)).scalars())
     add(conn.execute(select(t.model_versions.c.artifact_sha256)).scalars())
+    add(conn.execute(select(t.model_assessments.c.artifact_sha256)).scalars())  # assessment reports (fairness, ...)
     add(conn.execute(select(t.prediction_files.c.sha256)).scalars())
     add(conn.execute(select(t.monitor_windows.c.profile_sha256)).scalars())
     sc = t.step_cache.c

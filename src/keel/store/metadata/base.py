@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # the entity stores' interfaces, only named here: a first run
     from keel.store.metadata.monitors import MonitorStore
     from keel.store.metadata.pipelines import PipelineStore
     from keel.store.metadata.predictions import PredictionStore
+    from keel.store.metadata.privacy import PrivacyStore
 
 MetricRow = tuple[str, str, float, int, int]
 """A metric as it travels in batches: (run_id, key, value, step, timestamp_ms)."""
@@ -131,6 +132,11 @@ class MetadataStore(abc.ABC):
     def labels(self) -> LabelStore:
         """Label projects, their guidelines, items, task assignment, annotations, reviews and exclusions, on the same
         backend."""
+
+    @property
+    @abc.abstractmethod
+    def privacy(self) -> PrivacyStore:
+        """Privacy budgets of dataset versions and the spends of differentially private runs, on the same backend."""
 
     # experiments -----------------------------------------------------------------
     @abc.abstractmethod

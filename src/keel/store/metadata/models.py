@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keel.core.model_records import check_version_metrics
-from keel.core.models import AliasChange, ModelVersion
+from keel.core.models import AliasChange, Assessment, ModelVersion
 from keel.core.promotion import ANY_HOLDER, ExpectedFrom
 
 __all__ = ["ModelStore", "check_version_metrics"]  # check_version_metrics lives in keel.core (every backend uses it)
@@ -80,3 +80,14 @@ class ModelStore(abc.ABC):
     @abc.abstractmethod
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
         """Every move of the model's aliases (or of one alias), oldest first."""
+
+    @abc.abstractmethod
+    def add_assessment(self, assessment: Assessment) -> Assessment:
+        """Record an assessment of an existing version (``id``, ``created_at``, ``created_by`` set by the store; the
+        version's own metrics never change). ``NotFound`` for an unknown version, ``InvalidArgument`` for a bad kind
+        or metric. Promotion gates (``move_alias``) then see its metrics as ``<kind>.<name>`` (the latest assessment
+        of each kind). Audited."""
+
+    @abc.abstractmethod
+    def assessments(self, name: str, version: int, kind: str | None = None) -> list[Assessment]:
+        """The version's assessments, oldest first; only ``kind``'s."""

@@ -28,6 +28,7 @@ from keel.store.metadata.models import ModelStore
 from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
 from keel.store.metadata.predictions import PredictionStore
+from keel.store.metadata.privacy import PrivacyStore
 from keel.store.metadata.rest import wire
 from keel.store.metadata.rest.endpoints import (
     AuditEndpoints,
@@ -40,6 +41,7 @@ from keel.store.metadata.rest.endpoints import (
     MonitorEndpoints,
     PipelineEndpoints,
     PredictionEndpoints,
+    PrivacyEndpoints,
     _run_id,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "RestMonitorStore",
     "RestPipelineStore",
     "RestPredictionStore",
+    "RestPrivacyStore",
     "RestStore",
 ]
 
@@ -102,6 +105,10 @@ class RestStore(MetadataEndpoints, MetadataStore):
     @property
     def labels(self) -> RestLabelStore:
         return RestLabelStore(self)
+
+    @property
+    def privacy(self) -> RestPrivacyStore:
+        return RestPrivacyStore(self)
 
     @property
     def pipelines(self) -> RestPipelineStore:
@@ -188,6 +195,11 @@ class RestMonitorStore(MonitorEndpoints, _SubStore, MonitorStore):
 class RestLabelStore(LabelEndpoints, _SubStore, LabelStore):
     """Label projects over HTTP. Assignment, leases and the once-only submit of a request id are the server's store's,
     in its transaction; the annotator is the token's principal, never a field of a request."""
+
+
+class RestPrivacyStore(PrivacyEndpoints, _SubStore, PrivacyStore):
+    """Privacy budgets and spends over HTTP. The budget's lock, the check and the once-only spend of a request id are the
+    server's store's, in its transaction; the spender is the token's principal."""
 
 
 class RestIdentityStore(IdentityEndpoints, _SubStore, IdentityStore):

@@ -93,8 +93,11 @@ from keel.store.metadata.models import ModelStore
 from keel.store.metadata.monitors import MonitorStore
 from keel.store.metadata.pipelines import PipelineStore
 from keel.store.metadata.predictions import PredictionStore
+from keel.store.metadata.privacy import PrivacyStore, check_dataset_version
+from keel.store.metadata.rest import assessment_wire as aw
 from keel.store.metadata.rest import label_wire as lw
 from keel.store.metadata.rest import monitor_wire as mw
+from keel.store.metadata.rest import privacy_wire as pw
 from keel.store.metadata.rest import schemas as s
 from keel.store.metadata.rest import wire
 from keel.store.metadata.search import check_view
@@ -425,7 +428,9 @@ class Endpoints:
             ep.bind(store, attribute, tag)
         missing = set(getattr(store, "__abstractmethods__", ())) - {e.name for e in cls.endpoints()} - cls.hand_written
         # sub-stores: their own groups
-        missing -= {"audit", "datasets", "deployments", "identity", "labels", "models", "monitors", "pipelines", "predictions"}
+        missing -= {
+            "audit", "datasets", "deployments", "identity", "labels", "models", "monitors", "pipelines", "predictions", "privacy",
+        }  # fmt: skip
         if missing:
             raise TypeError(f"{cls.__name__}: no endpoint for {sorted(missing)}")
 
@@ -591,6 +596,9 @@ class PipelineEndpoints(Endpoints, store=PipelineStore, attribute="pipelines", t
     )  # fmt: skip
 
 
+ASSESSMENT = (aw.assessment_to_json, aw.assessment_from_json)
+
+
 class ModelEndpoints(Endpoints, store=ModelStore, attribute="models", tag="models"):
     create_version = endpoint(
         POST, "/models/versions", body=s.ModelVersionIn, args={"metrics": Arg(check_version_metrics)}, result=one(*MODEL_VERSION)
@@ -601,6 +609,15 @@ class ModelEndpoints(Endpoints, store=ModelStore, attribute="models", tag="model
     resolve_alias = endpoint(GET, "/models/{name}/aliases/{alias}", result=one(*MODEL_VERSION))
     move_alias = endpoint(PUT, "/models/{name}/aliases/{alias}", body=s.AliasIn, check=_check_move, result=one(*ALIAS_CHANGE))
     alias_history = endpoint(GET, "/models/{name}/history", query=("alias",), result=many(*ALIAS_CHANGE))
+    add_assessment = endpoint(
+        POST, "/model-assessments", body=aw.AssessmentIn,
+        args={"assessment": Arg(aw.checked_assessment_to_json, aw.assessment_from_json)}, result=one(*ASSESSMENT),
+        operation="add_model_assessment",
+    )  # fmt: skip
+    assessments = endpoint(
+        GET, "/models/{name}/versions/{version}/assessments", query=("kind",), args={"version": INT},
+        result=many(*ASSESSMENT), operation="model_assessments",
+    )  # fmt: skip
 
 
 CANARIES = Arg(to_wire=opt(lambda canaries: [list(c) for c in check_canaries(canaries)]))  # the server's store checks again
@@ -828,6 +845,33 @@ class LabelEndpoints(Endpoints, store=LabelStore, attribute="labels", tag="label
     )  # fmt: skip
 
 
+PRIVACY_BUDGET = (pw.budget_to_json, pw.budget_from_json)
+PRIVACY_SPEND = (pw.spend_to_json, pw.spend_from_json)
+DATASET_VERSION_REF = Arg(to_wire=lambda ref: "{}@{}".format(*check_dataset_version(ref)), wire="name")
+
+
+class PrivacyEndpoints(Endpoints, store=PrivacyStore, attribute="privacy", tag="privacy"):
+    """Privacy budgets under ``/privacy-budgets/{name@N}``. The budget check and the spend are the server's store's, in
+    one transaction holding the budget's lock; who spent is the caller."""
+
+    set_budget = endpoint(
+        PUT, "/privacy-budgets/{name}", body=pw.BudgetIn, args={"dataset": DATASET_VERSION_REF}, check=pw.check_new_budget,
+        result=one(*PRIVACY_BUDGET), operation="set_privacy_budget",
+    )  # fmt: skip
+    get_budget = endpoint(
+        GET, "/privacy-budgets/{name}", args={"dataset": DATASET_VERSION_REF},
+        result=keyed("budget", *PRIVACY_BUDGET), operation="get_privacy_budget",
+    )  # fmt: skip
+    spend = endpoint(
+        POST, "/privacy-spends", body=pw.SpendIn, args={"spend": Arg(pw.checked_spend_to_json, pw.spend_from_json)},
+        result=one(*PRIVACY_SPEND), operation="record_privacy_spend",
+    )  # fmt: skip
+    spends = endpoint(
+        GET, "/privacy-budgets/{name}/spends", args={"dataset": DATASET_VERSION_REF}, result=many(*PRIVACY_SPEND),
+        operation="privacy_spends",
+    )  # fmt: skip
+
+
 AUDIT_EVENT = (AuditEvent.to_json, AuditEvent.from_json)
 
 
@@ -914,6 +958,6 @@ class IdentityEndpoints(
 
 GROUPS: tuple[type[Endpoints], ...] = (
     MetadataEndpoints, DatasetEndpoints, PipelineEndpoints, ModelEndpoints, DeploymentEndpoints, PredictionEndpoints,
-    MonitorEndpoints, AuditEndpoints, IdentityEndpoints, LabelEndpoints,
+    MonitorEndpoints, AuditEndpoints, IdentityEndpoints, LabelEndpoints, PrivacyEndpoints,
 )  # fmt: skip
 """Every group, in the order the server mounts them."""

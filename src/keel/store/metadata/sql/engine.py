@@ -26,7 +26,7 @@ from sqlalchemy.pool import StaticPool
 
 from keel.core.errors import InvalidArgument, KeelError, MissingExtra, StoreUnavailable
 
-SCHEMA_HEAD = "0016"  # a test pins this to Alembic's head revision
+SCHEMA_HEAD = "0017"  # a test pins this to Alembic's head revision
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60.0  # how long a writer waits for SQLite's write lock in all
 SQLITE_LOCK_NOTICE_S = 2.0  # ... and after how long it says what it waits for

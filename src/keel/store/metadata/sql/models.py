@@ -13,13 +13,15 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select
 
 from keel.core import validation as v
+from keel.core.assessments import check_assessment
 from keel.core.clock import now_ms
 from keel.core.datasets import parse_ref
 from keel.core.errors import NotFound
 from keel.core.model_records import CheckedModelVersion, check_model_version
-from keel.core.models import AliasChange, ModelVersion
+from keel.core.models import AliasChange, Assessment, ModelVersion
 from keel.core.promotion import ANY_HOLDER, AliasMove, ExpectedFrom, check_move, judge, require_gates_or_force, require_holder
 from keel.store.metadata.models import ModelStore
+from keel.store.metadata.sql import assessments as assessed
 from keel.store.metadata.sql import schema as t
 from keel.store.metadata.sql.audit import append_event
 from keel.store.metadata.sql.database import Database, by_dialect, next_number
@@ -249,6 +251,9 @@ class SqlModelStore(ModelStore):
                 held = conn.execute(_versions.where(_mv.model_id == model_id, _mv.version == current)).one()
                 holder = self._load(conn, [held])[0]
             validations = _latest_validations(conn, candidate) if move.require_valid_data else {}
+            # the gates read each version's latest assessment of each kind too (fairness.demographic_parity_difference)
+            candidate = assessed.gated_metrics(conn, candidate)
+            holder = None if holder is None else assessed.gated_metrics(conn, holder)
             checks = judge(name, move, candidate, holder, validations)
         at = now_ms()
         if move.version is None:
@@ -270,6 +275,22 @@ class SqlModelStore(ModelStore):
             "forced": move.force, "checks": checks,
         })  # fmt: skip
         return AliasChange(name, move.alias, current, move.version, move.actor, move.reason, at, move.gated, move.force, checks)
+
+    def _version_id(self, conn: Connection, name: str, version: int) -> int:
+        v.check_version_number(version)
+        found = conn.execute(select(_mv.id).where(_mv.model_id == self._model_id(conn, name), _mv.version == version)).scalar()
+        if found is None:
+            raise NotFound(f"model {name!r} has no version {version}")
+        return int(found)
+
+    def add_assessment(self, assessment: Assessment) -> Assessment:
+        checked = check_assessment(assessment)
+        with self.db.transaction() as conn:
+            return assessed.add_assessment(conn, self._version_id(conn, checked.model, checked.version), checked)
+
+    def assessments(self, name: str, version: int, kind: str | None = None) -> list[Assessment]:
+        with self.db.transaction(write=False) as conn:
+            return assessed.assessments(conn, name, version, self._version_id(conn, name, version), kind)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
         ah = t.alias_history.c

@@ -604,3 +604,47 @@ label_consensus = Table(
     Column("details", Text, nullable=False),  # JSON: method, guideline versions, annotations, last annotation id
     Column("created_at", BigInteger, nullable=False),
 )
+
+# assessments of model versions (keel.core.models.Assessment; the store: sql/assessments.py) ---------------------------
+model_assessments = Table(
+    "model_assessments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("kind", String(32), nullable=False),  # fairness, ...
+    Column("metrics", Text, nullable=False),  # JSON object of finite numbers
+    Column("details", Text, nullable=False),  # JSON object
+    Column("artifact_sha256", String(64)),  # the report's blob
+    Column("run_id", String(32), ForeignKey("runs.id")),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index("ix_model_assessments_version_kind", "model_version_id", "kind", "id"),  # the latest of each kind
+)
+
+# privacy budgets of dataset versions (keel.core.privacy; the store: sql/privacy.py) -----------------------------------
+privacy_budgets = Table(
+    "privacy_budgets",
+    metadata,
+    Column("dataset_version_id", Integer, ForeignKey("dataset_versions.id"), primary_key=True),
+    Column("epsilon", Float, nullable=False),
+    Column("delta", Float, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+privacy_spends = Table(
+    "privacy_spends",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_version_id", Integer, ForeignKey("privacy_budgets.dataset_version_id"), nullable=False),
+    Column("run_id", String(32), ForeignKey("runs.id")),
+    Column("epsilon", Float, nullable=False),
+    Column("delta", Float, nullable=False),
+    Column("mechanism", String(200), nullable=False),
+    Column("request_id", String(100)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index("ix_privacy_spends_dataset", "dataset_version_id", "id"),
+    # a retried spend finds its first record (NULLs are distinct on both databases: spends without one never collide)
+    UniqueConstraint("dataset_version_id", "request_id", name="uq_privacy_spends_request"),
+)

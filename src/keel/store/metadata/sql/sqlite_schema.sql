@@ -281,6 +281,15 @@ CREATE TABLE monitor_windows (
 	CONSTRAINT uq_monitor_windows_monitor_start UNIQUE (monitor_id, start_ms), 
 	FOREIGN KEY(monitor_id) REFERENCES monitors (id)
 );
+CREATE TABLE privacy_budgets (
+	dataset_version_id INTEGER NOT NULL, 
+	epsilon FLOAT NOT NULL, 
+	delta FLOAT NOT NULL, 
+	created_at BIGINT NOT NULL, 
+	created_by VARCHAR(128) NOT NULL, 
+	PRIMARY KEY (dataset_version_id), 
+	FOREIGN KEY(dataset_version_id) REFERENCES dataset_versions (id)
+);
 CREATE TABLE runs (
 	pk INTEGER NOT NULL, 
 	id VARCHAR(32) NOT NULL, 
@@ -432,6 +441,22 @@ CREATE TABLE params (
 	FOREIGN KEY(run_id) REFERENCES runs (id)
 );
 CREATE INDEX ix_params_key_num_value ON params ("key", num, value);
+CREATE TABLE privacy_spends (
+	id INTEGER NOT NULL, 
+	dataset_version_id INTEGER NOT NULL, 
+	run_id VARCHAR(32), 
+	epsilon FLOAT NOT NULL, 
+	delta FLOAT NOT NULL, 
+	mechanism VARCHAR(200) NOT NULL, 
+	request_id VARCHAR(100), 
+	created_at BIGINT NOT NULL, 
+	created_by VARCHAR(128) NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT uq_privacy_spends_request UNIQUE (dataset_version_id, request_id), 
+	FOREIGN KEY(dataset_version_id) REFERENCES privacy_budgets (dataset_version_id), 
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_privacy_spends_dataset ON privacy_spends (dataset_version_id, id);
 CREATE TABLE run_artifacts (
 	run_id VARCHAR(32) NOT NULL, 
 	path VARCHAR(1024) NOT NULL, 
@@ -512,6 +537,21 @@ CREATE TABLE label_reviews (
 	FOREIGN KEY(item_id) REFERENCES label_items (id)
 );
 CREATE INDEX ix_label_reviews_project ON label_reviews (project_id, id);
+CREATE TABLE model_assessments (
+	id INTEGER NOT NULL, 
+	model_version_id INTEGER NOT NULL, 
+	kind VARCHAR(32) NOT NULL, 
+	metrics TEXT NOT NULL, 
+	details TEXT NOT NULL, 
+	artifact_sha256 VARCHAR(64), 
+	run_id VARCHAR(32), 
+	created_at BIGINT NOT NULL, 
+	created_by VARCHAR(128) NOT NULL, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(model_version_id) REFERENCES model_versions (id), 
+	FOREIGN KEY(run_id) REFERENCES runs (id)
+);
+CREATE INDEX ix_model_assessments_version_kind ON model_assessments (model_version_id, kind, id);
 CREATE TABLE model_version_datasets (
 	model_version_id INTEGER NOT NULL, 
 	dataset_version_id INTEGER NOT NULL, 
@@ -521,4 +561,4 @@ CREATE TABLE model_version_datasets (
 );
 CREATE INDEX ix_model_version_datasets_dataset ON model_version_datasets (dataset_version_id);
 CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
-INSERT INTO alembic_version (version_num) VALUES ('0016');
+INSERT INTO alembic_version (version_num) VALUES ('0017');

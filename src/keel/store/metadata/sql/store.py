@@ -9,8 +9,9 @@ each using only the database's public API:
 - ``metrics.py``: metric blocks, latest values, batch ids (the hot path)
 - ``run_artifacts.py``: artifact references of runs
 - ``datasets.py``, ``models.py``, ``pipelines.py``, ``deployments.py``, ``predictions.py``, ``monitors.py``,
-  ``identity.py``, ``labels.py``: ``store.datasets``, ``store.models``, ``store.pipelines``, ``store.deployments``,
-  ``store.predictions``, ``store.monitors``, ``store.identity``, ``store.labels``
+  ``identity.py``, ``labels.py``, ``privacy.py``: ``store.datasets``, ``store.models``, ``store.pipelines``,
+  ``store.deployments``, ``store.predictions``, ``store.monitors``, ``store.identity``, ``store.labels``,
+  ``store.privacy`` (``assessments.py``: the model registry's assessments)
 
 The methods below only delegate; validation that does not depend on SQL is in ``keel.core``.
 """
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from keel.store.metadata.sql.monitors import SqlMonitorStore
     from keel.store.metadata.sql.pipelines import SqlPipelineStore
     from keel.store.metadata.sql.predictions import SqlPredictionStore
+    from keel.store.metadata.sql.privacy import SqlPrivacyStore
 
 
 class SqlStore(MetadataStore):
@@ -131,6 +133,13 @@ class SqlStore(MetadataStore):
         from keel.store.metadata.sql.labels import SqlLabelStore
 
         return SqlLabelStore(self.db)
+
+    @functools.cached_property
+    def privacy(self) -> SqlPrivacyStore:
+        """Privacy budgets of dataset versions and the spends of DP runs on the same database."""
+        from keel.store.metadata.sql.privacy import SqlPrivacyStore
+
+        return SqlPrivacyStore(self.db)
 
     @functools.cached_property
     def pipelines(self) -> SqlPipelineStore:
