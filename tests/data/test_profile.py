@@ -36,7 +36,10 @@ def test_categorical_and_boolean_profiles(orders: pd.DataFrame) -> None:
     assert city["top"][0] == [counts.index[0], int(counts.iloc[0])]
     assert sum(city["frequencies"].values()) == 2000
     assert set(cols["express"]["frequencies"]) == {"true", "false"}
-    assert cols["email"]["distinct"] == 2000 and len(cols["email"]["top"]) == 20
+    email = cols["email"]
+    assert email["distinct"] == 2000 and email["pii"] == ["email"]  # its kept values are masked: no address stored
+    assert 1 <= len(email["top"]) <= 20 and all("@" in k and "*" in k for k, _ in email["top"])
+    assert not set(orders["email"]) & set(email["frequencies"])
 
 
 def test_datetime_profile() -> None:

@@ -146,11 +146,14 @@ def infer(
     source: str = typer.Argument(..., help="Dataset reference or file."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the proposed YAML suite."),
     name: str = typer.Option(None, help="Suite name (default: the source's)."),
+    free_text: list[str] = typer.Option(
+        [], "--free-text", help="A column of free text, also searched for person names (repeatable)."
+    ),
 ) -> None:
     """Propose a validation suite from data; review it, then version it with your code."""
     import keel.data
 
-    suite = keel.data.infer_suite(_load(source), name or Path(source).stem.split("@")[0])
+    suite = keel.data.infer_suite(_load(source), name or Path(source).stem.split("@")[0], free_text=free_text)
     suite.save(output)
     console.print(f"{len(suite.checks)} checks proposed in [bold]{esc(output)}[/]: review them before you rely on them")
 

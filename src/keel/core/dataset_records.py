@@ -168,6 +168,14 @@ def _kind(value: Any, path: str) -> None:
         _fail(path, value, f"one of {', '.join(KINDS)}")
 
 
+def _pii_kinds(value: Any, path: str) -> None:
+    """The kinds of personal data found in a column's kept values (which the profile holds masked)."""
+    if not isinstance(value, list) or len(value) > 20:
+        _fail(path, value, "a list of PII kinds")
+    for kind in value:
+        _label(kind, f"{path}[]")
+
+
 _COMMON: dict[str, Checker] = {
     "kind": _kind, "type": _label, "count": _count, "missing": _count, "missing_share": _share,
 }  # fmt: skip
@@ -177,7 +185,7 @@ _OPTIONAL: dict[str, dict[str, Checker]] = {
         "min": _number, "max": _number, "mean": _number, "std": _number, "zeros": _count,
         "quantiles": _quantiles, "grid": _grid, "histogram": _histogram,
     },
-    "categorical": {"distinct": _count, "distinct_method": _label},
+    "categorical": {"distinct": _count, "distinct_method": _label, "pii": _pii_kinds},
     "datetime": {"distinct": _count, "distinct_method": _label, "min": _label, "max": _label},
 }  # fmt: skip
 _REQUIRED: dict[str, dict[str, Checker]] = {

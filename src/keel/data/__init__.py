@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from keel.core.datasets import parse_ref
 from keel.data.checks import (
+    PII,
     AllowedValues,
     Check,
     CheckResult,
@@ -38,14 +39,15 @@ from keel.data.dataset_versions import (
     versions,
 )
 from keel.data.drift_detection import ColumnDrift, DriftResult, drift
+from keel.data.pii import PIIFinding, find_pii
 from keel.data.suite import Suite, infer_suite
 from keel.data.transforms import apply, get_transform, registered, transform
 from keel.data.validation import ValidationResult, validate
 
 __all__ = [
-    "AllowedValues", "Check", "CheckResult", "ColumnDrift", "Columns", "Custom", "DriftResult", "MaxMissing",
-    "NotNull", "Outliers", "Range", "Regex", "RowCount", "Suite", "Type", "Unique", "ValidationFailed",
-    "ValidationResult", "apply", "datasets", "drift", "get", "get_transform", "infer_suite", "lineage", "log",
-    "parse_ref", "profile", "register_check", "registered", "resolve", "save_validation", "transform", "validate",
-    "versions",
+    "PII", "AllowedValues", "Check", "CheckResult", "ColumnDrift", "Columns", "Custom", "DriftResult", "MaxMissing",
+    "NotNull", "Outliers", "PIIFinding", "Range", "Regex", "RowCount", "Suite", "Type", "Unique", "ValidationFailed",
+    "ValidationResult", "apply", "datasets", "drift", "find_pii", "get", "get_transform", "infer_suite", "lineage",
+    "log", "parse_ref", "profile", "register_check", "registered", "resolve", "save_validation", "transform",
+    "validate", "versions",
 ]  # fmt: skip

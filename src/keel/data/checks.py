@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from keel.core.errors import InvalidArgument
+from keel.data import pii
 from keel.data.frames import require_arrow
 from keel.data.profiling import column_kind
 
@@ -422,6 +423,53 @@ class Custom(Check):
         return self._result(table, ~valid, values, f"rows failing {self.name!r}")
 
 
+@dataclass(frozen=True)
+class PII(Check):
+    """The column holds no personal data of ``kinds`` (default: every kind but ``name``; names too when the
+    column is declared ``free_text``), or no more than ``max_count`` values / ``max_share`` of the rows.
+
+    The result counts the values per kind in its message and shows up to three examples per kind, masked
+    (``email: j***@e******.com``): never a raw value. See ``keel.data.pii`` for the detectors.
+    """
+
+    kind: ClassVar[str] = "pii"
+    column: str = ""
+    kinds: tuple[str, ...] = ()
+    free_text: bool = False
+    max_count: int | None = None
+    max_share: float | None = None
+    severity: str = "error"
+
+    def validate_params(self) -> None:
+        super().validate_params()
+        pii.check_kinds(self.kinds, self.free_text, f"pii check on {self.column!r}")
+        if self.max_count is not None and (not isinstance(self.max_count, int) or isinstance(self.max_count, bool)
+                                           or self.max_count < 0):  # fmt: skip
+            raise InvalidArgument.for_field(f"pii check on {self.column!r}: max_count", self.max_count, "an integer >= 0")
+        if self.max_share is not None and (not isinstance(self.max_share, (int, float)) or not 0 <= self.max_share <= 1):
+            raise InvalidArgument.for_field(f"pii check on {self.column!r}: max_share", self.max_share, "a number from 0 to 1")
+
+    def evaluate(self, table: Any) -> tuple[CheckResult, np.ndarray]:
+        findings, rows = pii.scan_column(_column(table, self.column), self.column, kinds=self.kinds, free_text=self.free_text)
+        n = table.num_rows
+        count = int(rows.sum())
+        share = count / n if n else 0.0
+        if self.max_count is None and self.max_share is None:
+            ok = count == 0
+        else:
+            ok = (self.max_count is None or count <= self.max_count) and (self.max_share is None or share <= self.max_share)
+        found = ", ".join(f"{f.kind} in {f.count:,} values ({f.share:.2%})" for f in findings)
+        if ok:
+            message = f"ok: within the limits ({found})" if count else "ok"
+        else:
+            limits = [f"{self.max_count:,} values" if self.max_count is not None else "",
+                      f"{self.max_share:.2%}" if self.max_share is not None else ""]  # fmt: skip
+            allowed = " / ".join(x for x in limits if x) or "none"
+            message = f"personal data: {found}; allowed: {allowed}"
+        examples = [f"{f.kind}: {example}" for f in findings for example in f.examples]  # masked by pii.scan_column
+        return CheckResult(self.kind, self.column, ok, self.severity, count, share, examples, message), rows
+
+
 def register_check(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
     """Register a vectorised check function by name, for ``Custom(name=...)`` and YAML suites."""
 
@@ -433,5 +481,6 @@ def register_check(name: str) -> Callable[[Callable[[Any], Any]], Callable[[Any]
 
 
 CHECKS: dict[str, type[Check]] = {
-    cls.kind: cls for cls in (Columns, Type, NotNull, MaxMissing, Range, AllowedValues, Unique, Regex, RowCount, Outliers, Custom)
+    cls.kind: cls
+    for cls in (Columns, Type, NotNull, MaxMissing, Range, AllowedValues, Unique, Regex, RowCount, Outliers, Custom, PII)
 }

@@ -131,7 +131,13 @@ def _categorical_profile(column: Any, n: int) -> dict[str, Any]:
     freq = counts.field("counts").to_numpy()
     order = np.argsort(-freq, kind="stable")
     items = [(_key(values[i]), int(freq[i])) for i in order]
-    frequencies = dict(items[:MAX_FREQUENCIES])
+    kept = items[:MAX_FREQUENCIES]
+    pii = _mask_pii(kept)
+    if pii is not None:  # personal data never lands in the store through a profile: the kept values, masked
+        kept, kinds = pii
+    frequencies: dict[str, int] = {}
+    for key, count in kept:  # masking can merge values (two cards ending 4242): their counts add up
+        frequencies[key] = frequencies.get(key, 0) + count
     rest = sum(c for _, c in items[MAX_FREQUENCIES:])
     if rest:
         frequencies["__other__"] = rest
@@ -142,9 +148,20 @@ def _categorical_profile(column: Any, n: int) -> dict[str, Any]:
         "missing_share": _share(missing, n),
         "distinct": len(items),
         "distinct_method": "exact",
-        "top": [[k, c] for k, c in items[:TOP]],
+        "top": [[k, c] for k, c in sorted(frequencies.items(), key=lambda kc: -kc[1]) if k != "__other__"][:TOP],
         "frequencies": frequencies,
+        **({"pii": list(kinds)} if pii is not None else {}),
     }
+
+
+def _mask_pii(items: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], tuple[str, ...]] | None:
+    """The kept values with their PII masked and the kinds found, or None when they hold none."""
+    from keel.data.pii import mask_values
+
+    masked, kinds = mask_values([k for k, _ in items])
+    if not kinds:
+        return None
+    return [(m, c) for m, (_, c) in zip(masked, items, strict=True)], kinds
 
 
 def _key(value: Any) -> str:

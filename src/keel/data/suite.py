@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from keel.core.errors import InvalidArgument
+from keel.data import pii as pii_scan
 from keel.data.checks import (
     CHECKS,
+    PII,
     AllowedValues,
     Check,
     Columns,
@@ -124,15 +127,33 @@ def _round_out(x: float, up: bool) -> float:
     return round(scaled * 10.0**exponent, max(0, -exponent))
 
 
-def infer_suite(data: Any, name: str = "inferred", *, margin: float = 0.05, max_categories: int = 20) -> Suite:
+def infer_suite(
+    data: Any,
+    name: str = "inferred",
+    *,
+    margin: float = 0.05,
+    max_categories: int = 20,
+    pii: bool = True,
+    free_text: Sequence[str] = (),
+) -> Suite:
     """Propose checks from data: columns and types, missing shares, numeric ranges (widened by
-    ``margin`` of the span), allowed categories, unique keys and a row-count range (a warning:
-    batches come in all sizes).
+    ``margin`` of the span), allowed categories, unique keys, a row-count range (a warning:
+    batches come in all sizes) and, with ``pii``, a ``PII`` check (a warning) on each text column where
+    personal data was found, naming the kinds found and allowing their share with a margin, so its results
+    show counts and masked examples and warn when personal data spreads (person names are searched for in the
+    ``free_text`` columns only).
 
     Review the proposal (``suite.to_yaml()``) before trusting it: it describes this data.
     """
     pa = require_arrow()
     table = to_arrow(data)
+    if isinstance(free_text, str):
+        free_text = [free_text]
+    unknown = [c for c in free_text if c not in table.column_names]
+    if unknown:
+        raise InvalidArgument(
+            f"infer_suite free_text: column {unknown[0]!r} is not in the data; expected one of: {', '.join(table.column_names)}"
+        )
     profile = compute_profile(table)
     n = table.num_rows
     # the row count only warns: a later batch is routinely smaller or larger than this sample
@@ -181,10 +202,18 @@ def infer_suite(data: Any, name: str = "inferred", *, margin: float = 0.05, max_
         looks_like_key = f.name.lower() == "id" or f.name.lower().endswith(("_id", "id_", "key"))
         if looks_like_key and col["distinct"] == n and family in ("integer", "string"):
             checks.append(Unique(column=f.name))
+        if pii:
+            found, rows = pii_scan.scan_column(table.column(f.name), f.name, free_text=f.name in free_text)
+            if found:
+                # like the other proposals, this data passes it: its results show the counts and masked examples
+                # of what is there, and it warns when personal data spreads (a share above this data's, plus a margin)
+                share = float(rows.mean())
+                checks.append(PII(column=f.name, kinds=tuple(x.kind for x in found), free_text=f.name in free_text,
+                                  max_share=round(min(1.0, share * 1.5 + 0.01), 4), severity="warn"))  # fmt: skip
     return Suite(checks=checks, name=name)
 
 
 __all__ = [
-    "AllowedValues", "Columns", "Custom", "MaxMissing", "NotNull", "Outliers", "Range", "Regex", "RowCount",
+    "PII", "AllowedValues", "Columns", "Custom", "MaxMissing", "NotNull", "Outliers", "Range", "Regex", "RowCount",
     "Suite", "Type", "Unique", "infer_suite",
 ]  # fmt: skip

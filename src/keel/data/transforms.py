@@ -29,6 +29,8 @@ class Transform:
     name: str
     fn: Callable[..., Any]
     code_hash: str
+    # extra entries for the version's transform record, from the params (hash_pii: where its salt came from)
+    describe: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def __call__(self, *frames: Any, **params: Any) -> Any:
         return self.fn(*frames, **params)
@@ -42,11 +44,14 @@ def _code_hash(fn: Callable[..., Any]) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-def transform(name: str | None = None) -> Callable[[Callable[..., Any]], Transform]:
-    """Register ``fn`` as a named transform (default name: the function's)."""
+def transform(
+    name: str | None = None, *, describe: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> Callable[[Callable[..., Any]], Transform]:
+    """Register ``fn`` as a named transform (default name: the function's). ``describe(params)``, if given,
+    returns extra JSON entries for the transform record of each version ``apply`` logs."""
 
     def decorate(fn: Callable[..., Any]) -> Transform:
-        t = Transform(name or fn.__name__, fn, _code_hash(fn))
+        t = Transform(name or fn.__name__, fn, _code_hash(fn), describe)
         _REGISTRY[t.name] = t
         return t
 
@@ -220,6 +225,42 @@ def merge(
     return left.merge(right, on=keys, how=how)
 
 
+@transform("mask_pii")
+def mask_pii(
+    df: Any, columns: list[str] | None = None, kinds: list[str] | None = None, free_text: list[str] | None = None
+) -> Any:
+    """Mask personal data inside text columns (``j***@e******.com``, ``**** **** **** 4242``); ``columns``
+    default to every text column, ``kinds`` to every kind but names, searched for in ``free_text`` columns only."""
+    from keel.data.pii import mask_frame
+
+    return mask_frame(df, columns=columns, kinds=kinds, free_text=free_text)
+
+
+def _salt_record(params: dict[str, Any]) -> dict[str, Any]:
+    from keel.data.pii import load_salt
+
+    return {"salt": load_salt(params.get("salt_env"), params.get("salt_file")).record()}
+
+
+@transform("hash_pii", describe=_salt_record)
+def hash_pii(
+    df: Any,
+    columns: list[str] | None = None,
+    kinds: list[str] | None = None,
+    free_text: list[str] | None = None,
+    salt_env: str | None = None,
+    salt_file: str | None = None,
+) -> Any:
+    """Replace personal data in text columns by its HMAC-SHA256 under a secret salt, read from the environment
+    variable ``salt_env`` (default ``KEEL_PII_SALT``) or the file ``salt_file``: the same value and salt give
+    the same hash, so hashed columns still join. The salt is never stored: the record keeps its source and
+    a fingerprint (``{"salt": {"source": "env:KEEL_PII_SALT", "fingerprint": "1a2b3c4d"}}``)."""
+    from keel.data.pii import hash_frame, load_salt
+
+    salt = load_salt(salt_env, salt_file)
+    return hash_frame(df, salt, columns=columns, kinds=kinds, free_text=free_text)
+
+
 def apply(
     step: str | Transform,
     *inputs: str | DatasetVersion,
@@ -239,9 +280,10 @@ def apply(
         raise InvalidArgument.for_field("inputs", [], "at least one dataset version")
     # checked before any data is read: the params are recorded with the new version, as JSON
     recorded = plain_json(params, f"transform {t.name!r} params")
+    described = plain_json(t.describe(params), f"transform {t.name!r} record") if t.describe else {}
     ctx = resolve_ctx(ctx)
     versions = [resolve(i, ctx) for i in inputs]
     frames = [get(v, run=run, ctx=ctx) for v in versions]
     result = t(*frames, **params)
-    record = {"name": t.name, "code_hash": t.code_hash, "params": recorded, "inputs": [v.ref for v in versions]}
+    record = {"name": t.name, "code_hash": t.code_hash, "params": recorded, "inputs": [v.ref for v in versions], **described}
     return log(result, name, parents=versions, transform=record, run=run, source=f"transform:{t.name}", ctx=ctx)
