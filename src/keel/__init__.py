@@ -58,7 +58,7 @@ __version__ = "0.1.0"
 
 # Capabilities with heavy dependencies load on first use: ``keel.data.log(...)`` works after
 # ``import keel`` without importing pyarrow, Optuna or scikit-learn up front.
-_LAZY_SUBPACKAGES = ("data", "tune", "registry", "evaluation", "pipelines")
+_LAZY_SUBPACKAGES = ("data", "tune", "registry", "evaluation", "pipelines", "label", "fairness", "privacy")
 
 
 _LAZY_NAMES = {"pipeline": "keel.pipelines.steps", "step": "keel.pipelines.steps"}  # a script that only logs skips them

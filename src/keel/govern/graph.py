@@ -19,7 +19,7 @@ __all__ = ["NODE_KINDS", "Edge", "LineageGraph", "Node"]
 
 NODE_KINDS: tuple[str, ...] = (
     "request", "prediction", "deployment", "deployment_change", "alias", "model_version", "run", "dataset_version",
-    "source", "label_project",
+    "source", "label_project", "assessment", "privacy_spend",
 )  # fmt: skip
 
 

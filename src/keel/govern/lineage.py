@@ -103,9 +103,27 @@ def add_version(graph: LineageGraph, ctx: Context, v: ModelVersion) -> str:
                 ds = add_dataset(graph, ctx, link.version)
                 graph.link(run, ds, "read" if link.direction == "input" else "wrote")
     for version_id in v.dataset_version_ids:  # linked by key when registered: what the version was trained on
-        ds = add_dataset(graph, ctx, ctx.store.datasets.get_version_by_id(version_id))
+        found = ctx.store.datasets.get_version_by_id(version_id)
+        ds = add_dataset(graph, ctx, found)
         graph.link(key, ds, "trained on")
+        if v.source_run:
+            add_privacy_spends(graph, ctx, found.ref, ds, v.source_run)
+    for a in ctx.store.models.assessments(v.name, v.version):  # fairness and others, recorded after registration
+        node = graph.add("assessment", f"{v.uri}#{a.id}", f"{a.kind} assessment", kind=a.kind, metrics=dict(a.metrics),
+                         created_at=a.created_at, created_by=a.created_by, run_id=a.run_id)  # fmt: skip
+        graph.link(key, node, "assessed")
     return key
+
+
+def add_privacy_spends(graph: LineageGraph, ctx: Context, ref: str, dataset_key: str, run_id: str) -> None:
+    """The privacy budget ``run_id`` spent on dataset version ``ref`` (differentially private training), if any."""
+    for spend in ctx.store.privacy.spends(ref):
+        if spend.run_id != run_id:
+            continue
+        node = graph.add("privacy_spend", str(spend.id), f"epsilon {spend.epsilon:g}, delta {spend.delta:g}",
+                         epsilon=spend.epsilon, delta=spend.delta, mechanism=spend.mechanism, created_at=spend.created_at,
+                         created_by=spend.created_by)  # fmt: skip
+        graph.link(dataset_key, node, "privacy spent")
 
 
 def _version(ctx: Context, uri: str) -> ModelVersion:

@@ -346,7 +346,36 @@ def card_data(name: str, version: int, ctx: Context | None = None, **fields: str
         "limitations": fields.get("limitations", ""), "data": data, "params": dict(run.params) if run else {},
         "metrics": v.metrics, "history": [c for c in ctx.store.models.alias_history(name)],
         "requirements": list(v.requirements), "signature": v.signature,
+        "assessments": _latest_assessments(ctx, name, version), "privacy": _privacy_spent(ctx, v),
     }  # fmt: skip
+
+
+def _latest_assessments(ctx: Context, name: str, version: int) -> list[dict[str, Any]]:
+    """The latest assessment of each kind (fairness, ...): its numbers, when and by whom."""
+    latest: dict[str, Any] = {}
+    for a in ctx.store.models.assessments(name, version):
+        latest[a.kind] = a
+    return [{"kind": a.kind, "metrics": dict(a.metrics), "created_at": a.created_at, "created_by": a.created_by,
+             "sensitive": list(a.details.get("sensitive", []))} for a in latest.values()]  # fmt: skip
+
+
+def _privacy_spent(ctx: Context, v: Any) -> list[dict[str, Any]]:
+    """The differential privacy spent on the version's training data by the run that made it (the spends recorded
+    with that run id), with each dataset's budget and what is left of it."""
+    privacy = getattr(ctx.store, "privacy", None)
+    if privacy is None or not v.source_run:
+        return []
+    out = []
+    for ref in v.datasets:
+        spends = [s for s in privacy.spends(ref) if s.run_id == v.source_run]
+        if not spends:
+            continue
+        budget = privacy.get_budget(ref)
+        out.append({"dataset": ref, "epsilon": sum(s.epsilon for s in spends), "delta": sum(s.delta for s in spends),
+                    "mechanism": ", ".join(sorted({s.mechanism for s in spends})),
+                    "budget": None if budget is None else [budget.epsilon, budget.delta],
+                    "left": None if budget is None else list(budget.left)})  # fmt: skip
+    return out
 
 
 def card_markdown(name: str, version: int, ctx: Context | None = None, **fields: str) -> str:
@@ -372,6 +401,21 @@ def card_markdown(name: str, version: int, ctx: Context | None = None, **fields:
     lines += ["", "## Evaluation", ""] + (
         [f"- {k}: {fmt(val)}" for k, val in sorted(d["metrics"].items())] or ["- none recorded"]
     )
+    for a in d["assessments"]:
+        on = f" (sensitive: {', '.join(a['sensitive'])})" if a["sensitive"] else ""
+        lines += ["", f"## Assessment: {a['kind']}{on}", ""]
+        lines += [f"- {k}: {fmt(val)}" for k, val in sorted(a["metrics"].items())] or ["- no numbers"]
+    if d["privacy"]:
+        lines += ["", "## Privacy", ""]
+        for p in d["privacy"]:
+            budget = (
+                f"; budget ({fmt(p['budget'][0])}, {fmt(p['budget'][1])}), left ({fmt(p['left'][0])}, {fmt(p['left'][1])})"
+                if p["budget"]
+                else ""
+            )
+            lines.append(
+                f"- {p['dataset']}: epsilon {fmt(p['epsilon'])}, delta {fmt(p['delta'])} spent by {p['mechanism']}{budget}"
+            )
     lines += ["", "## Known limitations", d["limitations"] or "_Not written yet._", "", "## Alias history", ""]
     lines += [f"- {c.alias}: {_alias_move(c.from_version, c.to_version)} by {c.actor} ({c.reason or 'no reason given'})"
               for c in d["history"]] or ["- never promoted"]  # fmt: skip

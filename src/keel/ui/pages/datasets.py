@@ -152,7 +152,18 @@ def dataset_version(request: Request, name: str, version: int) -> HTMLResponse:
     runs = [(run_id, direction) for run_id, direction in store.runs_of_version(ds.id) if readable_run(request, run_id)]
     return page(request, "datasets_version.html", title=f"Dataset {ds.ref}", nav="datasets", ds=ds, columns=columns,
                 validations=validations, parents=ds.parents, children=store.children(ds.id), runs=runs,
-                lineage=lineage_view(request, _lineage(request, ds)), previous=_previous(store, ds))  # fmt: skip
+                lineage=lineage_view(request, _lineage(request, ds)), previous=_previous(store, ds),
+                privacy=_privacy(request, ds))  # fmt: skip
+
+
+def _privacy(request: Request, ds: DatasetVersion) -> dict[str, Any] | None:
+    """The version's privacy budget, what is spent and left, and each spend (None when no budget is set)."""
+    privacy = request.app.state.store.privacy
+    budget = privacy.get_budget(ds.ref)
+    if budget is None:
+        return None
+    spends = [(s, readable_run(request, s.run_id) if s.run_id else False) for s in privacy.spends(ds.ref)]
+    return {"budget": budget, "left": budget.left, "spends": spends}
 
 
 def _previous(store: Any, ds: DatasetVersion) -> int | None:

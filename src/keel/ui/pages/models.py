@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from keel.core.errors import InvalidArgument
 from keel.core.html import esc
@@ -73,7 +73,22 @@ def model(request: Request, name: str, version: int | None = None) -> HTMLRespon
         history=list(reversed(history)), timeline=svg(timeline_svg(history)), aliases=aliases, holders=now,
         can_promote=caller.may_promote(name, protected), may_force=may_force, protected=protected,
         card=_card(request, selected), lineage=lineage_view(request, _lineage(request, selected)),
+        assessments=list(reversed(store.models.assessments(name, selected.version))),
     )  # fmt: skip
+
+
+@router.get("/ui/models/{name}/{version}/assessments/{assessment_id}")
+def assessment_report(request: Request, name: str, version: int, assessment_id: int) -> Response:
+    """An assessment's report (the fairness report: per-group bars, disparities), sandboxed like every HTML
+    artifact; 404 when the version has no such assessment or it kept no report."""
+    from keel.ui.previews import ARTIFACT_CSP
+
+    found = [a for a in request.app.state.store.models.assessments(name, version) if a.id == assessment_id]
+    if not found or not found[0].artifact_sha256:
+        return Response("not found", status_code=404, media_type="text/plain")
+    data = request.app.state.artifacts.get_bytes(found[0].artifact_sha256)  # hash-checked by the artifact store
+    return Response(data, media_type="text/html", headers={"content-security-policy": ARTIFACT_CSP,
+                                                           "x-content-type-options": "nosniff"})  # fmt: skip
 
 
 def page_of(request: Request, template: str, *, title: str, **context: Any) -> HTMLResponse:
