@@ -15,6 +15,8 @@ from keel.cli import (
     data,
     deploy,
     experiments,
+    fairness,
+    fairness_mitigate,
     gate,
     gc,
     imports,
@@ -23,6 +25,7 @@ from keel.cli import (
     models,
     monitor,
     pipeline,
+    privacy,
     quickstart,
     runs,
     runs_lifecycle,
@@ -81,6 +84,9 @@ app.add_typer(models.app, name="models")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(label.app, name="label")
+fairness.app.command("mitigate")(fairness_mitigate.mitigate)
+app.add_typer(fairness.app, name="fairness")
+app.add_typer(privacy.app, name="privacy")
 app.add_typer(audit.app, name="audit")
 app.add_typer(lineage.app, name="lineage")
 app.add_typer(lineage.compliance, name="compliance")
