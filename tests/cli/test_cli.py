@@ -35,7 +35,7 @@ def test_quickstart_runs_the_lifecycle_in_an_empty_folder(quickstarted: tuple[Pa
         "HPO: 8 trials",
         "gate",
         "keel server",
-        "8. governance",
+        "9. governance",
         "chain verified",
     ):
         assert text in done.stdout
@@ -129,6 +129,36 @@ def test_quickstart_labels_a_sample_under_controls_and_exports_the_labels_with_l
         status = keel_cmd(folder, "label", "status", "breast-cancer-diagnosis", "--json")
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["project"] == "breast-cancer-diagnosis"
+    finally:
+        ctx.close()
+
+
+def test_quickstart_assesses_fairness_spends_a_privacy_budget_and_trains_across_sites(
+    quickstarted: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    folder, done = quickstarted
+    ctx = Context(f"sqlite:///{folder / '.keel' / 'keel.db'}", str(folder / ".keel" / "artifacts"))
+    try:
+        models = ctx.store.models
+        production = models.resolve_alias("breast-cancer", "production")
+        fairness = models.assessments("breast-cancer", production.version, kind="fairness")
+        assert fairness and fairness[-1].metrics["equalized_odds_difference"] >= 0.0 and fairness[-1].artifact_sha256
+        fair = models.get_version("breast-cancer-fair", 1)
+        assert "breast-cancer" in fair.description and models.assessments("breast-cancer-fair", 1, kind="fairness")
+        spends = ctx.store.privacy.spends("breast-cancer@1")
+        assert [s.epsilon for s in spends] == [1.0, 1.0]  # the third run was refused before it trained
+        budget = ctx.store.privacy.get_budget("breast-cancer@1")
+        assert budget is not None and budget.left == (0.0, 0.0)
+        assert "refused before training" in done.stdout and "privacy budget of breast-cancer@1 exceeded" in done.stdout
+        dp = models.get_version("breast-cancer-dp", 1)
+        assert dp.metrics["privacy.epsilon"] == 1.0 and dp.datasets == ("breast-cancer@1",)
+        federated = models.get_version("breast-cancer-federated", 1)
+        assert sorted(federated.datasets) == [f"breast-cancer.site-{s}@1" for s in ("east", "north", "south")]
+        assert "8. fairness and privacy" in done.stdout and "rounds of FedAvg" in done.stdout
+        card = keel_cmd(folder, "models", "card", "breast-cancer-dp/1")
+        assert card.returncode == 0, card.stderr
+        text = (folder / ".keel" / "cards" / "breast-cancer-dp-v1.md").read_text()
+        assert "## Privacy" in text and "breast-cancer@1: epsilon 1, delta 0 spent by" in text
     finally:
         ctx.close()
 

@@ -12,7 +12,9 @@
    through, labels recorded, the two compared live (agreement, latency, metrics with confidence intervals) and the
    shadow promoted only when it is significantly better; the prediction log read back;
 7. monitoring: normal then drifted traffic watched window by window; the drift alert retrains (HPO, gate) and the
-   new model joins as a shadow, is compared live and promoted (``keel.cli.quickstart_monitor``).
+   new model joins as a shadow, is compared live and promoted (``keel.cli.quickstart_monitor``);
+8. fairness and privacy: production's per-group metrics and a fairness gate, a mitigated version, DP training
+   against a privacy budget, federated training over three sites (``keel.cli.quickstart_fairness``).
 """
 
 from __future__ import annotations
@@ -69,7 +71,11 @@ def quickstart(
     from keel.cli.quickstart_monitor import MONITOR, monitoring_loop
 
     monitor_report = monitoring_loop(keel.data.get(dataset, run=False), settings.home)
-    console.print("\n[bold]8. governance[/]")
+    console.print("\n[bold]8. fairness and privacy[/]")
+    from keel.cli.quickstart_fairness import fairness_and_privacy
+
+    fairness_report = fairness_and_privacy(keel.data.get(dataset, run=False), dataset.ref, settings.home)
+    console.print("\n[bold]9. governance[/]")
     _audit()
     console.print(f"\ndone in {time.perf_counter() - started:.1f}s")
     console.print("\n[bold]Look further[/]")
@@ -96,6 +102,9 @@ def quickstart(
         (f"keel monitor alerts {MONITOR}", "the drift alert and what it did (retrain, shadow)"),
         (f"open {monitor_report}", "the monitor's time series, per-feature drift, alerts and actions"),
         ("keel deploy history breast-cancer-live", "why the primary changed: the alert, the retrained shadow, the promotion"),
+        (f"open {fairness_report}", "production's per-group metrics by age band, the disparities, the worst group"),
+        ("keel gate models:/breast-cancer@production --rule 'fairness.equalized_odds_difference <= 0.2'", "a fairness gate"),
+        (f"keel privacy status {dataset.ref}", "the data's privacy budget, each DP run's spend, what is left"),
         ("keel serve breast-cancer", "serve the deployment: /v2/models/breast-cancer/infer, /predict, /metrics, /docs"),
         ("keel deploy package breast-cancer -o deploy/", "a Dockerfile and Kubernetes manifests for it"),
         ("keel audit log --limit 20", "who changed what: every change above, hash-chained"),
