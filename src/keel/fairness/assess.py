@@ -26,7 +26,7 @@ from keel.context import resolve as _ctx
 from keel.core.errors import InvalidArgument
 from keel.core.models import Assessment
 from keel.core.numbers import short
-from keel.fairness.metrics import DIRECTION, RATES, GroupSet, group_sets
+from keel.fairness.metrics import DIRECTION, RATES, GroupSet, finite, group_sets
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,7 +51,7 @@ def flat_metrics(sets: Sequence[GroupSet]) -> dict[str, float]:
     for m in RATES:
         if m not in summary.overall:
             continue
-        column = [v for v in (_finite(x) for x in summary.frame[m]) if v is not None]
+        column = [v for v in (finite(x) for x in summary.frame[m]) if v is not None]
         out[f"{m}_overall"] = summary.overall[m]
         out[f"{m}_min"] = min(column) if column else None
         out[f"{m}_max"] = max(column) if column else None
@@ -66,14 +66,6 @@ def flat_metrics(sets: Sequence[GroupSet]) -> dict[str, float]:
             mine = flat_metrics([s])
             out.update({f"{s.key}.{name}": mine.get(name) for name in _PER_FEATURE})
     return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}
-
-
-def _finite(x: Any) -> float | None:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 @dataclass

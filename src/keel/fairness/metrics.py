@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["DIRECTION", "MAX_GROUPS", "RATES", "GroupSet", "group_metrics", "group_sets"]
+__all__ = ["DIRECTION", "MAX_GROUPS", "RATES", "GroupSet", "finite", "group_metrics", "group_sets"]
 
 RATES = ("selection_rate", "true_positive_rate", "false_positive_rate", "accuracy", "auc")  # per group, summarised
 COLUMNS = (*RATES, "count")  # the columns of a group table
@@ -77,7 +77,8 @@ def group_metrics(y_true: Any, y_pred: Any, y_score: Any = None) -> tuple[float,
     return (*values, float(fm.count(y_true, y_pred)))
 
 
-def _finite(x: Any) -> float | None:
+def finite(x: Any) -> float | None:
+    """``x`` as a float, or None when it is not a finite number (NaN, infinite, not a number at all)."""
     try:
         value = float(x)
     except (TypeError, ValueError):
@@ -145,7 +146,7 @@ class GroupSet:
         """The group at the ``end`` (``min``/``max``) of ``metric`` and its value; None without a finite value."""
         if metric not in self.frame.columns:
             return None
-        values = [(v, i) for i, v in enumerate(_finite(x) for x in self.frame[metric]) if v is not None]
+        values = [(v, i) for i, v in enumerate(finite(x) for x in self.frame[metric]) if v is not None]
         if not values:
             return None
         value, position = (min if end == "min" else max)(values, key=lambda pair: pair[0])
@@ -157,7 +158,7 @@ class GroupSet:
         groups = []
         for label, (_, row) in zip(self.group_labels(), self.frame.iterrows(), strict=True):
             entry: dict[str, Any] = {"group": label, "count": int(row["count"])}
-            entry.update({m: _finite(row[m]) for m in RATES if m in row.index})
+            entry.update({m: finite(row[m]) for m in RATES if m in row.index})
             groups.append(entry)
         return {
             "features": list(self.features),
@@ -190,7 +191,7 @@ def _between(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
     low, high = min(values), max(values)
-    return _finite(high - low), (_finite(low / high) if high != 0 else None)
+    return finite(high - low), (finite(low / high) if high != 0 else None)
 
 
 def _one_set(
@@ -213,11 +214,11 @@ def _one_set(
     frame["count"] = frame["count"].astype("int64")
     overall = dict(zip(columns, mf.overall["metrics"], strict=True))
     rates = columns[:-1]
-    between = {m: _between([v for v in (_finite(x) for x in frame[m]) if v is not None]) for m in rates}
+    between = {m: _between([v for v in (finite(x) for x in frame[m]) if v is not None]) for m in rates}
     return GroupSet(
         features=features,
         frame=frame,
-        overall={m: _finite(overall[m]) for m in rates},
+        overall={m: finite(overall[m]) for m in rates},
         difference={m: between[m][0] for m in rates},
         ratio={m: between[m][1] for m in rates},
     )
