@@ -455,3 +455,24 @@ def test_a_profile_keeps_no_personal_data_its_top_values_are_masked() -> None:
     assert "pii" not in columns["city"] and dict(map(tuple, columns["city"]["top"])) == {"Paris": 100, "Lyon": 100}
     assert sum(c for _, c in columns["card"]["top"]) == 200  # masked values keep their counts (merged when alike)
     assert keel.data.drift(version, pd.DataFrame({"email": emails, "card": cards, "city": ["Paris", "Lyon"] * 100})).drifted == []
+
+
+def test_a_card_inside_text_is_found_even_in_a_column_that_also_holds_ids() -> None:
+    rng = __import__("random").Random(3)
+    ids = [str(rng.randrange(10**15, 10**16)) for _ in range(40)]  # order numbers: card-shaped, mostly failing Luhn
+    notes = pd.DataFrame({"note": [*ids, "paid with 4111 1111 1111 1111 yesterday"]})
+    found = {f.kind: f.count for f in keel.data.find_pii(notes)}
+    assert found.get("card", 0) >= 1
+    masked = pii.mask_frame(notes)
+    assert "4111 1111 1111 1111" not in masked["note"].iloc[-1] and masked["note"].iloc[-1].endswith("1111 yesterday")
+    assert list(masked["note"].iloc[:40]) == ids  # the ids, even those passing Luhn by chance, are left as they are
+
+
+def test_a_long_value_is_masked_before_the_profile_cuts_and_hashes_it() -> None:
+    from keel.core.dataset_records import MAX_CATEGORY_CHARS
+
+    long = "x" * (MAX_CATEGORY_CHARS - 30) + " write to john.doe@example.com"  # the address straddles the cut
+    version = keel.data.log(pd.DataFrame({"note": [long, "short"] * 5}), "long-notes")
+    stored = json.dumps(keel.data.profile(version))
+    assert "john.doe" not in stored and "example.com" not in stored
+    assert hashlib.sha256(long.encode()).hexdigest()[:16] not in stored  # no unsalted hash of the raw value either

@@ -88,6 +88,8 @@ def test_threshold_optimizer_lowers_demographic_parity_and_registers_a_new_versi
         "threshold_optimizer", "demographic_parity", "1",
     )  # fmt: skip
     assert run.tags["keel.mitigated_from"] == "models:/credit/1"
+    assert run.tags["keel.mitigation.in_sample"].startswith("true")  # fitted on what it was assessed on: said so
+    assert "in-sample before/after" in v.description
     assert "mitigation.html" in {a.path for a in keel.get_client().list_artifacts(m.run_id)}
     # its fairness assessment is recorded with the version, with the same numbers
     (assessment,) = keel.context.current().store.models.assessments("credit", 2, kind="fairness")

@@ -192,6 +192,19 @@ def test_a_seed_fixes_the_noise_and_none_leaves_it_unpredictable(cancer) -> None
     a, b, c = (keel.privacy.train(v.ref, target="target", epsilon=1.0, bounds="data", seed=s) for s in (7, 7, None))
     assert np.array_equal(a.model[-1].coef_, b.model[-1].coef_)
     assert not np.array_equal(a.model[-1].coef_, c.model[-1].coef_)
+    seeded, fresh = _run(a.run_id).params, _run(c.run_id).params
+    assert "seed" not in seeded and seeded["privacy.noise"] == "seeded: reproducible, NOT private"  # never the value
+    assert fresh["privacy.noise"] == "fresh from the OS"
+
+
+def test_objective_perturbation_that_does_not_converge_releases_nothing(cancer) -> None:  # type: ignore[no-untyped-def]
+    v = keel.data.log(cancer, "cancer")
+    keel.privacy.set_budget(v.ref, 10.0)
+    ctx = keel.context.current()
+    before = _versions(ctx, "cancer-dp")
+    with pytest.raises(InvalidArgument, match="max_iter must be enough iterations for objective perturbation to converge"):
+        keel.privacy.train(v.ref, target="target", epsilon=1.0, bounds=_bounds(cancer), max_iter=1)
+    assert _versions(ctx, "cancer-dp") == before  # the guarantee is for the minimiser: a point short of it is not released
 
 
 def test_objective_perturbation_noise_has_the_stated_norm_distribution() -> None:

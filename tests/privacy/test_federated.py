@@ -194,8 +194,11 @@ def test_messages_refuse_objects_and_bad_input_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="must be a numeric array"):
         encode(Message("update", {}, {"rows": np.array([{"a": 1}], dtype=object)}))
     assert decode(encode(Message("x", {"n": 3}, {"a": np.arange(3.0)}))).fields == {"n": 3}
+    first, second = keel.data.log(frame(200), "site-a").ref, keel.data.log(frame(200, seed=9), "site-b").ref
+    with pytest.raises(InvalidArgument, match="holdout must be a dataset version none of the silos holds"):
+        federated_train([first, second], target="label", holdout=first)  # the coordinator would read a silo's rows
     df = frame(300)
-    df["note"] = "free text"
+    df["note"] = "alice@example.com SSN 123-45-6789"  # a cell no error message may carry out of the silo
     ref = keel.data.log(df, "texty").ref
     with pytest.raises(InvalidArgument, match="aggregation must be one of fedavg"):
         federated_train([ref], target="label", aggregation="mean")
@@ -211,10 +214,12 @@ def test_messages_refuse_objects_and_bad_input_is_refused() -> None:
         federated_train([ref], target="nope")
     runs_before = len(list(keel.get_client().iter_runs()))
     assert runs_before == 0  # refused before any run was created
-    with pytest.raises(FederatedError, match="silo 0: ValueError"):  # a text feature fails in the silo
-        federated_train([ref], target="label", executor="inline")
+    with pytest.raises(FederatedError, match=r"silo 0: InvalidArgument: .*feature 'note' is \w+, not a number") as caught:
+        federated_train([ref], target="label", executor="inline")  # a text feature is refused in the silo
     failed = next(iter(keel.get_client().iter_runs()))
     assert failed.status is RunStatus.FAILED and "silo 0" in failed.tags["keel.error"]
+    for text in (str(caught.value), failed.tags["keel.error"]):
+        assert "alice" not in text and "123-45" not in text
 
 
 def test_differential_privacy_pays_every_silo_budget_first_and_sends_only_noisy_parameters() -> None:

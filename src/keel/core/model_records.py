@@ -104,6 +104,9 @@ def check_requirements(requirements: Any) -> Any:
     return requirements
 
 
+ASSESSED_KINDS: tuple[str, ...] = ("fairness",)  # the kinds keel's own assessments write (keel.fairness.assess)
+
+
 def assessed_metrics(metrics: Mapping[str, float], assessments: Sequence[Any]) -> dict[str, float]:
     """What gates read of a model version: its registered ``metrics`` and, as ``<kind>.<name>``, the metrics of its
     latest assessment of each kind (``assessments`` oldest first, ``keel.core.models.Assessment``); a later
@@ -111,13 +114,16 @@ def assessed_metrics(metrics: Mapping[str, float], assessments: Sequence[Any]) -
     latest: dict[str, Any] = {}
     for a in assessments:
         latest[a.kind] = a
-    out = dict(metrics)
+    # a registered metric named like an assessment's (``fairness.x`` snapshotted from a run) never stands in for one:
+    # a gate on ``fairness.x`` reads an assessment or finds nothing
+    kinds = {*ASSESSED_KINDS, *latest}
+    out = {k: v for k, v in metrics.items() if k.split(".", 1)[0] not in kinds}
     for kind, a in latest.items():
         out.update({f"{kind}.{name}": float(value) for name, value in a.metrics.items()})
     return out
 
 
 __all__ = [
-    "CheckedModelVersion", "assessed_metrics", "check_model_version", "check_requirements", "check_version_metrics",
-    "json_field",
+    "ASSESSED_KINDS", "CheckedModelVersion", "assessed_metrics", "check_model_version", "check_requirements",
+    "check_version_metrics", "json_field",
 ]  # fmt: skip

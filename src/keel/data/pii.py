@@ -357,6 +357,7 @@ def _kind_rows(arr: Any, detector: _Detector) -> np.ndarray:
     candidates = arr.take(idx)
     ok = np.zeros(idx.size, dtype=bool)
     rest = np.ones(idx.size, dtype=bool)
+    whole = np.zeros(idx.size, dtype=bool)
     if detector.kind == "card":  # the common case, a column of card numbers, needs no Python loop
         whole, passed = _card_whole_values(candidates)
         ok |= passed
@@ -370,8 +371,10 @@ def _kind_rows(arr: Any, detector: _Detector) -> np.ndarray:
             count=len(encoded.dictionary),
         )
         ok[np.flatnonzero(rest)] = verdicts[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
-    if detector.kind == "card" and idx.size >= _CARD_MIN_CANDIDATES and ok.mean() < _CARD_MIN_VALID_SHARE:
-        ok[:] = False  # a column of random digit ids, one in ten passing Luhn by chance
+    if detector.kind == "card" and whole.sum() >= _CARD_MIN_CANDIDATES and ok[whole].mean() < _CARD_MIN_VALID_SHARE:
+        # values that are only a card-shaped number and mostly fail Luhn are random digit ids, one in ten passing by
+        # chance: those are not cards; a card written inside text in the same column still is
+        ok[whole] = False
     out = np.zeros(len(arr), dtype=bool)
     out[idx[ok]] = True
     return out

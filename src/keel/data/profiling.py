@@ -130,15 +130,16 @@ def _categorical_profile(column: Any, n: int) -> dict[str, Any]:
     values = counts.field("values").to_pylist()
     freq = counts.field("counts").to_numpy()
     order = np.argsort(-freq, kind="stable")
-    items = [(_key(values[i]), int(freq[i])) for i in order]
-    kept = items[:MAX_FREQUENCIES]
-    pii = _mask_pii(kept)
-    if pii is not None:  # personal data never lands in the store through a profile: the kept values, masked
-        kept, kinds = pii
+    top = order[:MAX_FREQUENCIES]
+    texts = [_text(values[i]) for i in top]
+    # personal data never lands in the store through a profile: the kept values are masked whole, before a long one
+    # is cut (a cut address would no longer be found) and hashed (an unsalted hash of an address can be guessed)
+    texts, kinds = _mask_pii(texts)
     frequencies: dict[str, int] = {}
-    for key, count in kept:  # masking can merge values (two cards ending 4242): their counts add up
-        frequencies[key] = frequencies.get(key, 0) + count
-    rest = sum(c for _, c in items[MAX_FREQUENCIES:])
+    for text, i in zip(texts, top, strict=True):  # masking can merge values (two cards ending 4242): counts add up
+        key = _key(text)
+        frequencies[key] = frequencies.get(key, 0) + int(freq[i])
+    rest = sum(int(freq[i]) for i in order[MAX_FREQUENCIES:])
     if rest:
         frequencies["__other__"] = rest
     return {
@@ -146,22 +147,24 @@ def _categorical_profile(column: Any, n: int) -> dict[str, Any]:
         "count": n - missing,
         "missing": missing,
         "missing_share": _share(missing, n),
-        "distinct": len(items),
+        "distinct": len(order),
         "distinct_method": "exact",
         "top": [[k, c] for k, c in sorted(frequencies.items(), key=lambda kc: -kc[1]) if k != "__other__"][:TOP],
         "frequencies": frequencies,
-        **({"pii": list(kinds)} if pii is not None else {}),
+        **({"pii": list(kinds)} if kinds else {}),
     }
 
 
-def _mask_pii(items: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], tuple[str, ...]] | None:
-    """The kept values with their PII masked and the kinds found, or None when they hold none."""
+def _mask_pii(texts: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    """``texts`` with their PII masked, and the kinds found (none: the texts as they were)."""
     from keel.data.pii import mask_values
 
-    masked, kinds = mask_values([k for k, _ in items])
-    if not kinds:
-        return None
-    return [(m, c) for m, (_, c) in zip(masked, items, strict=True)], kinds
+    masked, kinds = mask_values(texts)
+    return (masked, kinds) if kinds else (texts, ())
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _key(value: Any) -> str:

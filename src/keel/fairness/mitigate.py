@@ -161,7 +161,10 @@ def _mitigate(
     fit_frame, fit_ref = (frame, data_ref) if method == "threshold_optimizer" and train_data is None else (None, None)
     if fit_frame is None:
         fit_frame, fit_ref = _training_frame(ctx, run_id, source, train_data)
-    fit_y = y if fit_frame is frame else _labels(fit_frame, label_column, None, where="training data")
+    in_sample = fit_frame is frame
+    if in_sample:  # said on the run and the version: its before/after numbers flatter the mitigation
+        client.set_tags(run_id, {"keel.mitigation.in_sample": "true: fitted on the evaluation data; pass train_data="})
+    fit_y = y if in_sample else _labels(fit_frame, label_column, None, where="training data")
     _require_columns(fit_frame, [*features, *sensitive], "training data")
     model = _fit(method, constraint, loaded.model, fit_frame, fit_y, features, sensitive, random_state)
     sf = frame[sensitive[0]] if len(sensitive) == 1 else frame[sensitive]
@@ -176,7 +179,7 @@ def _mitigate(
     datasets = list(dict.fromkeys([*source.datasets, *([fit_ref] if fit_ref else [])]))
     version = keel.registry.register(
         model, name or source.name, run=run_id, input_example=frame[model.columns].head(5), datasets=datasets,
-        description=_description(source, method, constraint, sensitive, model.columns, fit_ref), ctx=ctx,
+        description=_description(source, method, constraint, sensitive, model.columns, fit_ref, in_sample), ctx=ctx,
     )  # fmt: skip
     assessment = _assess(ctx, version, data_ref or frame, sensitive, y, model.columns, run_id)
     mitigation = Mitigation(source, version, method, constraint, sensitive, run_id, table, assessment)
@@ -391,9 +394,12 @@ def _overall(table: pd.DataFrame, side: str) -> dict[str, float]:
 
 
 def _description(
-    source: ModelVersion, method: str, constraint: str, sensitive: list[str], columns: list[str], fit_ref: str | None
-) -> str:
+    source: ModelVersion, method: str, constraint: str, sensitive: list[str], columns: list[str], fit_ref: str | None,
+    in_sample: bool = False,
+) -> str:  # fmt: skip
     fitted = f" fitted on {fit_ref}" if fit_ref else ""
+    if in_sample:
+        fitted += " (fitted on the data it was assessed on: an in-sample before/after; give train_data= for a fair one)"
     needs = (
         f" Predicts from frames holding the sensitive column(s) {', '.join(sensitive)} as well as the features."
         if method == "threshold_optimizer" else ""

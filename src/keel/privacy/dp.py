@@ -284,7 +284,9 @@ def _run(
         "dataset": version.ref, "target": p.target, "model": model, "privacy.mechanism": learner.mechanism,
         "privacy.epsilon": eps, "privacy.delta": d, "privacy.composition": COMPOSITION, "privacy.neighbouring": NEIGHBOURING,
         "privacy.bounds_source": "; ".join(f"{s}: {sum(v == s for v in p.bounds_source.values())} columns" for s in sources),
-        "features": len(p.features), "test_size": test_size, "seed": seed, **params,
+        "features": len(p.features), "test_size": test_size, **params,
+        # the seed's value would let a reader regenerate the noise and take it off: only whether there was one
+        "privacy.noise": "seeded: reproducible, NOT private" if seed is not None else "fresh from the OS",
     }  # fmt: skip
     run = client.create_run(experiment, f"dp-{model}-eps{plain(eps)}", parent_run_id=ctx.run_id, params=run_params)
     try:

@@ -212,6 +212,8 @@ def federated_train(
         refs = [v.ref for v in versions]
         if len(set(refs)) != len(refs):
             raise InvalidArgument.for_field("silos", list(silos), "different dataset versions (each silo holds its own)")
+        if holdout is not None and keel.data.resolve(holdout, ctx).ref in refs:  # the coordinator would read a silo's rows
+            raise InvalidArgument.for_field("holdout", holdout, "a dataset version none of the silos holds")
         cols = _features(versions, target, features)
         dp = _private_plan(ctx, refs, cols, epsilon, bounds, classes, clip, rounds * local_epochs)
         store_uri, artifacts_url = ctx.store_uri, ctx.artifacts_url

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from keel.core.errors import InvalidArgument
+
 __all__ = ["LEARNERS", "Learner", "Trained", "auto_c", "gaussian_nb", "logistic_regression"]
 
 _LOGISTIC_CURVATURE = 0.25  # c of Chaudhuri et al.: |l''| <= 1/4 for the logistic loss
@@ -90,6 +92,10 @@ def objective_perturbation(
         return float(value), grad
 
     result = minimize(loss, np.zeros(dim), jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": 1e-9})
+    if not result.success:  # the guarantee holds for the perturbed objective's minimiser, not for a point short of it
+        raise InvalidArgument.for_field(
+            "max_iter", max_iter, f"enough iterations for objective perturbation to converge (it stopped: {result.message})"
+        )
     # only what follows from public numbers (n, epsilon, Lambda) is reported: the noise itself (even its norm) stays
     # secret, or the guarantee is gone
     return np.asarray(result.x), {"epsilon_prime": eps_p, "extra_regularisation": extra}

@@ -4,7 +4,10 @@ A silo (``Silo``) lives in its own spawned process, a Ray actor, or (for debuggi
 opens the stores itself, loads ITS OWN dataset version, trains locally and answers with parameters and counts. Every
 message is ``encode``d bytes: a JSON header of scalars and strings plus numeric NumPy arrays in an ``.npz`` read
 with ``allow_pickle=False``, so no Python object (and no DataFrame) can travel by accident; ``Silos.exchange`` is the
-one place bytes cross, and its hook sees them all.
+one place bytes cross, and its hook sees them all. (With Ray, the bytes themselves travel as a Ray object, which
+Ray serialises with its own pickling between the actor and the coordinator: both are processes of the one training,
+started by the coordinator; the message inside is still read without pickle.) A silo's error crosses as its type and
+keel's own message only: a library's message may quote a cell.
 """
 
 from __future__ import annotations
@@ -119,8 +122,12 @@ class Silo:
         try:
             message = decode(data)
             reply = getattr(self, f"_on_{message.kind}")(message)
+        except InvalidArgument as exc:  # keel's own checks here name columns and datasets, never a cell
+            reply = Message("error", {"error": f"InvalidArgument: {exc.message}"})
         except Exception as exc:  # noqa: BLE001 - reported to the coordinator, which raises it
-            reply = Message("error", {"error": f"{type(exc).__name__}: {exc}"})
+            # only the type: a library's message may quote a value of the silo's rows (pandas' "could not convert
+            # string to float: '<cell>'"), and the error crosses the boundary and lands in the run's tags
+            reply = Message("error", {"error": f"{type(exc).__name__} in the silo (its message stays there)"})
         return encode(reply)
 
     def _on_open(self, m: Message) -> Message:
@@ -135,6 +142,9 @@ class Silo:
         missing = [c for c in [*f["features"], f["target"]] if c not in frame.columns]
         if missing:
             raise InvalidArgument(f"dataset {f['dataset']} has no column {missing[0]!r}")
+        text = [c for c in f["features"] if frame[c].dtype.kind not in "biuf"]
+        if text:  # named by column and type, before a conversion whose error would quote a cell
+            raise InvalidArgument(f"dataset {f['dataset']}: feature {text[0]!r} is {frame[text[0]].dtype}, not a number")
         x = frame[f["features"]].to_numpy(dtype="float64")
         if not np.isfinite(x).all():
             raise InvalidArgument(f"dataset {f['dataset']}: the features must be numbers with no missing values")

@@ -121,6 +121,15 @@ class AssessmentContract:
         assert {c["metric"]: c["candidate"] for c in moved.checks or []} == {"auc": 0.9, DP: 0.04}
         assert store.models.get_version(name, 1).metrics == {"auc": 0.9}
 
+    def test_a_registered_metric_named_like_an_assessed_one_never_passes_a_gate_for_it(self, store: MetadataStore) -> None:
+        name = unique("model")
+        register(store, name, {DP: 0.0})  # fairness.* snapshotted from a run: not an assessment of this version
+        with pytest.raises(InvalidArgument, match=DP):  # no assessment: the rule finds nothing, it does not pass
+            store.models.move_alias(name, "production", 1, rules=[f"{DP} <= 0.05"], actor="ana")
+        store.models.add_assessment(fairness(name, 1, 0.3))
+        with pytest.raises(PromotionRefused, match=r"0\.3"):  # the assessment's number, never the registered 0.0
+            store.models.move_alias(name, "production", 1, rules=[f"{DP} <= 0.05"], actor="ana")
+
     def test_baseline_rules_read_the_holders_assessment_too(self, store: MetadataStore) -> None:
         name = unique("model")
         register(store, name)

@@ -71,6 +71,6 @@ def _latest(conn: Connection, mv: ModelVersion) -> list[Assessment]:
 
 def gated_metrics(conn: Connection, mv: ModelVersion) -> ModelVersion:
     """``mv`` as promotion gates see it: its registered metrics plus ``<kind>.<name>`` of its latest assessment of
-    each kind (an assessed name wins over a registered metric of the same name: it is the newer measure)."""
-    latest = _latest(conn, mv)
-    return replace(mv, metrics=assessed_metrics(mv.metrics, latest)) if latest else mv
+    each kind (``keel.core.model_records.assessed_metrics``: a registered metric under an assessment's kind never
+    stands in for one)."""
+    return replace(mv, metrics=assessed_metrics(mv.metrics, _latest(conn, mv)))
