@@ -100,8 +100,8 @@ def _privacy(dataset_ref: str) -> None:
             f"DP logistic regression at epsilon {fmt_num(epsilon)}: held-out accuracy {fmt_num(result.metrics.get('accuracy'))} "
             f"-> {esc(result.version.uri)}; budget of {esc(dataset_ref)}: {fmt_num(left)} of {fmt_num(BUDGET)} left"
         )
-    console.print("[dim](bounds read from the rows for this demo, which the run records as not private: give public "
-                  "bounds in real use)[/]")  # fmt: skip
+    console.print("[dim](bounds read from the rows and seeded noise, so this demo repeats itself; each run records "
+                  "both as not private: give public bounds and no seed in real use)[/]")  # fmt: skip
 
 
 def _federated(data: Any, dataset_ref: str, central: float) -> None:
