@@ -3,6 +3,8 @@
     python bench/fairness.py                 # every part
     python bench/fairness.py --parts a       # the assessment only
     python bench/fairness.py --json          # the figures as one JSON line too
+    python bench/fairness.py --parts b,c     # differential privacy and federated learning (bench/privacy.py,
+                                             # bench/federated.py, each also one command of its own)
 
 (a) Assessment on --rows rows (1,000,000) with two sensitive features (sex: 3 values, region: 5; 15 intersection
     groups), labels, a classifier's 0/1 predictions and its scores (made here, fixed seed; a group-dependent score so
@@ -179,8 +181,33 @@ def print_assessment(r: dict[str, Any]) -> None:
 
 # main -------------------------------------------------------------------------------------------------------------------------
 
+
+def _script(name: str, *extra: str) -> Callable[[argparse.Namespace], dict[str, Any]]:
+    """A part that is its own command (bench/privacy.py, bench/federated.py), run by this one as it is run alone."""
+
+    def run(args: argparse.Namespace) -> dict[str, Any]:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        script = Path(__file__).resolve().parent / name
+        done = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True, check=False)
+        return {"script": name, "returncode": done.returncode, "output": done.stdout + done.stderr}
+
+    return run
+
+
+def _print_script(r: dict[str, Any]) -> None:
+    print(f"({r['script']}, exit {r['returncode']})")
+    print(r["output"].rstrip())
+
+
 PARTS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], Callable[[dict[str, Any]], None]]] = {
     "a": (assessment_part, print_assessment),
+    # (b) DP accuracy against epsilon (0.1 to 10) vs the non-private model, and keel vs diffprivlib in its own venv
+    "b": (_script("privacy.py"), _print_script),
+    # (c) federated accuracy per round vs central training, FedAvg / median / trimmed mean, a poisoned silo, DP silos
+    "c": (_script("federated.py"), _print_script),
 }
 
 
